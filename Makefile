@@ -1,0 +1,48 @@
+# celery-composer — `make help` lists the targets.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+PYTEST_ARGS ?=
+
+.DEFAULT_GOAL := help
+
+.PHONY: help
+help: ## List the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+$(BIN)/celery-composer: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e .
+	@touch $@
+
+$(VENV)/.test-deps: pyproject.toml $(BIN)/celery-composer
+	$(BIN)/pip install -q -e '.[test]'
+	@touch $@
+
+.PHONY: venv
+venv: $(BIN)/celery-composer ## Create the virtualenv with the service installed
+
+.PHONY: run
+run: venv ## Start the API on its socket (embedded defaults; no Redis needed)
+	$(BIN)/celery-composer serve $(ARGS)
+
+.PHONY: debian-deps
+debian-deps: ## Install the Debian packages the tests need (tests/debian-packages.txt)
+	@missing=$$(grep -v '^#' tests/debian-packages.txt | while read -r p; do [ -z "$$p" ] || dpkg -s "$$p" >/dev/null 2>&1 || echo "$$p"; done); \
+	if [ -n "$$missing" ]; then \
+		echo "installing: $$missing"; \
+		$(SUDO) apt-get update -qq && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	fi
+
+.PHONY: test-deps
+test-deps: debian-deps $(VENV)/.test-deps ## Install everything the tests need
+
+.PHONY: test
+test: test-deps ## Install what the tests need and run them
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+.PHONY: clean
+clean: ## Remove the virtualenv and caches
+	rm -rf $(VENV) .pytest_cache build *.egg-info

@@ -1,0 +1,1 @@
+"""The Weldr API service: a Flask application speaking osbuild-composer's HTTP API."""

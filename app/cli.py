@@ -1,0 +1,52 @@
+"""The `celery-composer` command and its subcommands.
+
+Each subcommand lives in the module of the concept it drives and exposes two functions,
+`add_arguments(parser)` and `run(args, config) -> int`.  They are imported only when chosen, so
+that `celery-composer depsolve` does not pay for Flask or Celery at start-up: a subcommand module keeps
+its top-level imports light and imports what `run` needs inside `run`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from pathlib import Path
+
+# name -> (module, one-line help)
+SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "serve": ("app.server", "serve the Weldr API on its unix socket (and optionally TCP)"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="celery-composer",
+        description="Image builds through osbuild-composer's Weldr API, as Celery tasks.",
+    )
+    parser.add_argument("--config", type=Path, default=None,
+                        help="configuration file (default /etc/celery-composer/celery-composer.toml)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, (module, help_text) in SUBCOMMANDS.items():
+        sp = sub.add_parser(name, help=help_text, description=help_text)
+        sp.set_defaults(_module=module)
+        importlib.import_module(module).add_arguments(sp)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from app import config as config_mod
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        config = config_mod.load(args.config)
+    except config_mod.ConfigError as exc:
+        print(f"celery-composer: configuration error: {exc}", file=sys.stderr)
+        return 2
+    module = importlib.import_module(args._module)
+    return int(module.run(args, config) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

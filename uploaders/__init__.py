@@ -1,0 +1,1 @@
+"""Upload targets: each moves a finished image to where users run it."""
