@@ -36,8 +36,14 @@ debian-deps: ## Install the Debian packages the tests need (tests/debian-package
 		$(SUDO) apt-get update -qq && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 	fi
 
+# Azurite (Azure Storage emulator) for the uploader tests: npm, into a local node_modules/ (gitignored)
+AZURITE_VERSION ?= 3
+node_modules/.bin/azurite-blob:
+	@command -v npm >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm; }
+	npm install --no-save --no-audit --no-fund --prefix $(CURDIR) azurite@$(AZURITE_VERSION)
+
 .PHONY: test-deps
-test-deps: debian-deps $(VENV)/.test-deps ## Install everything the tests need
+test-deps: debian-deps $(VENV)/.test-deps node_modules/.bin/azurite-blob ## Install everything the tests need
 
 .PHONY: test
 test: test-deps ## Install what the tests need and run them
