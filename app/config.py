@@ -5,20 +5,28 @@ everywhere.  Precedence, lowest first: built-in defaults, the TOML file, `CELERY
 environment variables, command-line options (applied by `app.cli`).  Anything unknown or of the
 wrong type is refused at startup with the key named, because a typo silently ignored is how a
 service ends up writing its state to the wrong disk.
+
+The TOML file may group settings in tables (`[api]`, `[storage]`, ...; see `SECTIONS`) or give
+them at the top level; both spell the same flat setting.  `upload_defaults` is the only setting
+that is itself a table (one sub-table per upload target).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 DEFAULT_CONFIG_FILE = Path("/etc/celery-composer/celery-composer.toml")
 ENV_PREFIX = "CELERY_COMPOSER_"
 PROJECT_DIR = Path(__file__).resolve().parent.parent
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+LOG_FORMATS = ("text", "json")
 
 
 class ConfigError(ValueError):
@@ -60,6 +68,7 @@ class Config:
     state_dir: Path = field(default_factory=default_state_dir)
     cache_dir: Path = field(default_factory=default_cache_dir)
     repositories_dir: Path = field(default_factory=default_repositories_dir)
+    artifacts_dir: Path | None = None  # default: <state_dir>/artifacts
     # Celery; empty broker_url selects the embedded single-machine default
     broker_url: str = ""
     result_backend: str = ""
@@ -75,6 +84,7 @@ class Config:
     metadata_expire: int = 6 * 3600
     # Logging
     log_level: str = "INFO"
+    log_format: str = "text"  # "json": one JSON object per line
     # Upload defaults: {"aws": {"region": ...}, ...}
     upload_defaults: dict[str, dict[str, Any]] = field(default_factory=dict)
 
@@ -82,9 +92,27 @@ class Config:
     def store_path(self) -> Path:
         return self.osbuild_store or (self.cache_dir / "osbuild-store")
 
+    @property
+    def artifacts_path(self) -> Path:
+        """Where finished images are kept; its own setting so it can be a separate volume."""
+        return self.artifacts_dir or (self.state_dir / "artifacts")
+
     def replace(self, **changes: Any) -> "Config":
         return dataclasses.replace(self, **{k: _coerce(k, v) for k, v in changes.items()})
 
+
+# Tables a TOML file may use to group settings, and the settings each one holds.  The README and
+# the example configuration follow the same grouping.
+SECTIONS: dict[str, tuple[str, ...]] = {
+    "api": ("socket", "socket_group", "listen", "api_workers", "body_limit"),
+    "storage": ("state_dir", "cache_dir", "repositories_dir", "artifacts_dir"),
+    "celery": ("broker_url", "result_backend", "worker_concurrency", "embedded_workers"),
+    "build": ("osbuild_command", "osbuild_store", "osbuild_cache_max_size", "build_timeout",
+              "task_stale_after"),
+    "depsolve": ("metadata_expire",),
+    "logging": ("log_level", "log_format"),
+}
+_SECTION_OF = {key: section for section, keys in SECTIONS.items() for key in keys}
 
 _FIELDS = {f.name: f for f in dataclasses.fields(Config)}
 
@@ -97,49 +125,155 @@ def _field_kind(name: str) -> str:
     return "str"
 
 
+def _optional(name: str) -> bool:
+    return "None" in str(_FIELDS[name].type)
+
+
+_LISTEN_RE = re.compile(r"^(?P<host>\[[0-9a-fA-F:.]+\]|[A-Za-z0-9_.-]+):(?P<port>[0-9]{1,5})$")
+_SIZE_RE = re.compile(r"^(unlimited|[0-9]+(\s*(B|kB|KB|KiB|MB|MiB|GB|GiB|TB|TiB))?)$")
+_URL_RE = re.compile(r"^[a-z][a-z0-9+.-]*://")
+
+
+def _check_listen(value: str) -> str:
+    if value == "":
+        return value
+    match = _LISTEN_RE.match(value)
+    if not match or not 0 < int(match["port"]) < 65536:
+        raise ValueError("expected HOST:PORT, e.g. 127.0.0.1:8700")
+    return value
+
+
+def _check_log_level(value: str) -> str:
+    if value.upper() not in LOG_LEVELS:
+        raise ValueError(f"expected one of {', '.join(LOG_LEVELS)}")
+    return value.upper()
+
+
+def _check_log_format(value: str) -> str:
+    if value.lower() not in LOG_FORMATS:
+        raise ValueError(f"expected one of {', '.join(LOG_FORMATS)}")
+    return value.lower()
+
+
+def _check_url(value: str) -> str:
+    if value and not _URL_RE.match(value):
+        raise ValueError("expected a URL such as redis://127.0.0.1:6379/0, or empty for embedded")
+    return value
+
+
+def _check_size(value: str) -> str:
+    if not _SIZE_RE.match(value.strip()):
+        raise ValueError("expected 'unlimited' or a size such as 20GiB")
+    return value.strip()
+
+
+def _at_least(minimum: int) -> Callable[[int], int]:
+    def check(value: int) -> int:
+        if value < minimum:
+            raise ValueError(f"must be at least {minimum}")
+        return value
+    return check
+
+
+def _check_command(value: list[str]) -> list[str]:
+    if not value or not value[0]:
+        raise ValueError("must name a program")
+    return value
+
+
+def _check_upload_defaults(value: dict[str, Any]) -> dict[str, Any]:
+    for target, settings in value.items():
+        if not isinstance(settings, dict):
+            raise ValueError(f"'{target}' must be a table of settings, e.g."
+                             f" [upload_defaults.{target}]")
+    return value
+
+
+# Checks beyond the type; each raises ValueError with the reason, `_coerce` adds the key.
+_CHECKS: dict[str, Callable[[Any], Any]] = {
+    "listen": _check_listen,
+    "api_workers": _at_least(1),
+    "body_limit": _at_least(1),
+    "worker_concurrency": _at_least(0),
+    "broker_url": _check_url,
+    "result_backend": _check_url,
+    "osbuild_command": _check_command,
+    "osbuild_cache_max_size": _check_size,
+    "build_timeout": _at_least(1),
+    "task_stale_after": _at_least(1),
+    "metadata_expire": _at_least(0),
+    "log_level": _check_log_level,
+    "log_format": _check_log_format,
+    "upload_defaults": _check_upload_defaults,
+}
+
+
+def _convert(key: str, kind: str, value: Any) -> Any:
+    if kind == "Path":
+        if value is None or value == "":
+            if _optional(key):
+                return None
+            raise ValueError("must not be empty")
+        if not isinstance(value, (str, os.PathLike)):
+            raise TypeError
+        return Path(value)
+    if kind == "int":
+        if isinstance(value, bool) or isinstance(value, float) and not value.is_integer():
+            raise TypeError
+        if isinstance(value, str):
+            return int(value.strip())
+        if not isinstance(value, (int, float)):
+            raise TypeError
+        return int(value)
+    if kind == "bool":
+        if isinstance(value, bool):
+            return value
+        text = str(value).strip().lower()
+        if text in ("1", "true", "yes", "on"):
+            return True
+        if text in ("0", "false", "no", "off"):
+            return False
+        raise ValueError
+    if kind == "list":
+        if isinstance(value, str):
+            import shlex
+
+            return shlex.split(value)
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise TypeError
+        return list(value)
+    if kind == "dict":
+        if isinstance(value, str):
+            import json
+
+            value = json.loads(value)
+        if not isinstance(value, dict):
+            raise TypeError
+        return value
+    if not isinstance(value, str):
+        raise TypeError
+    return value
+
+
 def _coerce(key: str, value: Any) -> Any:
     if key not in _FIELDS:
         raise ConfigError(f"unknown setting '{key}'")
     kind = _field_kind(key)
     try:
-        if kind == "Path":
-            if value in (None, ""):
-                return None if "None" in str(_FIELDS[key].type) else Path(".")
-            return Path(str(value))
-        if kind == "int":
-            if isinstance(value, bool):
-                raise TypeError
-            return int(value)
-        if kind == "bool":
-            if isinstance(value, bool):
-                return value
-            text = str(value).strip().lower()
-            if text in ("1", "true", "yes", "on"):
-                return True
-            if text in ("0", "false", "no", "off"):
-                return False
-            raise ValueError(value)
-        if kind == "list":
-            if isinstance(value, str):
-                import shlex
-
-                return shlex.split(value)
-            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-                raise TypeError
-            return list(value)
-        if kind == "dict":
-            if isinstance(value, str):
-                import json
-
-                value = json.loads(value)
-            if not isinstance(value, dict):
-                raise TypeError
-            return value
-        if not isinstance(value, (str, int, float)):
-            raise TypeError
-        return str(value)
+        result = _convert(key, kind, value)
     except (TypeError, ValueError) as exc:
-        raise ConfigError(f"setting '{key}': expected {kind}, got {value!r}") from exc
+        reason = str(exc) if isinstance(exc, ValueError) and str(exc) and kind == "Path" else ""
+        expected = {"Path": "a path", "int": "an integer", "bool": "true or false",
+                    "list": "a list of strings", "dict": "a table", "str": "a string"}[kind]
+        raise ConfigError(f"setting '{key}': {reason or 'expected ' + expected}, got {value!r}") \
+            from exc
+    check = _CHECKS.get(key)
+    if check is not None and result is not None:
+        try:
+            result = check(result)
+        except ValueError as exc:
+            raise ConfigError(f"setting '{key}': {exc}, got {value!r}") from exc
+    return result
 
 
 def load(path: Path | None = None, environ: Mapping[str, str] | None = None,
@@ -158,15 +292,23 @@ def load(path: Path | None = None, environ: Mapping[str, str] | None = None,
             with path.open("rb") as fh:
                 data = tomllib.load(fh)
         except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"{path}: {exc}") from exc
-        for key, value in _flatten(data).items():
-            values[key] = _coerce(key, value)
+            raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+        except OSError as exc:
+            raise ConfigError(f"{path}: cannot read: {exc.strerror}") from exc
+        try:
+            for key, value in _flatten(data).items():
+                values[key] = _coerce(key, value)
+        except ConfigError as exc:
+            raise ConfigError(f"{path}: {exc}") from None
     elif explicit:
         raise ConfigError(f"configuration file {path} does not exist")
     for name, value in environ.items():
         if name.startswith(ENV_PREFIX) and name != ENV_PREFIX + "CONFIG":
             key = name[len(ENV_PREFIX):].lower()
-            values[key] = _coerce(key, value)
+            try:
+                values[key] = _coerce(key, value)
+            except ConfigError as exc:
+                raise ConfigError(f"environment variable {name}: {exc}") from None
     for key, value in overrides.items():
         if value is not None:
             values[key] = _coerce(key, value)
@@ -174,15 +316,31 @@ def load(path: Path | None = None, environ: Mapping[str, str] | None = None,
 
 
 def _flatten(data: dict[str, Any]) -> dict[str, Any]:
-    """Allow `[api] socket = ...` tables as well as top-level keys; tables map to `<key>`.
+    """Map `[section] key = ...` and top-level `key = ...` to the flat setting names.
 
-    Only `upload_defaults` is a real nested setting; every other table is a grouping for humans.
+    A key in the wrong table, or a table nobody knows, is refused: it is almost always a typo, and
+    ignoring it would leave the default in force without a word.
     """
     flat: dict[str, Any] = {}
+
+    def put(key: str, value: Any, where: str) -> None:
+        if key in flat:
+            raise ConfigError(f"setting '{key}' is given twice (again {where})")
+        flat[key] = value
+
     for key, value in data.items():
-        if isinstance(value, dict) and key != "upload_defaults":
+        if key in SECTIONS:
+            if not isinstance(value, dict):
+                raise ConfigError(f"'{key}' is a section: write [{key}] and its settings below it")
             for sub, subvalue in value.items():
-                flat[sub] = subvalue
+                if _SECTION_OF.get(sub) != key:
+                    home = _SECTION_OF.get(sub)
+                    hint = f"; it belongs in [{home}]" if home else ""
+                    raise ConfigError(f"unknown setting '{sub}' in [{key}]{hint}")
+                put(sub, subvalue, f"in [{key}]")
+        elif isinstance(value, dict) and key not in _FIELDS:
+            raise ConfigError(f"unknown section [{key}]; known sections:"
+                              f" {', '.join(sorted(SECTIONS))}, upload_defaults")
         else:
-            flat[key] = value
+            put(key, value, "at the top level")
     return flat
