@@ -64,6 +64,7 @@ class Config:
     listen: str = ""  # "HOST:PORT" to also serve TCP; empty: socket only
     api_workers: int = 2
     body_limit: int = 16 * 1024 * 1024
+    default_distro: str = ""  # distro when a request names none; empty: the host's, else centos-9
     # Storage
     state_dir: Path = field(default_factory=default_state_dir)
     cache_dir: Path = field(default_factory=default_cache_dir)
@@ -104,7 +105,7 @@ class Config:
 # Tables a TOML file may use to group settings, and the settings each one holds.  The README and
 # the example configuration follow the same grouping.
 SECTIONS: dict[str, tuple[str, ...]] = {
-    "api": ("socket", "socket_group", "listen", "api_workers", "body_limit"),
+    "api": ("socket", "socket_group", "listen", "api_workers", "body_limit", "default_distro"),
     "storage": ("state_dir", "cache_dir", "repositories_dir", "artifacts_dir"),
     "celery": ("broker_url", "result_backend", "worker_concurrency", "embedded_workers"),
     "build": ("osbuild_command", "osbuild_store", "osbuild_cache_max_size", "build_timeout",
