@@ -1,0 +1,391 @@
+"""Running osbuild for one compose: command line, progress, log, cancel, timeout and failure reasons.
+
+Plain code, no Celery: `run_osbuild` is what the build task calls, and tests call it with a stand-in
+command.  Why it is shaped like this:
+
+- osbuild runs in its own process group (it starts bubblewrap, stage helpers, loop devices, …); cancel
+  and timeout signal the whole group, first SIGTERM then SIGKILL, so nothing outlives the build.
+- `--store` is shared by every build on the host: RPMs downloaded once are reused by every later build,
+  and `--checkpoint` of the build/os trees lets an unchanged compose reuse its trees.  Checkpoints are
+  only kept when `--cache-max-size` is given, so it always is.
+- `--monitor JSONSeqMonitor --monitor-fd N` gives RFC 7464 records with the current pipeline/stage and
+  done/total counts (progress for `compose/info`) and the stages' output (the log).  stdout and stderr
+  go to the same log, so a schema error (exit 2) or a stage failure (exit 1) ends up at its end, followed
+  by one line that says why the compose failed.
+- Missing osbuild and a full disk are the two failures users hit first; both get a sentence of their
+  own instead of a traceback.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import selectors
+import shutil
+import signal
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable
+
+RS = b"\x1e"  # RFC 7464 record separator
+KILL_GRACE = 5.0  # seconds between SIGTERM and SIGKILL of the process group
+MIN_FREE_BYTES = 256 * 1024 * 1024  # refuse to start a build with less free space than this
+ENOSPC_MARKERS = ("No space left on device", "ENOSPC", "Disk quota exceeded")
+
+
+@dataclass
+class Progress:
+    """Where osbuild is: pipeline i of n (1-based, the one running), stage j of m within it."""
+
+    pipeline: str | None = None
+    stage: str | None = None
+    pipelines_done: int = 0
+    pipelines_total: int = 0
+    stages_done: int = 0
+    stages_total: int = 0
+
+    def as_dict(self) -> dict:
+        return {
+            "pipeline": self.pipeline,
+            "stage": self.stage,
+            "pipeline_n": min(self.pipelines_done + 1, self.pipelines_total) if self.pipelines_total else 0,
+            "pipeline_m": self.pipelines_total,
+            "stage_n": min(self.stages_done + 1, self.stages_total) if self.stages_total else 0,
+            "stage_m": self.stages_total,
+        }
+
+
+@dataclass
+class BuildOutcome:
+    ok: bool
+    returncode: int | None
+    reason: str = ""  # one sentence for the log's last line and compose status; empty when ok
+    cancelled: bool = False
+    timed_out: bool = False
+    progress: Progress = field(default_factory=Progress)
+    failed_stage: str | None = None
+    duration: float = 0.0
+
+
+class MonitorParser:
+    """Incremental parser of osbuild's JSONSeqMonitor stream.
+
+    Records name their context in full only the first time; later records carry just its id, so the
+    parser remembers id → (pipeline, stage).
+    """
+
+    def __init__(self) -> None:
+        self._buf = b""
+        self._contexts: dict[str, tuple[str | None, str | None]] = {}
+        self.progress = Progress()
+        self.last_failed_stage: str | None = None
+
+    def feed(self, data: bytes) -> list[dict]:
+        """Records completed by `data`; an unparsable record is skipped, not fatal (it is only progress)."""
+        self._buf += data
+        records = []
+        while True:
+            start = self._buf.find(RS)
+            if start < 0:
+                self._buf = b""
+                break
+            end = self._buf.find(RS, start + 1)
+            if end < 0:
+                # the last record is complete once its newline arrived
+                chunk = self._buf[start + 1:]
+                if not chunk.endswith(b"\n"):
+                    self._buf = self._buf[start:]
+                    break
+                self._buf = b""
+            else:
+                chunk = self._buf[start + 1:end]
+                self._buf = self._buf[end:]
+            try:
+                record = json.loads(chunk.decode("utf-8", "replace"))
+            except ValueError:
+                continue
+            if isinstance(record, dict):
+                self._apply(record)
+                records.append(record)
+        return records
+
+    def _apply(self, record: dict) -> None:
+        ctx = record.get("context")
+        if isinstance(ctx, dict):
+            pipeline_info = ctx.get("pipeline")
+            if isinstance(pipeline_info, dict):
+                stage_info = pipeline_info.get("stage") or {}
+                names = (pipeline_info.get("name"), stage_info.get("name"))
+                if ctx.get("id"):
+                    self._contexts[ctx["id"]] = names
+            else:
+                names = self._contexts.get(ctx.get("id", ""), (None, None))
+            if names[0]:
+                self.progress.pipeline = names[0]
+            if names[1] or names[0]:
+                self.progress.stage = names[1]
+        prog = record.get("progress")
+        if isinstance(prog, dict):
+            self.progress.pipelines_total = int(prog.get("total") or 0)
+            self.progress.pipelines_done = int(prog.get("done") or 0)
+            sub = prog.get("progress")
+            if isinstance(sub, dict):
+                self.progress.stages_total = int(sub.get("total") or 0)
+                self.progress.stages_done = int(sub.get("done") or 0)
+            else:
+                self.progress.stages_total = self.progress.stages_done = 0
+        result = record.get("result")
+        if isinstance(result, dict) and result.get("success") is False:
+            self.last_failed_stage = result.get("name") or self.progress.stage
+
+
+def build_command(command: list[str], *, manifest_path: Path, store: Path, output_dir: Path,
+                  exports: Iterable[str], checkpoints: Iterable[str], cache_max_size: str,
+                  monitor_fd: int) -> list[str]:
+    argv = list(command) + [
+        "--store", str(store),
+        "--output-directory", str(output_dir),
+        "--cache-max-size", str(cache_max_size),
+        "--monitor", "JSONSeqMonitor",
+        "--monitor-fd", str(monitor_fd),
+    ]
+    for name in exports:
+        argv += ["--export", name]
+    for name in checkpoints:
+        argv += ["--checkpoint", name]
+    argv.append(str(manifest_path))
+    return argv
+
+
+def _free_bytes(path: Path) -> int:
+    probe = path
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    return shutil.disk_usage(probe).free
+
+
+def _kill_group(proc: subprocess.Popen, grace: float = KILL_GRACE) -> None:
+    """SIGTERM the build's process group, SIGKILL what is left after `grace` seconds."""
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    try:
+        proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        pass
+    # children may outlive the leader: the group id still names them
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait()
+
+
+def _explain_exit(returncode: int, log_tail: str, failed_stage: str | None,
+                  progress: Progress) -> str:
+    if returncode == 2:
+        return "osbuild rejected the manifest (exit 2: schema validation failed); see the messages above"
+    if any(m in log_tail for m in ENOSPC_MARKERS):
+        return "osbuild failed: no space left on device (the osbuild store or output directory is full)"
+    if returncode < 0:
+        try:
+            name = signal.Signals(-returncode).name
+        except ValueError:
+            name = str(-returncode)
+        return f"osbuild was killed by signal {name}"
+    where = failed_stage or progress.stage
+    if where:
+        pipeline = f" in pipeline {progress.pipeline}" if progress.pipeline else ""
+        return f"osbuild failed (exit {returncode}): stage {where}{pipeline} failed"
+    return f"osbuild failed (exit {returncode})"
+
+
+def run_osbuild(manifest: dict, *, command: list[str], store: Path, output_dir: Path, log_path: Path,
+                exports: Iterable[str], checkpoints: Iterable[str] = (),
+                cache_max_size: str = "unlimited", timeout: float | None = None,
+                should_cancel: Callable[[], bool] | None = None,
+                on_progress: Callable[[Progress], None] | None = None,
+                min_free_bytes: int = MIN_FREE_BYTES, poll_interval: float = 0.25,
+                env: dict[str, str] | None = None) -> BuildOutcome:
+    """Build `manifest` with osbuild; never raises for build failures, returns why instead.
+
+    `should_cancel` is polled every `poll_interval` seconds (the caller throttles any store access
+    and uses the call as its heartbeat); `on_progress` is called when the pipeline or stage changes.
+    The log at `log_path` is appended to while osbuild runs, so `compose/log` can show it live.
+    """
+    started = time.monotonic()
+    output_dir = Path(output_dir)
+    log_path = Path(log_path)
+    exports = list(exports)
+    checkpoints = list(checkpoints)
+    try:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        Path(store).mkdir(parents=True, exist_ok=True)
+        log = open(log_path, "ab", buffering=0)
+    except OSError as exc:
+        reason = (_disk_full_message(exc) if exc.errno in (errno.ENOSPC, errno.EDQUOT)
+                  else f"cannot prepare the build directories: {exc}")
+        return BuildOutcome(False, None, reason)
+
+    log_full = False
+
+    def write_log(data: bytes) -> None:
+        """A full disk must not abort the build's bookkeeping: remember it and keep going."""
+        nonlocal log_full
+        try:
+            log.write(data)
+        except OSError as exc:
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                log_full = True
+
+    def note(line: str) -> None:
+        write_log((line.rstrip("\n") + "\n").encode())
+
+    with log:
+        exe = shutil.which(command[0]) if command else None
+        if not exe:
+            reason = (f"osbuild is not installed: command {command[0] if command else '(empty)'!r} "
+                      "was not found (install osbuild or set osbuild_command)")
+            note(reason)
+            return BuildOutcome(False, None, reason)
+        for where in (Path(store), output_dir):
+            free = _free_bytes(where)
+            if free < min_free_bytes:
+                reason = (f"not enough free disk space for a build: {free // (1024 * 1024)} MiB free "
+                          f"on {where}, at least {min_free_bytes // (1024 * 1024)} MiB needed")
+                note(reason)
+                return BuildOutcome(False, None, reason)
+        manifest_path = output_dir.parent / f".{output_dir.name}.manifest.json"
+        try:
+            manifest_path.write_text(json.dumps(manifest))
+        except OSError as exc:
+            reason = _disk_full_message(exc) if exc.errno == errno.ENOSPC else f"cannot write the manifest: {exc}"
+            note(reason)
+            return BuildOutcome(False, None, reason)
+
+        read_fd, write_fd = os.pipe()
+        argv = build_command(command, manifest_path=manifest_path, store=Path(store),
+                             output_dir=output_dir, exports=exports, checkpoints=checkpoints,
+                             cache_max_size=cache_max_size, monitor_fd=write_fd)
+        note("$ " + " ".join(argv))
+        try:
+            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                    stderr=subprocess.STDOUT, pass_fds=(write_fd,),
+                                    start_new_session=True, env=env)
+        except OSError as exc:
+            os.close(read_fd)
+            os.close(write_fd)
+            reason = f"cannot start osbuild ({argv[0]}): {exc.strerror or exc}"
+            note(reason)
+            return BuildOutcome(False, None, reason)
+        os.close(write_fd)
+
+        parser = MonitorParser()
+        tail = bytearray()  # the last output, to recognise a full disk in osbuild's own words
+        cancelled = timed_out = False
+        last_progress: tuple | None = None
+        sel = selectors.DefaultSelector()
+        assert proc.stdout is not None
+        os.set_blocking(proc.stdout.fileno(), False)
+        os.set_blocking(read_fd, False)
+        sel.register(proc.stdout.fileno(), selectors.EVENT_READ, "out")
+        sel.register(read_fd, selectors.EVENT_READ, "monitor")
+        open_streams = 2
+        try:
+            while open_streams:
+                for key, _ in sel.select(timeout=poll_interval):
+                    try:
+                        data = os.read(key.fd, 65536)
+                    except BlockingIOError:
+                        continue
+                    if not data:
+                        sel.unregister(key.fd)
+                        open_streams -= 1
+                        continue
+                    if key.data == "out":
+                        write_log(data)
+                        tail.extend(data)
+                    else:
+                        for record in parser.feed(data):
+                            message = record.get("message")
+                            if isinstance(message, str) and message:
+                                chunk = message if message.endswith("\n") else message + "\n"
+                                write_log(chunk.encode("utf-8", "replace"))
+                                tail.extend(chunk.encode("utf-8", "replace"))
+                    del tail[:-16384]
+                snapshot = tuple(parser.progress.as_dict().values())
+                if on_progress and snapshot != last_progress:
+                    last_progress = snapshot
+                    on_progress(parser.progress)
+                if should_cancel is not None and should_cancel():
+                    cancelled = True
+                    break
+                if timeout is not None and time.monotonic() - started > timeout:
+                    timed_out = True
+                    break
+        finally:
+            sel.close()
+            if not (cancelled or timed_out):
+                # both streams closed: osbuild is exiting; give it a moment to do so by itself
+                try:
+                    proc.wait(timeout=KILL_GRACE)
+                except subprocess.TimeoutExpired:
+                    pass
+            if proc.poll() is None:
+                _kill_group(proc)
+            else:
+                # the leader is gone; helpers it left in its group are not wanted either
+                try:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                except (ProcessLookupError, PermissionError):
+                    pass
+            os.close(read_fd)
+            proc.stdout.close()
+            try:
+                manifest_path.unlink()
+            except OSError:
+                pass
+        returncode = proc.wait()
+        duration = time.monotonic() - started
+        if cancelled:
+            reason = "the compose was cancelled; osbuild was stopped"
+        elif timed_out:
+            reason = f"the build took longer than build_timeout ({timeout:.0f} s); osbuild was stopped"
+        elif returncode == 0:
+            missing = [name for name in exports if not (output_dir / name).exists()]
+            if missing:
+                reason = f"osbuild succeeded but exported nothing for {', '.join(missing)}"
+                note(reason)
+                return BuildOutcome(False, 0, reason, progress=parser.progress, duration=duration)
+            return BuildOutcome(True, 0, progress=parser.progress, duration=duration)
+        else:
+            reason = _explain_exit(returncode, tail.decode("utf-8", "replace"),
+                                   parser.last_failed_stage, parser.progress)
+            if log_full and "space" not in reason:
+                reason += "; the disk holding the compose log is full"
+        note(reason)
+        return BuildOutcome(False, returncode, reason, cancelled=cancelled, timed_out=timed_out,
+                            progress=parser.progress,
+                            failed_stage=parser.last_failed_stage, duration=duration)
+
+
+def _disk_full_message(exc: OSError) -> str:
+    where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
+    return f"no space left on device{where}: free space in the state or cache directory"
+
+
+def exported_files(output_dir: Path, exports: Iterable[str]) -> list[Path]:
+    """Files osbuild exported, largest first (the image of an image pipeline is its largest file)."""
+    files: list[Path] = []
+    for name in exports:
+        root = Path(output_dir) / name
+        if root.is_file():
+            files.append(root)
+        elif root.is_dir():
+            files.extend(p for p in root.rglob("*") if p.is_file() and not p.is_symlink())
+    return sorted(files, key=lambda p: p.stat().st_size, reverse=True)
