@@ -39,8 +39,8 @@ def create_app(config: "Config | None" = None, *, db: "Database | None" = None,
     """The Flask application over the store in `config.state_dir`.
 
     `submit` is called with a compose id after POST /compose recorded it; default: the
-    pipeline's `tasks.submit.submit_compose(compose_id, config)` when that module exists,
-    otherwise nothing (the compose stays WAITING).
+    pipeline's `tasks.pipeline.submit(config, compose_id)` when that module exists, otherwise
+    nothing (the compose stays WAITING).
     """
     from flask import Flask
 
@@ -93,15 +93,21 @@ def request_content_length() -> int:
 
 def _default_submitter(config: "Config") -> Callable[[str], None]:
     def submit(compose_id: str) -> None:
-        try:
-            module = importlib.import_module("tasks.submit")
-        except ModuleNotFoundError as exc:
-            if exc.name == "tasks.submit":
-                return  # no pipeline installed: the compose waits
-            raise
-        module.submit_compose(compose_id, config)
+        module = pipeline_module()
+        if module is not None:
+            module.submit(config, compose_id)
 
     return submit
+
+
+def pipeline_module():  # -> module | None
+    """`tasks.pipeline` when the pipeline is installed; None leaves composes WAITING."""
+    try:
+        return importlib.import_module("tasks.pipeline")
+    except ModuleNotFoundError as exc:
+        if exc.name in ("tasks.pipeline", "tasks"):
+            return None
+        raise
 
 
 def _ext() -> dict:

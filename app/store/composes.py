@@ -1,0 +1,565 @@
+"""Composes: their lifecycle, logs, depsolved packages, manifests, artifacts and upload entries.
+
+The API records a compose WAITING; the pipeline drives it RUNNING → FINISHED or FAILED through
+this module and nothing else, so there is exactly one place that knows what a state change means.
+
+Durability: every change is one SQLite transaction (WAL, synchronous=FULL, see `app.db`), so an
+answered request survives a `kill -9`.  Robustness: listings read only plain columns and skip a
+row whose columns are damaged (logging it), so one bad record never breaks `compose/status/*`;
+reading that one compose raises `DamagedCompose`, which the API reports for it alone.
+
+Files: each compose has a directory `<artifacts_path>/<id>/` holding `logs/osbuild.log` and the
+image file.  The log is a file because osbuild writes megabytes of it while it runs.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+from app.db import Database, Schema, register_schema
+
+log = logging.getLogger(__name__)
+
+WAITING, RUNNING, FINISHED, FAILED = "WAITING", "RUNNING", "FINISHED", "FAILED"
+STATES = (WAITING, RUNNING, FINISHED, FAILED)
+UPLOAD_STATES = ("WAITING", "RUNNING", "FINISHED", "FAILED", "CANCELLED")
+LOG_NAME = "osbuild.log"
+
+SCHEMA = register_schema(Schema("composes", 1, """
+CREATE TABLE IF NOT EXISTS composes (
+    id TEXT PRIMARY KEY,
+    blueprint_name TEXT NOT NULL,
+    blueprint_version TEXT NOT NULL,
+    compose_type TEXT NOT NULL,
+    queue_status TEXT NOT NULL,
+    job_created REAL NOT NULL,
+    job_started REAL,
+    job_finished REAL,
+    image_size INTEGER NOT NULL DEFAULT 0,
+    cancel_requested INTEGER NOT NULL DEFAULT 0,
+    record TEXT NOT NULL,
+    progress TEXT
+);
+CREATE INDEX IF NOT EXISTS composes_by_status ON composes (queue_status);
+CREATE TABLE IF NOT EXISTS compose_payloads (
+    compose_id TEXT PRIMARY KEY REFERENCES composes (id) ON DELETE CASCADE,
+    packages TEXT,
+    manifest TEXT
+);
+CREATE TABLE IF NOT EXISTS compose_uploads (
+    id TEXT PRIMARY KEY,
+    compose_id TEXT NOT NULL REFERENCES composes (id) ON DELETE CASCADE,
+    target TEXT NOT NULL,
+    image_name TEXT NOT NULL,
+    settings TEXT NOT NULL,
+    status TEXT NOT NULL,
+    progress REAL NOT NULL DEFAULT 0,
+    created REAL NOT NULL,
+    started REAL,
+    finished REAL,
+    error TEXT,
+    result TEXT
+);
+CREATE INDEX IF NOT EXISTS compose_uploads_by_compose ON compose_uploads (compose_id);
+CREATE TABLE IF NOT EXISTS compose_generation (
+    one INTEGER PRIMARY KEY CHECK (one = 1),
+    value INTEGER NOT NULL
+);
+INSERT OR IGNORE INTO compose_generation (one, value) VALUES (1, 0)
+"""))
+
+
+class ComposeStoreError(Exception):
+    """Base of this module's errors."""
+
+
+class UnknownCompose(ComposeStoreError, KeyError):
+    def __init__(self, compose_id: str):
+        super().__init__(compose_id)
+        self.compose_id = compose_id
+
+
+class DamagedCompose(ComposeStoreError, ValueError):
+    """The stored record cannot be read; only this compose is affected."""
+
+    def __init__(self, compose_id: str, reason: str):
+        super().__init__(f"compose {compose_id} has a damaged record: {reason}")
+        self.compose_id = compose_id
+        self.reason = reason
+
+
+class WrongState(ComposeStoreError, ValueError):
+    def __init__(self, compose_id: str, state: str):
+        super().__init__(f"compose {compose_id} is {state}")
+        self.compose_id = compose_id
+        self.state = state
+
+
+@dataclass(frozen=True)
+class ComposeSummary:
+    """What listings show; built from plain columns only (cheap, and immune to a damaged record)."""
+
+    id: str
+    blueprint_name: str
+    blueprint_version: str
+    compose_type: str
+    queue_status: str
+    job_created: float
+    job_started: float | None
+    job_finished: float | None
+    image_size: int
+
+
+@dataclass(frozen=True)
+class Compose(ComposeSummary):
+    """A whole compose record.
+
+    `blueprint` is the blueprint as composed (a dict); `uploads` are the upload requests given at
+    POST time; `test_mode` is 0, 1 (fake FAILED) or 2 (fake FINISHED).
+    """
+
+    blueprint: dict[str, Any] = field(default_factory=dict)
+    distro: str = ""
+    arch: str = ""
+    size: int = 0
+    ostree: dict[str, Any] = field(default_factory=dict)
+    upload_requests: list[dict[str, Any]] = field(default_factory=list)
+    test_mode: int = 0
+    image_filename: str = ""
+    mime_type: str = "application/octet-stream"
+    error: str = ""
+    cancel_requested: bool = False
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Upload:
+    id: str
+    compose_id: str
+    target: str
+    image_name: str
+    settings: dict[str, Any]
+    status: str
+    progress: float
+    created: float
+    started: float | None
+    finished: float | None
+    error: str
+    result: dict[str, Any]
+
+
+def _summary(row: Any) -> ComposeSummary:
+    """A listing entry, or ValueError when a column holds something no writer of ours writes."""
+    status = row["queue_status"]
+    if status not in STATES:
+        raise ValueError(f"unknown queue_status {status!r}")
+    values = []
+    for key in ("job_created", "job_started", "job_finished"):
+        v = row[key]
+        if v is not None and not isinstance(v, (int, float)):
+            raise ValueError(f"{key} is not a number")
+        values.append(None if v is None else float(v))
+    if values[0] is None:
+        raise ValueError("job_created is missing")
+    if not isinstance(row["image_size"], int):
+        raise ValueError("image_size is not an integer")
+    return ComposeSummary(row["id"], str(row["blueprint_name"]), str(row["blueprint_version"]),
+                          str(row["compose_type"]), status, values[0], values[1], values[2],
+                          row["image_size"])
+
+
+class ComposeStore:
+    """Composes over one database and one artifacts directory.
+
+    Cheap to construct; hold one per process or build one per request, as convenient.
+    """
+
+    def __init__(self, db: Database, artifacts_dir: Path):
+        self.db = db
+        self.artifacts_dir = Path(artifacts_dir)
+        if getattr(db, "_initialised", False) and not getattr(db, "_composes_schema", False):
+            db.register_and_create(SCHEMA)  # the database was opened before this module loaded
+        db._composes_schema = True  # type: ignore[attr-defined]
+
+    @classmethod
+    def from_config(cls, config: Any, db: Database | None = None) -> "ComposeStore":
+        return cls(db or Database.in_state_dir(config.state_dir), config.artifacts_path)
+
+    # --- paths ------------------------------------------------------------------------------
+
+    def compose_dir(self, compose_id: str) -> Path:
+        """`<artifacts>/<id>/`; the id is canonicalised so no caller can escape the directory."""
+        return self.artifacts_dir / str(uuid.UUID(compose_id))
+
+    def log_path(self, compose_id: str) -> Path:
+        return self.compose_dir(compose_id) / "logs" / LOG_NAME
+
+    def image_path(self, compose: Compose) -> Path | None:
+        if not compose.image_filename:
+            return None
+        return self.compose_dir(compose.id) / Path(compose.image_filename).name
+
+    # --- creating ---------------------------------------------------------------------------
+
+    def create(self, *, blueprint: dict[str, Any], compose_type: str, distro: str, arch: str,
+               size: int = 0, image_filename: str = "",
+               mime_type: str = "application/octet-stream", ostree: dict[str, Any] | None = None,
+               upload_requests: Iterable[dict[str, Any]] = (), test_mode: int = 0,
+               options: dict[str, Any] | None = None, now: float | None = None) -> Compose:
+        """Record a new compose, WAITING; in test mode 1/2 it is stored FAILED/FINISHED at once.
+
+        Each upload request (`{"provider"/"target", "image_name", "settings"}`) becomes an upload
+        entry WAITING.
+        """
+        compose_id = str(uuid.uuid4())
+        now = time.time() if now is None else now
+        status = {1: FAILED, 2: FINISHED}.get(test_mode, WAITING)
+        started = finished = now if status != WAITING else None
+        uploads = [dict(u) for u in upload_requests]
+        record = {
+            "blueprint": blueprint, "distro": distro, "arch": arch, "size": int(size),
+            "ostree": ostree or {}, "upload_requests": uploads, "test_mode": test_mode,
+            "image_filename": image_filename, "mime_type": mime_type, "error": "",
+            "options": options or {},
+        }
+        image_size = int(size) if status == FINISHED else 0
+        with self.db.transaction() as conn:
+            conn.execute(
+                "INSERT INTO composes (id, blueprint_name, blueprint_version, compose_type,"
+                " queue_status, job_created, job_started, job_finished, image_size, record)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (compose_id, blueprint.get("name", ""), blueprint.get("version", ""), compose_type,
+                 status, now, started, finished, image_size, json.dumps(record)))
+            for req in uploads:
+                self._insert_upload(conn, compose_id, req, now)
+            self._bump(conn)
+        return self.get(compose_id)
+
+    def _insert_upload(self, conn: Any, compose_id: str, req: dict[str, Any], now: float) -> str:
+        upload_id = str(uuid.uuid4())
+        conn.execute(
+            "INSERT INTO compose_uploads (id, compose_id, target, image_name, settings, status,"
+            " created) VALUES (?, ?, ?, ?, ?, 'WAITING', ?)",
+            (upload_id, compose_id, req.get("provider") or req.get("target") or "",
+             req.get("image_name", ""), json.dumps(req.get("settings") or {}), now))
+        return upload_id
+
+    @staticmethod
+    def _bump(conn: Any) -> None:
+        conn.execute("UPDATE compose_generation SET value = value + 1 WHERE one = 1")
+
+    def generation(self) -> int:
+        """Grows with every change to any compose or upload; listings cache on it."""
+        row = self.db.query_one("SELECT value FROM compose_generation WHERE one = 1")
+        return int(row["value"]) if row else 0
+
+    # --- reading ----------------------------------------------------------------------------
+
+    def get(self, compose_id: str) -> Compose:
+        row = self.db.query_one("SELECT * FROM composes WHERE id = ?", (compose_id,))
+        if row is None:
+            raise UnknownCompose(compose_id)
+        try:
+            summary = _summary(row)
+            record = json.loads(row["record"])
+            if not isinstance(record, dict) or not isinstance(record.get("blueprint"), dict):
+                raise ValueError("record is not an object with a blueprint")
+            return Compose(
+                **summary.__dict__,
+                blueprint=record["blueprint"], distro=str(record.get("distro", "")),
+                arch=str(record.get("arch", "")), size=int(record.get("size") or 0),
+                ostree=dict(record.get("ostree") or {}),
+                upload_requests=list(record.get("upload_requests") or []),
+                test_mode=int(record.get("test_mode") or 0),
+                image_filename=str(record.get("image_filename") or ""),
+                mime_type=str(record.get("mime_type") or "application/octet-stream"),
+                error=str(record.get("error") or ""),
+                cancel_requested=bool(row["cancel_requested"]),
+                options=dict(record.get("options") or {}))
+        except (ValueError, TypeError, KeyError) as exc:
+            raise DamagedCompose(compose_id, str(exc)) from exc
+
+    def exists(self, compose_id: str) -> bool:
+        return self.db.query_one("SELECT 1 FROM composes WHERE id = ?", (compose_id,)) is not None
+
+    def summaries(self, *, ids: Iterable[str] | None = None,
+                  statuses: Iterable[str] | None = None, blueprint: str | None = None,
+                  compose_type: str | None = None) -> list[ComposeSummary]:
+        """Listing entries sorted by id (osbuild-composer's order); damaged rows are skipped."""
+        sql = ("SELECT id, blueprint_name, blueprint_version, compose_type, queue_status,"
+               " job_created, job_started, job_finished, image_size FROM composes")
+        where, params = [], []
+        if ids is not None:
+            ids = list(ids)
+            where.append(f"id IN ({','.join('?' * len(ids))})" if ids else "0")
+            params += ids
+        if statuses is not None:
+            statuses = list(statuses)
+            where.append(f"queue_status IN ({','.join('?' * len(statuses))})" if statuses else "0")
+            params += statuses
+        if blueprint is not None:
+            where.append("blueprint_name = ?")
+            params.append(blueprint)
+        if compose_type is not None:
+            where.append("compose_type = ?")
+            params.append(compose_type)
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY id"
+        out = []
+        for row in self.db.query(sql, tuple(params)):
+            try:
+                out.append(_summary(row))
+            except (ValueError, TypeError) as exc:
+                log.warning("skipping compose %s in a listing: damaged record: %s", row["id"], exc)
+        return out
+
+    def ids_by_status(self, status: str) -> list[str]:
+        return [r["id"] for r in self.db.query(
+            "SELECT id FROM composes WHERE queue_status = ? ORDER BY job_created", (status,))]
+
+    # --- lifecycle (the pipeline's side) ----------------------------------------------------
+
+    def _set_state(self, compose_id: str, allowed_from: tuple[str, ...], status: str,
+                   columns: dict[str, Any], record_changes: dict[str, Any] | None = None) -> bool:
+        with self.db.transaction() as conn:
+            row = conn.execute("SELECT queue_status, record FROM composes WHERE id = ?",
+                               (compose_id,)).fetchone()
+            if row is None:
+                raise UnknownCompose(compose_id)
+            if row["queue_status"] not in allowed_from:
+                return False
+            sets = ["queue_status = ?"] + [f"{k} = ?" for k in columns]
+            params: list[Any] = [status, *columns.values()]
+            if record_changes:
+                try:
+                    record = json.loads(row["record"])
+                except ValueError as exc:
+                    raise DamagedCompose(compose_id, str(exc)) from exc
+                record.update(record_changes)
+                sets.append("record = ?")
+                params.append(json.dumps(record))
+            conn.execute(f"UPDATE composes SET {', '.join(sets)} WHERE id = ?",
+                         (*params, compose_id))
+            self._bump(conn)
+        return True
+
+    def mark_running(self, compose_id: str, *, now: float | None = None) -> bool:
+        """WAITING → RUNNING. False when the compose is no longer WAITING (e.g. cancelled):
+        the caller must then not build it."""
+        return self._set_state(compose_id, (WAITING,), RUNNING,
+                               {"job_started": time.time() if now is None else now})
+
+    def mark_finished(self, compose_id: str, *, image_size: int | None = None,
+                      now: float | None = None) -> bool:
+        """RUNNING → FINISHED. `image_size` defaults to the requested size (what OC shows)."""
+        now = time.time() if now is None else now
+        columns: dict[str, Any] = {"job_finished": now}
+        if image_size is None:
+            compose = self.get(compose_id)
+            image_size = compose.size
+        columns["image_size"] = int(image_size)
+        return self._set_state(compose_id, (RUNNING,), FINISHED, columns)
+
+    def mark_failed(self, compose_id: str, message: str, *, now: float | None = None) -> bool:
+        """WAITING or RUNNING → FAILED; the message is kept and appended to the compose log."""
+        now = time.time() if now is None else now
+        with self.db.transaction() as conn:
+            row = conn.execute("SELECT job_started FROM composes WHERE id = ?",
+                               (compose_id,)).fetchone()
+            if row is None:
+                raise UnknownCompose(compose_id)
+            columns = {"job_finished": now, "job_started": row["job_started"] or now}
+            changed = self._set_state(compose_id, (WAITING, RUNNING), FAILED, columns,
+                                      {"error": message})
+        if changed and message:
+            self.append_log(compose_id, message if message.endswith("\n") else message + "\n")
+        return changed
+
+    def request_cancel(self, compose_id: str) -> str:
+        """Cancel: a WAITING compose becomes FAILED now; a RUNNING one is flagged for its worker.
+
+        Returns the state found; raises WrongState unless WAITING or RUNNING.
+        """
+        with self.db.transaction() as conn:
+            row = conn.execute("SELECT queue_status FROM composes WHERE id = ?",
+                               (compose_id,)).fetchone()
+            if row is None:
+                raise UnknownCompose(compose_id)
+            state = row["queue_status"]
+            if state not in (WAITING, RUNNING):
+                raise WrongState(compose_id, state)
+            conn.execute("UPDATE composes SET cancel_requested = 1 WHERE id = ?", (compose_id,))
+            if state == WAITING:
+                self.mark_failed(compose_id, "")
+            self._bump(conn)
+        if state == WAITING:
+            self.append_log(compose_id, "compose cancelled before it started\n")
+        return state
+
+    def cancel_requested(self, compose_id: str) -> bool:
+        row = self.db.query_one("SELECT cancel_requested FROM composes WHERE id = ?", (compose_id,))
+        if row is None:
+            raise UnknownCompose(compose_id)
+        return bool(row["cancel_requested"])
+
+    def set_progress(self, compose_id: str, progress: dict[str, Any] | None) -> None:
+        """Progress is advisory and changes often: no generation bump, listings do not show it."""
+        with self.db.transaction() as conn:
+            conn.execute("UPDATE composes SET progress = ? WHERE id = ?",
+                         (json.dumps(progress) if progress is not None else None, compose_id))
+
+    def progress(self, compose_id: str) -> dict[str, Any] | None:
+        row = self.db.query_one("SELECT progress FROM composes WHERE id = ?", (compose_id,))
+        try:
+            return json.loads(row["progress"]) if row and row["progress"] else None
+        except ValueError:
+            return None
+
+    def append_log(self, compose_id: str, text: str) -> None:
+        path = self.log_path(compose_id)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("a", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+
+    def read_log(self, compose_id: str, tail_bytes: int | None = None) -> str:
+        path = self.log_path(compose_id)
+        try:
+            with path.open("rb") as fh:
+                if tail_bytes is not None:
+                    size = fh.seek(0, os.SEEK_END)
+                    fh.seek(max(0, size - tail_bytes))
+                return fh.read().decode("utf-8", errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def record_packages(self, compose_id: str, packages: dict[str, list[dict[str, Any]]]) -> None:
+        """Depsolved packages per pipeline name (e.g. {"build": [...], "os": [...]})."""
+        self._set_payload(compose_id, "packages", packages)
+
+    def record_manifest(self, compose_id: str, manifest: dict[str, Any]) -> None:
+        self._set_payload(compose_id, "manifest", manifest)
+
+    def _set_payload(self, compose_id: str, column: str, value: Any) -> None:
+        with self.db.transaction() as conn:
+            if conn.execute("SELECT 1 FROM composes WHERE id = ?", (compose_id,)).fetchone() is None:
+                raise UnknownCompose(compose_id)
+            conn.execute(f"INSERT INTO compose_payloads (compose_id, {column}) VALUES (?, ?)"
+                         f" ON CONFLICT (compose_id) DO UPDATE SET {column} = excluded.{column}",
+                         (compose_id, json.dumps(value)))
+
+    def packages(self, compose_id: str) -> dict[str, list[dict[str, Any]]]:
+        return self._payload(compose_id, "packages") or {}
+
+    def manifest(self, compose_id: str) -> dict[str, Any] | None:
+        return self._payload(compose_id, "manifest")
+
+    def _payload(self, compose_id: str, column: str) -> Any:
+        row = self.db.query_one(f"SELECT {column} FROM compose_payloads WHERE compose_id = ?",
+                                (compose_id,))
+        if row is None or row[column] is None:
+            return None
+        try:
+            return json.loads(row[column])
+        except ValueError as exc:
+            raise DamagedCompose(compose_id, f"{column}: {exc}") from exc
+
+    def delete(self, compose_id: str) -> None:
+        """Only FINISHED or FAILED composes are deleted (WrongState otherwise); files go too."""
+        with self.db.transaction() as conn:
+            row = conn.execute("SELECT queue_status FROM composes WHERE id = ?",
+                               (compose_id,)).fetchone()
+            if row is None:
+                raise UnknownCompose(compose_id)
+            if row["queue_status"] not in (FINISHED, FAILED):
+                raise WrongState(compose_id, row["queue_status"])
+            conn.execute("DELETE FROM composes WHERE id = ?", (compose_id,))
+            self._bump(conn)
+        shutil.rmtree(self.compose_dir(compose_id), ignore_errors=True)
+
+    # --- uploads ----------------------------------------------------------------------------
+
+    def add_upload(self, compose_id: str, target: str, image_name: str,
+                   settings: dict[str, Any]) -> str:
+        with self.db.transaction() as conn:
+            if conn.execute("SELECT 1 FROM composes WHERE id = ?", (compose_id,)).fetchone() is None:
+                raise UnknownCompose(compose_id)
+            upload_id = self._insert_upload(conn, compose_id, {
+                "provider": target, "image_name": image_name, "settings": settings}, time.time())
+            self._bump(conn)
+        return upload_id
+
+    def update_upload(self, upload_id: str, *, status: str | None = None,
+                      progress: float | None = None, error: str | None = None,
+                      result: dict[str, Any] | None = None) -> None:
+        """Set what changed; RUNNING stamps `started`, a final state stamps `finished`."""
+        if status is not None and status not in UPLOAD_STATES:
+            raise ValueError(f"unknown upload status {status}")
+        sets: dict[str, Any] = {}
+        now = time.time()
+        if status is not None:
+            sets["status"] = status
+            if status == "RUNNING":
+                sets["started"] = now
+            elif status in ("FINISHED", "FAILED", "CANCELLED"):
+                sets["finished"] = now
+        if progress is not None:
+            sets["progress"] = float(progress)
+        if error is not None:
+            sets["error"] = error
+        if result is not None:
+            sets["result"] = json.dumps(result)
+        if not sets:
+            return
+        with self.db.transaction() as conn:
+            cur = conn.execute(f"UPDATE compose_uploads SET {', '.join(f'{k} = ?' for k in sets)}"
+                               " WHERE id = ?", (*sets.values(), upload_id))
+            if cur.rowcount == 0:
+                raise KeyError(upload_id)
+            self._bump(conn)
+
+    def uploads(self, compose_id: str) -> list[Upload]:
+        return self._uploads("WHERE compose_id = ?", (compose_id,))
+
+    def uploads_of(self, compose_ids: Iterable[str] | None = None) -> dict[str, list[Upload]]:
+        """Uploads grouped by compose, in one query (listings of thousands of composes)."""
+        if compose_ids is None:
+            rows = self._uploads("", ())
+        else:
+            ids = list(compose_ids)
+            if not ids:
+                return {}
+            rows = self._uploads(f"WHERE compose_id IN ({','.join('?' * len(ids))})", tuple(ids))
+        grouped: dict[str, list[Upload]] = {}
+        for u in rows:
+            grouped.setdefault(u.compose_id, []).append(u)
+        return grouped
+
+    def upload(self, upload_id: str) -> Upload:
+        rows = self._uploads("WHERE id = ?", (upload_id,))
+        if not rows:
+            raise KeyError(upload_id)
+        return rows[0]
+
+    def _uploads(self, where: str, params: tuple) -> list[Upload]:
+        out = []
+        for r in self.db.query(f"SELECT * FROM compose_uploads {where} ORDER BY created, id",
+                               params):
+            try:
+                out.append(Upload(r["id"], r["compose_id"], r["target"], r["image_name"],
+                                  json.loads(r["settings"]), r["status"], float(r["progress"]),
+                                  float(r["created"]), r["started"], r["finished"],
+                                  r["error"] or "", json.loads(r["result"] or "{}")))
+            except (ValueError, TypeError) as exc:
+                log.warning("skipping damaged upload %s: %s", r["id"], exc)
+        return out
