@@ -1,0 +1,412 @@
+"""Installer ISOs: the anaconda tree, its root filesystem image, the EFI and ISO trees, the ISO.
+
+An installer ISO is built from five pipelines, the same for every payload:
+`anaconda-tree` (the installer's own OS, with a dracut initramfs that can boot it from the ISO),
+`rootfs-image` (that tree in an ext4 file that becomes the squashfs `install.img`),
+`efiboot-tree` (grub2 for UEFI), `bootiso-tree` (the ISO's file layout: kernel, initrd, squashfs,
+isolinux, the FAT `efiboot.img`, the payload and the kickstart) and `bootiso` (xorriso + the
+implanted md5). The payload is either a tarball of an `os` pipeline (image-installer, anaconda
+installs it with `liveimg`) or an ostree repo holding one pulled commit (edge/iot installer).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from distros.ostree import CommitSpec, init_stage, pull_stage, source_commit_input, tree_input
+
+KICKSTART_PATH = "/osbuild.ks"
+ISO_ROOT = "/run/install/repo"
+TAR_PAYLOAD = "/liveimg.tar.gz"
+OSTREE_PAYLOAD = "/ostree/repo"
+EFIBOOT_IMG = "images/efiboot.img"
+EFIBOOT_SIZE = 20 * 1024 * 1024
+ROOTFS_SIZE = 4 * 1024 * 1024 * 1024
+# A fixed filesystem UUID for the installer's rootfs.img, as lorax and osbuild-composer use.
+ROOTFS_UUID = "2fe99653-f7ff-44fd-bea8-fa70107524fb"
+
+BASE_ANACONDA_MODULES = [
+    "org.fedoraproject.Anaconda.Modules.Network",
+    "org.fedoraproject.Anaconda.Modules.Payloads",
+    "org.fedoraproject.Anaconda.Modules.Storage",
+]
+USERS_MODULE = "org.fedoraproject.Anaconda.Modules.Users"
+
+# dracut modules an installer initramfs needs to find and boot its stage2 from any medium
+BASE_DRACUT_MODULES = [
+    "bash", "systemd", "fips", "systemd-initrd", "modsign", "nss-softokn", "i18n", "convertfs",
+    "network-manager", "network", "ifcfg", "url-lib", "drm", "plymouth", "crypt", "dm",
+    "dmsquash-live", "kernel-modules", "kernel-modules-extra", "kernel-network-modules", "livenet",
+    "lvm", "mdraid", "qemu", "qemu-net", "resume", "rootfs-block", "terminfo", "udev-rules",
+    "dracut-systemd", "pollcdrom", "usrmount", "base", "fs-lib", "img-lib", "shutdown", "uefi-lib",
+]  # fmt: skip
+INSTALLER_DRACUT_MODULES = ["anaconda", "rdma", "rngd", "multipath", "fcoe", "fcoe-uefi", "iscsi", "lunmask", "nfs"]
+
+_BCJ = {"x86_64": "x86", "aarch64": "arm", "ppc64le": "powerpc"}
+_EFI_ARCH = {"x86_64": "X64", "aarch64": "AA64"}
+
+
+class InstallerError(ValueError):
+    """The installer cannot be built from these inputs (e.g. no kernel in the anaconda packages)."""
+
+
+@dataclass
+class Installer:
+    """Everything the installer pipelines need to know; images' AnacondaInstaller + ISO tree fields."""
+
+    arch: str
+    product: str  # "CentOS Stream", "Red Hat Enterprise Linux", "Fedora"
+    os_version: str  # "9-stream", "9.2", "38"
+    iso_label: str  # e.g. "CentOS-Stream-9-BaseOS-x86_64"
+    uefi_vendor: str  # "centos", "redhat", "fedora"
+    release: str  # discinfo release: "<product> <os_version>"
+    os_name: str = "redhat"  # osname of the ostree deployment anaconda creates
+    variant: str = ""
+    live: bool = False  # a live ISO (the anaconda tree *is* the OS) rather than a payload installer
+    additional_dracut_modules: list[str] = field(default_factory=list)
+    additional_drivers: list[str] = field(default_factory=list)
+    additional_anaconda_modules: list[str] = field(default_factory=list)
+    squashfs_compression: str = "xz"
+    kickstart_in_iso_root: bool = True  # else written to interactive-defaults.ks in the anaconda tree
+    additional_kernel_opts: list[str] = field(default_factory=list)
+    users_options: dict[str, Any] | None = None  # org.osbuild.users options (kickstart `users`)
+    groups_options: dict[str, Any] | None = None  # org.osbuild.groups options (kickstart `groups`)
+
+    @property
+    def biosdevname(self) -> bool:
+        return self.arch == "x86_64"
+
+    @property
+    def isolinux(self) -> bool:
+        return self.arch == "x86_64"
+
+    def kernel_opts(self) -> list[str]:
+        """The boot options of the ISO: where stage2 lives and, if any, the kickstart on the ISO."""
+        opts = []
+        if not self.live:
+            opts.append(f"inst.stage2=hd:LABEL={self.iso_label}")
+            if self.kickstart_in_iso_root:
+                opts.append(f"inst.ks=hd:LABEL={self.iso_label}:{KICKSTART_PATH}")
+        return opts + list(self.additional_kernel_opts)
+
+
+def kernel_version(packages: list[Mapping[str, Any]], kernel_name: str = "kernel") -> str:
+    """`version-release.arch` of the kernel package, the name of its files under /boot."""
+    for pkg in packages:
+        if pkg.get("name") == kernel_name:
+            return f"{pkg['version']}-{pkg['release']}.{pkg['arch']}"
+    raise InstallerError(f"package {kernel_name!r} not found in the installer package set")
+
+
+def iso_root_url(path: str) -> str:
+    """A file:// URL for a path on the ISO as anaconda mounts it."""
+    return "file://" + ISO_ROOT.rstrip("/") + "/" + path.lstrip("/")
+
+
+def kickstart_options(
+    path: str,
+    *,
+    liveimg_url: str = "",
+    ostree_url: str = "",
+    ostree_ref: str = "",
+    os_name: str = "",
+    users_options: Mapping[str, Any] | None = None,
+    groups_options: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    options: dict[str, Any] = {"path": path}
+    if ostree_url:
+        options["ostree"] = {"osname": os_name, "url": ostree_url, "ref": ostree_ref, "gpg": False}
+    if liveimg_url:
+        options["liveimg"] = {"url": liveimg_url}
+    if users_options and users_options.get("users"):
+        options["users"] = users_options["users"]
+    if groups_options and groups_options.get("groups"):
+        options["groups"] = groups_options["groups"]
+    return options
+
+
+def anaconda_tree_pipeline(inst: Installer, *, rpm_stage: dict[str, Any], kernel_ver: str) -> dict[str, Any]:
+    stages: list[dict[str, Any]] = [
+        rpm_stage,
+        {
+            "type": "org.osbuild.buildstamp",
+            "options": {
+                "arch": inst.arch,
+                "product": inst.product,
+                "version": inst.os_version,
+                "final": True,
+                "variant": inst.variant,
+                "bugurl": "",
+            },
+        },
+        {"type": "org.osbuild.locale", "options": {"language": "en_US.UTF-8"}},
+    ]
+    users: dict[str, Any] = {"root": {"password": ""}}
+    if not inst.live:
+        # the installer runs as a passwordless "install" user whose shell is anaconda itself
+        users = {
+            "install": {
+                "uid": 0,
+                "gid": 0,
+                "home": "/root",
+                "shell": "/usr/libexec/anaconda/run-anaconda",
+                "password": "",
+            },
+            "root": {"password": ""},
+        }
+    stages.append({"type": "org.osbuild.users", "options": {"users": users}})
+    if inst.live:
+        stages.append(
+            {
+                "type": "org.osbuild.systemd",
+                "options": {"enabled_services": ["livesys.service", "livesys-late.service"]},
+            }
+        )
+    else:
+        stages.append(
+            {
+                "type": "org.osbuild.anaconda",
+                "options": {"kickstart-modules": BASE_ANACONDA_MODULES + list(inst.additional_anaconda_modules)},
+            }
+        )
+        stages.append(
+            {
+                "type": "org.osbuild.lorax-script",
+                "options": {
+                    "path": "99-generic/runtime-postinstall.tmpl",
+                    "basearch": inst.arch,
+                    "product": {"name": "", "version": ""},
+                },
+            }
+        )
+    modules = list(BASE_DRACUT_MODULES)
+    if inst.biosdevname:
+        modules.append("biosdevname")
+    modules += list(inst.additional_dracut_modules) + INSTALLER_DRACUT_MODULES
+    dracut: dict[str, Any] = {"kernel": [kernel_ver], "modules": modules}
+    if inst.additional_drivers:
+        dracut["add_drivers"] = list(inst.additional_drivers)
+    dracut["install"] = ["/.buildstamp"]
+    stages.append({"type": "org.osbuild.dracut", "options": dracut})
+    stages.append({"type": "org.osbuild.selinux.config", "options": {"state": "permissive"}})
+    if not inst.live and not inst.kickstart_in_iso_root:
+        stages.append(
+            {
+                "type": "org.osbuild.kickstart",
+                "options": kickstart_options(
+                    "/usr/share/anaconda/interactive-defaults.ks",
+                    liveimg_url=iso_root_url(TAR_PAYLOAD),
+                    users_options=inst.users_options,
+                    groups_options=inst.groups_options,
+                ),
+            }
+        )
+    return {"name": "anaconda-tree", "build": "name:build", "stages": stages}
+
+
+def rootfs_image_pipeline(*, size: int = ROOTFS_SIZE, tree: str = "anaconda-tree") -> dict[str, Any]:
+    image = "LiveOS/rootfs.img"
+    device = {"device": {"type": "org.osbuild.loopback", "options": {"filename": image}}}
+    return {
+        "name": "rootfs-image",
+        "build": "name:build",
+        "stages": [
+            {"type": "org.osbuild.mkdir", "options": {"paths": [{"path": "LiveOS"}]}},
+            {"type": "org.osbuild.truncate", "options": {"filename": image, "size": str(size)}},
+            {
+                "type": "org.osbuild.mkfs.ext4",
+                "options": {"uuid": ROOTFS_UUID, "label": "Anaconda"},
+                "devices": device,
+            },
+            {
+                "type": "org.osbuild.copy",
+                "inputs": {"tree": tree_input(tree)},
+                "options": {"paths": [{"from": "input://tree/", "to": "mount://device/"}]},
+                "devices": device,
+                "mounts": [{"name": "device", "type": "org.osbuild.ext4", "source": "device", "target": "/"}],
+            },
+        ],
+    }
+
+
+def efiboot_tree_pipeline(inst: Installer) -> dict[str, Any]:
+    if inst.arch not in _EFI_ARCH:
+        raise InstallerError(f"no UEFI boot tree for architecture {inst.arch}")
+    return {
+        "name": "efiboot-tree",
+        "build": "name:build",
+        "stages": [
+            {
+                "type": "org.osbuild.grub2.iso",
+                "options": {
+                    "product": {"name": inst.product, "version": inst.os_version},
+                    "kernel": {"dir": "/images/pxeboot", "opts": inst.kernel_opts()},
+                    "isolabel": inst.iso_label,
+                    "architectures": [_EFI_ARCH[inst.arch]],
+                    "vendor": inst.uefi_vendor,
+                },
+            }
+        ],
+    }
+
+
+def bootiso_tree_pipeline(
+    inst: Installer,
+    *,
+    kernel_ver: str,
+    efiboot_volid: str,
+    os_tree: str | None = None,
+    commit: CommitSpec | None = None,
+) -> dict[str, Any]:
+    """The ISO's files. Payload: `os_tree` (tarball + liveimg kickstart) or `commit` (ostree repo)."""
+    if not inst.live and (os_tree is None) == (commit is None):
+        raise InstallerError("a payload installer needs exactly one payload: an os tree or an ostree commit")
+    stages: list[dict[str, Any]] = [
+        {"type": "org.osbuild.mkdir", "options": {"paths": [{"path": "images"}, {"path": "images/pxeboot"}]}}
+    ]
+    if inst.live:
+        stages.append({"type": "org.osbuild.mkdir", "options": {"paths": [{"path": "LiveOS"}]}})
+    stages.append(
+        {
+            "type": "org.osbuild.copy",
+            "inputs": {"tree": tree_input("anaconda-tree")},
+            "options": {
+                "paths": [
+                    {"from": f"input://tree/boot/vmlinuz-{kernel_ver}", "to": "tree:///images/pxeboot/vmlinuz"},
+                    {
+                        "from": f"input://tree/boot/initramfs-{kernel_ver}.img",
+                        "to": "tree:///images/pxeboot/initrd.img",
+                    },
+                ]
+            },
+        }
+    )
+    squashfs: dict[str, Any] = {
+        "filename": "LiveOS/squashfs.img" if inst.live else "images/install.img",
+        "compression": {"method": inst.squashfs_compression or "xz"},
+    }
+    if squashfs["compression"]["method"] == "xz" and _BCJ.get(inst.arch):
+        squashfs["compression"]["options"] = {"bcj": _BCJ[inst.arch]}
+    stages.append({"type": "org.osbuild.squashfs", "inputs": {"tree": tree_input("rootfs-image")}, "options": squashfs})
+    if inst.isolinux:
+        stages.append(
+            {
+                "type": "org.osbuild.isolinux",
+                "inputs": {"data": tree_input("anaconda-tree")},
+                "options": {
+                    "product": {"name": inst.product, "version": inst.os_version},
+                    "kernel": {"dir": "/images/pxeboot", "opts": inst.kernel_opts()},
+                },
+            }
+        )
+    stages += efiboot_image_stages(efiboot_volid)
+    if commit is not None:
+        stages.append(init_stage(OSTREE_PAYLOAD))
+        stages.append(pull_stage(OSTREE_PAYLOAD, source_commit_input(commit)))
+        stages.append(
+            {
+                "type": "org.osbuild.kickstart",
+                "options": kickstart_options(
+                    KICKSTART_PATH,
+                    ostree_url=iso_root_url(OSTREE_PAYLOAD),
+                    ostree_ref=commit.ref,
+                    os_name=inst.os_name,
+                    users_options=inst.users_options,
+                    groups_options=inst.groups_options,
+                ),
+            }
+        )
+    if os_tree is not None:
+        stages.append({"type": "org.osbuild.tar", "inputs": {"tree": tree_input(os_tree)}, "options": {"filename": TAR_PAYLOAD}})
+        if inst.kickstart_in_iso_root:
+            stages.append(
+                {
+                    "type": "org.osbuild.kickstart",
+                    "options": kickstart_options(
+                        KICKSTART_PATH,
+                        liveimg_url=iso_root_url(TAR_PAYLOAD),
+                        users_options=inst.users_options,
+                        groups_options=inst.groups_options,
+                    ),
+                }
+            )
+    stages.append({"type": "org.osbuild.discinfo", "options": {"basearch": inst.arch, "release": inst.release}})
+    return {"name": "bootiso-tree", "build": "name:build", "stages": stages}
+
+
+def efiboot_image_stages(volid: str, *, tree: str = "efiboot-tree") -> list[dict[str, Any]]:
+    """`images/efiboot.img`: a 20 MiB FAT file holding the EFI boot tree, plus a copy of its EFI/ dir."""
+    sectors = EFIBOOT_SIZE // 512
+
+    def loop(lock: bool) -> dict[str, Any]:
+        options: dict[str, Any] = {"filename": EFIBOOT_IMG, "size": sectors}
+        if lock:
+            options["lock"] = True
+        return {"type": "org.osbuild.loopback", "options": options}
+
+    return [
+        {"type": "org.osbuild.truncate", "options": {"filename": EFIBOOT_IMG, "size": str(EFIBOOT_SIZE)}},
+        {"type": "org.osbuild.mkfs.fat", "options": {"volid": volid}, "devices": {"device": loop(True)}},
+        {
+            "type": "org.osbuild.copy",
+            "inputs": {"root-tree": tree_input(tree)},
+            "options": {"paths": [{"from": "input://root-tree/", "to": "mount://root/"}]},
+            "devices": {"root": loop(False)},
+            "mounts": [{"name": "root", "type": "org.osbuild.fat", "source": "root", "target": "/"}],
+        },
+        {
+            "type": "org.osbuild.copy",
+            "inputs": {"root-tree": tree_input(tree)},
+            "options": {"paths": [{"from": "input://root-tree/EFI", "to": "tree:///"}]},
+        },
+    ]
+
+
+def bootiso_pipeline(inst: Installer, *, filename: str, tree: str = "bootiso-tree") -> dict[str, Any]:
+    options: dict[str, Any] = {
+        "filename": filename,
+        "volid": inst.iso_label,
+        "sysid": "LINUX",
+    }
+    if inst.isolinux:
+        options["boot"] = {"image": "isolinux/isolinux.bin", "catalog": "isolinux/boot.cat"}
+    options["efi"] = EFIBOOT_IMG
+    if inst.isolinux:
+        options["isohybridmbr"] = "/usr/share/syslinux/isohdpfx.bin"
+    options["isolevel"] = 3
+    return {
+        "name": "bootiso",
+        "build": "name:build",
+        "stages": [
+            {"type": "org.osbuild.xorrisofs", "inputs": {"tree": tree_input(tree)}, "options": options},
+            {"type": "org.osbuild.implantisomd5", "options": {"filename": filename}},
+        ],
+    }
+
+
+def installer_build_packages(*, ostree_payload: bool, tar_payload: bool, arch: str) -> list[str]:
+    """What the build root needs for these pipelines (joins the image type's build package set)."""
+    packages = ["grub2-tools", "grub2-tools-extra", "grub2-tools-minimal", "efibootmgr"]
+    packages += _BOOT_PACKAGES.get(arch, [])
+    packages += ["rpm", "lorax-templates-generic", "squashfs-tools"]
+    if ostree_payload:
+        packages.append("rpm-ostree")
+    if tar_payload:
+        packages.append("tar")
+    packages += ["isomd5sum", "xorriso"]
+    return packages
+
+
+def anaconda_boot_packages(arch: str) -> list[str]:
+    """Packages the anaconda tree needs to boot the ISO (joins the installer package set)."""
+    return ["grub2-tools", "grub2-tools-extra", "grub2-tools-minimal", "efibootmgr"] + _BOOT_PACKAGES.get(arch, [])
+
+
+_BOOT_PACKAGES = {
+    "x86_64": [
+        "grub2-efi-x64", "grub2-efi-x64-cdboot", "grub2-pc", "grub2-pc-modules", "shim-x64", "syslinux",
+        "syslinux-nonlinux",
+    ],
+    "aarch64": ["grub2-efi-aa64-cdboot", "grub2-efi-aa64", "shim-aa64"],
+}  # fmt: skip

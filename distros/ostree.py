@@ -1,0 +1,593 @@
+"""OSTree image types: compose options, commit sources, and the ostree pipeline kinds.
+
+An ostree image type either *produces* a commit (edge-commit, iot-commit, edge-container: the `os`
+tree is committed by `ostree-commit`, then archived or served from a container) or *consumes* one
+(edge-raw-image, edge-installer, simplified installer: a commit pulled from a URL is deployed or
+embedded). Consumed and parent commits are named by a `SourceSpec` (URL + ref) that the compose
+resolves to a `CommitSpec` (with checksum) before the manifest is serialized, the way
+osbuild-composer resolves them; the manifest then carries them as `org.osbuild.ostree` sources.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Mapping
+
+# osbuild's name for the subscription-manager secrets of an ostree remote
+RHSM_SECRETS = "org.osbuild.rhsm.consumer"
+
+
+class OSTreeOptionsError(ValueError):
+    """A compose request's ostree options or blueprint do not fit the image type.
+
+    osbuild-composer reports these as `ManifestCreationFailed` ("failed to initialize osbuild
+    manifest: ...") from POST /compose, before anything is queued.
+    """
+
+    api_id = "ManifestCreationFailed"
+
+    @property
+    def api_message(self) -> str:
+        return f"failed to initialize osbuild manifest: {self}"
+
+
+class OSTreeResolveError(OSTreeOptionsError):
+    """A commit could not be resolved (osbuild-composer's `OSTreeOptionsError`)."""
+
+    api_id = "OSTreeOptionsError"
+
+    @property
+    def api_message(self) -> str:
+        return str(self)
+
+
+@dataclass(frozen=True)
+class OSTreeOptions:
+    """The `ostree` object of a compose request (Weldr: ref, parent, url; plus contenturl, rhsm)."""
+
+    ref: str = ""
+    parent: str = ""
+    url: str = ""
+    content_url: str = ""
+    rhsm: bool = False
+
+    @classmethod
+    def from_request(cls, data: Mapping[str, Any] | None) -> "OSTreeOptions":
+        data = data or {}
+        return cls(
+            ref=str(data.get("ref") or ""),
+            parent=str(data.get("parent") or ""),
+            url=str(data.get("url") or ""),
+            content_url=str(data.get("contenturl") or data.get("content_url") or ""),
+            rhsm=bool(data.get("rhsm") or False),
+        )
+
+    def is_empty(self) -> bool:
+        return not (self.ref or self.parent or self.url or self.content_url or self.rhsm)
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    """A commit to resolve: where to fetch it, which ref, and whether RHSM secrets are needed."""
+
+    url: str
+    ref: str
+    rhsm: bool = False
+
+
+@dataclass(frozen=True)
+class CommitSpec:
+    """A resolved commit, as the golden cases' `ostree-commits` list it."""
+
+    ref: str
+    url: str
+    checksum: str
+    content_url: str = ""
+    secrets: str = ""
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "CommitSpec":
+        def get(*names: str) -> str:
+            for name in names:
+                if data.get(name):
+                    return str(data[name])
+            return ""
+
+        return cls(
+            ref=get("Ref", "ref"),
+            url=get("URL", "url"),
+            checksum=get("Checksum", "checksum"),
+            content_url=get("ContentURL", "content_url", "contenturl"),
+            secrets=get("Secrets", "secrets"),
+        )
+
+    def to_dict(self) -> dict[str, str]:
+        return {
+            "Ref": self.ref,
+            "URL": self.url,
+            "ContentURL": self.content_url,
+            "Secrets": self.secrets,
+            "Checksum": self.checksum,
+        }
+
+
+def test_commit(source: SourceSpec) -> CommitSpec:
+    """The stand-in commit of a test-mode compose: no network, a checksum derived from URL + ref."""
+    checksum = hashlib.sha256((source.url + source.ref).encode()).hexdigest()
+    return CommitSpec(
+        ref=source.ref,
+        url=source.url,
+        checksum=checksum,
+        secrets=RHSM_SECRETS if source.rhsm else "",
+    )
+
+
+def default_ref(template: str, *, distro_name: str, major_version: str, arch: str) -> str:
+    """Expand an image type's default ref, e.g. `{name}/{major}/{arch}/edge` → `rhel/9/x86_64/edge`."""
+    return template.format(name=distro_name, major=major_version, arch=arch)
+
+
+def parent_commit_source(options: OSTreeOptions | None, image_default_ref: str) -> tuple[SourceSpec | None, str]:
+    """For commit-producing types: the optional parent to resolve and the ref of the new commit.
+
+    A URL without a parent ref means "the parent is the current head of the ref being built".
+    """
+    ref = image_default_ref
+    if options is None:
+        return None, ref
+    if options.ref:
+        ref = options.ref
+    if not options.url:
+        return None, ref
+    return SourceSpec(url=options.url, ref=options.parent or ref, rhsm=options.rhsm), ref
+
+
+def payload_commit_source(options: OSTreeOptions | None, image_default_ref: str, type_name: str) -> SourceSpec:
+    """For commit-consuming types: the commit to deploy or embed (a URL is mandatory)."""
+    if options is None or not options.url:
+        raise OSTreeOptionsError(f"{type_name}: ostree commit URL required")
+    return SourceSpec(url=options.url, ref=options.ref or image_default_ref, rhsm=options.rhsm)
+
+
+def check_options(
+    *,
+    type_name: str,
+    rpm_ostree: bool,
+    boot_iso: bool,
+    options: OSTreeOptions | None,
+    customizations: Mapping[str, Any] | None,
+    has_containers: bool = False,
+    distro_name: str = "",
+) -> list[str]:
+    """Reject what osbuild-composer rejects for ostree image types; return its warnings.
+
+    `customizations` is the blueprint's customizations table with Weldr keys (user, group, kernel,
+    filesystem, fdo, ignition, installation_device, openscap, ...).
+    """
+    cust = dict(customizations or {})
+    warnings: list[str] = []
+    if has_containers and rpm_ostree and type_name not in ("edge-commit", "edge-container", "iot-commit", "iot-container"):
+        raise OSTreeOptionsError(f"embedding containers is not supported for {type_name} on {distro_name}")
+
+    url = ""
+    if options is not None:
+        if options.parent and not options.url:
+            raise OSTreeOptionsError("ostree parent ref specified, but no URL to retrieve it")
+        url = options.url
+
+    present = {key for key, value in cust.items() if value not in (None, "", [], {})}
+
+    def check_allowed(allowed: Iterable[str], message: str) -> None:
+        names = {_CUSTOMIZATION_NAMES.get(key, key) for key in present}
+        if names - set(allowed):
+            raise OSTreeOptionsError(f"{message} (allowed: {', '.join(allowed)})")
+
+    if boot_iso and rpm_ostree:
+        if not url:
+            raise OSTreeOptionsError(
+                f'boot ISO image type "{type_name}" requires specifying a URL from which to retrieve the OSTree commit'
+            )
+        if type_name.endswith("simplified-installer"):
+            allowed = ["InstallationDevice", "FDO", "Ignition", "Kernel", "User", "Group"]
+            check_allowed(allowed, f'unsupported blueprint customizations found for boot ISO image type "{type_name}":')
+            if not cust.get("installation_device"):
+                raise OSTreeOptionsError(
+                    f'boot ISO image type "{type_name}" requires specifying an installation device to install to'
+                )
+            _check_fdo(type_name, cust.get("fdo"))
+            _check_ignition(cust.get("ignition"))
+        elif type_name.endswith("-installer") and type_name != "image-installer":
+            allowed = ["User", "Group"]
+            check_allowed(allowed, f'unsupported blueprint customizations found for boot ISO image type "{type_name}":')
+
+    if type_name in ("edge-raw-image", "edge-ami", "edge-vsphere", "iot-raw-image"):
+        if not url:
+            raise OSTreeOptionsError(
+                f'"{type_name}" images require specifying a URL from which to retrieve the OSTree commit'
+            )
+        allowed = ["Ignition", "Kernel", "User", "Group"]
+        check_allowed(allowed, f'unsupported blueprint customizations found for image type "{type_name}":')
+
+    if type_name in ("edge-commit", "edge-container"):
+        if cust.get("user"):
+            warnings.append(
+                f'Please note that user customizations on "{type_name}" image type are deprecated and will be removed in the near future\n'
+            )
+        if cust.get("group"):
+            warnings.append(
+                f'Please note that group customizations on "{type_name}" image type are deprecated and will be removed in the near future\n'
+            )
+
+    kernel = cust.get("kernel") or {}
+    if (
+        rpm_ostree
+        and kernel.get("append")
+        and type_name not in ("edge-raw-image", "edge-simplified-installer", "iot-raw-image", "iot-simplified-installer")
+    ):
+        raise OSTreeOptionsError("kernel boot parameter customizations are not supported for ostree types")
+    if rpm_ostree and cust.get("filesystem"):
+        raise OSTreeOptionsError("Custom mountpoints are not supported for ostree types")
+    if rpm_ostree and cust.get("openscap"):
+        raise OSTreeOptionsError("OpenSCAP customizations are not supported for ostree types")
+    return warnings
+
+
+# Weldr blueprint keys → the Go field names osbuild-composer prints in its "allowed" lists
+_CUSTOMIZATION_NAMES = {
+    "hostname": "Hostname",
+    "kernel": "Kernel",
+    "sshkey": "SSHKey",
+    "user": "User",
+    "group": "Group",
+    "timezone": "Timezone",
+    "locale": "Locale",
+    "firewall": "Firewall",
+    "services": "Services",
+    "filesystem": "Filesystem",
+    "installation_device": "InstallationDevice",
+    "fdo": "FDO",
+    "openscap": "OpenSCAP",
+    "ignition": "Ignition",
+    "directories": "Directories",
+    "files": "Files",
+    "repositories": "Repositories",
+    "fips": "FIPS",
+    "installer": "Installer",
+}
+
+
+def _check_fdo(type_name: str, fdo: Mapping[str, Any] | None) -> None:
+    if not fdo:
+        return
+    if not fdo.get("manufacturing_server_url"):
+        raise OSTreeOptionsError(
+            f'boot ISO image type "{type_name}" requires specifying FDO.ManufacturingServerURL configuration to install to when using FDO'
+        )
+    diun = [k for k in ("diun_pub_key_hash", "diun_pub_key_insecure", "diun_pub_key_root_certs") if fdo.get(k)]
+    if len(diun) != 1:
+        raise OSTreeOptionsError(
+            f'boot ISO image type "{type_name}" requires specifying one of [FDO.DiunPubKeyHash,FDO.DiunPubKeyInsecure,FDO.DiunPubKeyRootCerts] configuration to install to when using FDO'
+        )
+
+
+def _check_ignition(ignition: Mapping[str, Any] | None) -> None:
+    if not ignition:
+        return
+    if ignition.get("embedded") and ignition.get("firstboot"):
+        raise OSTreeOptionsError("both ignition embedded and firstboot configurations found")
+    firstboot = ignition.get("firstboot")
+    if firstboot is not None and not firstboot.get("url"):
+        raise OSTreeOptionsError("ignition.firstboot requires a provisioning url")
+
+
+# ---------------------------------------------------------------------------------------------
+# sources and inputs
+
+
+def ostree_sources(commits: Iterable[CommitSpec]) -> dict[str, Any]:
+    """The manifest's `org.osbuild.ostree` source: one item per commit checksum."""
+    items: dict[str, Any] = {}
+    for commit in commits:
+        remote: dict[str, Any] = {"url": commit.url}
+        if commit.content_url:
+            remote["contenturl"] = commit.content_url
+        if commit.secrets:
+            remote["secrets"] = {"name": commit.secrets}
+        items[commit.checksum] = {"remote": remote}
+    return {"org.osbuild.ostree": {"items": items}} if items else {}
+
+
+def pull_stage(repo: str, commits_input: dict[str, Any], remote: str = "") -> dict[str, Any]:
+    options: dict[str, Any] = {"repo": repo}
+    if remote:
+        options["remote"] = remote
+    return {"type": "org.osbuild.ostree.pull", "inputs": {"commits": commits_input}, "options": options}
+
+
+def source_commit_input(commit: CommitSpec) -> dict[str, Any]:
+    return {
+        "type": "org.osbuild.ostree",
+        "origin": "org.osbuild.source",
+        "references": {commit.checksum: {"ref": commit.ref}},
+    }
+
+
+def pipeline_commit_input(pipeline: str, ref: str) -> dict[str, Any]:
+    return {
+        "type": "org.osbuild.ostree",
+        "origin": "org.osbuild.pipeline",
+        "references": {f"name:{pipeline}": {"ref": ref}},
+    }
+
+
+def tree_input(pipeline: str) -> dict[str, Any]:
+    return {"type": "org.osbuild.tree", "origin": "org.osbuild.pipeline", "references": [f"name:{pipeline}"]}
+
+
+def init_stage(path: str) -> dict[str, Any]:
+    return {"type": "org.osbuild.ostree.init", "options": {"path": path}}
+
+
+# ---------------------------------------------------------------------------------------------
+# os tree additions (the `os` pipeline in ostree mode)
+
+
+def passwd_stage(parent: CommitSpec) -> dict[str, Any]:
+    """Carry uid/gid allocations over from the parent commit so file ownership stays stable."""
+    return {
+        "type": "org.osbuild.ostree.passwd",
+        "inputs": {
+            "commits": {
+                "type": "org.osbuild.ostree",
+                "origin": "org.osbuild.source",
+                "references": {parent.checksum: {}},
+            }
+        },
+    }
+
+
+def journald_persistent_stage() -> dict[str, Any]:
+    """ostree systems keep the journal across boots (the /var of a deployment persists)."""
+    return {
+        "type": "org.osbuild.systemd-journald",
+        "options": {"filename": "10-persistent.conf", "config": {"Journal": {"Storage": "persistent"}}},
+    }
+
+
+def preptree_stage(etc_group_members: list[str] | None = None) -> dict[str, Any]:
+    return {
+        "type": "org.osbuild.ostree.preptree",
+        "options": {"etc_group_members": list(etc_group_members or ["wheel", "docker"])},
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# pipelines that produce a commit
+
+
+def commit_pipeline(
+    *, ref: str, os_version: str, parent: CommitSpec | None = None, tree: str = "os", name: str = "ostree-commit"
+) -> dict[str, Any]:
+    options: dict[str, Any] = {"ref": ref, "os_version": os_version}
+    if parent is not None:
+        options["parent"] = parent.checksum
+    return {
+        "name": name,
+        "build": "name:build",
+        "stages": [
+            init_stage("/repo"),
+            {"type": "org.osbuild.ostree.commit", "inputs": {"tree": tree_input(tree)}, "options": options},
+        ],
+    }
+
+
+def commit_archive_pipeline(*, filename: str, commit: str = "ostree-commit", name: str = "commit-archive") -> dict[str, Any]:
+    return {
+        "name": name,
+        "build": "name:build",
+        "stages": [
+            {"type": "org.osbuild.tar", "inputs": {"tree": tree_input(commit)}, "options": {"filename": filename}}
+        ],
+    }
+
+
+NGINX_CONFIG = "/etc/nginx.conf"
+NGINX_ROOT = "/usr/share/nginx/html"
+NGINX_PORT = "8080"
+
+
+def commit_server_tree_pipeline(
+    *, rpm_stage: dict[str, Any], language: str, ref: str, commit: str = "ostree-commit", name: str = "container-tree"
+) -> dict[str, Any]:
+    """A small nginx tree serving the new commit as a repo, runnable as an unprivileged container."""
+    repo = f"{NGINX_ROOT}/repo"
+    stages = [
+        rpm_stage,
+        {"type": "org.osbuild.locale", "options": {"language": language}},
+        init_stage(repo),
+        pull_stage(repo, pipeline_commit_input(commit, ref)),
+    ]
+    # nginx writes its logs and state there: make them writable for any uid
+    for path in ("/var/log/nginx", "/var/lib/nginx"):
+        stages.append({"type": "org.osbuild.chmod", "options": {"items": {path: {"mode": "a+rwX", "recursive": True}}}})
+    stages.append(
+        {
+            "type": "org.osbuild.nginx.conf",
+            "options": {
+                "path": NGINX_CONFIG,
+                "config": {"listen": NGINX_PORT, "root": NGINX_ROOT, "pid": "/tmp/nginx.pid", "daemon": False},
+            },
+        }
+    )
+    return {"name": name, "build": "name:build", "stages": stages}
+
+
+def commit_server_container_pipeline(*, arch: str, filename: str, tree: str = "container-tree", name: str = "container") -> dict[str, Any]:
+    return {
+        "name": name,
+        "build": "name:build",
+        "stages": [
+            {
+                "type": "org.osbuild.oci-archive",
+                "inputs": {"base": tree_input(tree)},
+                "options": {
+                    "architecture": arch,
+                    "filename": filename,
+                    "config": {"Cmd": ["nginx", "-c", NGINX_CONFIG], "ExposedPorts": [NGINX_PORT]},
+                },
+            }
+        ],
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# the deployment of a commit (edge/iot raw images, simplified installer)
+
+
+@dataclass
+class Deployment:
+    """What `ostree-deployment` needs besides the commit; images' OSTreeDeployment fields."""
+
+    os_name: str
+    remote_name: str
+    remote_url: str = ""
+    remote_content_url: str = ""
+    kernel_opts: list[str] = field(default_factory=list)  # partition-table options + appended ones
+    ignition: bool = False
+    sysroot_readonly: bool = False
+    keyboard: str = ""
+    locale: str = ""
+    fstab_options: dict[str, Any] | None = None
+    grub2_options: dict[str, Any] | None = None  # without kernel_opts / greenboot / ignition / config
+    users_options: dict[str, Any] | None = None  # org.osbuild.users options for blueprint users
+    groups_options: dict[str, Any] | None = None
+    has_root_user: bool = False
+    extra_stages: list[dict[str, Any]] = field(default_factory=list)  # directories/files, mounted below
+    enabled_services: list[str] = field(default_factory=list)
+    disabled_services: list[str] = field(default_factory=list)
+
+
+def deployment_mount(os_name: str, ref: str) -> dict[str, Any]:
+    return {
+        "name": f"ostree-{ref}",
+        "type": "org.osbuild.ostree.deployment",
+        "options": {"deployment": {"osname": os_name, "ref": ref, "serial": 0}},
+    }
+
+
+def deployment_kernel_opts(dep: Deployment) -> list[str]:
+    opts = list(dep.kernel_opts)
+    if dep.ignition:
+        # no live ISO to configure networking: keep initrd connections out of the system
+        opts += ["coreos.no_persist_ip", "ignition.platform.id=metal", "$ignition_firstboot"]
+    return opts
+
+
+def deployment_pipeline(commit: CommitSpec, dep: Deployment, name: str = "ostree-deployment") -> dict[str, Any]:
+    repo = "/ostree/repo"
+    mount = deployment_mount(dep.os_name, commit.ref)
+
+    def mounted(stage: dict[str, Any]) -> dict[str, Any]:
+        stage = dict(stage)
+        stage["mounts"] = [mount]
+        return stage
+
+    kernel_opts = deployment_kernel_opts(dep)
+    stages: list[dict[str, Any]] = [
+        {"type": "org.osbuild.ostree.init-fs"},
+        pull_stage(repo, source_commit_input(commit), remote=dep.remote_name),
+        {"type": "org.osbuild.ostree.os-init", "options": {"osname": dep.os_name}},
+        {"type": "org.osbuild.mkdir", "options": {"paths": [{"path": "/boot/efi", "mode": 0o700}]}},
+        {
+            "type": "org.osbuild.ostree.deploy",
+            "options": {
+                "osname": dep.os_name,
+                "ref": commit.ref,
+                "remote": dep.remote_name,
+                "mounts": ["/boot", "/boot/efi"],
+                "rootfs": {"label": "root"},
+                "kernel_opts": kernel_opts,
+            },
+        },
+    ]
+    remote: dict[str, Any] = {"name": dep.remote_name, "url": dep.remote_url or commit.url}
+    if dep.remote_content_url:
+        remote["contenturl"] = dep.remote_content_url
+    stages.append({"type": "org.osbuild.ostree.remotes", "options": {"repo": repo, "remotes": [remote]}})
+    stages.append(
+        {"type": "org.osbuild.ostree.fillvar", "options": {"deployment": {"osname": dep.os_name, "ref": commit.ref}}}
+    )
+    stages.append(
+        mounted(
+            {
+                "type": "org.osbuild.ostree.config",
+                "options": {
+                    "repo": repo,
+                    "config": {"sysroot": {"readonly": dep.sysroot_readonly, "bootloader": "none"}},
+                },
+            }
+        )
+    )
+    if dep.fstab_options is not None:
+        stages.append(mounted({"type": "org.osbuild.fstab", "options": dep.fstab_options}))
+    if dep.users_options:
+        stages.append(mounted({"type": "org.osbuild.users", "options": dep.users_options}))
+    if dep.groups_options:
+        stages.append(mounted({"type": "org.osbuild.groups", "options": dep.groups_options}))
+    if dep.ignition:
+        # ships /etc/machine-id, so systemd must be told it is the first boot for ignition's presets
+        stages.append(
+            {
+                "type": "org.osbuild.ignition",
+                "options": {"network": ["systemd.firstboot=off", "systemd.condition-first-boot=true"]},
+            }
+        )
+    if not dep.has_root_user:
+        stages.append(mounted({"type": "org.osbuild.users", "options": {"users": {"root": {"password": "!locked"}}}}))
+    if dep.keyboard:
+        stages.append(mounted({"type": "org.osbuild.keymap", "options": {"keymap": dep.keyboard}}))
+    if dep.locale:
+        stages.append(mounted({"type": "org.osbuild.locale", "options": {"language": dep.locale}}))
+    if dep.grub2_options is not None:
+        grub = dict(dep.grub2_options)
+        grub["kernel_opts"] = " ".join(kernel_opts)
+        grub["greenboot"] = True
+        grub["write_cmdline"] = False
+        grub["config"] = {"default": "saved", "terminal_output": ["console"], "timeout": 1}
+        if dep.ignition:
+            grub["ignition"] = True
+        stages.append(mounted({"type": "org.osbuild.grub2", "options": _order_grub(grub)}))
+    stages.extend(mounted(stage) for stage in dep.extra_stages)
+    if dep.enabled_services or dep.disabled_services:
+        options: dict[str, Any] = {}
+        if dep.enabled_services:
+            options["enabled_services"] = list(dep.enabled_services)
+        if dep.disabled_services:
+            options["disabled_services"] = list(dep.disabled_services)
+        stages.append(mounted({"type": "org.osbuild.systemd", "options": options}))
+    stages.append(
+        {"type": "org.osbuild.ostree.selinux", "options": {"deployment": {"osname": dep.os_name, "ref": commit.ref}}}
+    )
+    return {"name": name, "build": "name:build", "stages": stages}
+
+
+_GRUB_ORDER = (
+    "root_fs_uuid",
+    "boot_fs_uuid",
+    "kernel_opts",
+    "legacy",
+    "uefi",
+    "saved_entry",
+    "greenboot",
+    "write_cmdline",
+    "config",
+    "ignition",
+)
+
+
+def _order_grub(options: dict[str, Any]) -> dict[str, Any]:
+    """Key order as osbuild-composer writes it, so serialized manifests read the same."""
+    ordered = {key: options[key] for key in _GRUB_ORDER if key in options}
+    ordered.update({key: value for key, value in options.items() if key not in ordered})
+    return ordered
