@@ -1,0 +1,168 @@
+"""`celery-composer serve`: the Weldr API under gunicorn on its unix socket (and optionally TCP).
+
+gunicorn rather than Flask's development server because composer-cli and cockpit expect a
+server that survives concurrent clients and restarts its workers; it is driven programmatically
+so that one `Config` decides everything and no gunicorn command line leaks into the deployment.
+
+The socket is created with umask 0117, so it is born 0660 (gunicorn would otherwise leave it
+0777, open to every local user), then handed to group `socket_group` when that group exists:
+that group is how osbuild-composer lets non-root users build images.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
+
+if TYPE_CHECKING:
+    from app.config import Config
+
+log = logging.getLogger(__name__)
+
+THREADS_PER_WORKER = 4
+SOCKET_UMASK = 0o117  # → srw-rw----
+GRACEFUL_TIMEOUT = 10
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--socket", type=Path, default=None,
+                        help="unix socket path (default /run/weldr/api.socket)")
+    parser.add_argument("--listen", default=None, metavar="HOST:PORT",
+                        help="also serve HTTP over TCP on this address")
+    parser.add_argument("--state-dir", type=Path, default=None,
+                        help="where blueprints, sources and composes are kept")
+    parser.add_argument("--repositories", type=Path, default=None,
+                        help="directory of system repository definitions (<distro>.json)")
+    parser.add_argument("--workers", type=int, default=None, help="API worker processes")
+
+
+def run(args: argparse.Namespace, config: "Config") -> int:
+    overrides = {
+        "socket": args.socket, "listen": args.listen, "state_dir": args.state_dir,
+        "repositories_dir": args.repositories, "api_workers": args.workers,
+    }
+    config = config.replace(**{k: v for k, v in overrides.items() if v is not None})
+    logging.basicConfig(level=config.log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        prepare_socket_dir(config)
+        config.state_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        log.error("cannot prepare %s: %s", exc.filename, exc.strerror)
+        return 1
+    WeldrServer(config).run()
+    return 0
+
+
+def prepare_socket_dir(config: "Config") -> None:
+    directory = Path(config.socket).parent
+    directory.mkdir(parents=True, exist_ok=True)
+    gid = socket_gid(config)
+    if gid is not None:
+        try:
+            os.chown(directory, -1, gid)
+        except PermissionError:
+            pass
+
+
+def socket_gid(config: "Config") -> int | None:
+    import grp
+
+    try:
+        return grp.getgrnam(config.socket_group).gr_gid
+    except KeyError:
+        return None
+
+
+def bind_addresses(config: "Config") -> list[str]:
+    binds = [f"unix:{config.socket}"]
+    if config.listen:
+        binds.append(config.listen)
+    return binds
+
+
+def _make_base() -> type:
+    from gunicorn.app.base import BaseApplication
+
+    class _WeldrServer(BaseApplication):
+        """gunicorn with our settings and our app; no gunicorn command line is parsed."""
+
+        def __init__(self, config: "Config",
+                     app_factory: Callable[["Config"], Any] | None = None):
+            self.weldr_config = config
+            self.app_factory = app_factory
+            self._stop_embedded: Callable[[], None] | None = None
+            super().__init__()
+
+        def load_config(self) -> None:
+            cfg = self.weldr_config
+            settings = {
+                "bind": bind_addresses(cfg),
+                "workers": max(1, cfg.api_workers),
+                "worker_class": "gthread",
+                "threads": THREADS_PER_WORKER,
+                "umask": SOCKET_UMASK,
+                "graceful_timeout": GRACEFUL_TIMEOUT,
+                "timeout": 300,  # depsolves answered inline may take minutes on a cold cache
+                "keepalive": 5,
+                "loglevel": cfg.log_level.lower(),
+                "accesslog": None,
+                "errorlog": "-",
+                "proc_name": "celery-composer-api",
+                "when_ready": self._when_ready,
+                "on_exit": self._on_exit,
+                # The Weldr socket is the only client door; the peer is always local.
+                "forwarded_allow_ips": "127.0.0.1",
+                # gunicorn ≥ 24 opens a control socket under $HOME; we do not want a second door.
+                "control_socket_disable": True,
+            }
+            for key, value in settings.items():
+                if key in self.cfg.settings:  # settings newer gunicorns added are optional
+                    self.cfg.set(key, value)
+
+        def load(self) -> Any:
+            if self.app_factory is not None:
+                return self.app_factory(self.weldr_config)
+            from app import create_app
+
+            return create_app(self.weldr_config)
+
+        def _when_ready(self, server: Any) -> None:
+            cfg = self.weldr_config
+            path = str(cfg.socket)
+            os.chmod(path, 0o660)
+            gid = socket_gid(cfg)
+            if gid is not None:
+                try:
+                    os.chown(path, -1, gid)
+                except PermissionError:
+                    log.warning("cannot give %s to group %s", path, cfg.socket_group)
+            self._start_embedded()
+            server.log.info("Weldr API listening on %s", ", ".join(bind_addresses(cfg)))
+
+        def _start_embedded(self) -> None:
+            """The pipeline may run helpers beside the API (embedded workers, recovery loop)."""
+            from app import pipeline_module
+
+            module = pipeline_module()
+            start = getattr(module, "start_embedded", None) if module else None
+            if start is not None:
+                self._stop_embedded = start(self.weldr_config)
+
+        def _on_exit(self, server: Any) -> None:
+            if self._stop_embedded is not None:
+                self._stop_embedded()
+            try:
+                os.unlink(self.weldr_config.socket)
+            except OSError:
+                pass
+
+    return _WeldrServer
+
+
+def WeldrServer(config: "Config", app_factory: Callable[["Config"], Any] | None = None) -> Any:
+    """A gunicorn application serving the Weldr API (or `app_factory(config)`, for benchmarks)."""
+    return _make_base()(config, app_factory)
