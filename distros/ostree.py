@@ -156,7 +156,7 @@ def check_options(
     rpm_ostree: bool,
     boot_iso: bool,
     options: OSTreeOptions | None,
-    customizations: Mapping[str, Any] | None,
+    customizations: Mapping[str, Any] | None = None,
     has_containers: bool = False,
     distro_name: str = "",
 ) -> list[str]:
