@@ -1,0 +1,181 @@
+"""Fixtures shared by several test areas.
+
+`weldr_server` is one real `celery-composer serve` (gunicorn) on a temporary unix socket for
+the whole session; `weldr_client` speaks plain HTTP/1.1 to it over that socket, as composer-cli
+does.  Tests that need a server of their own (restart, kill -9, other settings) use
+`start_weldr_server` and stop it themselves.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json as jsonlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+
+
+class UnixHTTPConnection(http.client.HTTPConnection):
+    def __init__(self, path: str, timeout: float = 60.0):
+        super().__init__("localhost", timeout=timeout)
+        self.unix_path = path
+
+    def connect(self) -> None:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(self.timeout)
+        sock.connect(self.unix_path)
+        self.sock = sock
+
+
+class WeldrResponse:
+    def __init__(self, status: int, headers: http.client.HTTPMessage, body: bytes):
+        self.status = status
+        self.headers = headers
+        self.body = body
+
+    @property
+    def text(self) -> str:
+        return self.body.decode("utf-8", errors="replace")
+
+    def json(self) -> Any:
+        return jsonlib.loads(self.body)
+
+    def __repr__(self) -> str:
+        return f"<WeldrResponse {self.status} {self.body[:300]!r}>"
+
+
+class WeldrClient:
+    """HTTP over the Weldr unix socket; paths are sent exactly as given (no normalisation)."""
+
+    def __init__(self, socket_path: str | Path):
+        self.socket_path = str(socket_path)
+
+    def request(self, method: str, path: str, body: bytes | str | dict | None = None,
+                headers: dict[str, str] | None = None, timeout: float = 60.0) -> WeldrResponse:
+        headers = dict(headers or {})
+        if isinstance(body, dict):
+            body = jsonlib.dumps(body)
+            headers.setdefault("Content-Type", "application/json")
+        if isinstance(body, str):
+            body = body.encode("utf-8")
+        conn = UnixHTTPConnection(self.socket_path, timeout=timeout)
+        try:
+            conn.request(method, path, body=body, headers=headers)
+            resp = conn.getresponse()
+            return WeldrResponse(resp.status, resp.headers, resp.read())
+        finally:
+            conn.close()
+
+    def get(self, path: str, **kw: Any) -> WeldrResponse:
+        return self.request("GET", path, **kw)
+
+    def post(self, path: str, body: Any = None, **kw: Any) -> WeldrResponse:
+        return self.request("POST", path, body=body, **kw)
+
+    def delete(self, path: str, **kw: Any) -> WeldrResponse:
+        return self.request("DELETE", path, **kw)
+
+    def post_toml(self, path: str, text: str) -> WeldrResponse:
+        return self.post(path, text, headers={"Content-Type": "text/x-toml"})
+
+
+class WeldrServer:
+    """A `celery-composer serve` subprocess on its own socket and state directory."""
+
+    def __init__(self, base: Path, *, workers: int = 1, env: dict[str, str] | None = None,
+                 args: list[str] | None = None):
+        self.base = Path(base)
+        self.socket = self.base / "run" / "api.socket"
+        self.state_dir = self.base / "state"
+        self.cache_dir = self.base / "cache"
+        self.workers = workers
+        self.extra_env = env or {}
+        self.extra_args = args or []
+        self.proc: subprocess.Popen | None = None
+        self.client = WeldrClient(self.socket)
+
+    def start(self, timeout: float = 30.0) -> "WeldrServer":
+        env = dict(os.environ)
+        env.update({"CELERY_COMPOSER_CACHE_DIR": str(self.cache_dir),
+                    "CELERY_COMPOSER_LOG_LEVEL": "WARNING"})
+        env.update(self.extra_env)
+        cmd = [sys.executable, "-m", "app.cli", "serve", "--socket", str(self.socket),
+               "--state-dir", str(self.state_dir), "--workers", str(self.workers),
+               *self.extra_args]
+        self.base.mkdir(parents=True, exist_ok=True)
+        self.log_path = self.base / "server.log"
+        self._log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(cmd, cwd=PROJECT_DIR, env=env, stdout=self._log,
+                                     stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited: {self.log_path.read_text()[-3000:]}")
+            if self.socket.exists():
+                try:
+                    if self.client.get("/api/status", timeout=5).status == 200:
+                        return self
+                except OSError:
+                    pass
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"server did not answer: {self.log_path.read_text()[-3000:]}")
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 20.0) -> int | None:
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, sig)  # the whole group: arbiter and its workers
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        rc = self.proc.returncode
+        self._log.close()
+        self.proc = None
+        return rc
+
+    def kill(self) -> None:
+        """kill -9 of the arbiter and every worker, as a power cut of the service would be."""
+        self.stop(signal.SIGKILL)
+
+
+@pytest.fixture(scope="session")
+def weldr_server() -> Iterator[WeldrServer]:
+    with tempfile.TemporaryDirectory(prefix="weldr-") as base:
+        server = WeldrServer(Path(base), workers=2).start()
+        try:
+            yield server
+        finally:
+            server.stop()
+
+
+@pytest.fixture(scope="session")
+def weldr_client(weldr_server: WeldrServer) -> WeldrClient:
+    return weldr_server.client
+
+
+@pytest.fixture
+def start_weldr_server(tmp_path: Path) -> Iterator[Any]:
+    """Factory: `start_weldr_server(**kw)` → a started WeldrServer in tmp_path, stopped after."""
+    started: list[WeldrServer] = []
+
+    def start(**kw: Any) -> WeldrServer:
+        server = WeldrServer(tmp_path / f"server{len(started)}", **kw).start()
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
