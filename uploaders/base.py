@@ -1,0 +1,340 @@
+"""The contract every upload target keeps, and the registry the API and workers look targets up in.
+
+A target is a class with a name (`aws`, `azure`, …), the Weldr facts `upload/providers` shows
+(display name, supported image types, settings-info) and two operations: `validate` (run by the API
+before anything is stored, so a typo fails the request instead of a worker an hour later) and
+`upload` (run by a worker). Secrets are declared per setting, so every output path can strip them
+with one function instead of each route remembering which keys are sensitive.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+from abc import ABC, abstractmethod
+from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator
+
+SECRET_MASK = "********"
+
+ProgressCallback = Callable[[int, int], None]
+
+
+class UploadError(Exception):
+    """An upload cannot go on; the message is shown to the user in `upload/info` and the log."""
+
+
+class SettingsError(UploadError, ValueError):
+    """A setting is missing or has a bad value; the message names the setting."""
+
+
+class UploadCancelled(UploadError):
+    """The user cancelled the upload (`upload/cancel`); raised between parts."""
+
+
+@dataclass(frozen=True)
+class SettingInfo:
+    """One provider setting, as `upload/providers` describes it to cockpit-composer.
+
+    `type` follows lorax: "string" or "boolean". `secret` settings are stored for use but never
+    shown. `aliases` are osbuild-composer's names for the same setting, accepted on input.
+    """
+
+    name: str
+    display: str
+    type: str = "string"
+    placeholder: str = ""
+    regex: str = ""
+    required: bool = False
+    secret: bool = False
+    aliases: tuple[str, ...] = ()
+
+    def weldr(self) -> dict[str, Any]:
+        return {"display": self.display, "type": self.type, "placeholder": self.placeholder,
+                "regex": self.regex}
+
+
+@dataclass
+class UploadContext:
+    """What a running upload may use to talk back: progress, cancellation and a log line sink.
+
+    `should_cancel` is polled between parts; it must be cheap or throttle itself.
+    """
+
+    progress: ProgressCallback = lambda done, total: None
+    should_cancel: Callable[[], bool] = lambda: False
+    log: Callable[[str], None] = lambda line: None
+    workers: int = 8
+
+    def check_cancelled(self) -> None:
+        if self.should_cancel():
+            raise UploadCancelled("upload cancelled")
+
+
+class Uploader(ABC):
+    """Base class of a target. Subclasses set the class attributes and implement `upload`."""
+
+    name: str = ""
+    display: str = ""
+    supported_types: tuple[str, ...] = ()  # empty: any image type
+    settings_info: tuple[SettingInfo, ...] = ()
+
+    # --- settings -------------------------------------------------------------------------
+    @classmethod
+    def info(cls, name: str) -> SettingInfo | None:
+        for item in cls.settings_info:
+            if item.name == name:
+                return item
+        return None
+
+    @classmethod
+    def secret_names(cls) -> frozenset[str]:
+        names: set[str] = set()
+        for item in cls.settings_info:
+            if item.secret:
+                names.add(item.name)
+                names.update(item.aliases)
+        return frozenset(names)
+
+    @classmethod
+    def normalize(cls, settings: dict[str, Any]) -> dict[str, Any]:
+        """Map osbuild-composer's setting names onto ours; refuse unknown settings (as lorax)."""
+        if not isinstance(settings, dict):
+            raise SettingsError("settings must be an object")
+        out: dict[str, Any] = {}
+        for key, value in settings.items():
+            target = None
+            for item in cls.settings_info:
+                if key == item.name or key in item.aliases:
+                    target = item
+                    break
+            if target is None:
+                raise SettingsError(f'Received unexpected setting: "{key}"!')
+            out[target.name] = value
+        return out
+
+    @classmethod
+    def validate(cls, settings: dict[str, Any], image_name: str | None = None,
+                 image_type: str | None = None) -> dict[str, Any]:
+        """Check names, types, patterns and required settings; return the normalised settings."""
+        if image_name is not None and not str(image_name).strip():
+            raise SettingsError("Image name cannot be empty!")
+        if image_type is not None and cls.supported_types and image_type not in cls.supported_types:
+            raise SettingsError(f'Type "{image_type}" is not supported by provider "{cls.name}"!')
+        settings = cls.normalize(settings)
+        for key, value in settings.items():
+            item = cls.info(key)
+            assert item is not None
+            if item.type == "boolean":
+                if not isinstance(value, bool):
+                    raise SettingsError(f'Expected a boolean for "{key}", received {type(value).__name__}!')
+                continue
+            if not isinstance(value, str):
+                raise SettingsError(f'Expected a string for "{key}", received {type(value).__name__}!')
+            if item.regex and value and not re.fullmatch(item.regex, value):
+                shown = SECRET_MASK if item.secret else value
+                raise SettingsError(f'Value "{shown}" is invalid for setting "{key}"!')
+        for item in cls.settings_info:
+            if item.required and not settings.get(item.name):
+                raise SettingsError(f"Missing setting '{item.name}' ({item.display}) for provider "
+                                    f"\"{cls.name}\"")
+        cls.check(settings)
+        return settings
+
+    @classmethod
+    def check(cls, settings: dict[str, Any]) -> None:
+        """Cross-setting rules of a target (e.g. one of two credentials); raise SettingsError."""
+
+    @classmethod
+    def strip_secrets(cls, settings: dict[str, Any]) -> dict[str, Any]:
+        secrets = cls.secret_names()
+        return {k: v for k, v in settings.items() if k not in secrets}
+
+    @classmethod
+    def secret_values(cls, settings: dict[str, Any]) -> list[str]:
+        secrets = cls.secret_names()
+        return [str(v) for k, v in settings.items() if k in secrets and v]
+
+    @classmethod
+    def provider_info(cls) -> dict[str, Any]:
+        """The `upload/providers` entry, without profiles (those come from the store)."""
+        return {"display": cls.display, "supported_types": list(cls.supported_types),
+                "settings-info": {item.name: item.weldr() for item in cls.settings_info}}
+
+    # --- upload ---------------------------------------------------------------------------
+    @abstractmethod
+    def upload(self, image_path: Path, image_name: str, settings: dict[str, Any],
+               ctx: UploadContext) -> dict[str, Any]:
+        """Move the image; return the result (ids, URLs) to show the user. Settings are validated."""
+
+
+_REGISTRY: dict[str, type[Uploader]] = {}
+
+
+def register(cls: type[Uploader]) -> type[Uploader]:
+    _REGISTRY[cls.name] = cls
+    return cls
+
+
+def _load_builtin() -> None:
+    # Imported lazily: the SDKs are heavy and the API only needs them when a target is used.
+    from uploaders import aws, azure, local, s3  # noqa: F401
+
+
+def get_uploader(name: str) -> type[Uploader]:
+    _load_builtin()
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise SettingsError(f'Couldn\'t find provider "{name}"!') from None
+
+
+def provider_names() -> list[str]:
+    _load_builtin()
+    return sorted(_REGISTRY)
+
+
+def strip_secrets(provider: str, settings: dict[str, Any]) -> dict[str, Any]:
+    """Settings safe to show anywhere. Unknown providers lose everything: better empty than leaked."""
+    try:
+        cls = get_uploader(provider)
+    except SettingsError:
+        return {}
+    try:
+        settings = cls.normalize(settings)
+    except SettingsError:
+        return {}
+    return cls.strip_secrets(settings)
+
+
+def redact(text: str, secrets: Iterable[str]) -> str:
+    """Replace every secret value in a text (log lines, error messages from SDKs)."""
+    for secret in sorted({s for s in secrets if s and len(s) >= 4}, key=len, reverse=True):
+        text = text.replace(secret, SECRET_MASK)
+    return text
+
+
+# --- reading images: sparse-aware chunking ----------------------------------------------------
+
+def data_extents(fd: int, size: int) -> Iterator[tuple[int, int]]:
+    """(start, end) of the allocated regions of a file; holes are skipped without reading them.
+
+    A 4 GiB disk image with 200 MiB of data is mostly holes; reading the holes would still cost
+    seconds of copying zeros. Where SEEK_DATA is unsupported the whole file is one extent.
+    """
+    if not hasattr(os, "SEEK_DATA"):
+        yield 0, size
+        return
+    offset = 0
+    while offset < size:
+        try:
+            start = os.lseek(fd, offset, os.SEEK_DATA)
+        except OSError:  # ENXIO: no data after offset
+            return
+        end = os.lseek(fd, start, os.SEEK_HOLE)
+        yield start, min(end, size)
+        offset = end
+
+
+def nonzero_chunks(path: Path, chunk_size: int,
+                   on_skip: Callable[[int], None] | None = None) -> Iterator[tuple[int, bytes]]:
+    """(index, bytes) of the `chunk_size`-aligned chunks that hold any non-zero byte.
+
+    Only chunks touching an allocated extent are read; the last chunk may be short. A generator,
+    so the caller's bounded parallelism bounds the memory too.
+    """
+    size = path.stat().st_size
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        last = -1
+        for start, end in data_extents(fd, size):
+            first_idx = max(start // chunk_size, last + 1)
+            last_idx = (end - 1) // chunk_size
+            for idx in range(first_idx, last_idx + 1):
+                length = min(chunk_size, size - idx * chunk_size)
+                data = os.pread(fd, length, idx * chunk_size)
+                if data.count(0) != len(data):
+                    yield idx, data
+                elif on_skip is not None:
+                    on_skip(len(data))
+            last = max(last, last_idx)
+    finally:
+        os.close(fd)
+
+
+def allocated_bytes(path: Path) -> int:
+    """Bytes in allocated extents: the upper bound of what a zero-skipping upload sends."""
+    size = path.stat().st_size
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        return sum(end - start for start, end in data_extents(fd, size))
+    finally:
+        os.close(fd)
+
+
+def run_parallel(jobs: Iterable[Any], work: Callable[[Any], int], ctx: UploadContext,
+                 total: int, done: int = 0) -> int:
+    """Run `work(job)` for every job on `ctx.workers` threads; `work` returns bytes it sent.
+
+    At most twice the worker count is in flight, so a huge image is never queued in memory.
+    Cancellation is checked before each new job; the first failure stops scheduling and is
+    re-raised after the running jobs end, so no thread writes after we report FAILED.
+    """
+    lock = threading.Lock()
+    progress = {"done": done}
+    failure: list[BaseException] = []
+
+    def one(job: Any) -> None:
+        sent = work(job)
+        with lock:
+            progress["done"] += sent
+            current = progress["done"]
+        ctx.progress(min(current, total), total)
+
+    pending: set[Future] = set()
+    limit = max(1, ctx.workers) * 2
+    with ThreadPoolExecutor(max_workers=max(1, ctx.workers), thread_name_prefix="upload") as pool:
+        try:
+            for job in jobs:
+                if ctx.should_cancel():
+                    raise UploadCancelled("upload cancelled")
+                while len(pending) >= limit:
+                    finished, pending = wait(pending, return_when=FIRST_EXCEPTION)
+                    for fut in finished:
+                        if fut.exception() is not None:
+                            raise fut.exception()  # type: ignore[misc]
+                pending.add(pool.submit(one, job))
+            finished, pending = wait(pending, return_when=FIRST_EXCEPTION)
+            for fut in finished:
+                if fut.exception() is not None:
+                    raise fut.exception()  # type: ignore[misc]
+        except BaseException as exc:
+            failure.append(exc)
+            for fut in pending:
+                fut.cancel()
+    if failure:
+        raise failure[0]
+    return progress["done"]
+
+
+@dataclass
+class ProgressThrottle:
+    """Forward progress at most every `interval` seconds (and always at the end): the store fsyncs."""
+
+    sink: ProgressCallback
+    interval: float = 1.0
+    _last: float = field(default=0.0, init=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
+
+    def __call__(self, done: int, total: int) -> None:
+        import time
+
+        now = time.monotonic()
+        with self._lock:
+            if done < total and now - self._last < self.interval:
+                return
+            self._last = now
+        self.sink(done, total)
