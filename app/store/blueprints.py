@@ -98,7 +98,9 @@ class BlueprintStore:
 
     def __init__(self, db: Database):
         self.db = db
-        db.register_and_create(SCHEMA)
+        if not getattr(db, "_blueprint_tables", False):  # once per Database, not per request
+            db.register_and_create(SCHEMA)
+            db._blueprint_tables = True  # type: ignore[attr-defined]
 
     # --- reading ------------------------------------------------------------------------------
 
@@ -270,3 +272,11 @@ def freeze(bp: Blueprint, solve: Solver) -> Blueprint:
     deps = solve(model.package_requests(bp), bp.get("distro") or "", bp.get("architecture") or "")
     return model.freeze(bp, sorted(deps, key=lambda d: d["name"]))
 
+
+
+def get_committed(db: Database, name: str) -> Blueprint | None:
+    """The committed blueprint `name` (what POST /compose builds), or None; api-core's entry point.
+
+    Raises DamagedBlueprint (a BlueprintError, id BlueprintsError) for an unreadable record.
+    """
+    return BlueprintStore(db).get_committed(name)
