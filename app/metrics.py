@@ -1,0 +1,325 @@
+"""Prometheus metrics, served at `/metrics` by the API.
+
+A deployment runs many processes — API workers, Celery workers in other containers or on other
+machines — and a scrape reaches one API process.  So nothing here lives in process memory:
+- composes and uploads by state are counted from the store at scrape time;
+- queue depths are asked of the broker at scrape time;
+- durations and byte counts, which only a worker sees, are recorded by that worker into the
+  shared SQLite database (one small transaction per job) and read back at scrape time.
+Every process of a deployment already shares that database (it holds the composes), so these
+numbers are the deployment's, whichever process answers the scrape.
+
+A part that cannot be read (broker down) is reported by `celery_composer_up{part=...} 0` and
+leaves its metrics out, instead of failing the scrape: Prometheus would then lose the others too.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterable, Iterator
+
+from app.db import Database, Schema, register_schema
+
+if TYPE_CHECKING:
+    from app.config import Config
+
+log = logging.getLogger(__name__)
+
+PREFIX = "celery_composer"
+
+# upper bounds of the duration buckets, seconds: depsolves take seconds, builds minutes to hours
+DURATION_BUCKETS = (0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 1800.0,
+                    3600.0, 7200.0, 14400.0, math.inf)
+
+# what workers may record: kind -> (metric name, help, labels it takes)
+DURATIONS = {
+    "depsolve": ("depsolve_duration_seconds", "Time to depsolve the package sets of one compose",
+                 ("image_type",)),
+    "build": ("build_duration_seconds", "Time osbuild ran for one compose", ("image_type",)),
+    "upload": ("upload_duration_seconds", "Time to upload one image", ("target",)),
+}
+BYTES = {
+    "metadata_cache_hit": ("metadata_cache_hit_bytes_total",
+                           "Repository metadata bytes served from the cache instead of the network",
+                           ()),
+    "metadata_download": ("metadata_download_bytes_total",
+                          "Repository metadata bytes downloaded", ()),
+    "rpm_cache_hit": ("rpm_cache_hit_bytes_total",
+                      "RPM bytes found in the osbuild store instead of downloaded", ()),
+    "rpm_download": ("rpm_download_bytes_total", "RPM bytes downloaded for builds", ()),
+    "upload": ("upload_bytes_total", "Image bytes uploaded", ("target",)),
+}
+
+SCHEMA = register_schema(Schema("metrics", 1, """
+CREATE TABLE IF NOT EXISTS metric_counters (
+    name TEXT NOT NULL,
+    labels TEXT NOT NULL,
+    value REAL NOT NULL,
+    PRIMARY KEY (name, labels)
+);
+CREATE TABLE IF NOT EXISTS metric_buckets (
+    name TEXT NOT NULL,
+    labels TEXT NOT NULL,
+    le REAL NOT NULL,
+    count INTEGER NOT NULL,
+    PRIMARY KEY (name, labels, le)
+)
+"""))
+
+_databases: dict[Path, Database] = {}
+_databases_lock = threading.Lock()
+
+
+def _database(config: "Config") -> Database:
+    path = Path(config.state_dir).resolve()
+    with _databases_lock:
+        db = _databases.get(path)
+        if db is None:
+            db = _databases[path] = Database.in_state_dir(path)
+        _ensure_schema(db)
+        return db
+
+
+def _ensure_schema(db: Database) -> None:
+    """Create our tables in a database that was opened before this module was imported."""
+    if getattr(db, "_initialised", False) and not getattr(db, "_metrics_schema", False):
+        db.register_and_create(SCHEMA)
+    db._metrics_schema = True  # type: ignore[attr-defined]
+
+
+def _label_key(allowed: tuple[str, ...], labels: dict[str, Any]) -> str:
+    unknown = set(labels) - set(allowed)
+    if unknown:
+        raise ValueError(f"unexpected labels {sorted(unknown)}; this metric takes {list(allowed)}")
+    return json.dumps({k: str(labels.get(k) or "") for k in allowed}, sort_keys=True)
+
+
+def observe_duration(config: "Config", kind: str, seconds: float, **labels: Any) -> None:
+    """Record how long one job of `kind` took (see `DURATIONS` for kinds and labels)."""
+    name, _, allowed = DURATIONS[kind]
+    key = _label_key(allowed, labels)
+    seconds = max(0.0, float(seconds))
+    le = next(b for b in DURATION_BUCKETS if seconds <= b)
+    with _database(config).transaction() as conn:
+        conn.execute("INSERT INTO metric_buckets (name, labels, le, count) VALUES (?, ?, ?, 1)"
+                     " ON CONFLICT(name, labels, le) DO UPDATE SET count = count + 1",
+                     (name, key, le if le != math.inf else 1e308))
+        _add(conn, name + "_sum", key, seconds)
+        _add(conn, name + "_count", key, 1)
+
+
+def add_bytes(config: "Config", kind: str, n: int, **labels: Any) -> None:
+    """Add `n` bytes to the counter of `kind` (see `BYTES`); call once per job with its total."""
+    name, _, allowed = BYTES[kind]
+    if n <= 0:
+        return
+    key = _label_key(allowed, labels)
+    with _database(config).transaction() as conn:
+        _add(conn, name, key, n)
+
+
+def _add(conn: Any, name: str, key: str, value: float) -> None:
+    conn.execute("INSERT INTO metric_counters (name, labels, value) VALUES (?, ?, ?)"
+                 " ON CONFLICT(name, labels) DO UPDATE SET value = value + excluded.value",
+                 (name, key, value))
+
+
+# --- reading, at scrape time --------------------------------------------------------------------
+
+def compose_counts(db: Database) -> dict[tuple[str, str], int]:
+    """Composes by (state, image type), from the compose store's table."""
+    from app.store.composes import STATES
+
+    rows = db.query("SELECT queue_status, compose_type, COUNT(*) AS n FROM composes"
+                    " GROUP BY queue_status, compose_type")
+    counts = {(r["queue_status"], r["compose_type"]): int(r["n"]) for r in rows}
+    for state in STATES:  # every state appears, so a dashboard shows 0 rather than nothing
+        if not any(s == state for s, _ in counts):
+            counts[(state, "")] = 0
+    return counts
+
+
+def upload_counts(db: Database) -> dict[tuple[str, str], int]:
+    rows = db.query("SELECT status, target, COUNT(*) AS n FROM compose_uploads"
+                    " GROUP BY status, target")
+    return {(r["status"], r["target"]): int(r["n"]) for r in rows}
+
+
+def compose_durations(db: Database) -> list[tuple[str, float]]:
+    """(image type, seconds from start to end) of finished composes that really ran."""
+    rows = db.query("SELECT compose_type, job_finished - job_started AS d FROM composes"
+                    " WHERE queue_status = 'FINISHED' AND job_started IS NOT NULL"
+                    " AND job_finished IS NOT NULL AND job_finished > job_started")
+    return [(r["compose_type"], float(r["d"])) for r in rows]
+
+
+def queue_depths(config: "Config", timeout: float = 3.0) -> dict[str, int]:
+    """Messages waiting in each of our queues, asked of the broker (Redis or the embedded one)."""
+    from kombu import Connection
+    from kombu.exceptions import ChannelError
+
+    from tasks import celery_app
+
+    depths: dict[str, int] = {}
+    options: dict[str, Any] = {"max_retries": 0}
+    url = celery_app.broker_url(config)
+    if url.startswith(("redis://", "rediss://", "unix://")):
+        options.update(socket_connect_timeout=timeout, socket_timeout=timeout)
+    with Connection(url, connect_timeout=timeout, transport_options=options) as conn:
+        conn.ensure_connection(max_retries=1, timeout=timeout)
+        channel = conn.default_channel
+        for queue in celery_app.all_queues():
+            try:
+                depths[queue] = int(channel.queue_declare(queue=queue, passive=True).message_count)
+            except ChannelError:  # never declared: nobody sent to it yet
+                depths[queue] = 0
+    return depths
+
+
+def recorded(db: Database) -> tuple[list[Any], list[Any]]:
+    counters = db.query("SELECT name, labels, value FROM metric_counters")
+    buckets = db.query("SELECT name, labels, le, count FROM metric_buckets")
+    return counters, buckets
+
+
+class Collector:
+    """Reads every metric afresh on each scrape (see the module docstring for why)."""
+
+    def __init__(self, config: "Config", db: Database | None = None):
+        self.config = config
+        self.db = db
+
+    def describe(self) -> list:
+        return []  # unchecked collector: the families depend on what the store holds
+
+    def collect(self) -> Iterator[Any]:
+        from prometheus_client.core import (CounterMetricFamily, GaugeMetricFamily,
+                                            HistogramMetricFamily)
+
+        up = GaugeMetricFamily(f"{PREFIX}_up", "1 when this part could be read for this scrape",
+                               labels=["part"])
+        db = self.db or _database(self.config)
+        try:
+            from app.store.composes import ComposeStore
+
+            ComposeStore(db, self.config.artifacts_path)  # makes sure the tables exist
+            composes = GaugeMetricFamily(f"{PREFIX}_composes", "Composes by state and image type",
+                                         labels=["state", "image_type"])
+            for (state, image_type), n in sorted(compose_counts(db).items()):
+                composes.add_metric([state, image_type], n)
+            yield composes
+            uploads = GaugeMetricFamily(f"{PREFIX}_uploads", "Upload entries by status and target",
+                                        labels=["status", "target"])
+            for (status, target), n in sorted(upload_counts(db).items()):
+                uploads.add_metric([status, target], n)
+            yield uploads
+            yield _histogram(HistogramMetricFamily, "compose_duration_seconds",
+                             "Start to end of finished composes (depsolve, build and uploads)",
+                             ["image_type"], [((t,), d) for t, d in compose_durations(db)])
+            up.add_metric(["store"], 1)
+        except Exception:  # noqa: BLE001 - report, keep the other parts of the scrape
+            log.exception("metrics: reading the compose store failed")
+            up.add_metric(["store"], 0)
+        try:
+            yield from self._recorded(db, CounterMetricFamily, HistogramMetricFamily)
+            up.add_metric(["recorded"], 1)
+        except Exception:  # noqa: BLE001
+            log.exception("metrics: reading recorded metrics failed")
+            up.add_metric(["recorded"], 0)
+        try:
+            depths = queue_depths(self.config)
+            family = GaugeMetricFamily(f"{PREFIX}_queue_depth",
+                                       "Tasks waiting in each broker queue", labels=["queue"])
+            for queue, n in sorted(depths.items()):
+                family.add_metric([queue], n)
+            yield family
+            up.add_metric(["broker"], 1)
+        except Exception as exc:  # noqa: BLE001
+            log.warning("metrics: broker unreachable for queue depths: %s", exc)
+            up.add_metric(["broker"], 0)
+        yield up
+
+    def _recorded(self, db: Database, counter_cls: Any, histogram_cls: Any) -> Iterator[Any]:
+        _ensure_schema(db)
+        counters, buckets = recorded(db)
+        values = {(r["name"], r["labels"]): float(r["value"]) for r in counters}
+        for name, help_text, allowed in BYTES.values():
+            family = counter_cls(f"{PREFIX}_{name[:-len('_total')]}", help_text,
+                                 labels=list(allowed))
+            rows = [(json.loads(k), v) for (n, k), v in values.items() if n == name]
+            for labels, value in sorted(rows, key=lambda r: sorted(r[0].items())):
+                family.add_metric([labels[a] for a in allowed], value)
+            if not rows and not allowed:
+                family.add_metric([], 0.0)
+            yield family
+        for name, help_text, allowed in DURATIONS.values():
+            series: dict[str, dict[float, int]] = {}
+            for r in buckets:
+                if r["name"] == name:
+                    le = math.inf if r["le"] >= 1e308 else float(r["le"])
+                    series.setdefault(r["labels"], {})[le] = int(r["count"])
+            family = histogram_cls(f"{PREFIX}_{name}", help_text, labels=list(allowed))
+            for key, counts in sorted(series.items()):
+                labels = json.loads(key)
+                family.add_metric([labels[a] for a in allowed], _cumulative(counts),
+                                  sum_value=values.get((name + "_sum", key), 0.0))
+            yield family
+
+
+def _cumulative(counts: dict[float, int]) -> list[tuple[str, float]]:
+    total, out = 0, []
+    for le in DURATION_BUCKETS:
+        total += counts.get(le, 0)
+        out.append(("+Inf" if le == math.inf else _fmt(le), float(total)))
+    return out
+
+
+def _fmt(value: float) -> str:
+    return repr(float(value))
+
+
+def _histogram(cls: Any, name: str, help_text: str, labels: list[str],
+               observations: Iterable[tuple[tuple[str, ...], float]]) -> Any:
+    family = cls(f"{PREFIX}_{name}", help_text, labels=labels)
+    series: dict[tuple[str, ...], dict[float, int]] = {}
+    sums: dict[tuple[str, ...], float] = {}
+    for key, seconds in observations:
+        le = next(b for b in DURATION_BUCKETS if seconds <= b)
+        series.setdefault(key, {}).setdefault(le, 0)
+        series[key][le] += 1
+        sums[key] = sums.get(key, 0.0) + seconds
+    for key, counts in sorted(series.items()):
+        family.add_metric(list(key), _cumulative(counts), sum_value=sums[key])
+    return family
+
+
+def render(config: "Config", db: Database | None = None) -> tuple[bytes, str]:
+    """The exposition text of one scrape and its content type."""
+    from prometheus_client import CollectorRegistry, generate_latest
+    from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(Collector(config, db))  # type: ignore[arg-type]
+    return generate_latest(registry), CONTENT_TYPE_LATEST
+
+
+def _make_root_bp() -> Any:
+    from flask import Blueprint, Response
+
+    bp = Blueprint("metrics", __name__)
+
+    @bp.get("/metrics")
+    def metrics() -> Response:
+        from app import get_config, get_db
+
+        body, content_type = render(get_config(), get_db())
+        return Response(body, status=200, content_type=content_type)
+
+    return bp
+
+
+root_bp = _make_root_bp()
