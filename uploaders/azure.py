@@ -1,8 +1,8 @@
 """Azure target: a fixed-size VHD becomes a page blob, the form Azure creates managed disks from.
 
-A page blob starts as all zeros, so only 4 MiB ranges holding data are written, in parallel, each
-with its Content-MD5 so the service rejects a range damaged on the way. A 4 GiB image with 200 MiB
-of data sends about 200 MiB.
+A page blob starts as all zeros, so only page ranges holding data are written (runs of non-zero
+64 KiB granules, at most 4 MiB each), in parallel, each with its Content-MD5 so the service
+rejects a range damaged on the way. A 4 GiB image with 200 MiB of data sends about 200 MiB.
 """
 
 from __future__ import annotations
@@ -12,9 +12,10 @@ from pathlib import Path
 from typing import Any
 
 from uploaders.base import (SettingInfo, SettingsError, UploadCancelled, UploadContext, UploadError,
-                            Uploader, allocated_bytes, nonzero_chunks, register, run_parallel)
+                            Uploader, allocated_bytes, nonzero_runs, register, run_parallel)
 
-PAGE_RANGE = 4 * 1024 * 1024
+PAGE_RANGE = 4 * 1024 * 1024  # the largest Put Page
+PAGE_GRANULE = 64 * 1024  # zero detection inside a range; a multiple of the 512-byte page
 VHD_FOOTER = 512
 VHD_COOKIE = b"conectix"
 MiB = 1024 * 1024
@@ -119,8 +120,8 @@ class AzureUploader(Uploader):
         lock = threading.Lock()
 
         def put(job: tuple[int, bytes]) -> int:
-            index, data = job
-            blob.upload_page(data, offset=index * PAGE_RANGE, length=len(data), validate_content=True)
+            offset, data = job
+            blob.upload_page(data, offset=offset, length=len(data), validate_content=True)
             with lock:  # zero ranges skipped meanwhile count as done too
                 extra, skipped["bytes"] = skipped["bytes"], 0
             return len(data) + extra
@@ -132,7 +133,7 @@ class AzureUploader(Uploader):
         sent = {"ranges": 0}
 
         def counted() -> Any:
-            for job in nonzero_chunks(image_path, PAGE_RANGE, on_skip=skip):
+            for job in nonzero_runs(image_path, PAGE_RANGE, PAGE_GRANULE, on_skip=skip):
                 sent["ranges"] += 1
                 yield job
 
@@ -149,8 +150,8 @@ class AzureUploader(Uploader):
                 raise
             raise UploadError(_describe(exc, f"uploading page blob {blob_name}")) from exc
         ctx.progress(total, total)
-        ctx.log(f"uploaded {sent['ranges']} ranges of 4 MiB with data; the rest of the {size} "
-                f"bytes stay zero")
+        ctx.log(f"uploaded {sent['ranges']} page ranges holding data (at most 4 MiB each); the "
+                f"rest of the {size} bytes stay zero")
         return {"blob_url": url, "account": settings["storage_account_name"], "container": container,
                 "blob": blob_name}
 

@@ -265,6 +265,30 @@ def nonzero_chunks(path: Path, chunk_size: int,
         os.close(fd)
 
 
+def nonzero_runs(path: Path, window: int, granule: int,
+                 on_skip: Callable[[int], None] | None = None) -> Iterator[tuple[int, bytes]]:
+    """(offset, bytes) of runs of non-zero `granule`s, each inside one `window`-aligned window.
+
+    For targets that accept writes of any aligned length (Azure pages: 512-byte multiples up to
+    4 MiB): data scattered through an image costs its own size on the wire, not whole windows.
+    """
+    for index, data in nonzero_chunks(path, window, on_skip):
+        base = index * window
+        run_start = None
+        for pos in range(0, len(data), granule):
+            piece = data[pos:pos + granule]
+            if piece.count(0) == len(piece):
+                if run_start is not None:
+                    yield base + run_start, data[run_start:pos]
+                    run_start = None
+                if on_skip is not None:
+                    on_skip(min(granule, len(data) - pos))
+            elif run_start is None:
+                run_start = pos
+        if run_start is not None:
+            yield base + run_start, data[run_start:]
+
+
 def allocated_bytes(path: Path) -> int:
     """Bytes in allocated extents: the upper bound of what a zero-skipping upload sends."""
     size = path.stat().st_size
