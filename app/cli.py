@@ -16,6 +16,7 @@ from pathlib import Path
 # name -> (module, one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "serve": ("app.server", "serve the Weldr API on its unix socket (and optionally TCP)"),
+    "worker": ("tasks.worker", "run a Celery worker for compose queues (depsolve, build, upload.<target>)"),
 }
 
 
