@@ -1,0 +1,196 @@
+"""The one Celery application of celery-composer: broker, queues, routing and delivery guarantees.
+
+Every process (API, workers, benchmarks) calls `configure(config)` before it sends or runs work, so
+the broker, the queues and the routing are decided here and nowhere else.
+
+Why these settings:
+- The store (SQLite under the state directory) is the source of truth for a compose; the broker only
+  carries "work on compose <id>, step <s>".  Task arguments are therefore compose ids only, never
+  settings or credentials, which is also what Flower shows.
+- Late acks + `task_reject_on_worker_lost` + prefetch 1: a message leaves the broker only after its
+  task ended, and a worker never sits on queued builds it is not running.  A worker killed with
+  `kill -9` is detected through the store's heartbeats (see `tasks.recovery`), which works the same on
+  every broker; Redis' visibility timeout is only a backstop and is set longer than any build may run,
+  so a healthy long build is never handed to a second worker.
+- Embedded default (empty `broker_url`): kombu's SQLAlchemy transport over a SQLite file in the state
+  directory, results in another SQLite file.  One machine, nothing to install.  Its limits: it polls
+  (50 ms), and it has no remote control (no broadcast revoke, no Flower), so cancel goes through the
+  store; a message taken by a worker that is then killed with `kill -9` stays taken, so recovery of
+  such a compose relies on the store's reaper re-enqueueing it.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from celery import Celery
+from kombu import Exchange, Queue
+
+if TYPE_CHECKING:
+    from app.config import Config
+
+DEPSOLVE_QUEUE = "depsolve"
+BUILD_QUEUE = "build"
+UPLOAD_QUEUE_PREFIX = "upload."
+
+DEPSOLVE_TASK = "compose.depsolve"
+BUILD_TASK = "compose.build"
+TEST_TASK = "compose.test"
+UPLOAD_TASK_PREFIX = "compose.upload."
+
+EMBEDDED_POLLING_INTERVAL = 0.05  # seconds; the SQLite transport polls its tables
+BROKER_DB = "broker.sqlite3"
+RESULTS_DB = "results.sqlite3"
+
+celery = Celery("celery_composer", set_as_current=True)
+_config: "Config | None" = None
+
+
+def upload_targets() -> list[str]:
+    """Upload targets known to the uploaders; each gets its own queue and task name.
+
+    Asked of `uploaders` when it says; the fallback list keeps queues stable while it does not.
+    """
+    try:
+        import uploaders
+
+        targets = getattr(uploaders, "TARGETS", None) or getattr(uploaders, "targets", None)
+        if callable(targets):
+            targets = targets()
+        if targets:
+            return sorted(str(t) for t in targets)
+    except Exception:  # noqa: BLE001 - a broken uploaders import must not stop depsolve/build
+        pass
+    return ["aws", "aws.s3", "azure", "gcp", "generic.s3", "oci"]
+
+
+def upload_queue(target: str) -> str:
+    return UPLOAD_QUEUE_PREFIX + target
+
+
+def upload_task_name(target: str) -> str:
+    return UPLOAD_TASK_PREFIX + target
+
+
+def all_queues() -> list[str]:
+    return [DEPSOLVE_QUEUE, BUILD_QUEUE] + [upload_queue(t) for t in upload_targets()]
+
+
+def route_for(task_name: str) -> str:
+    """The queue of a task: the single place where routing is decided."""
+    if task_name == DEPSOLVE_TASK:
+        return DEPSOLVE_QUEUE
+    if task_name in (BUILD_TASK, TEST_TASK):
+        # test-mode composes pretend to build, so they take a build worker's slot like a build
+        return BUILD_QUEUE
+    if task_name.startswith(UPLOAD_TASK_PREFIX):
+        return upload_queue(task_name[len(UPLOAD_TASK_PREFIX):])
+    return BUILD_QUEUE
+
+
+def _route(name: str, args: Any, kwargs: Any, options: Any, task: Any = None, **kw: Any) -> dict:
+    return {"queue": route_for(name)}
+
+
+def is_embedded(config: "Config") -> bool:
+    return not config.broker_url
+
+
+def broker_url(config: "Config") -> str:
+    if config.broker_url:
+        return config.broker_url
+    return f"sqla+sqlite:///{Path(config.state_dir).resolve() / BROKER_DB}"
+
+
+def result_backend(config: "Config") -> str:
+    if config.result_backend:
+        return config.result_backend
+    if config.broker_url.startswith(("redis://", "rediss://", "unix://")):
+        return config.broker_url
+    return f"db+sqlite:///{Path(config.state_dir).resolve() / RESULTS_DB}"
+
+
+def _prepare_embedded(config: "Config") -> None:
+    """WAL + a busy timeout let the API and several worker processes share the SQLite broker.
+
+    WAL is a property of the database file, so setting it once here holds for kombu's own engine.
+    """
+    state_dir = Path(config.state_dir)
+    state_dir.mkdir(parents=True, exist_ok=True)
+    for name in (BROKER_DB, RESULTS_DB):
+        conn = sqlite3.connect(state_dir / name, timeout=30)
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+        finally:
+            conn.close()
+    # kombu passes broker_transport_options to SQLAlchemy's create_engine, so the polling interval
+    # can only be given to the transport class itself.
+    from kombu.transport import sqlalchemy as sqla_transport
+
+    sqla_transport.Transport.polling_interval = EMBEDDED_POLLING_INTERVAL
+
+
+def configure(config: "Config") -> Celery:
+    """Point the application at the configured broker; idempotent, cheap to call again."""
+    global _config
+    _config = config
+    embedded = is_embedded(config)
+    if embedded:
+        _prepare_embedded(config)
+        transport_options: dict[str, Any] = {"connect_args": {"timeout": 30}}
+    else:
+        transport_options = {
+            # longer than any build may legitimately run: redelivery of a live build's message would
+            # start it twice; dead workers are found through heartbeats long before this
+            "visibility_timeout": int(config.build_timeout + 2 * config.task_stale_after + 60),
+        }
+    exchange = Exchange("celery-composer", type="direct")
+    celery.conf.update(
+        broker_url=broker_url(config),
+        result_backend=result_backend(config),
+        broker_transport_options=transport_options,
+        broker_connection_retry_on_startup=True,
+        # Redis down: keep trying to publish for a while instead of failing POST /compose at once;
+        # the compose is in the store already and the periodic re-enqueue catches the rest
+        broker_connection_max_retries=None,
+        task_publish_retry=True,
+        task_publish_retry_policy={"max_retries": 3, "interval_start": 0.2, "interval_step": 0.5,
+                                   "interval_max": 2},
+        task_queues=[Queue(q, exchange, routing_key=q) for q in all_queues()],
+        task_default_queue=BUILD_QUEUE,
+        task_default_exchange="celery-composer",
+        task_default_routing_key=BUILD_QUEUE,
+        task_routes=(_route,),
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        task_acks_on_failure_or_timeout=True,
+        worker_prefetch_multiplier=1,
+        task_ignore_result=True,  # the store holds outcomes; results would be a second truth
+        result_expires=3600,
+        task_serializer="json",
+        result_serializer="json",
+        accept_content=["json"],
+        task_send_sent_event=True,  # Flower shows queued tasks too
+        worker_send_task_events=True,
+        worker_hijack_root_logger=False,
+        worker_redirect_stdouts=False,
+        timezone="UTC",
+        enable_utc=True,
+    )
+    # import for registration: the chain's tasks live in tasks.compose
+    import tasks.compose  # noqa: F401
+
+    return celery
+
+
+def current_config() -> "Config":
+    """The configuration the app was configured with (loaded from file/environment if never)."""
+    global _config
+    if _config is None:
+        from app import config as config_mod
+
+        configure(config_mod.load())
+    assert _config is not None
+    return _config

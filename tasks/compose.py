@@ -1,0 +1,88 @@
+"""The Celery tasks of a compose: one line each over `tasks.steps`, plus the canvas that chains them.
+
+A compose is `depsolve → build → uploads` (the uploads as a group, one task per target, in
+parallel) or a single `compose.test` for a test-mode compose.  Every task takes the compose id
+only (an upload task also its target, which its name already says): settings and credentials stay
+in the store, so neither the broker nor Flower ever sees a secret.
+
+A step that finds nothing to do (duplicate delivery) returns normally, so the chain goes on and the
+next step decides for itself; a step that failed the compose raises `ComposeFailed`, which stops
+the chain and shows as a failed task in Flower.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from celery import chain, group, signature
+
+from tasks import steps
+from tasks.celery_app import (BUILD_TASK, DEPSOLVE_TASK, TEST_TASK, celery, current_config,
+                              upload_targets, upload_task_name)
+
+
+def _run(fn: Callable[..., str], *args: Any) -> str:
+    try:
+        return fn(current_config(), *args)
+    except steps.Skip as skip:
+        return f"skipped: {skip}"
+
+
+@celery.task(name=DEPSOLVE_TASK, throws=(steps.ComposeFailed,))
+def depsolve(compose_id: str) -> str:
+    return _run(steps.run_depsolve, compose_id)
+
+
+@celery.task(name=BUILD_TASK, throws=(steps.ComposeFailed,))
+def build(compose_id: str) -> str:
+    return _run(steps.run_build, compose_id)
+
+
+@celery.task(name=TEST_TASK, throws=(steps.ComposeFailed,))
+def test(compose_id: str) -> str:
+    return _run(steps.run_test, compose_id)
+
+
+def _make_upload_task(target: str) -> Any:
+    @celery.task(name=upload_task_name(target), throws=(steps.ComposeFailed,))
+    def upload(compose_id: str) -> str:
+        return _run(steps.run_upload, compose_id, target)
+
+    return upload
+
+
+UPLOAD_TASKS = {target: _make_upload_task(target) for target in upload_targets()}
+
+
+def _sig(name: str, compose_id: str, step: str) -> Any:
+    # a readable, deterministic task id: Flower shows it, revoke finds it
+    return signature(name, args=(compose_id,), immutable=True, task_id=f"{compose_id}.{step}",
+                     app=celery)
+
+
+def upload_signatures(compose_id: str, targets: list[str]) -> list[Any]:
+    return [_sig(upload_task_name(t), compose_id, steps.upload_step(t)) for t in targets]
+
+
+def canvas_from(compose_id: str, step: str, upload_targets_: list[str]) -> Any:
+    """The rest of a compose's work starting at `step` (what submit and recovery send)."""
+    uploads = upload_signatures(compose_id, upload_targets_)
+    tail: list[Any] = []
+    if uploads:
+        tail = [uploads[0] if len(uploads) == 1 else group(uploads)]
+    if step == steps.TEST:
+        return _sig(TEST_TASK, compose_id, steps.TEST)
+    if step == steps.DEPSOLVE:
+        return chain(_sig(DEPSOLVE_TASK, compose_id, steps.DEPSOLVE),
+                     _sig(BUILD_TASK, compose_id, steps.BUILD), *tail)
+    if step == steps.BUILD:
+        return chain(_sig(BUILD_TASK, compose_id, steps.BUILD), *tail) if tail else \
+            _sig(BUILD_TASK, compose_id, steps.BUILD)
+    if step.startswith(steps.UPLOAD_PREFIX):
+        target = step[len(steps.UPLOAD_PREFIX):]
+        return _sig(upload_task_name(target), compose_id, step)
+    raise ValueError(f"unknown step {step!r}")
+
+
+def step_ids(compose_id: str, all_steps: list[str]) -> list[str]:
+    return [f"{compose_id}.{s}" for s in all_steps]

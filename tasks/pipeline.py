@@ -1,0 +1,152 @@
+"""What the API calls: submit, cancel, progress, upload scheduling, and the helpers `serve` runs.
+
+Light at import (the API imports it for every POST /compose route module load): Celery and kombu
+are imported on first use.  Every function takes the `Config`, because the API process may serve
+several configurations in tests and the broker follows the configuration.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import TYPE_CHECKING, Any, Callable
+
+if TYPE_CHECKING:
+    from app.config import Config
+
+log = logging.getLogger(__name__)
+
+_configured: dict[int, Any] = {}
+_lock = threading.Lock()
+
+
+def celery_for(config: "Config") -> Any:
+    """The Celery app pointed at `config`'s broker (configured once per process and config)."""
+    from tasks import celery_app
+
+    with _lock:
+        if celery_app._config is not config:
+            celery_app.configure(config)
+    return celery_app.celery
+
+
+def _store(config: "Config") -> Any:
+    from app.store.composes import ComposeStore
+
+    return ComposeStore.from_config(config)
+
+
+def first_step(compose: Any) -> str:
+    from tasks import steps
+
+    return steps.TEST if compose.test_mode else steps.DEPSOLVE
+
+
+def send(config: "Config", compose_id: str, step: str, upload_targets: list[str]) -> bool:
+    """Publish the work from `step` on; False (logged) when the broker cannot be reached."""
+    from tasks.compose import canvas_from
+
+    try:
+        celery_for(config)
+        canvas_from(compose_id, step, upload_targets).apply_async()
+        return True
+    except Exception as exc:  # noqa: BLE001 - the store has it; recovery re-sends
+        log.warning("could not enqueue %s of compose %s (recovery will retry): %s",
+                    step, compose_id, exc)
+        return False
+
+
+def submit(config: "Config", compose_id: str) -> bool:
+    """Queue a freshly stored WAITING compose.  Never raises for a broker outage.
+
+    The job row is written before the message is sent, so a compose whose message never reached
+    the broker is still known to the recovery loop, which sends it again.
+    """
+    from tasks import runs
+
+    store = _store(config)
+    compose = store.get(compose_id)
+    step = first_step(compose)
+    runs.enqueue(store.db, compose_id, step)
+    targets = sorted({(u.get("provider") or u.get("target") or "")
+                      for u in compose.upload_requests} - {""})
+    return send(config, compose_id, step, targets)
+
+
+def submit_upload(config: "Config", compose_id: str, target: str) -> bool:
+    """Run the WAITING uploads of `target` for a FINISHED compose (schedule, reset)."""
+    from tasks import runs, steps
+
+    store = _store(config)
+    step = steps.upload_step(target)
+    runs.reset(store.db, compose_id, step)
+    return send(config, compose_id, step, [])
+
+
+def cancel(config: "Config", compose_id: str) -> None:
+    """After the store recorded the cancel request: stop what is queued or running for it.
+
+    The running step sees the request through its heartbeat (every broker); on Redis the queued
+    messages are also revoked so workers drop them without touching the store.
+    """
+    from tasks import celery_app, runs, steps
+
+    store = _store(config)
+    if not store.exists(compose_id):
+        return
+    if celery_app.is_embedded(config):
+        return  # no remote control on the SQLite transport; the claim sees the cancel flag
+    try:
+        app = celery_for(config)
+        ids = [f"{compose_id}.{r['step']}" for r in runs.jobs(store.db, compose_id)
+               if r["state"] == runs.QUEUED]
+        ids += [f"{compose_id}.{s}" for s in (steps.BUILD,)]
+        app.control.revoke(sorted(set(ids)))
+    except Exception as exc:  # noqa: BLE001 - revoke is an optimisation
+        log.warning("could not revoke the tasks of %s: %s", compose_id, exc)
+
+
+def progress(config: "Config", compose_id: str) -> dict | None:
+    """Live osbuild progress of a RUNNING compose (pipeline/stage, n of m), else None."""
+    try:
+        return _store(config).progress(compose_id)
+    except Exception:  # noqa: BLE001 - advisory
+        return None
+
+
+def forget(config: "Config", compose_id: str) -> None:
+    """The compose was deleted: drop the pipeline's bookkeeping of it."""
+    from tasks import runs
+
+    runs.forget(_store(config).db, compose_id)
+
+
+def start_recovery(config: "Config", interval: float | None = None) -> Callable[[], None]:
+    from tasks.recovery import RecoveryLoop
+
+    loop = RecoveryLoop(config, interval=interval)
+    loop.start()
+    return loop.stop
+
+
+def start_embedded(config: "Config") -> Callable[[], None]:
+    """`serve`'s hook: the recovery loop, and with the embedded broker the workers themselves."""
+    from tasks import celery_app
+    from tasks.worker import WorkerProcesses
+
+    stops: list[Callable[[], None]] = []
+    workers = None
+    if celery_app.is_embedded(config) and config.embedded_workers:
+        workers = WorkerProcesses(config, ["all"])
+        workers.start()
+        stops.append(workers.stop)
+    stops.append(start_recovery(config))
+
+    def stop() -> None:
+        for fn in reversed(stops):
+            try:
+                fn()
+            except Exception:  # noqa: BLE001 - stop the others anyway
+                log.exception("stopping pipeline helpers")
+
+    return stop

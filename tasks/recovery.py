@@ -1,0 +1,222 @@
+"""The recovery loop: no compose is lost by the broker and none stays RUNNING forever.
+
+It runs beside the API (`serve` starts it; any process may) and needs no Celery beat: one thread,
+one pass at start and then every `interval` seconds.  Each pass:
+
+1. **Dead workers**: a running job whose heartbeat is older than `task_stale_after` lost its worker
+   (`kill -9`, host gone).  It is queued again once (`MAX_ATTEMPTS`), then its compose is FAILED with
+   a sentence saying so.  So a compose leaves RUNNING within `task_stale_after + interval` seconds.
+2. **Lost messages**: queued jobs of a queue are compared with the messages the broker holds for it;
+   fewer messages than jobs waiting longer than `requeue_after` means the broker lost some (Redis
+   restarted without persistence, a publish failed while it was down): those jobs are sent again.
+   A duplicate is harmless: a job runs only once its claim succeeds.
+3. **Never queued**: a WAITING compose without any job (the API died between storing it and
+   sending it) is submitted; a RUNNING compose with nothing queued or running is FAILED.
+
+Every change is guarded in the store (token and heartbeat must be unchanged), so several
+recovery loops (several API processes) do not fight.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import defaultdict
+from typing import TYPE_CHECKING, Any
+
+from tasks import runs, steps
+
+if TYPE_CHECKING:
+    from app.config import Config
+
+log = logging.getLogger(__name__)
+
+
+def default_interval(config: "Config") -> float:
+    return max(0.5, min(30.0, config.task_stale_after / 3))
+
+
+def queue_of(step: str) -> str:
+    from tasks import celery_app
+
+    if step == steps.DEPSOLVE:
+        return celery_app.DEPSOLVE_QUEUE
+    if step.startswith(steps.UPLOAD_PREFIX):
+        return celery_app.upload_queue(step[len(steps.UPLOAD_PREFIX):])
+    return celery_app.BUILD_QUEUE
+
+
+def broker_depths(config: "Config", queues: set[str]) -> dict[str, int] | None:
+    """Messages waiting in each queue; None when the broker does not answer."""
+    from tasks.pipeline import celery_for
+
+    app = celery_for(config)
+    depths: dict[str, int] = {}
+    try:
+        with app.connection_for_read() as conn:
+            conn.ensure_connection(max_retries=1)
+            channel = conn.default_channel
+            for queue in queues:
+                try:
+                    depths[queue] = channel.queue_declare(queue=queue, passive=True).message_count
+                except Exception:  # noqa: BLE001 - an undeclared queue holds nothing
+                    depths[queue] = 0
+                    channel = conn.default_channel
+    except Exception as exc:  # noqa: BLE001
+        log.info("broker unreachable during recovery: %s", exc)
+        return None
+    return depths
+
+
+class Recovery:
+    """One pass of the recovery loop; separate from the thread so tests can run a pass directly."""
+
+    def __init__(self, config: "Config", requeue_after: float | None = None):
+        from app.store.composes import ComposeStore
+
+        self.config = config
+        self.store = ComposeStore.from_config(config)
+        self.db = self.store.db
+        self.requeue_after = (requeue_after if requeue_after is not None
+                              else max(2.0, min(60.0, config.task_stale_after / 2)))
+
+    def run_once(self, first: bool = False) -> dict[str, int]:
+        counts = {"retried": 0, "failed": 0, "resent": 0, "submitted": 0, "closed": 0}
+        self._reap(counts)
+        self._resend(counts, first)
+        self._orphans(counts)
+        if any(counts.values()):
+            log.info("recovery: %s", counts)
+        return counts
+
+    # 1. dead workers
+    def _reap(self, counts: dict[str, int]) -> None:
+        from app.store.composes import FINISHED, RUNNING, WAITING, UnknownCompose
+
+        stale_after = self.config.task_stale_after
+        for row in runs.stale_jobs(self.db, stale_after):
+            compose_id, step = row["compose_id"], row["step"]
+            try:
+                compose = self.store.get(compose_id)
+            except UnknownCompose:
+                runs.forget(self.db, compose_id)
+                continue
+            if compose.queue_status not in (WAITING, RUNNING):
+                if runs.fail_stale(self.db, row):
+                    counts["closed"] += 1
+                    if compose.queue_status == FINISHED and step == steps.BUILD:
+                        self._queue_uploads(compose_id)
+                continue
+            worker = row["worker"] or "a worker"
+            if row["attempt"] < steps.MAX_ATTEMPTS and not compose.cancel_requested:
+                if runs.requeue_stale(self.db, row):
+                    self.store.append_log(
+                        compose_id, f"{step}: {worker} stopped responding (no heartbeat for "
+                        f"{stale_after} s); running it again (attempt {row['attempt'] + 1})\n")
+                    self._send(compose_id, step)
+                    counts["retried"] += 1
+            elif runs.fail_stale(self.db, row):
+                self.store.mark_failed(
+                    compose_id, f"{step} failed: {worker} stopped responding (no heartbeat for "
+                    f"{stale_after} s) after {row['attempt']} attempt(s)")
+                self.store.set_progress(compose_id, None)
+                runs.mark_done(self.db, compose_id)
+                counts["failed"] += 1
+
+    def _queue_uploads(self, compose_id: str) -> None:
+        for target in steps.upload_targets_of(self.store, compose_id):
+            runs.enqueue(self.db, compose_id, steps.upload_step(target))
+            self._send(compose_id, steps.upload_step(target))
+
+    # 2. lost messages
+    def _resend(self, counts: dict[str, int], first: bool) -> None:
+        from app.store.composes import FINISHED, RUNNING, WAITING, UnknownCompose
+
+        waiting = runs.queued_jobs(self.db, 0 if first else self.requeue_after)
+        if not waiting:
+            return
+        by_queue: dict[str, list[Any]] = defaultdict(list)
+        for row in waiting:
+            by_queue[queue_of(row["step"])].append(row)
+        depths = broker_depths(self.config, set(by_queue))
+        if depths is None:
+            return
+        for queue, rows in by_queue.items():
+            if depths.get(queue, 0) >= len(rows):
+                continue  # the broker holds at least as many messages as jobs wait
+            for row in rows:
+                compose_id, step = row["compose_id"], row["step"]
+                try:
+                    compose = self.store.get(compose_id)
+                except UnknownCompose:
+                    runs.forget(self.db, compose_id)
+                    continue
+                wanted = (compose.queue_status in (WAITING, RUNNING) or
+                          (compose.queue_status == FINISHED and step.startswith(steps.UPLOAD_PREFIX)))
+                if not wanted or compose.cancel_requested:
+                    runs.mark_done(self.db, compose_id, step)
+                    counts["closed"] += 1
+                    continue
+                if self._send(compose_id, step):
+                    counts["resent"] += 1
+
+    # 3. composes the pipeline never heard of, or lost track of
+    def _orphans(self, counts: dict[str, int]) -> None:
+        from app.store.composes import RUNNING, WAITING
+        from tasks import pipeline
+
+        for compose_id in self.store.ids_by_status(WAITING):
+            if not runs.jobs(self.db, compose_id):
+                pipeline.submit(self.config, compose_id)
+                counts["submitted"] += 1
+        for compose_id in self.store.ids_by_status(RUNNING):
+            jobs = runs.jobs(self.db, compose_id)
+            if any(j["state"] != runs.DONE for j in jobs):
+                continue
+            compose = self.store.get(compose_id)
+            last = max([j["finished_at"] or 0 for j in jobs] + [compose.job_started or 0])
+            if time.time() - last > self.config.task_stale_after:
+                self.store.mark_failed(compose_id, "the pipeline lost track of this compose "
+                                       "(no step queued or running)")
+                counts["failed"] += 1
+
+    def _send(self, compose_id: str, step: str) -> bool:
+        from tasks import pipeline
+
+        targets: list[str] = []
+        if step in (steps.DEPSOLVE, steps.BUILD):
+            compose = self.store.get(compose_id)
+            targets = sorted({(u.get("provider") or u.get("target") or "")
+                              for u in compose.upload_requests} - {""})
+        return pipeline.send(self.config, compose_id, step, targets)
+
+
+class RecoveryLoop:
+    """`Recovery.run_once` in a daemon thread: at start, then every `interval` seconds."""
+
+    def __init__(self, config: "Config", interval: float | None = None):
+        self.config = config
+        self.interval = interval if interval is not None else default_interval(config)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="compose-recovery", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        recovery = None
+        first = True
+        while True:
+            try:
+                recovery = recovery or Recovery(self.config)
+                recovery.run_once(first=first)
+                first = False
+            except Exception:  # noqa: BLE001 - the loop must survive a bad pass
+                log.exception("recovery pass failed")
+            if self._stop.wait(self.interval):
+                return

@@ -1,0 +1,206 @@
+"""Who is working on which step of a compose, and since when: the pipeline's own bookkeeping.
+
+The compose store says what a compose *is* (WAITING, RUNNING, FINISHED, FAILED); these tables say
+what the pipeline is *doing* about it, so that nothing depends on the broker remembering anything:
+
+- `pipeline_jobs`: one row per step of a compose (`depsolve`, `build`, `test`, `upload:<id>`):
+  queued → running → done, with the attempt count, a token naming the task run that owns it, and a
+  heartbeat.  A task claims its job before it works; a second delivery of the same message (Redis'
+  visibility timeout, a re-enqueue after a broker restart) finds the job running with a fresh heartbeat
+  or already done, and does nothing.  That makes every task idempotent per compose id.
+Cancel requests and live progress live in the compose store (`app.store.composes`), not here.
+
+A job whose heartbeat stopped (worker killed with `kill -9`, host lost) is found by `stale_jobs` and
+retried or failed by `tasks.recovery`; a queued job whose message the broker lost is found by
+`queued_jobs` and re-enqueued.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+import uuid
+from dataclasses import dataclass
+
+from app.db import Database, Schema, register_schema
+
+SCHEMA = register_schema(Schema("pipeline", 1, """
+CREATE TABLE IF NOT EXISTS pipeline_jobs (
+    compose_id TEXT NOT NULL,
+    step TEXT NOT NULL,
+    state TEXT NOT NULL DEFAULT 'queued',
+    attempt INTEGER NOT NULL DEFAULT 0,
+    token TEXT,
+    worker TEXT,
+    heartbeat REAL,
+    enqueued_at REAL NOT NULL,
+    started_at REAL,
+    finished_at REAL,
+    PRIMARY KEY (compose_id, step)
+);
+CREATE INDEX IF NOT EXISTS pipeline_jobs_state ON pipeline_jobs (state, heartbeat)
+"""))
+
+QUEUED, RUNNING, DONE = "queued", "running", "done"
+
+
+@dataclass(frozen=True)
+class Claim:
+    """The right to run one step of one compose, until the heartbeat stops."""
+
+    compose_id: str
+    step: str
+    token: str
+    attempt: int
+    enqueued_at: float
+    started_at: float
+
+    @property
+    def wait_seconds(self) -> float:
+        return self.started_at - self.enqueued_at
+
+
+def _ensure(db: Database) -> None:
+    # a database opened before this module was imported has not created our tables yet
+    try:
+        db.conn.execute("SELECT 1 FROM pipeline_jobs LIMIT 0")
+    except sqlite3.OperationalError:
+        db.register_and_create(SCHEMA)
+
+
+def enqueue(db: Database, compose_id: str, step: str, now: float | None = None) -> None:
+    """Record that a message for this step is (again) on its way; a done step stays done."""
+    _ensure(db)
+    now = time.time() if now is None else now
+    with db.transaction() as conn:
+        conn.execute(
+            "INSERT INTO pipeline_jobs (compose_id, step, state, enqueued_at) VALUES (?, ?, 'queued', ?)"
+            # the first enqueue time stays: it is what enqueue→start latency is measured from
+            " ON CONFLICT (compose_id, step) DO NOTHING",
+            (compose_id, step, now))
+
+
+def claim(db: Database, compose_id: str, step: str, worker: str, stale_after: float) -> Claim | None:
+    """Take the step for this task run, or None when it is done or another live run has it."""
+    _ensure(db)
+    now = time.time()
+    with db.transaction() as conn:
+        row = conn.execute("SELECT * FROM pipeline_jobs WHERE compose_id = ? AND step = ?",
+                           (compose_id, step)).fetchone()
+        if row is None:
+            # a message sent before the API recorded it (or by hand): adopt it
+            conn.execute("INSERT INTO pipeline_jobs (compose_id, step, enqueued_at) VALUES (?, ?, ?)",
+                         (compose_id, step, now))
+            row = conn.execute("SELECT * FROM pipeline_jobs WHERE compose_id = ? AND step = ?",
+                               (compose_id, step)).fetchone()
+        if row["state"] == DONE:
+            return None
+        if row["state"] == RUNNING and (row["heartbeat"] or 0) > now - stale_after:
+            return None
+        token = uuid.uuid4().hex
+        conn.execute("UPDATE pipeline_jobs SET state = 'running', token = ?, worker = ?, heartbeat = ?,"
+                     " started_at = ?, attempt = attempt + 1 WHERE compose_id = ? AND step = ?",
+                     (token, worker, now, now, compose_id, step))
+    return Claim(compose_id, step, token, row["attempt"] + 1, row["enqueued_at"], now)
+
+
+def beat(db: Database, claim: Claim) -> bool:
+    """Heartbeat; False when the job is no longer ours (the reaper gave it to another run)."""
+    with db.transaction() as conn:
+        cur = conn.execute("UPDATE pipeline_jobs SET heartbeat = ? WHERE compose_id = ? AND step = ?"
+                           " AND token = ? AND state = 'running'",
+                           (time.time(), claim.compose_id, claim.step, claim.token))
+    return cur.rowcount == 1
+
+
+def advance(db: Database, claim: Claim, next_steps: list[str]) -> bool:
+    """Mark the step done and queue the next ones, in one transaction: a worker dying in between
+    would otherwise leave a compose with nothing queued and nothing running."""
+    now = time.time()
+    with db.transaction() as conn:
+        cur = conn.execute("UPDATE pipeline_jobs SET state = 'done', finished_at = ?, token = NULL"
+                           " WHERE compose_id = ? AND step = ? AND token = ?",
+                           (now, claim.compose_id, claim.step, claim.token))
+        if cur.rowcount != 1:
+            return False
+        for step in next_steps:
+            conn.execute("INSERT INTO pipeline_jobs (compose_id, step, enqueued_at) VALUES (?, ?, ?)"
+                         " ON CONFLICT (compose_id, step) DO NOTHING", (claim.compose_id, step, now))
+    return True
+
+
+def reset(db: Database, compose_id: str, step: str) -> None:
+    """Queue a step again even if it ran before (an upload scheduled anew)."""
+    _ensure(db)
+    with db.transaction() as conn:
+        conn.execute("INSERT INTO pipeline_jobs (compose_id, step, enqueued_at) VALUES (?, ?, ?)"
+                     " ON CONFLICT (compose_id, step) DO UPDATE SET state = 'queued', token = NULL,"
+                     " attempt = 0, enqueued_at = excluded.enqueued_at WHERE state != 'running'",
+                     (compose_id, step, time.time()))
+
+
+def release(db: Database, claim: Claim) -> None:
+    """Give the step back unfinished (worker shutting down): it is queued again for the next run."""
+    with db.transaction() as conn:
+        conn.execute("UPDATE pipeline_jobs SET state = 'queued', token = NULL, enqueued_at = ?"
+                     " WHERE compose_id = ? AND step = ? AND token = ?",
+                     (time.time(), claim.compose_id, claim.step, claim.token))
+
+
+def mark_done(db: Database, compose_id: str, step: str | None = None) -> None:
+    """Close the steps of a compose that ended another way (failed, cancelled before it ran)."""
+    _ensure(db)
+    with db.transaction() as conn:
+        if step is None:
+            conn.execute("UPDATE pipeline_jobs SET state = 'done', token = NULL, finished_at = ?"
+                         " WHERE compose_id = ? AND state != 'done'", (time.time(), compose_id))
+        else:
+            conn.execute("UPDATE pipeline_jobs SET state = 'done', token = NULL, finished_at = ?"
+                         " WHERE compose_id = ? AND step = ?", (time.time(), compose_id, step))
+
+
+def forget(db: Database, compose_id: str) -> None:
+    """A deleted compose leaves no bookkeeping behind."""
+    _ensure(db)
+    with db.transaction() as conn:
+        conn.execute("DELETE FROM pipeline_jobs WHERE compose_id = ?", (compose_id,))
+
+
+def stale_jobs(db: Database, stale_after: float) -> list[sqlite3.Row]:
+    """Running steps whose heartbeat stopped: their worker is gone."""
+    _ensure(db)
+    return db.query("SELECT * FROM pipeline_jobs WHERE state = 'running' AND heartbeat < ?",
+                    (time.time() - stale_after,))
+
+
+def queued_jobs(db: Database, older_than: float = 0.0) -> list[sqlite3.Row]:
+    """Steps waiting for a worker since at least `older_than` seconds, oldest first."""
+    _ensure(db)
+    return db.query("SELECT * FROM pipeline_jobs WHERE state = 'queued' AND enqueued_at <= ?"
+                    " ORDER BY enqueued_at", (time.time() - older_than,))
+
+
+def requeue_stale(db: Database, row: sqlite3.Row) -> bool:
+    """Take a stale job away from its dead owner and queue it again (only if nobody beat since)."""
+    with db.transaction() as conn:
+        cur = conn.execute("UPDATE pipeline_jobs SET state = 'queued', token = NULL, enqueued_at = ?"
+                           " WHERE compose_id = ? AND step = ? AND token IS ? AND heartbeat = ?"
+                           " AND state = 'running'",
+                           (time.time(), row["compose_id"], row["step"], row["token"], row["heartbeat"]))
+    return cur.rowcount == 1
+
+
+def fail_stale(db: Database, row: sqlite3.Row) -> bool:
+    """Close a stale job for good (attempts used up); same guard as `requeue_stale`."""
+    with db.transaction() as conn:
+        cur = conn.execute("UPDATE pipeline_jobs SET state = 'done', token = NULL, finished_at = ?"
+                           " WHERE compose_id = ? AND step = ? AND token IS ? AND heartbeat = ?"
+                           " AND state = 'running'",
+                           (time.time(), row["compose_id"], row["step"], row["token"], row["heartbeat"]))
+    return cur.rowcount == 1
+
+
+def jobs(db: Database, compose_id: str) -> list[sqlite3.Row]:
+    _ensure(db)
+    return db.query("SELECT * FROM pipeline_jobs WHERE compose_id = ? ORDER BY enqueued_at",
+                    (compose_id,))

@@ -1,0 +1,349 @@
+"""The steps of a compose as plain functions: depsolve (+ manifest), build, upload, test.
+
+Each Celery task in `tasks.compose` is one line over one of these, so everything here runs and is
+tested without a broker.  Every step:
+
+1. claims its job in `tasks.runs` (a second delivery of the same message does nothing),
+2. checks the compose is still wanted (not cancelled, not failed meanwhile),
+3. works while a heartbeat thread proves it is alive and watches for a cancel request,
+4. records the outcome in the compose store, the single source of truth.
+
+A step that fails marks the compose FAILED and raises `ComposeFailed`, which stops the chain.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import socket
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
+
+from tasks import runs
+
+if TYPE_CHECKING:
+    from app.config import Config
+    from app.store.composes import ComposeStore
+
+log = logging.getLogger(__name__)
+
+DEPSOLVE, BUILD, TEST = "depsolve", "build", "test"
+UPLOAD_PREFIX = "upload:"
+MAX_ATTEMPTS = 2  # a step whose worker died is run once more, then the compose fails
+CHECKPOINTS = ("build", "os")  # trees an unchanged compose reuses from the shared store
+
+
+class ComposeFailed(Exception):
+    """The compose was marked FAILED; the chain must stop here."""
+
+
+class Skip(Exception):
+    """Nothing to do for this delivery (duplicate, already done, compose gone)."""
+
+
+def upload_step(target: str) -> str:
+    return UPLOAD_PREFIX + target
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def heartbeat_interval(config: "Config") -> float:
+    return max(0.2, min(10.0, config.task_stale_after / 4))
+
+
+class Heartbeat:
+    """Proves a step alive while it works, and notices cancel requests and lost ownership.
+
+    A thread, so a depsolve stuck inside libsolv for a minute still beats.  `stop_requested`
+    is what the osbuild runner polls: cancelled by the user, or the reaper gave the job away.
+    """
+
+    def __init__(self, store: "ComposeStore", claim: runs.Claim, interval: float):
+        self.store, self.claim, self.interval = store, claim, interval
+        self.cancelled = threading.Event()
+        self.lost = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"heartbeat-{claim.compose_id}",
+                                        daemon=True)
+
+    def __enter__(self) -> "Heartbeat":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                if not runs.beat(self.store.db, self.claim):
+                    self.lost.set()
+                if self.store.cancel_requested(self.claim.compose_id):
+                    self.cancelled.set()
+            except Exception:  # noqa: BLE001 - a busy database must not kill the build
+                log.exception("heartbeat of %s failed", self.claim.compose_id)
+
+    def stop_requested(self) -> bool:
+        return self.cancelled.is_set() or self.lost.is_set()
+
+
+@dataclass
+class StepContext:
+    config: "Config"
+    store: "ComposeStore"
+
+
+def context(config: "Config") -> StepContext:
+    from app.store.composes import ComposeStore
+
+    return StepContext(config, ComposeStore.from_config(config))
+
+
+def _claim(ctx: StepContext, compose_id: str, step: str) -> runs.Claim:
+    claim = runs.claim(ctx.store.db, compose_id, step, worker_name(), ctx.config.task_stale_after)
+    if claim is None:
+        raise Skip(f"{step} of {compose_id} is done or running elsewhere")
+    return claim
+
+
+def _fail(ctx: StepContext, claim: runs.Claim | None, compose_id: str, message: str) -> ComposeFailed:
+    ctx.store.mark_failed(compose_id, message)
+    ctx.store.set_progress(compose_id, None)
+    runs.mark_done(ctx.store.db, compose_id)
+    log.info("compose %s failed: %s", compose_id, message)
+    return ComposeFailed(message)
+
+
+def _load(ctx: StepContext, compose_id: str) -> Any:
+    from app.store.composes import UnknownCompose
+
+    try:
+        return ctx.store.get(compose_id)
+    except UnknownCompose:
+        runs.forget(ctx.store.db, compose_id)
+        raise Skip(f"compose {compose_id} no longer exists") from None
+
+
+def _start_running(ctx: StepContext, claim: runs.Claim, compose: Any) -> None:
+    """WAITING → RUNNING, or find out the compose is no longer wanted."""
+    from app.store.composes import RUNNING, WAITING
+
+    if compose.cancel_requested:
+        raise _fail(ctx, claim, compose.id, "compose cancelled before it started")
+    if compose.queue_status == WAITING:
+        if not ctx.store.mark_running(compose.id):
+            runs.mark_done(ctx.store.db, compose.id)
+            raise Skip(f"compose {compose.id} left WAITING meanwhile")
+    elif compose.queue_status != RUNNING:
+        runs.mark_done(ctx.store.db, compose.id)
+        raise Skip(f"compose {compose.id} is {compose.queue_status}")
+
+
+# --- test mode ------------------------------------------------------------------------------
+
+def run_test(config: "Config", compose_id: str) -> str:
+    """A test-mode compose (`?test=1|2`): RUNNING, then FAILED or FINISHED with no artifacts."""
+    ctx = context(config)
+    claim = _claim(ctx, compose_id, TEST)
+    compose = _load(ctx, compose_id)
+    _start_running(ctx, claim, compose)
+    if compose.test_mode == 1:
+        raise _fail(ctx, claim, compose_id, "TESTING FAILED compose")
+    ctx.store.mark_finished(compose_id, image_size=0)
+    runs.done(ctx.store.db, claim)
+    return "FINISHED"
+
+
+# --- depsolve + manifest --------------------------------------------------------------------
+
+def plan_path(ctx: StepContext, compose_id: str) -> Path:
+    """What the build needs besides the manifest: exports, checkpoints, image file name."""
+    return ctx.store.compose_dir(compose_id) / "build-plan.json"
+
+
+def repositories_for(config: "Config", distro: str, arch: str) -> list[dict]:
+    """The system repositories of a distro/arch plus the user's sources (api-core's store)."""
+    repos: list[dict] = []
+    path = Path(config.repositories_dir) / f"{distro}.json"
+    if path.exists():
+        data = json.loads(path.read_text())
+        entries = data.get(arch, []) if isinstance(data, dict) else data
+        repos.extend(dict(r) for r in entries)
+    try:
+        from app.store import sources as sources_store  # api-core's; optional
+
+        lister = getattr(sources_store, "repositories_for", None)
+        if lister is not None:
+            repos.extend(lister(config, distro=distro, arch=arch))
+    except ImportError:
+        pass
+    return repos
+
+
+def run_depsolve(config: "Config", compose_id: str,
+                 depsolver: Callable[..., Any] | None = None) -> str:
+    """Resolve every pipeline's package set, then write the manifest the build will run."""
+    ctx = context(config)
+    claim = _claim(ctx, compose_id, DEPSOLVE)
+    compose = _load(ctx, compose_id)
+    _start_running(ctx, claim, compose)
+    ctx.store.append_log(compose_id, f"depsolve started on {worker_name()} (attempt {claim.attempt})\n")
+    with Heartbeat(ctx.store, claim, heartbeat_interval(config)) as hb:
+        try:
+            import distros
+
+            image_type = distros.get_distro(compose.distro).image_type(compose.arch,
+                                                                       compose.compose_type)
+            repositories = repositories_for(config, compose.distro, compose.arch)
+            sets = image_type.package_sets(compose.blueprint, compose.options)
+            packages = _depsolve_sets(config, compose, sets, repositories, depsolver)
+            ctx.store.record_packages(compose_id, packages)
+            manifest = image_type.manifest(compose.blueprint, packages, repositories,
+                                           compose.options, _seed(compose_id))
+            ctx.store.record_manifest(compose_id, manifest)
+            pipeline_names = [p.get("name") for p in manifest.get("pipelines", [])]
+            plan = {"exports": list(image_type.exports),
+                    "checkpoints": [c for c in CHECKPOINTS if c in pipeline_names],
+                    "filename": compose.image_filename or image_type.filename}
+            path = plan_path(ctx, compose_id)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(plan))
+        except Exception as exc:  # noqa: BLE001 - any failure fails the compose, with its words
+            if hb.lost.is_set():
+                raise Skip("job was taken over by another worker") from exc
+            raise _fail(ctx, claim, compose_id, f"depsolve failed: {exc}") from exc
+    if hb.cancelled.is_set():
+        raise _fail(ctx, claim, compose_id, "compose cancelled")
+    if not runs.advance(ctx.store.db, claim, [BUILD]):
+        raise Skip("job was taken over by another worker")
+    ctx.store.append_log(compose_id, f"depsolved {sum(len(v) for v in packages.values())} packages\n")
+    return "depsolved"
+
+
+def _seed(compose_id: str) -> int:
+    """Manifest seed: stable per compose, so a retried depsolve writes the same manifest."""
+    return int(compose_id.replace("-", "")[:15], 16)
+
+
+def _depsolve_sets(config: "Config", compose: Any, sets: dict[str, list[Any]],
+                   repositories: list[dict], depsolver: Callable[..., Any] | None) -> dict:
+    from tasks import depsolve as depsolve_mod
+
+    solve = depsolver or depsolve_mod.depsolve
+    repos = [depsolve_mod.Repository.from_dict(r) for r in repositories]
+    out: dict[str, list[dict]] = {}
+    releasever = compose.options.get("releasever") or _releasever(compose.distro)
+    for pipeline, chain in sets.items():
+        chain = [s if not isinstance(s, dict) else depsolve_mod.PackageSet(**s) for s in chain]
+        results = solve(chain, repos, arch=compose.arch, releasever=releasever,
+                        cache_dir=Path(config.cache_dir) / "rpmmd")
+        out[pipeline] = results[-1] if results else []
+    return out
+
+
+def _releasever(distro: str) -> str:
+    tail = distro.rsplit("-", 1)[-1]
+    return tail
+
+
+# --- build ----------------------------------------------------------------------------------
+
+def run_build(config: "Config", compose_id: str) -> str:
+    """Run osbuild on the stored manifest; move the image into the compose directory."""
+    from tasks.osbuild import exported_files, run_osbuild
+
+    ctx = context(config)
+    db = ctx.store.db
+    if any(r["step"] == DEPSOLVE and r["state"] != runs.DONE for r in runs.jobs(db, compose_id)):
+        raise Skip("depsolve of this compose is not done yet")
+    claim = _claim(ctx, compose_id, BUILD)
+    compose = _load(ctx, compose_id)
+    _start_running(ctx, claim, compose)
+    manifest = ctx.store.manifest(compose_id)
+    try:
+        plan = json.loads(plan_path(ctx, compose_id).read_text())
+    except (OSError, ValueError):
+        plan = None
+    if manifest is None or plan is None:
+        raise _fail(ctx, claim, compose_id, "build failed: no manifest was recorded for this compose")
+    compose_dir = ctx.store.compose_dir(compose_id)
+    work = compose_dir / "osbuild-output"
+    shutil.rmtree(work, ignore_errors=True)  # a retried build starts clean; the store keeps the cache
+    last_progress: dict | None = None
+
+    def on_progress(p: Any) -> None:
+        nonlocal last_progress
+        d = p.as_dict()
+        if d != last_progress:
+            last_progress = d
+            try:
+                ctx.store.set_progress(compose_id, d)
+            except Exception:  # noqa: BLE001 - progress is advisory
+                log.exception("recording progress of %s", compose_id)
+
+    with Heartbeat(ctx.store, claim, heartbeat_interval(config)) as hb:
+        outcome = run_osbuild(manifest, command=config.osbuild_command, store=config.store_path,
+                              output_dir=work, log_path=ctx.store.log_path(compose_id),
+                              exports=plan["exports"], checkpoints=plan["checkpoints"],
+                              cache_max_size=config.osbuild_cache_max_size,
+                              timeout=config.build_timeout, should_cancel=hb.stop_requested,
+                              on_progress=on_progress)
+    if hb.lost.is_set() and not hb.cancelled.is_set():
+        shutil.rmtree(work, ignore_errors=True)
+        raise Skip("job was taken over by another worker")
+    if not outcome.ok:
+        shutil.rmtree(work, ignore_errors=True)
+        raise _fail(ctx, claim, compose_id, outcome.reason)
+    files = exported_files(work, plan["exports"])
+    if not files:
+        raise _fail(ctx, claim, compose_id, "build failed: osbuild exported no file")
+    target = compose_dir / Path(plan["filename"]).name
+    wanted = [f for f in files if f.name == target.name]
+    os.replace(wanted[0] if wanted else files[0], target)
+    shutil.rmtree(work, ignore_errors=True)
+    ctx.store.set_progress(compose_id, None)
+    # FINISHED first: a worker dying right after leaves a stale job of a FINISHED compose, which the
+    # reaper just closes (and queues its uploads); the other order could strand it RUNNING
+    ctx.store.mark_finished(compose_id, image_size=target.stat().st_size)
+    runs.advance(db, claim, [upload_step(t) for t in upload_targets_of(ctx.store, compose_id)])
+    log.info("compose %s built in %.1f s", compose_id, outcome.duration)
+    return "built"
+
+
+# --- uploads --------------------------------------------------------------------------------
+
+def upload_targets_of(store: "ComposeStore", compose_id: str) -> list[str]:
+    """Distinct targets of the compose's WAITING uploads, in a stable order."""
+    return sorted({u.target for u in store.uploads(compose_id) if u.status == "WAITING"})
+
+
+def run_upload(config: "Config", compose_id: str, target: str) -> str:
+    """Hand the finished image to the uploaders' code for every WAITING upload of `target`."""
+    from app.store.composes import FINISHED
+
+    ctx = context(config)
+    step = upload_step(target)
+    db = ctx.store.db
+    if any(r["step"] in (DEPSOLVE, BUILD) and r["state"] != runs.DONE
+           for r in runs.jobs(db, compose_id)):
+        raise Skip("the build of this compose is not done yet")
+    compose = _load(ctx, compose_id)
+    if compose.queue_status != FINISHED:
+        runs.mark_done(db, compose_id, step)
+        raise Skip(f"compose {compose_id} is {compose.queue_status}: nothing to upload")
+    claim = _claim(ctx, compose_id, step)
+    with Heartbeat(ctx.store, claim, heartbeat_interval(config)):
+        from uploaders.service import run_compose_uploads
+
+        run_compose_uploads(config, compose_id, target)
+    runs.done(db, claim)
+    return "uploaded"
+
