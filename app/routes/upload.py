@@ -1,0 +1,166 @@
+"""Weldr v1 upload routes (catalogue §6.38–6.46), with lorax-composer's shapes and messages.
+
+osbuild-composer answers these with 501; lorax-composer implemented them and cockpit-composer's
+upload dialogs were written against lorax, so its behaviour is the contract: errors about an
+upload's state come back as `UploadError` with HTTP 200, missing body parts with 400. Secrets
+never leave: every upload and profile passes through `uploaders.base.strip_secrets`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from typing import Any
+
+from flask import Blueprint, request
+
+from app import get_config, get_db
+from app.errors import WeldrError, json_response
+from app.params import check_api_string, v1_only
+from app.store import uploads as upload_store
+from app.store.composes import ComposeStore
+from uploaders import service
+from uploaders.base import SettingsError, get_uploader
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("upload", __name__)
+
+
+def _store() -> ComposeStore:
+    return ComposeStore(get_db(), get_config().artifacts_path)
+
+
+def _json_body() -> dict[str, Any] | None:
+    body = request.get_json(force=True, silent=True, cache=False)
+    return body if isinstance(body, dict) and body else None
+
+
+def _missing_post() -> WeldrError:
+    return WeldrError("MissingPost", "Missing POST body")
+
+
+def enqueue_upload(config: Any, compose_id: str, target: str) -> bool:
+    """Hand an upload of a FINISHED compose to the pipeline; False when there is none to take it."""
+    try:
+        pipeline = importlib.import_module("tasks.pipeline")
+    except ModuleNotFoundError as exc:
+        if exc.name not in ("tasks", "tasks.pipeline"):
+            raise
+        return False
+    submit = getattr(pipeline, "submit_upload", None)
+    if submit is None:
+        return False
+    submit(config, compose_id, target)
+    return True
+
+
+def _upload_uuid(upload_uuid: str) -> str:
+    return check_api_string(upload_uuid)
+
+
+@bp.post("/compose/uploads/schedule/<compose_uuid>")
+@v1_only
+def schedule(compose_uuid: str) -> Any:
+    check_api_string(compose_uuid)
+    body = _json_body()
+    if body is None:
+        raise _missing_post()
+    store = _store()
+    upload_id, target, ready = service.schedule_upload(store, get_config(), compose_uuid, body)
+    if ready and not enqueue_upload(get_config(), compose_uuid, target):
+        upload_store.append_log(store.db, upload_id, "queued; no pipeline available to run it yet")
+    return json_response({"status": True, "upload_id": upload_id})
+
+
+@bp.get("/upload/info/<upload_uuid>")
+@v1_only
+def info(upload_uuid: str) -> Any:
+    store = _store()
+    upload = service.find_upload(store, _upload_uuid(upload_uuid))
+    image_path = None
+    try:
+        image_path = store.image_path(store.get(upload.compose_id))
+    except Exception:  # a damaged compose must not hide its upload
+        pass
+    return json_response({"status": True,
+                          "upload": service.render_upload(upload, image_path, detail=True)})
+
+
+@bp.get("/upload/log/<upload_uuid>")
+@v1_only
+def upload_log(upload_uuid: str) -> Any:
+    store = _store()
+    upload = service.find_upload(store, _upload_uuid(upload_uuid))
+    return json_response({"status": True, "upload_id": upload.id,
+                          "log": upload_store.read_log(store.db, upload.id)})
+
+
+@bp.post("/upload/reset/<upload_uuid>")
+@v1_only
+def reset(upload_uuid: str) -> Any:
+    body = request.get_json(force=True, silent=True, cache=False) or {}
+    if not isinstance(body, dict):
+        body = {}
+    store = _store()
+    upload = service.reset_upload(store, get_config(), _upload_uuid(upload_uuid),
+                                  body.get("image_name"), body.get("settings"))
+    enqueue_upload(get_config(), upload.compose_id, upload.target)
+    return json_response({"status": True, "upload_id": upload.id})
+
+
+@bp.delete("/upload/cancel/<upload_uuid>")
+@v1_only
+def cancel(upload_uuid: str) -> Any:
+    upload_id = _upload_uuid(upload_uuid)
+    service.cancel_upload(_store(), upload_id)
+    return json_response({"status": True, "upload_id": upload_id})
+
+
+@bp.delete("/upload/delete/<upload_uuid>")
+@v1_only
+def delete(upload_uuid: str) -> Any:
+    upload_id = _upload_uuid(upload_uuid)
+    service.delete_upload(_store(), upload_id)
+    return json_response({"status": True, "upload_id": upload_id})
+
+
+@bp.get("/upload/providers")
+@v1_only
+def providers() -> Any:
+    return json_response({"status": True, "providers": service.providers(get_db())})
+
+
+@bp.post("/upload/providers/save")
+@v1_only
+def save_profile() -> Any:
+    body = _json_body()
+    if body is None:
+        raise _missing_post()
+    try:
+        provider, profile, settings = body["provider"], body["profile"], body["settings"]
+    except KeyError as exc:
+        raise service.upload_error(f"Missing parameter {exc}!") from None
+    if not isinstance(profile, str) or not profile:
+        raise service.upload_error("Profile name cannot be empty!", 200)
+    check_api_string(profile, "Invalid characters in profile name")
+    try:
+        settings = service.check_settings(get_config(), provider, settings, None)
+    except SettingsError as exc:
+        raise service.upload_error(str(exc), 200) from None
+    upload_store.save_profile(get_db(), provider, profile, settings)
+    return json_response({"status": True})
+
+
+@bp.delete("/upload/providers/delete/<provider>/<profile>")
+@v1_only
+def delete_profile(provider: str, profile: str) -> Any:
+    check_api_string(provider)
+    check_api_string(profile)
+    try:
+        get_uploader(provider)
+    except SettingsError as exc:
+        raise service.upload_error(str(exc), 200) from None
+    if not upload_store.delete_profile(get_db(), provider, profile):
+        raise service.upload_error(f'Profile "{profile}" for provider "{provider}" does not exist!', 200)
+    return json_response({"status": True})

@@ -1,0 +1,103 @@
+"""Upload logs and provider profiles: the parts of uploads the compose store does not hold.
+
+Upload entries themselves (status, settings, result) are rows of `compose_uploads`, owned by
+`app.store.composes`; this module adds what only the upload routes and workers need:
+
+- `upload_logs`: the text `upload/log` shows, appended as the upload runs. A separate row per
+  upload so a chatty upload never rewrites the compose's upload row, and it goes away with the
+  upload (foreign key, ON DELETE CASCADE).
+- `upload_profiles`: named settings per provider (`upload/providers/save`), lorax's "profiles".
+  They hold credentials, so they are only ever read back through `uploaders.base.strip_secrets`
+  by the routes; the database file lives in the state directory, readable by the service only.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from app.db import Database, Schema, register_schema
+
+LOG_LIMIT = 256 * 1024  # the newest bytes of an upload's log are kept; a log is for people
+
+SCHEMA = register_schema(Schema("uploads", 1, """
+CREATE TABLE IF NOT EXISTS upload_logs (
+    upload_id TEXT PRIMARY KEY REFERENCES compose_uploads (id) ON DELETE CASCADE,
+    text TEXT NOT NULL DEFAULT ''
+);
+CREATE TABLE IF NOT EXISTS upload_profiles (
+    provider TEXT NOT NULL,
+    name TEXT NOT NULL,
+    settings TEXT NOT NULL,
+    saved REAL NOT NULL,
+    PRIMARY KEY (provider, name)
+)
+"""))
+
+
+def _ensure(db: Database) -> None:
+    """Create the tables when the database was opened before this module was imported."""
+    if getattr(db, "_initialised", False) and not getattr(db, "_uploads_schema", False):
+        db.register_and_create(SCHEMA)
+    db._uploads_schema = True  # type: ignore[attr-defined]
+
+
+# --- logs --------------------------------------------------------------------------------------
+
+def append_log(db: Database, upload_id: str, line: str) -> None:
+    """Add a line (already free of secrets: callers redact) with a UTC timestamp."""
+    _ensure(db)
+    stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime())
+    text = f"{stamp} {line.rstrip()}\n"
+    with db.transaction() as conn:
+        if conn.execute("SELECT 1 FROM compose_uploads WHERE id = ?", (upload_id,)).fetchone() is None:
+            return  # the upload was deleted while it ran; nothing to log to
+        conn.execute("INSERT INTO upload_logs (upload_id, text) VALUES (?, ?)"
+                     " ON CONFLICT(upload_id) DO UPDATE SET text = substr(text || excluded.text, ?)",
+                     (upload_id, text, -LOG_LIMIT))
+
+
+def read_log(db: Database, upload_id: str) -> str:
+    _ensure(db)
+    row = db.query_one("SELECT text FROM upload_logs WHERE upload_id = ?", (upload_id,))
+    return row["text"] if row else ""
+
+
+def clear_log(db: Database, upload_id: str) -> None:
+    _ensure(db)
+    with db.transaction() as conn:
+        conn.execute("DELETE FROM upload_logs WHERE upload_id = ?", (upload_id,))
+
+
+# --- profiles ----------------------------------------------------------------------------------
+
+def save_profile(db: Database, provider: str, name: str, settings: dict[str, Any]) -> None:
+    """Create or overwrite a profile (lorax overwrites too)."""
+    _ensure(db)
+    with db.transaction() as conn:
+        conn.execute("INSERT INTO upload_profiles (provider, name, settings, saved) VALUES (?, ?, ?, ?)"
+                     " ON CONFLICT(provider, name) DO UPDATE SET settings = excluded.settings,"
+                     " saved = excluded.saved", (provider, name, json.dumps(settings), time.time()))
+
+
+def load_profile(db: Database, provider: str, name: str) -> dict[str, Any] | None:
+    _ensure(db)
+    row = db.query_one("SELECT settings FROM upload_profiles WHERE provider = ? AND name = ?",
+                       (provider, name))
+    return json.loads(row["settings"]) if row else None
+
+
+def list_profiles(db: Database, provider: str) -> dict[str, dict[str, Any]]:
+    _ensure(db)
+    rows = db.query("SELECT name, settings FROM upload_profiles WHERE provider = ? ORDER BY name",
+                    (provider,))
+    return {r["name"]: json.loads(r["settings"]) for r in rows}
+
+
+def delete_profile(db: Database, provider: str, name: str) -> bool:
+    _ensure(db)
+    with db.transaction() as conn:
+        cur = conn.execute("DELETE FROM upload_profiles WHERE provider = ? AND name = ?",
+                           (provider, name))
+    return cur.rowcount > 0

@@ -1,0 +1,1 @@
+"""Test suite; a package so that tests/<area>/ never shadows the project package of the same name."""

@@ -1,0 +1,126 @@
+"""Fixtures of the uploader tests: emulators (session-wide), a store with a FINISHED compose, images."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import pytest
+
+from tests.uploaders.emulators import (AZURITE_ACCOUNT, AZURITE_KEY, AZURITE_BIN, Azurite,
+                                       CountingProxy, MotoServer)
+
+MiB = 1024 * 1024
+
+
+@pytest.fixture(scope="session")
+def moto() -> Iterator[MotoServer]:
+    server = MotoServer()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def moto_clean(moto: MotoServer) -> MotoServer:
+    moto.reset()
+    return moto
+
+
+@pytest.fixture(scope="session")
+def azurite() -> Iterator[Azurite]:
+    if not AZURITE_BIN.exists():
+        pytest.skip("Azurite is not installed (make test-deps installs it into node_modules/)")
+    server = Azurite()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def proxy_to() -> Iterator[Callable[..., CountingProxy]]:
+    proxies: list[CountingProxy] = []
+
+    def make(port: int, rate: float | None = None) -> CountingProxy:
+        proxy = CountingProxy(port, rate)
+        proxies.append(proxy)
+        return proxy
+
+    yield make
+    for p in proxies:
+        p.close()
+
+
+def write_image(path: Path, size: int, extents: list[tuple[int, int]], vhd: bool = False,
+                seed: int = 1) -> int:
+    """A sparse image: random data at (offset, length) extents, holes elsewhere; returns data bytes.
+
+    With `vhd`, a fixed-VHD footer (cookie `conectix`) follows `size` bytes of disk.
+    """
+    import random
+
+    rnd = random.Random(seed)
+    with open(path, "wb") as fh:
+        fh.truncate(size + (512 if vhd else 0))
+        for offset, length in extents:
+            fh.seek(offset)
+            data = bytearray(rnd.randbytes(length))
+            data[0] = data[0] or 1  # never an all-zero first byte: the extent is data
+            fh.write(bytes(data))
+        if vhd:
+            fh.seek(size)
+            fh.write(b"conectix" + bytes(504))
+    return sum(length for _, length in extents) + (512 if vhd else 0)
+
+
+class ComposeEnv:
+    """A real store (SQLite in a temp state dir) holding FINISHED composes with image files."""
+
+    def __init__(self, tmp: Path):
+        from app.config import load
+        from app.db import Database
+        from app.store.composes import ComposeStore
+
+        self.config = load(environ={}, state_dir=tmp / "state", cache_dir=tmp / "cache")
+        self.db = Database.in_state_dir(self.config.state_dir)
+        self.store = ComposeStore(self.db, self.config.artifacts_path)
+
+    def finished_compose(self, compose_type: str, filename: str, arch: str = "x86_64",
+                         uploads: list[dict[str, Any]] | None = None) -> Any:
+        compose = self.store.create(blueprint={"name": "bp", "version": "0.0.1"},
+                                    compose_type=compose_type, distro="fedora-42", arch=arch,
+                                    size=0, image_filename=filename, test_mode=2,
+                                    upload_requests=uploads or [])
+        path = self.store.image_path(compose)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return compose, path
+
+    def upload_for(self, target: str, settings: dict[str, Any], compose_type: str, filename: str,
+                   image_name: str = "test-image") -> tuple[str, Path]:
+        compose, path = self.finished_compose(compose_type, filename)
+        upload_id = self.store.add_upload(compose.id, target, image_name, settings)
+        return upload_id, path
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> ComposeEnv:
+    return ComposeEnv(tmp_path)
+
+
+def azurite_settings(url: str, container: str = "images", **extra: Any) -> dict[str, Any]:
+    return {"storage_account_name": AZURITE_ACCOUNT, "storage_container": container,
+            "storage_account_key": AZURITE_KEY, "endpoint_url": url, **extra}
+
+
+def aws_settings(url: str, **extra: Any) -> dict[str, Any]:
+    return {"aws_region": "us-east-1", "aws_access_key": "AKIAEXAMPLEKEY000001",
+            "aws_secret_key": "s3cr3t-aws-key-for-tests", "aws_endpoint_url": url, **extra}
+
+
+@pytest.fixture(autouse=True)
+def _no_proxy_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Loopback only: an inherited HTTP(S)_PROXY must not reroute emulator traffic."""
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    os.environ.setdefault("AWS_CONFIG_FILE", "/dev/null")

@@ -1,0 +1,213 @@
+"""Real cloud API emulators on loopback for the uploader tests and `bench/upload.py`.
+
+- moto in server mode (`moto_server`): S3, EC2 (snapshots, register-image, tags) and the EBS
+  direct APIs, over real HTTP.
+- Azurite's blob service (`azurite-blob`, npm, installed by `make test-deps` into node_modules/).
+- `CountingProxy`: a TCP relay that counts the bytes a client sends (what an upload costs on the
+  wire) and can cut every connection after a byte budget (a network failure mid-upload).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+AZURITE_BIN = ROOT / "node_modules" / ".bin" / "azurite-blob"
+AZURITE_ACCOUNT = "devstoreaccount1"
+# Azurite's fixed, publicly documented development key (not a secret).
+AZURITE_KEY = ("Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/"
+               "K1SZFPTOtr/KBHBeksoGMGw==")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_port(port: int, proc: subprocess.Popen, what: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{what} exited with {proc.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"{what} did not listen on 127.0.0.1:{port} within {timeout} s")
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)
+
+
+class MotoServer:
+    """`moto_server` on a free loopback port. `auth=True` makes it check credentials (IAM)."""
+
+    def __init__(self, auth: bool = False):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        env = dict(os.environ)
+        # with auth, the first 4 actions (create the IAM user, policy and key) run unauthenticated
+        env.pop("INITIAL_NO_AUTH_ACTION_COUNT", None)
+        if auth:
+            env["INITIAL_NO_AUTH_ACTION_COUNT"] = "4"
+        moto = Path(sys.executable).with_name("moto_server")
+        self.log = tempfile.TemporaryFile()
+        self.proc = subprocess.Popen([str(moto), "-H", "127.0.0.1", "-p", str(self.port)], env=env,
+                                     stdout=self.log, stderr=subprocess.STDOUT,
+                                     start_new_session=True)
+        _wait_port(self.port, self.proc, "moto_server")
+
+    def reset(self) -> None:
+        req = urllib.request.Request(self.url + "/moto-api/reset", method="POST")
+        urllib.request.urlopen(req, timeout=10).read()
+
+    def stop(self) -> None:
+        _stop(self.proc)
+        self.log.close()
+
+
+class Azurite:
+    """Azurite's blob service on a free loopback port, its data in a temporary directory."""
+
+    def __init__(self) -> None:
+        if not AZURITE_BIN.exists():
+            raise FileNotFoundError(f"{AZURITE_BIN} is missing: run `make test-deps`")
+        self.port = free_port()
+        self.dir = tempfile.mkdtemp(prefix="azurite-")
+        self.url = f"http://127.0.0.1:{self.port}/{AZURITE_ACCOUNT}"
+        self.log = tempfile.TemporaryFile()
+        self.proc = subprocess.Popen(
+            [str(AZURITE_BIN), "--blobHost", "127.0.0.1", "--blobPort", str(self.port),
+             "--location", self.dir, "--skipApiVersionCheck", "--disableProductStyleUrl",
+             "--silent", "--disableTelemetry"],
+            stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
+        _wait_port(self.port, self.proc, "azurite-blob")
+
+    def create_container(self, name: str) -> None:
+        from azure.storage.blob import BlobServiceClient
+
+        service = BlobServiceClient(self.url, credential={"account_name": AZURITE_ACCOUNT,
+                                                          "account_key": AZURITE_KEY})
+        service.create_container(name)
+
+    def stop(self) -> None:
+        _stop(self.proc)
+        self.log.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class CountingProxy:
+    """Relays 127.0.0.1:<port> to an upstream port, counting the bytes clients send.
+
+    `cut_after(n)`: once n more bytes went upstream, every connection (and every new one) is
+    closed — a network that fails in the middle of an upload and stays down.
+    """
+
+    def __init__(self, upstream_port: int, rate: float | None = None):
+        self.upstream = upstream_port
+        self.rate = rate  # bytes/s per connection, client → upstream; None: as fast as possible
+        self.sent = 0
+        self.received = 0
+        self._budget: int | None = None
+        self._lock = threading.Lock()
+        self._sock = socket.socket()
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._sock.bind(("127.0.0.1", 0))
+        self._sock.listen(64)
+        self.port = self._sock.getsockname()[1]
+        self._conns: list[socket.socket] = []
+        self._closed = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def url(self, path: str = "") -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def reset_counts(self) -> None:
+        with self._lock:
+            self.sent = self.received = 0
+
+    def cut_after(self, nbytes: int) -> None:
+        with self._lock:
+            self._budget = self.sent + nbytes
+
+    def _down(self) -> bool:
+        return self._budget is not None and self.sent >= self._budget
+
+    def _accept(self) -> None:
+        while not self._closed:
+            try:
+                client, _ = self._sock.accept()
+            except OSError:
+                return
+            with self._lock:
+                down = self._down()
+            if down:
+                client.close()
+                continue
+            try:
+                upstream = socket.create_connection(("127.0.0.1", self.upstream))
+            except OSError:
+                client.close()
+                continue
+            with self._lock:
+                self._conns += [client, upstream]
+            threading.Thread(target=self._pipe, args=(client, upstream, True), daemon=True).start()
+            threading.Thread(target=self._pipe, args=(upstream, client, False), daemon=True).start()
+
+    def _pipe(self, src: socket.socket, dst: socket.socket, outbound: bool) -> None:
+        try:
+            while True:
+                data = src.recv(64 * 1024 if self.rate else 256 * 1024)
+                if not data:
+                    break
+                with self._lock:
+                    if outbound:
+                        self.sent += len(data)
+                    else:
+                        self.received += len(data)
+                    down = self._down()
+                if down:
+                    break
+                if outbound and self.rate:
+                    time.sleep(len(data) / self.rate)
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+                s.close()
+            if self._down():
+                with self._lock:
+                    conns, self._conns = self._conns, []
+                for s in conns:
+                    try:
+                        s.shutdown(socket.SHUT_RDWR)
+                    except OSError:
+                        pass
+
+    def close(self) -> None:
+        self._closed = True
+        self._sock.close()
