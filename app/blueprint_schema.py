@@ -113,19 +113,21 @@ class Base(Schema):
 
     @post_load
     def _omit_empty(self, data: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        # keys come out by declaration order (osbuild-composer's field order, not the input's)
+        # and under their document names (`tls-verify`, not the attribute `tls_verify`)
         out = {}
-        for key, value in data.items():
-            field = self.fields.get(key)
-            meta = field.metadata if field is not None else {}
+        for name, field in self.fields.items():
+            if name not in data:
+                continue
+            value = data[name]
+            meta = field.metadata
             if not meta.get("keep"):
                 if value is None or value == "" or value == [] or value == {}:
                     continue
                 if meta.get("omit_false") and value in (False, 0) and not isinstance(value, str):
                     continue
-            out[key] = value
-        # keys come out by declaration order (osbuild-composer's field order), not input order
-        order = [f.data_key or name for name, f in self.fields.items()]
-        return {k: out[k] for k in sorted(out, key=lambda k: order.index(k) if k in order else 999)}
+            out[field.data_key or name] = value
+        return out
 
 
 _USER_NAME = re.compile(r"^[A-Za-z0-9_.][A-Za-z0-9_.-]{0,31}\$?$")
@@ -395,9 +397,7 @@ class _FsNodeSchema(Base):
     @validates_schema
     def _node(self, data: dict[str, Any], **kwargs: Any) -> None:
         if "path" in data:
-            _check_path(data["path"], "path")
-            if data["path"] != "/" and data["path"].endswith("/"):
-                raise ValidationError(f"path {data['path']!r} must not end with a slash", "path")
+            _check_path(data["path"], "path")  # also refuses a trailing slash
         mode = data.get("mode")
         if mode and not _MODE.match(mode):
             raise ValidationError(f"invalid mode {mode}: must be an octal number", "mode")
