@@ -160,6 +160,22 @@ def build_command(command: list[str], *, manifest_path: Path, store: Path, outpu
     return argv
 
 
+def _die_with_worker() -> None:
+    """In the child before exec: if the worker dies (even `kill -9`), the kernel kills osbuild too.
+
+    osbuild runs in its own session so cancel can signal its whole group; that also detaches it
+    from the worker's group, so without this a killed worker would leave a build running.
+    """
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        PR_SET_PDEATHSIG = 1
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
+
+
 def _free_bytes(path: Path) -> int:
     probe = path
     while not probe.exists() and probe != probe.parent:
@@ -276,7 +292,8 @@ def run_osbuild(manifest: dict, *, command: list[str], store: Path, output_dir: 
         try:
             proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                     stderr=subprocess.STDOUT, pass_fds=(write_fd,),
-                                    start_new_session=True, env=env)
+                                    start_new_session=True, env=env,
+                                    preexec_fn=_die_with_worker)
         except OSError as exc:
             os.close(read_fd)
             os.close(write_fd)

@@ -113,6 +113,15 @@ def beat(db: Database, claim: Claim) -> bool:
     return cur.rowcount == 1
 
 
+def done(db: Database, claim: Claim) -> bool:
+    """Mark the step done if this run still owns it; False means the reaper already moved on."""
+    with db.transaction() as conn:
+        cur = conn.execute("UPDATE pipeline_jobs SET state = 'done', finished_at = ?, token = NULL"
+                           " WHERE compose_id = ? AND step = ? AND token = ?",
+                           (time.time(), claim.compose_id, claim.step, claim.token))
+    return cur.rowcount == 1
+
+
 def advance(db: Database, claim: Claim, next_steps: list[str]) -> bool:
     """Mark the step done and queue the next ones, in one transaction: a worker dying in between
     would otherwise leave a compose with nothing queued and nothing running."""

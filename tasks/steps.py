@@ -19,7 +19,6 @@ import os
 import shutil
 import socket
 import threading
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
