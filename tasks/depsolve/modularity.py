@@ -1,0 +1,125 @@
+"""Modularity filtering, so that libsolv sees the same packages dnf would.
+
+A repository with modules metadata (EL 8/9 AppStream) carries packages that belong to module
+streams.  dnf hides every such package unless its stream is active (enabled, or the module's
+default stream), and for an active stream it also hides the non-modular packages of the same
+names.  Without this a plain solver would pick e.g. `nginx` from a non-default module stream
+instead of the non-modular `nginx` dnf installs.  Repositories marked `module_hotfixes` are
+exempt, as in dnf.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+from tasks.depsolve.metadata import atomic_write, open_document
+
+_CACHE_VERSION = 1
+
+
+@dataclass(frozen=True)
+class ModuleStream:
+    name: str
+    stream: str
+    version: int
+    context: str
+    arch: str
+    artifacts: tuple[str, ...]
+
+
+@dataclass
+class ModuleIndex:
+    """The streams and default streams of a set of repositories."""
+
+    streams: list[ModuleStream] = field(default_factory=list)
+    defaults: dict[str, str] = field(default_factory=dict)
+
+    def extend(self, other: "ModuleIndex") -> None:
+        self.streams.extend(other.streams)
+        for module, stream in other.defaults.items():
+            self.defaults.setdefault(module, stream)
+
+    def exclusions(self, enabled: dict[str, str] | None = None
+                   ) -> tuple[set[str], set[str]]:
+        """NEVRAs hidden (artifacts of inactive streams) and names hidden (shadowed by active ones).
+
+        NEVRAs are spelled `name-epoch:version-release.arch` with the epoch always present.
+        """
+        active = dict(self.defaults)
+        active.update(enabled or {})
+        hidden: set[str] = set()
+        shown: set[str] = set()
+        shadowed_names: set[str] = set()
+        for stream in self.streams:
+            nevras = {normalise_nevra(a) for a in stream.artifacts}
+            if active.get(stream.name) == stream.stream:
+                shown |= nevras
+                for nevra in nevras:
+                    name, arch = _name_arch(nevra)
+                    if arch != "src":
+                        shadowed_names.add(name)
+            else:
+                hidden |= nevras
+        return hidden - shown, shadowed_names
+
+
+def _name_arch(nevra: str) -> tuple[str, str]:
+    rest, _, arch = nevra.rpartition(".")
+    name = rest.rsplit("-", 2)[0]
+    return name, arch
+
+
+def normalise_nevra(nevra: str) -> str:
+    """`name-[epoch:]version-release.arch` with the epoch always written."""
+    rest, _, arch = nevra.rpartition(".")
+    name_version, _, release = rest.rpartition("-")
+    name, _, version = name_version.rpartition("-")
+    if ":" not in version:
+        version = "0:" + version
+    return f"{name}-{version}-{release}.{arch}"
+
+
+def _parse(documents: Iterable[Any]) -> ModuleIndex:
+    index = ModuleIndex()
+    for doc in documents:
+        if not isinstance(doc, dict):
+            continue
+        kind = doc.get("document")
+        data = doc.get("data") or {}
+        if kind == "modulemd":
+            artifacts = ((data.get("artifacts") or {}).get("rpms")) or []
+            index.streams.append(ModuleStream(
+                name=str(data.get("name", "")), stream=str(data.get("stream", "")),
+                version=int(data.get("version", 0) or 0), context=str(data.get("context", "")),
+                arch=str(data.get("arch", "")), artifacts=tuple(str(a) for a in artifacts)))
+        elif kind == "modulemd-defaults":
+            if data.get("module") and data.get("stream") is not None:
+                index.defaults[str(data["module"])] = str(data["stream"])
+    return index
+
+
+def load_modules(path: Path, cache_path: Path | None = None) -> ModuleIndex:
+    """The module index of one modules.yaml, via a JSON cache next to it when given."""
+    if cache_path is not None:
+        try:
+            cached = json.loads(cache_path.read_text())
+            if cached.get("version") == _CACHE_VERSION:
+                return ModuleIndex(
+                    streams=[ModuleStream(**{**s, "artifacts": tuple(s["artifacts"])})
+                             for s in cached["streams"]],
+                    defaults=cached["defaults"])
+        except (FileNotFoundError, ValueError, KeyError, TypeError):
+            pass
+    import yaml
+
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    with open_document(path) as stream:
+        index = _parse(yaml.load_all(stream, Loader=loader))
+    if cache_path is not None:
+        payload = {"version": _CACHE_VERSION, "defaults": index.defaults,
+                   "streams": [{**s.__dict__, "artifacts": list(s.artifacts)} for s in index.streams]}
+        atomic_write(cache_path, json.dumps(payload).encode())
+    return index

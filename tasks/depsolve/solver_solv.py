@@ -1,0 +1,491 @@
+"""The libsolv backend: the solver underneath libdnf5, through the `solv` wheel.
+
+Loading is the expensive part, so it is cached twice.  On disk, each repository's primary and
+filelists become one `.solv` file next to its metadata, stored together with the file provides
+the pool needed (`REPOSITORY_ADDEDFILEPROVIDES`): without them a warm start would rescan every
+file list.  In memory, a process keeps its last few loaded pools keyed by the repositories and
+their repomd.xml checksums, so a worker or an API solver process answers repeated requests from
+a warm pool; a changed repomd.xml is a new key.
+
+Behaviour follows dnf's (what osbuild's dnf and dnf5 solvers do): names before provides before
+files; the best arch and newest version by libsolv's policy; excludes hide packages for one
+transaction only; earlier transactions of a chain are pinned; modular packages filtered as dnf
+does; obsoletes handled the yum way; no transaction ordering (not needed, and
+`Transaction.order()` can abort the process on huge transactions).
+
+Pools are not thread-safe and hold the GIL: call this from one thread per process.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fnmatch
+import logging
+import os
+import tempfile
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterable
+
+import solv
+
+from tasks.depsolve.comps import Comps
+from tasks.depsolve.errors import DepsolveError, RepositoryError
+from tasks.depsolve.metadata import MetadataCache, RepoMetadata, open_document
+from tasks.depsolve.modularity import ModuleIndex, load_modules
+from tasks.depsolve.packageset import PackageSet
+from tasks.depsolve.repository import Repository
+
+log = logging.getLogger(__name__)
+
+NAME = "libsolv"
+# Warm pools kept per process; each is tens to hundreds of MB for big repositories.
+MAX_POOLS = 3
+
+_SEL = solv.Selection
+_NAME_FLAGS = (_SEL.SELECTION_NAME | _SEL.SELECTION_GLOB | _SEL.SELECTION_DOTARCH
+               | _SEL.SELECTION_CANON | _SEL.SELECTION_REL)
+_PROVIDES_FLAGS = _SEL.SELECTION_PROVIDES | _SEL.SELECTION_REL
+_FILE_FLAGS = _SEL.SELECTION_FILELIST | _SEL.SELECTION_GLOB
+_NATIVE_COMPRESSION = (".gz", ".xml", ".solv")
+
+
+def _xfopen(path: Path, stack: contextlib.ExitStack):
+    """A libsolv file handle for a document; zstd/xz are decompressed here (the wheel cannot)."""
+    if path.name.endswith(_NATIVE_COMPRESSION):
+        handle = solv.xfopen(str(path))
+    else:
+        plain = stack.enter_context(tempfile.TemporaryFile())
+        with open_document(path) as stream:
+            while block := stream.read(1 << 20):
+                plain.write(block)
+        plain.flush()
+        plain.seek(0)
+        handle = solv.xfopen_fd("document.xml", plain.fileno())
+    if handle is None:  # passing None on crashes the process
+        raise RepositoryError(f"cannot open {path}", url=str(path))
+    return handle
+
+
+def _epoch_version_release(evr: str) -> tuple[int, str, str]:
+    epoch = 0
+    if ":" in evr:
+        head, evr = evr.split(":", 1)
+        epoch = int(head or 0)
+    version, _, release = evr.rpartition("-")
+    return epoch, version, release
+
+
+@dataclass
+class _Source:
+    meta: RepoMetadata
+    handle: Any  # solv.Repo
+
+
+class LoadedPool:
+    """A libsolv pool with a set of repositories loaded, plus what dnf adds on top of it."""
+
+    def __init__(self, metadata: list[RepoMetadata], arch: str) -> None:
+        started = time.monotonic()
+        self.arch = arch
+        self.pool = solv.Pool()
+        self.pool.setarch(arch)
+        self.sources: dict[str, _Source] = {}
+        warm = []
+        for meta in metadata:
+            handle = self.pool.add_repo(meta.repo.id)
+            warm.append(self._load(handle, meta))
+            self.sources[meta.repo.id] = _Source(meta, handle)
+        added = self.pool.addfileprovides_queue()
+        self.pool.createwhatprovides()
+        for source, loaded_from_cache in zip(self.sources.values(), warm):
+            self._store(source, added, loaded_from_cache)
+        self.comps = Comps.from_files(
+            m.documents["group"] for m in metadata if "group" in m.documents)
+        self.hidden = self._modular_hidden(metadata)
+        self.visible = [s.id for s in self.pool.solvables_iter() if s.id not in self.hidden]
+        self._projects: list[dict] | None = None
+        log.info("libsolv pool for %s (%s): %d packages in %.2fs (%s)", arch,
+                 ", ".join(self.sources), len(self.visible), time.monotonic() - started,
+                 "warm" if all(warm) else "cold")
+
+    # -- loading -------------------------------------------------------------------------------
+
+    def _load(self, handle, meta: RepoMetadata) -> bool:
+        """Load one repository, from its .solv cache when there is one; True if it was."""
+        path = meta.solv_path
+        if path.exists():
+            with contextlib.ExitStack() as stack:
+                fp = _xfopen(path, stack)
+                ok = handle.add_solv(fp, 0)
+                fp.close()
+            if ok:
+                return True
+            log.warning("repository %s: unreadable solver cache %s, reloading", meta.repo.id, path)
+            handle.empty()
+        try:
+            with contextlib.ExitStack() as stack:
+                fp = _xfopen(meta.documents["primary"], stack)
+                handle.add_rpmmd(fp, None, 0)
+                fp.close()
+                # File requires outside primary's short file list resolve only with filelists.
+                if "filelists" in meta.documents:
+                    fp = _xfopen(meta.documents["filelists"], stack)
+                    handle.add_rpmmd(fp, None, solv.Repo.REPO_EXTEND_SOLVABLES
+                                     | solv.Repo.REPO_REUSE_REPODATA)
+                    fp.close()
+        except RepositoryError:
+            raise
+        except Exception as exc:  # libsolv raises plain errors on broken XML
+            raise RepositoryError(f"repository '{meta.repo.id}': broken metadata: {exc}",
+                                  meta.repo.id, meta.baseurl) from None
+        if handle.nsolvables == 0 and meta.documents["primary"].stat().st_size > 512:
+            raise RepositoryError(f"repository '{meta.repo.id}': primary metadata lists no "
+                                  f"packages ({meta.baseurl})", meta.repo.id, meta.baseurl)
+        handle.internalize()
+        return False
+
+    def _store(self, source: _Source, added: list[int], loaded_from_cache: bool) -> None:
+        """Write the .solv cache, with the file provides this pool needed, when it lacks them."""
+        data = source.handle.first_repodata()
+        if data is None:
+            return
+        stored = set(data.lookup_idarray(solv.SOLVID_META, solv.REPOSITORY_ADDEDFILEPROVIDES))
+        if loaded_from_cache and set(added) <= stored:
+            return
+        for ident in sorted(set(added) - stored):
+            data.add_idarray(solv.SOLVID_META, solv.REPOSITORY_ADDEDFILEPROVIDES, ident)
+        data.internalize()
+        meta = source.meta
+        try:
+            with meta.lock():
+                fd, tmp = tempfile.mkstemp(dir=meta.directory, prefix=".part-")
+                try:
+                    fp = solv.xfopen_fd("cache.solv", fd, "w")
+                    os.close(fd)
+                    source.handle.write(fp)
+                    fp.close()
+                    os.replace(tmp, meta.solv_path)
+                except BaseException:
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(tmp)
+                    raise
+        except OSError as exc:  # a read-only cache still solves, just not warm next time
+            log.warning("repository %s: cannot write solver cache: %s", meta.repo.id, exc)
+
+    def _modular_hidden(self, metadata: list[RepoMetadata]) -> set[int]:
+        index = ModuleIndex()
+        for meta in metadata:
+            if "modules" in meta.documents:
+                index.extend(load_modules(meta.documents["modules"],
+                                          meta.derived_path(".modules.json")))
+        if not index.streams:
+            return set()
+        hidden_nevras, shadowed_names = index.exclusions()
+        hidden: set[int] = set()
+        for source in self.sources.values():
+            if source.meta.repo.module_hotfixes:
+                continue
+            for s in source.handle.solvables_iter():
+                epoch, version, release = _epoch_version_release(s.evr)
+                nevra = f"{s.name}-{epoch}:{version}-{release}.{s.arch}"
+                if nevra in hidden_nevras:
+                    hidden.add(s.id)
+                elif s.name in shadowed_names and ".module" not in release \
+                        and "module+" not in release:
+                    hidden.add(s.id)
+        return hidden
+
+    # -- helpers ----------------------------------------------------------------------------------
+
+    def _consider(self, ids: Iterable[int]) -> None:
+        self.pool.set_considered_list(list(ids))
+
+    def _excluded(self, patterns: Iterable[str]) -> set[int]:
+        patterns = list(patterns)
+        if not patterns:
+            return set()
+        out: set[int] = set()
+        plain = {p for p in patterns if not any(c in p for c in "*?[")}
+        globs = [p for p in patterns if p not in plain]
+        for s in self.pool.solvables_iter():
+            if s.name in plain or any(fnmatch.fnmatchcase(s.name, g) for g in globs):
+                out.add(s.id)
+        return out
+
+    def package(self, s) -> dict[str, Any]:
+        """A solvable in the golden `rpmmd` shape, plus the repository id."""
+        source = self.sources[s.repo.name]
+        epoch, version, release = _epoch_version_release(s.evr)
+        location = s.lookup_location()[0]
+        base = s.lookup_str(solv.SOLVABLE_MEDIABASE) or source.meta.baseurl
+        checksum = s.lookup_checksum(solv.SOLVABLE_CHECKSUM)
+        return {
+            "name": s.name,
+            "epoch": epoch,
+            "version": version,
+            "release": release,
+            "arch": s.arch,
+            "remote_location": base.rstrip("/") + "/" + location,
+            "checksum": f"{checksum.typestr()}:{checksum.hex()}" if checksum else "",
+            "check_gpg": source.meta.repo.check_gpg,
+            "repo_id": source.meta.repo.id,
+        }
+
+    # -- depsolve ---------------------------------------------------------------------------------
+
+    def depsolve(self, chain: list[PackageSet]) -> list[list[dict[str, Any]]]:
+        results: list[list[dict[str, Any]]] = []
+        pinned: list[int] = []
+        for package_set in chain:
+            excluded = self._excluded(package_set.exclude) - set(pinned)
+            self._consider(i for i in self.visible if i not in excluded)
+            jobs = [self.pool.Job(solv.Job.SOLVER_INSTALL | solv.Job.SOLVER_SOLVABLE, i)
+                    for i in pinned]
+            jobs += self._mark(package_set, excluded)
+            solvables = self._solve(jobs, package_set)
+            pinned = [s.id for s in solvables]
+            packages = [self.package(s) for s in solvables]
+            packages.sort(key=lambda p: (p["name"], p["epoch"], p["version"], p["release"],
+                                         p["arch"], p["repo_id"]))
+            results.append(packages)
+        return results
+
+    def _one_of(self, ids: list[int]):
+        return self.pool.Job(solv.Job.SOLVER_INSTALL | solv.Job.SOLVER_SOLVABLE_ONE_OF,
+                             self.pool.towhatprovides(ids))
+
+    def _spec_jobs(self, spec: str, excluded: set[int], names_only: bool = False
+                   ) -> tuple[list, str | None]:
+        """Install jobs for one spec, or the reason it names nothing installable.
+
+        Names win over provides, provides over nothing (dnf's order); a name glob installs
+        every matching name, a provide installs one of its providers.  Candidates are checked
+        against this transaction's considered packages here, because a selection still lists
+        excluded ones and installing those would be reported as a conflict, not as a marking.
+        """
+        if spec.startswith("/"):
+            selection, by_name = self.pool.select(spec, _FILE_FLAGS), False
+        else:
+            selection, by_name = self.pool.select(spec, _NAME_FLAGS), True
+            if selection.isempty() and not names_only:
+                selection, by_name = self.pool.select(spec, _PROVIDES_FLAGS), False
+        candidates = selection.solvables()
+        allowed = [s for s in candidates if s.installable()]
+        if not allowed:
+            if any(s.id in excluded for s in candidates):
+                return [], f"All matches were filtered out by exclude filtering for argument: {spec}"
+            if any(s.id in self.hidden for s in candidates):
+                return [], f"All matches were filtered out by modular filtering for argument: {spec}"
+            return [], f"No match for argument: {spec}"
+        if not by_name:
+            return [self._one_of([s.id for s in allowed])], None
+        names: dict[str, list[int]] = {}
+        for s in allowed:
+            names.setdefault(s.name, []).append(s.id)
+        return [self._one_of(ids) for _, ids in sorted(names.items())], None
+
+    def _mark(self, package_set: PackageSet, excluded: set[int]) -> list:
+        jobs = []
+        problems: list[str] = []
+        for spec in package_set.include:
+            if spec.startswith("@"):
+                expanded = self.comps.expand(spec[1:])
+                if expanded is None:
+                    problems.append(f"No match for group: {spec[1:]}")
+                    continue
+                names, conditions = expanded
+                # Members are matched by name only; missing or excluded ones are skipped with
+                # no error, the rest are as strict as any other request (dnf's strict=True).
+                for name in names:
+                    jobs += self._spec_jobs(name, excluded, names_only=True)[0]
+                # A conditional member comes in when its condition package does: a rich
+                # dependency says exactly that to the solver, in the same solve.
+                for name, condition in sorted(conditions.items()):
+                    if self.pool.select(name, _SEL.SELECTION_NAME).isempty():
+                        continue
+                    dep = self.pool.parserpmrichdep(f"({name} if {condition})")
+                    if dep:
+                        jobs.append(self.pool.Job(
+                            solv.Job.SOLVER_INSTALL | solv.Job.SOLVER_SOLVABLE_PROVIDES, dep.id))
+                continue
+            spec_jobs, problem = self._spec_jobs(spec, excluded)
+            if problem:
+                problems.append(problem)
+            jobs += spec_jobs
+        if problems:
+            raise DepsolveError("\n".join(problems), kind="marking")
+        return jobs
+
+    def _solve(self, jobs: list, package_set: PackageSet) -> list:
+        solver = self.pool.Solver()
+        # As libdnf's goal: yum-style obsoletes, policy-respecting "best", vendor changes allowed.
+        solver.set_flag(solv.Solver.SOLVER_FLAG_YUM_OBSOLETES, 1)
+        solver.set_flag(solv.Solver.SOLVER_FLAG_BEST_OBEY_POLICY, 1)
+        solver.set_flag(solv.Solver.SOLVER_FLAG_ALLOW_VENDORCHANGE, 1)
+        solver.set_flag(solv.Solver.SOLVER_FLAG_KEEP_ORPHANS, 1)
+        solver.set_flag(solv.Solver.SOLVER_FLAG_IGNORE_RECOMMENDED,
+                        0 if package_set.install_weak_deps else 1)
+        problems = solver.solve(jobs)
+        if problems:
+            raise DepsolveError(_describe(problems))
+        return list(solver.transaction().newsolvables())
+
+    # -- search -------------------------------------------------------------------------------------
+
+    def _visible_solvables(self):
+        self._consider(self.visible)
+        for ident in self.visible:
+            s = self.pool.id2solvable(ident)
+            if s.arch in ("src", "nosrc") or not s.installable():
+                continue
+            yield s
+
+    def names(self, globs: list[str] | None) -> list[str]:
+        matcher = _matcher(globs)
+        return sorted({s.name for s in self._visible_solvables() if matcher(s.name)},
+                      key=lambda n: (n.lower(), n))
+
+    def projects(self, globs: list[str] | None) -> list[dict[str, Any]]:
+        if globs is None:
+            if self._projects is None:
+                self._projects = self._build_projects(lambda name: True)
+            return self._projects
+        return self._build_projects(_matcher(globs))
+
+    def _build_projects(self, matcher) -> list[dict[str, Any]]:
+        by_name: dict[str, dict[str, Any]] = {}
+        seen: set[tuple] = set()
+        for s in self._visible_solvables():
+            if not matcher(s.name):
+                continue
+            epoch, version, release = _epoch_version_release(s.evr)
+            key = (s.name, epoch, version, release, s.arch)
+            if key in seen:
+                continue
+            seen.add(key)
+            project = by_name.get(s.name)
+            if project is None:
+                project = by_name[s.name] = {
+                    "name": s.name,
+                    "summary": s.lookup_str(solv.SOLVABLE_SUMMARY) or "",
+                    "description": s.lookup_str(solv.SOLVABLE_DESCRIPTION) or "",
+                    "homepage": s.lookup_str(solv.SOLVABLE_URL) or "",
+                    "upstream_vcs": "UPSTREAM_VCS",
+                    "builds": [],
+                }
+            buildtime = s.lookup_num(solv.SOLVABLE_BUILDTIME) or 0
+            project["builds"].append({
+                "arch": s.arch,
+                "build_time": datetime.fromtimestamp(buildtime, timezone.utc)
+                                      .strftime("%Y-%m-%dT%H:%M:%S"),
+                "epoch": epoch,
+                "release": release,
+                "changelog": "CHANGELOG_NEEDED",
+                "build_config_ref": "BUILD_CONFIG_REF",
+                "build_env_ref": "BUILD_ENV_REF",
+                "metadata": {},
+                "source": {"license": s.lookup_str(solv.SOLVABLE_LICENSE) or "",
+                           "version": version, "source_ref": "SOURCE_REF", "metadata": {}},
+            })
+        projects = sorted(by_name.values(), key=lambda p: (p["name"].lower(), p["name"]))
+        for project in projects:
+            project["builds"].sort(key=lambda b: (b["epoch"], b["source"]["version"],
+                                                  b["release"], b["arch"]))
+        return projects
+
+
+def _matcher(globs: list[str] | None):
+    """dnf's search rule: `*x*` is a substring, other `*`/`?` a glob, else an exact name."""
+    if globs is None:
+        return lambda name: True
+    exact = set()
+    substrings = []
+    patterns = []
+    for glob in globs:
+        if "*" in glob and glob.startswith("*") and glob.endswith("*") and len(glob) > 1:
+            inner = glob.strip("*")
+            if any(c in inner for c in "*?["):
+                patterns.append(glob)
+            else:
+                substrings.append(inner)
+        elif any(c in glob for c in "*?["):
+            patterns.append(glob)
+        else:
+            exact.add(glob)
+
+    def match(name: str) -> bool:
+        return (name in exact or any(s in name for s in substrings)
+                or any(fnmatch.fnmatchcase(name, p) for p in patterns))
+
+    return match
+
+
+def _describe(problems) -> str:
+    """dnf-like text: one `Problem:` per libsolv problem, its rules as `  - …` lines."""
+    blocks = []
+    for number, problem in enumerate(problems, 1):
+        lines: list[str] = []
+        for rule in problem.findallproblemrules():
+            for info in rule.allinfos():
+                text = info.problemstr()
+                if text and text not in lines:
+                    lines.append(text)
+        if not lines:
+            lines.append(str(problem))
+        head = "Problem" if len(problems) == 1 else f"Problem {number}"
+        blocks.append(f"{head}: " + "\n  - ".join(lines))
+    return "\n ".join(blocks)
+
+
+# --- the per-process warm cache ------------------------------------------------------------------
+
+_POOLS: "OrderedDict[tuple, LoadedPool]" = OrderedDict()
+
+
+def _pool_key(metadata: list[RepoMetadata], arch: str) -> tuple:
+    return (arch,) + tuple((m.repo, m.repomd_checksum, m.baseurl) for m in metadata)
+
+
+def loaded_pool(repositories: list[Repository], *, arch: str, cache: MetadataCache) -> LoadedPool:
+    """A warm pool for these repositories if this process has one, else a freshly loaded one."""
+    metadata = [cache.ensure(repo) for repo in repositories]
+    key = _pool_key(metadata, arch)
+    pool = _POOLS.get(key)
+    if pool is not None:
+        _POOLS.move_to_end(key)
+        return pool
+    pool = LoadedPool(metadata, arch)
+    _POOLS[key] = pool
+    while len(_POOLS) > MAX_POOLS:
+        _POOLS.popitem(last=False)
+    return pool
+
+
+def forget_pools() -> None:
+    """Drop this process's warm pools (benchmarks measure cold starts with it)."""
+    _POOLS.clear()
+
+
+def depsolve(chain: list[PackageSet], repositories: list[Repository], *, arch: str,
+             releasever: str, module_platform_id: str | None, cache: MetadataCache
+             ) -> list[list[dict[str, Any]]]:
+    # URLs are already substituted; only default module streams are active, so the platform
+    # id (which decides which streams *may* be enabled) changes nothing here.
+    del releasever, module_platform_id
+    return loaded_pool(repositories, arch=arch, cache=cache).depsolve(chain)
+
+
+def search(repositories: list[Repository], *, arch: str, releasever: str, cache: MetadataCache,
+           globs: list[str] | None) -> list[dict[str, Any]]:
+    del releasever
+    return loaded_pool(repositories, arch=arch, cache=cache).projects(globs)
+
+
+def names(repositories: list[Repository], *, arch: str, releasever: str, cache: MetadataCache,
+          globs: list[str] | None) -> list[str]:
+    del releasever
+    return loaded_pool(repositories, arch=arch, cache=cache).names(globs)
