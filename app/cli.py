@@ -17,6 +17,7 @@ from pathlib import Path
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "serve": ("app.server", "serve the Weldr API on its unix socket (and optionally TCP)"),
     "worker": ("tasks.worker", "run a Celery worker for compose queues (depsolve, build, upload.<target>)"),
+    "depsolve": ("tasks.depsolve.cli", "resolve packages against repositories and print the pinned transaction"),
 }
 
 
