@@ -211,7 +211,9 @@ class Repository:
         """Names the cache directory: the metadata source, not the id, decides what is shared."""
         ident = json.dumps([list(self.baseurl), self.metalink, self.mirrorlist, self.proxy or ""])
         digest = hashlib.sha256(ident.encode()).hexdigest()[:20]
-        slug = re.sub(r"[^A-Za-z0-9._-]+", "_", self.id)[:40]
+        # A readable hint of the source for people browsing the cache; the digest decides.
+        tail = [part for part in self.source_url.split("?")[0].split("/") if part][-2:]
+        slug = re.sub(r"[^A-Za-z0-9._-]+", "_", "-".join(tail))[:40] or "repo"
         return f"{slug}-{digest}"
 
 
