@@ -1,0 +1,268 @@
+"""Blueprint customizations merged over an image type's configuration: what the OS tree gets.
+
+`OSConfig` is the single place where the image config of the definitions (distro defaults, then
+image type) and the blueprint meet; the `os` pipeline turns it into stages.  Blueprint values win
+over image config where osbuild-composer lets them (hostname, timezone, locale, keyboard, kernel
+append, services); lists of configuration stages (cloud-init, modprobe, …) come from the image
+config only.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import random
+from dataclasses import dataclass, field
+from typing import Any
+
+# image config keys whose values are osbuild stage options, in the order osbuild-composer adds
+# the stages to the OS tree; `True` marks keys that hold a list of stages.
+CONFIG_STAGES: list[tuple[str, str, bool]] = [
+    ("sysconfig", "org.osbuild.sysconfig", True),
+    ("systemd_logind", "org.osbuild.systemd-logind", True),
+    ("cloud_init", "org.osbuild.cloud-init", True),
+    ("modprobe", "org.osbuild.modprobe", True),
+    ("dracut_conf", "org.osbuild.dracut.conf", True),
+    ("systemd_unit", "org.osbuild.systemd.unit", True),
+    ("authselect", "org.osbuild.authselect", False),
+    ("selinux_config", "org.osbuild.selinux.config", False),
+    ("tuned", "org.osbuild.tuned", False),
+    ("tmpfilesd", "org.osbuild.tmpfilesd", True),
+    ("pam_limits_conf", "org.osbuild.pam.limits.conf", True),
+    ("sysctld", "org.osbuild.sysctld", True),
+    ("dnf_config", "org.osbuild.dnf.config", False),
+    ("dnf_automatic_config", "org.osbuild.dnf-automatic.config", False),
+    ("yum_repos", "org.osbuild.yum.repos", True),
+    ("yum_config", "org.osbuild.yum.config", False),
+    ("gcp_guest_agent_config", "org.osbuild.gcp.guest-agent.conf", False),
+    ("sshd_config", "org.osbuild.sshd.config", False),
+    ("authconfig", "org.osbuild.authconfig", False),
+    ("pwquality", "org.osbuild.pwquality.conf", False),
+    ("rhsm", "org.osbuild.rhsm", False),
+    ("waagent_config", "org.osbuild.waagent.conf", False),
+    ("udev_rules", "org.osbuild.udev.rules", False),
+]
+
+GPG_KEY_DIR = "/etc/pki/rpm-gpg"
+
+
+class CustomizationError(ValueError):
+    """The blueprint asks for something this image type cannot do."""
+
+
+@dataclass
+class FileNode:
+    path: str
+    data: bytes | None = None
+    mode: str | None = None
+    user: str | int | None = None
+    group: str | int | None = None
+    ensure_parents: bool = False
+
+    @property
+    def checksum(self) -> str:
+        return "sha256:" + hashlib.sha256(self.data or b"").hexdigest()
+
+
+@dataclass
+class OSConfig:
+    language: str | None = None
+    keyboard: str | None = None
+    x11_layouts: list[str] = field(default_factory=list)
+    hostname: str | None = None
+    timezone: str | None = None
+    chrony: dict[str, Any] | None = None
+    groups: dict[str, dict[str, Any]] = field(default_factory=dict)
+    users: dict[str, dict[str, Any]] = field(default_factory=dict)
+    firewall: dict[str, Any] | None = None
+    stages: dict[str, Any] = field(default_factory=dict)   # CONFIG_STAGES key -> options (list or dict)
+    kernel_name: str = "kernel"
+    kernel_options: list[str] = field(default_factory=list)
+    grub2_config: dict[str, Any] = field(default_factory=dict)
+    enabled_services: list[str] = field(default_factory=list)
+    disabled_services: list[str] = field(default_factory=list)
+    masked_services: list[str] = field(default_factory=list)
+    default_target: str | None = None
+    selinux: str | None = None
+    exclude_docs: bool = False
+    install_weak_deps: bool = True
+    rhsm_facts: bool = False
+    fips: bool = False
+    openscap: dict[str, Any] | None = None
+    directories: list[FileNode] = field(default_factory=list)
+    files: list[FileNode] = field(default_factory=list)
+
+
+def _customizations(blueprint: dict[str, Any]) -> dict[str, Any]:
+    return blueprint.get("customizations") or {}
+
+
+def blueprint_packages(blueprint: dict[str, Any]) -> list[str]:
+    """Package names (and `@group`s) of a blueprint, as the depsolver takes them."""
+    names: list[str] = []
+    for pkg in list(blueprint.get("packages") or []) + list(blueprint.get("modules") or []):
+        name = pkg["name"]
+        version = pkg.get("version") or ""
+        if version and version != "*":
+            names.append(f"{name}-{version}")
+        else:
+            names.append(name)
+    for group in blueprint.get("groups") or []:
+        names.append("@" + group["name"])
+    return names
+
+
+def os_config(image_config: dict[str, Any], blueprint: dict[str, Any], rng: random.Random) -> OSConfig:
+    c = _customizations(blueprint)
+    ic = image_config
+    cfg = OSConfig()
+    cfg.language = ic.get("locale")
+    kb = ic.get("keyboard") or {}
+    cfg.keyboard = kb.get("keymap")
+    cfg.x11_layouts = list(kb.get("x11_layouts") or [])
+    cfg.hostname = ic.get("hostname")
+    cfg.timezone = ic.get("timezone")
+    cfg.chrony = dict(ic["chrony"]) if ic.get("chrony") else None
+    cfg.firewall = dict(ic["firewall"]) if ic.get("firewall") else None
+    cfg.stages = {key: ic[key] for key, _, _ in CONFIG_STAGES if ic.get(key)}
+    cfg.kernel_name = ic.get("default_kernel", "kernel")
+    cfg.kernel_options = list(ic.get("kernel_options") or [])
+    cfg.grub2_config = dict(ic.get("grub2_config") or {})
+    cfg.enabled_services = list(ic.get("enabled_services") or [])
+    cfg.disabled_services = list(ic.get("disabled_services") or [])
+    cfg.masked_services = list(ic.get("masked_services") or [])
+    cfg.default_target = ic.get("default_target")
+    cfg.selinux = ic.get("selinux", "targeted") or None
+    cfg.exclude_docs = bool(ic.get("exclude_docs", False))
+    cfg.install_weak_deps = bool(ic.get("install_weak_deps", True))
+    cfg.rhsm_facts = bool(ic.get("rhsm_facts", False))
+
+    # --- blueprint ---------------------------------------------------------------------
+    if c.get("hostname"):
+        cfg.hostname = c["hostname"]
+    kernel = c.get("kernel") or {}
+    if kernel.get("name"):
+        cfg.kernel_name = kernel["name"]
+    if kernel.get("append"):
+        cfg.kernel_options.append(kernel["append"])
+    tz = c.get("timezone") or {}
+    if tz.get("timezone"):
+        cfg.timezone = tz["timezone"]
+    if tz.get("ntpservers"):
+        chrony: dict[str, Any] = {"servers": [{"hostname": s} for s in tz["ntpservers"]]}
+        if cfg.chrony and "leapsectz" in cfg.chrony:
+            chrony["leapsectz"] = cfg.chrony["leapsectz"]
+        cfg.chrony = chrony
+    locale = c.get("locale") or {}
+    if locale.get("languages"):
+        cfg.language = locale["languages"][0]
+    if locale.get("keyboard"):
+        cfg.keyboard = locale["keyboard"]
+        cfg.x11_layouts = []
+    _apply_users(cfg, c, rng)
+    _apply_firewall(cfg, c)
+    services = c.get("services") or {}
+    cfg.enabled_services += [s for s in services.get("enabled") or [] if s not in cfg.enabled_services]
+    cfg.disabled_services += [s for s in services.get("disabled") or [] if s not in cfg.disabled_services]
+    cfg.masked_services += [s for s in services.get("masked") or [] if s not in cfg.masked_services]
+    if c.get("fips"):
+        cfg.fips = True
+    if c.get("openscap"):
+        cfg.openscap = dict(c["openscap"])
+    for d in c.get("directories") or []:
+        cfg.directories.append(FileNode(path=d["path"], mode=d.get("mode"), user=d.get("user"),
+                                        group=d.get("group"), ensure_parents=bool(d.get("ensure_parents", False))))
+    for f in c.get("files") or []:
+        data = f.get("data")
+        cfg.files.append(FileNode(path=f["path"], data=(data or "").encode(), mode=f.get("mode"),
+                                  user=f.get("user"), group=f.get("group")))
+    _apply_repositories(cfg, c)
+    return cfg
+
+
+def _apply_users(cfg: OSConfig, c: dict[str, Any], rng: random.Random) -> None:
+    for g in c.get("group") or []:
+        opts: dict[str, Any] = {}
+        if g.get("gid") is not None:
+            opts["gid"] = g["gid"]
+        cfg.groups[g["name"]] = opts
+    for k in c.get("sshkey") or []:
+        cfg.users.setdefault(k["user"], {})["key"] = k["key"]
+    for u in c.get("user") or []:
+        opts = {}
+        for key in ("uid", "gid", "groups", "description", "home", "shell"):
+            if u.get(key) not in (None, "", []):
+                opts[key] = u[key]
+        if u.get("password"):
+            opts["password"] = _crypted(u["password"], rng)
+        if u.get("key"):
+            opts["key"] = u["key"]
+        if u.get("expiredate") is not None:
+            opts["expiredate"] = u["expiredate"]
+        if u.get("force_password_reset"):
+            opts["force_password_reset"] = True
+        cfg.users[u["name"]] = opts
+    cfg.groups = dict(sorted(cfg.groups.items()))
+    cfg.users = dict(sorted(cfg.users.items()))
+
+
+def _crypted(password: str, rng: random.Random) -> str:
+    from app.passwords import is_crypted, sha512_crypt
+
+    if is_crypted(password):
+        return password
+    alphabet = "./0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+    salt = "".join(rng.choice(alphabet) for _ in range(16))
+    return sha512_crypt(password, f"$6${salt}")
+
+
+def _apply_firewall(cfg: OSConfig, c: dict[str, Any]) -> None:
+    fw = c.get("firewall")
+    if not fw:
+        return
+    opts: dict[str, Any] = dict(cfg.firewall or {})
+    if fw.get("ports"):
+        opts["ports"] = list(opts.get("ports", [])) + list(fw["ports"])
+    services = fw.get("services") or {}
+    if services.get("enabled"):
+        opts["enabled_services"] = list(opts.get("enabled_services", [])) + list(services["enabled"])
+    if services.get("disabled"):
+        opts["disabled_services"] = list(opts.get("disabled_services", [])) + list(services["disabled"])
+    if fw.get("zones"):
+        opts["zones"] = [{k: v for k, v in z.items() if v} for z in fw["zones"]]
+    cfg.firewall = opts or None
+
+
+def _apply_repositories(cfg: OSConfig, c: dict[str, Any]) -> None:
+    """Custom repositories become .repo files in the image, inline keys files under rpm-gpg."""
+    by_file: dict[str, list[dict[str, Any]]] = {}
+    for repo in c.get("repositories") or []:
+        rid = repo["id"]
+        r: dict[str, Any] = {"id": rid}
+        for src, dst in (("baseurls", "baseurl"), ("metalink", "metalink"), ("mirrorlist", "mirrorlist")):
+            if repo.get(src):
+                r[dst] = repo[src]
+        if repo.get("enabled") is not None:
+            r["enabled"] = repo["enabled"]
+        keys = []
+        for i, key in enumerate(repo.get("gpgkeys") or []):
+            if key.lstrip().startswith("-----BEGIN"):
+                path = f"{GPG_KEY_DIR}/RPM-GPG-KEY-{rid}-{i}"
+                cfg.files.append(FileNode(path=path, data=key.encode()))
+                keys.append(f"file://{path}")
+            else:
+                keys.append(key)
+        if keys:
+            r["gpgkey"] = keys
+        for key in ("name", "gpgcheck", "repo_gpgcheck", "sslverify", "priority", "module_hotfixes"):
+            if repo.get(key) is not None:
+                r[key] = repo[key]
+        filename = repo.get("filename") or f"{rid}.repo"
+        by_file.setdefault(filename, []).append(r)
+    if by_file:
+        existing = list(cfg.stages.get("yum_repos") or [])
+        cfg.stages["yum_repos"] = existing + [{"filename": f, "repos": repos} for f, repos in sorted(by_file.items())]
+
+
+def inline_source(node: FileNode) -> tuple[str, dict[str, str]]:
+    return node.checksum, {"encoding": "base64", "data": base64.b64encode(node.data or b"").decode()}

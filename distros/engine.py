@@ -1,0 +1,248 @@
+"""The engine: resolved definitions + blueprint + depsolved packages -> osbuild manifest (v2).
+
+An image type is a list of pipelines in the data, each `{name: ..., kind: ...}` plus kind-specific
+keys.  A *pipeline kind* is a class registered here with `@pipeline_kind("name")`; the engine calls,
+for every pipeline of the image type, in order:
+
+- `package_sets(ctx, spec)` -> the depsolve chain of that pipeline (list of PackageSet dicts), or
+  `None` when the pipeline installs no RPMs of its own;
+- `build_needs(ctx, spec)` -> (extra build-root packages, SELinux labels the build root needs);
+- `serialize(ctx, spec)` -> the pipeline dict of the manifest.
+
+How to add an image type: add an entry under `image_types:` in the distro family's YAML
+(`distros/defs/<family>.yaml`) with `filename`, `mime_type`, `arches`, `pipelines`, `exports`,
+`package_sets`, `image_config` and, when bootable, `partition_table` (a name under
+`partition_tables:`).  Conditions on distro/version/arch are written in the data.
+
+How to add a pipeline kind (e.g. an anaconda tree, an ostree commit, an ISO): write a subclass of
+`PipelineKind` in its own module, decorate it with `@pipeline_kind("my-kind")`, import the module
+from `distros/pipelines/__init__` (or anywhere before use), and reference `kind: my-kind` from the
+data.  A kind reads what it needs from `ManifestContext` (packages of its pipeline, the OS config,
+the partition table, options such as ostree commits) and may put files into `ctx.inline_sources`
+or ostree/container items into `ctx.extra_sources`; the engine writes the `sources` section.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from distros.customizations import OSConfig, os_config
+from distros.definitions import DefinitionError, DistroDef, parse_size
+from distros.partition import PartitionTable, customized
+
+PIPELINE_KINDS: dict[str, "PipelineKind"] = {}
+
+
+def pipeline_kind(name: str) -> Callable[[type], type]:
+    def register(cls: type) -> type:
+        PIPELINE_KINDS[name] = cls()
+        return cls
+    return register
+
+
+class PipelineKind:
+    """Base of the pipeline builders selected by `kind:` in the data."""
+
+    def package_sets(self, ctx: "ManifestContext", spec: dict[str, Any]) -> list[dict[str, Any]] | None:
+        return None
+
+    def build_needs(self, ctx: "ManifestContext", spec: dict[str, Any]) -> tuple[list[str], dict[str, str]]:
+        return [], {}
+
+    def serialize(self, ctx: "ManifestContext", spec: dict[str, Any]) -> dict[str, Any]:
+        raise NotImplementedError
+
+
+@dataclass
+class ManifestOptions:
+    """Per-compose knobs beyond the blueprint (the Weldr compose request's extras)."""
+
+    size: int = 0                           # requested image size in bytes; 0 = default
+    partitioning_mode: str = "auto-lvm"
+    api_type: str = "weldr"                 # written into RHSM facts on RHEL
+    ostree: dict[str, Any] = field(default_factory=dict)          # ref/url/parent (installers)
+    ostree_commits: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    containers: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+
+    @classmethod
+    def from_any(cls, options: "ManifestOptions | dict[str, Any] | None") -> "ManifestOptions":
+        if options is None:
+            return cls()
+        if isinstance(options, cls):
+            return options
+        known = {k: v for k, v in dict(options).items() if k in cls.__dataclass_fields__}
+        if "size" in known:
+            known["size"] = int(known["size"] or 0)
+        return cls(**known)
+
+
+@dataclass
+class ManifestContext:
+    distro: DistroDef
+    arch: str
+    image_type: "ImageTypeDef"
+    blueprint: dict[str, Any]
+    options: ManifestOptions
+    os: OSConfig
+    rng: random.Random
+    packages: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    repositories: list[dict[str, Any]] = field(default_factory=list)
+    partition_table: PartitionTable | None = None
+    inline_sources: dict[str, dict[str, str]] = field(default_factory=dict)
+    extra_sources: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def data(self) -> dict[str, Any]:
+        return self.image_type.data
+
+    def repositories_for(self, pipeline: str) -> list[dict[str, Any]]:
+        """Repositories may be limited to some pipelines with `package_sets`."""
+        return [r for r in self.repositories
+                if not r.get("package_sets") or pipeline in r["package_sets"]]
+
+    def gpgkeys_for(self, pipeline: str) -> list[str]:
+        keys: list[str] = []
+        for repo in self.repositories_for(pipeline):
+            found = repo.get("gpgkeys") or ([repo["gpgkey"]] if repo.get("gpgkey") else [])
+            keys.extend(k for k in found if k.lstrip().startswith("-----BEGIN"))
+        return keys
+
+    def kernel_package(self, pipeline: str = "os") -> dict[str, Any] | None:
+        for pkg in self.packages.get(pipeline, []):
+            if pkg["name"] == self.os.kernel_name:
+                return pkg
+        return None
+
+    def kernel_version(self, pipeline: str = "os") -> str:
+        pkg = self.kernel_package(pipeline)
+        if pkg is None:
+            return ""
+        return f"{pkg['version']}-{pkg['release']}.{pkg['arch']}"
+
+
+@dataclass
+class ImageTypeDef:
+    """An image type resolved for one (distro, arch)."""
+
+    name: str
+    distro: DistroDef
+    arch: str
+    data: dict[str, Any]
+    partition_tables: dict[str, Any]
+
+    @property
+    def filename(self) -> str:
+        return self.data["filename"]
+
+    @property
+    def mime_type(self) -> str:
+        return self.data.get("mime_type", "application/octet-stream")
+
+    @property
+    def default_size(self) -> int:
+        return parse_size(self.data.get("default_size", 0))
+
+    @property
+    def exports(self) -> list[str]:
+        return list(self.data["exports"])
+
+    @property
+    def bootable(self) -> bool:
+        return bool(self.data.get("bootable", False))
+
+    @property
+    def pipelines(self) -> list[dict[str, Any]]:
+        return list(self.data["pipelines"])
+
+    def image_config(self) -> dict[str, Any]:
+        merged = dict(self.distro.image_config)
+        merged.update(self.data.get("image_config") or {})
+        return merged
+
+    def base_partition_table(self) -> PartitionTable | None:
+        name = self.data.get("partition_table")
+        if not name:
+            return None
+        tables = self.partition_tables.get(name)
+        if tables is None:
+            raise DefinitionError(f"{self.name}: unknown partition table {name!r}")
+        table = tables.get(self.arch) if "partitions" not in tables else tables
+        if table is None:
+            raise DefinitionError(f"{self.name}: no partition table {name!r} for {self.arch}")
+        return PartitionTable.from_def(table, self.distro.default_fs_type)
+
+    # --- the public operations -------------------------------------------------------------
+    def context(self, blueprint: dict[str, Any] | None, options: Any, seed: int) -> ManifestContext:
+        bp = blueprint or {}
+        rng = random.Random(seed)
+        opts = ManifestOptions.from_any(options)
+        return ManifestContext(distro=self.distro, arch=self.arch, image_type=self, blueprint=bp,
+                               options=opts, os=os_config(self.image_config(), bp, rng), rng=rng)
+
+    def image_size(self, ctx: ManifestContext) -> int:
+        size = ctx.options.size or self.default_size
+        total = sum(int(f.get("minsize") or 0) for f in (bp_customizations(ctx.blueprint).get("filesystem") or []))
+        return max(size, total)
+
+    def package_sets(self, blueprint: dict[str, Any] | None, options: Any = None) -> dict[str, list[dict[str, Any]]]:
+        ctx = self.context(blueprint, options, seed=0)
+        self._prepare_disk(ctx)
+        sets: dict[str, list[dict[str, Any]]] = {}
+        for spec in self.pipelines:
+            chain = kind_of(spec).package_sets(ctx, spec)
+            if chain is not None:
+                sets[spec["name"]] = chain
+        return sets
+
+    def manifest(self, blueprint: dict[str, Any] | None, packages: dict[str, list[dict[str, Any]]],
+                 repositories: list[dict[str, Any]], options: Any = None, seed: int = 0) -> dict[str, Any]:
+        ctx = self.context(blueprint, options, seed)
+        ctx.packages = packages
+        ctx.repositories = list(repositories)
+        self._prepare_disk(ctx)
+        pipelines = [kind_of(spec).serialize(ctx, spec) for spec in self.pipelines]
+        return {"version": "2", "pipelines": pipelines, "sources": sources(ctx)}
+
+    def _prepare_disk(self, ctx: ManifestContext) -> None:
+        base = self.base_partition_table()
+        if base is None:
+            return
+        filesystems = bp_customizations(ctx.blueprint).get("filesystem") or []
+        required = self.data.get("required_sizes")
+        required_bytes = {k: parse_size(v) for k, v in required.items()} if required else None
+        ctx.partition_table = customized(base, filesystems, self.image_size(ctx),
+                                         ctx.options.partitioning_mode, required_bytes, ctx.rng)
+
+
+def bp_customizations(blueprint: dict[str, Any]) -> dict[str, Any]:
+    return blueprint.get("customizations") or {}
+
+
+def kind_of(spec: dict[str, Any]) -> PipelineKind:
+    # the builders register themselves on import
+    import distros.pipelines  # noqa: F401
+
+    try:
+        return PIPELINE_KINDS[spec["kind"]]
+    except KeyError:
+        raise DefinitionError(f"unknown pipeline kind {spec.get('kind')!r}") from None
+
+
+def sources(ctx: ManifestContext) -> dict[str, Any]:
+    curl: dict[str, Any] = {}
+    for pkgs in ctx.packages.values():
+        for pkg in pkgs:
+            item: dict[str, Any] = {"url": pkg["remote_location"]}
+            if pkg.get("secrets"):
+                item["secrets"] = {"name": pkg["secrets"]}
+            curl[pkg["checksum"]] = item
+    out: dict[str, Any] = {}
+    if curl:
+        out["org.osbuild.curl"] = {"items": dict(sorted(curl.items()))}
+    if ctx.inline_sources:
+        out["org.osbuild.inline"] = {"items": dict(sorted(ctx.inline_sources.items()))}
+    for name, items in ctx.extra_sources.items():
+        out[name] = {"items": dict(sorted(items.items()))}
+    return out

@@ -1,0 +1,330 @@
+"""Partition tables: the data form, blueprint growth (filesystem customizations, LVM), layout.
+
+A partition table comes from the definitions with sizes in bytes and fixed identifiers where
+osbuild-composer keeps fixed ones (table and partition UUIDs, the ESP serial).  For a compose it is
+copied, grown for the blueprint's `filesystem` customizations and the minimum directory sizes of the
+image type, laid out on 1 MiB boundaries for the requested image size (the partition holding `/`
+takes the rest of the disk), and given fresh filesystem UUIDs from the compose's seeded generator.
+
+Partitioning mode `auto-lvm` (the default) moves `/` into a volume group as soon as the blueprint
+asks for a mountpoint the table does not have, and creates a logical volume per new mountpoint;
+`raw` creates a partition instead; `lvm` always converts.
+"""
+
+from __future__ import annotations
+
+import copy
+import random
+import uuid as uuidlib
+from dataclasses import dataclass, field
+from typing import Any, Iterator, Union
+
+from distros.definitions import DefinitionError, parse_size
+
+MiB = 1024 * 1024
+GiB = 1024 * MiB
+SECTOR = 512
+GRAIN = MiB
+LVM_EXTENT = 4 * MiB
+LVM_METADATA = MiB
+# GPT: protective MBR + header + 32 sectors of entries in front, header + entries at the end
+GPT_HEADER_SECTORS = 34
+GPT_FOOTER_SECTORS = 33
+LVM_PARTITION_GUID = "E6D6D379-F507-44C2-A23C-238F2A3DF928"
+LVM_PARTITION_DOS = "8e"
+FILESYSTEM_DATA_GUID = "0FC63DAF-8483-4772-8E79-3D69D8477DE4"
+DEFAULT_REQUIRED_SIZES = {"/": 1 * GiB, "/usr": 2 * GiB}
+
+
+class PartitioningError(ValueError):
+    """A blueprint's filesystem customization cannot be applied to the table."""
+
+
+@dataclass
+class Filesystem:
+    type: str
+    mountpoint: str
+    label: str = ""
+    uuid: str = ""
+    fstab_options: str = "defaults"
+    fstab_freq: int = 0
+    fstab_passno: int = 0
+
+
+@dataclass
+class LogicalVolume:
+    name: str
+    size: int
+    payload: Filesystem
+
+
+@dataclass
+class VolumeGroup:
+    name: str
+    description: str = ""
+    volumes: list[LogicalVolume] = field(default_factory=list)
+
+    def metadata_size(self) -> int:
+        return LVM_METADATA
+
+    def used(self) -> int:
+        return sum(lv.size for lv in self.volumes) + self.metadata_size()
+
+
+Payload = Union[Filesystem, VolumeGroup, None]
+
+
+@dataclass
+class Partition:
+    size: int
+    type: str = ""
+    uuid: str = ""
+    bootable: bool = False
+    start: int = 0
+    payload: Payload = None
+
+
+@dataclass
+class PartitionTable:
+    type: str                      # "gpt" or "dos"
+    uuid: str
+    partitions: list[Partition]
+    size: int = 0
+    start_offset: int = 0
+
+    # --- construction -------------------------------------------------------------------
+    @classmethod
+    def from_def(cls, d: dict[str, Any], default_fs_type: str) -> "PartitionTable":
+        parts = []
+        for p in d["partitions"]:
+            parts.append(Partition(
+                size=parse_size(p.get("size", 0)), type=str(p.get("type", "")),
+                uuid=p.get("uuid", ""), bootable=bool(p.get("bootable", False)),
+                payload=_payload_from_def(p, default_fs_type),
+            ))
+        return cls(type=d.get("type", "gpt"), uuid=str(d.get("uuid", "")), partitions=parts,
+                   size=parse_size(d.get("size", 0)))
+
+    def clone(self) -> "PartitionTable":
+        return copy.deepcopy(self)
+
+    # --- queries ------------------------------------------------------------------------
+    def filesystems(self) -> Iterator[tuple[Filesystem, list[Any]]]:
+        """Every filesystem with the path of containers leading to it (partition first)."""
+        for part in self.partitions:
+            if isinstance(part.payload, Filesystem):
+                yield part.payload, [part]
+            elif isinstance(part.payload, VolumeGroup):
+                for lv in part.payload.volumes:
+                    yield lv.payload, [part, part.payload, lv]
+
+    def find(self, mountpoint: str) -> tuple[Filesystem, list[Any]] | None:
+        for fs, path in self.filesystems():
+            if fs.mountpoint == mountpoint:
+                return fs, path
+        return None
+
+    def partition_index(self, mountpoint: str) -> int:
+        found = self.find(mountpoint)
+        if found is None:
+            raise DefinitionError(f"no {mountpoint} in partition table")
+        return self.partitions.index(found[1][0])
+
+    def has_lvm(self) -> bool:
+        return any(isinstance(p.payload, VolumeGroup) for p in self.partitions)
+
+    def mount_owner(self, directory: str) -> str:
+        """The mountpoint whose filesystem holds `directory`."""
+        best = "/"
+        for fs, _ in self.filesystems():
+            mp = fs.mountpoint
+            if directory == mp or directory.startswith(mp.rstrip("/") + "/"):
+                if len(mp) > len(best):
+                    best = mp
+        return best
+
+    def header_size(self) -> int:
+        return GPT_HEADER_SECTORS * SECTOR if self.type == "gpt" else SECTOR
+
+    def footer_size(self) -> int:
+        return GPT_FOOTER_SECTORS * SECTOR if self.type == "gpt" else 0
+
+    # --- growth -------------------------------------------------------------------------
+    def ensure_size(self, path: list[Any], size: int) -> None:
+        """Grow the entity at the end of `path` (and its containers) to hold `size` bytes."""
+        target = path[-1]
+        if isinstance(target, LogicalVolume):
+            target.size = max(target.size, align_up(size, LVM_EXTENT))
+            part, vg = path[0], path[1]
+            part.size = max(part.size, align_up(vg.used(), GRAIN))
+        else:
+            target.size = max(target.size, align_up(size, GRAIN))
+
+    def ensure_lvm(self) -> None:
+        found = self.find("/")
+        if found is None:
+            raise DefinitionError("partition table has no root filesystem")
+        if self.find("/boot") is None:
+            self._create_boot()
+            found = self.find("/")
+        fs, path = found
+        if len(path) > 1:
+            return
+        part = path[0]
+        vg = VolumeGroup(name="rootvg", description="created via lvm2 and osbuild")
+        vg.volumes.append(LogicalVolume(name="rootlv", size=align_up(part.size, LVM_EXTENT), payload=fs))
+        part.payload = vg
+        part.size = align_up(vg.used(), GRAIN)
+        part.type = LVM_PARTITION_GUID if self.type == "gpt" else LVM_PARTITION_DOS
+
+    def _create_boot(self) -> None:
+        root = self.find("/")
+        assert root is not None
+        idx = self.partitions.index(root[1][0])
+        boot = Partition(size=512 * MiB, type=FILESYSTEM_DATA_GUID if self.type == "gpt" else "83",
+                         payload=Filesystem(type=root[0].type, mountpoint="/boot", label="boot"))
+        self.partitions.insert(idx, boot)
+
+    def create_mountpoint(self, mountpoint: str, size: int, mode: str) -> None:
+        root = self.find("/")
+        assert root is not None
+        fs_type = root[0].type
+        if self.has_lvm() and mode != "raw":
+            _, path = root
+            vg = path[1] if len(path) > 1 else None
+            if vg is None:
+                raise PartitioningError(f"cannot create {mountpoint}: / is not on LVM")
+            vg.volumes.append(LogicalVolume(name=lv_name(mountpoint, vg),
+                                            size=align_up(size, LVM_EXTENT),
+                                            payload=Filesystem(type=fs_type, mountpoint=mountpoint)))
+            path[0].size = max(path[0].size, align_up(vg.used(), GRAIN))
+            return
+        if self.type == "dos" and len(self.partitions) >= 4:
+            raise PartitioningError(f"cannot create {mountpoint}: dos tables hold four partitions")
+        idx = self.partitions.index(root[1][0])
+        self.partitions.insert(idx, Partition(
+            size=align_up(size, GRAIN), type=FILESYSTEM_DATA_GUID if self.type == "gpt" else "83",
+            payload=Filesystem(type=fs_type, mountpoint=mountpoint)))
+
+    def ensure_directory_sizes(self, required: dict[str, int]) -> None:
+        totals: dict[str, int] = {}
+        for directory, size in required.items():
+            owner = self.mount_owner(directory)
+            totals[owner] = totals.get(owner, 0) + size
+        for mountpoint, size in totals.items():
+            found = self.find(mountpoint)
+            if found is not None:
+                self.ensure_size(found[1], size)
+
+    # --- layout -------------------------------------------------------------------------
+    def relayout(self, size: int) -> int:
+        start = align_up(max(self.header_size(), self.start_offset), GRAIN)
+        size = align_up(size, GRAIN)
+        root_idx = None
+        for idx, part in enumerate(self.partitions):
+            if _holds_root(part):
+                root_idx = idx
+                continue
+            part.start = start
+            part.size = align_up(part.size, GRAIN)
+            start += part.size
+        if root_idx is None:
+            raise DefinitionError("partition table has no root filesystem")
+        root = self.partitions[root_idx]
+        root.start = start
+        footer = self.footer_size()
+        end = align_up(root.start + footer + root.size, GRAIN)
+        size = max(size, end)
+        self.size = max(self.size, size)
+        root.size = self.size - root.start - footer
+        return self.size
+
+    def generate_uuids(self, rng: random.Random) -> None:
+        if not self.uuid:
+            self.uuid = (random_uuid(rng).upper() if self.type == "gpt"
+                         else "0x%08x" % rng.getrandbits(32))
+        for part in self.partitions:
+            if self.type == "gpt" and not part.uuid:
+                part.uuid = random_uuid(rng).upper()
+        for fs, _ in self.filesystems():
+            if not fs.uuid:
+                if fs.type == "vfat":
+                    v = "%08X" % rng.getrandbits(32)
+                    fs.uuid = f"{v[:4]}-{v[4:]}"
+                else:
+                    fs.uuid = random_uuid(rng)
+
+
+def _payload_from_def(p: dict[str, Any], default_fs_type: str) -> Payload:
+    payload = p.get("payload")
+    if payload is None:
+        return None
+    if payload.get("kind", "filesystem") == "lvm":
+        vg = VolumeGroup(name=payload["name"], description=payload.get("description", ""))
+        for lv in payload.get("volumes", []):
+            vg.volumes.append(LogicalVolume(name=lv["name"], size=parse_size(lv["size"]),
+                                            payload=_fs_from_def(lv["payload"], default_fs_type)))
+        return vg
+    return _fs_from_def(payload, default_fs_type)
+
+
+def _fs_from_def(d: dict[str, Any], default_fs_type: str) -> Filesystem:
+    return Filesystem(type=d.get("type") or default_fs_type, mountpoint=d["mountpoint"],
+                      label=d.get("label", ""), uuid=d.get("uuid", ""),
+                      fstab_options=d.get("fstab_options", "defaults"),
+                      fstab_freq=int(d.get("fstab_freq", 0)), fstab_passno=int(d.get("fstab_passno", 0)))
+
+
+def _holds_root(part: Partition) -> bool:
+    if isinstance(part.payload, Filesystem):
+        return part.payload.mountpoint == "/"
+    if isinstance(part.payload, VolumeGroup):
+        return any(lv.payload.mountpoint == "/" for lv in part.payload.volumes)
+    return False
+
+
+def align_up(size: int, grain: int) -> int:
+    return (size + grain - 1) // grain * grain
+
+
+def lv_name(mountpoint: str, vg: VolumeGroup) -> str:
+    base = "root" if mountpoint == "/" else mountpoint.strip("/").replace("/", "_")
+    name = base + "lv"
+    taken = {lv.name for lv in vg.volumes}
+    n = 0
+    while name in taken:
+        n += 1
+        name = f"{base}lv{n:02d}"
+    return name
+
+
+def random_uuid(rng: random.Random) -> str:
+    return str(uuidlib.UUID(int=rng.getrandbits(128), version=4))
+
+
+def customized(base: PartitionTable, filesystems: list[dict[str, Any]], image_size: int,
+               mode: str, required_sizes: dict[str, int] | None,
+               rng: random.Random) -> PartitionTable:
+    """The table of one compose: grown for the blueprint, laid out, with fresh UUIDs."""
+    pt = base.clone()
+    if mode not in ("auto-lvm", "lvm", "raw"):
+        raise PartitioningError(f"unknown partitioning mode {mode!r}")
+    if pt.has_lvm() and mode == "raw":
+        raise PartitioningError("raw partitioning mode is not possible for a table with LVM")
+    new: list[tuple[str, int]] = []
+    for fsc in filesystems:
+        mountpoint = fsc["mountpoint"]
+        size = int(fsc.get("minsize") or fsc.get("size") or 0)
+        found = pt.find(mountpoint)
+        if found is not None:
+            pt.ensure_size(found[1], size)
+        else:
+            new.append((mountpoint, size))
+    if mode == "lvm" or (mode == "auto-lvm" and new):
+        pt.ensure_lvm()
+    for mountpoint, size in new:
+        pt.create_mountpoint(mountpoint, size, mode)
+    pt.ensure_directory_sizes(DEFAULT_REQUIRED_SIZES if required_sizes is None else required_sizes)
+    pt.relayout(image_size)
+    pt.generate_uuids(rng)
+    return pt

@@ -1,0 +1,38 @@
+"""Archives of a tree: tar balls and OCI container archives."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from distros.engine import ManifestContext, PipelineKind, pipeline_kind
+from distros.pipelines.build import INSTALL_EXEC, build_ref
+from distros.pipelines.disk import output_filename
+from distros.stages import stage, tree_input
+
+# osbuild's oci-archive stage takes the OCI/Go architecture names
+OCI_ARCH = {"x86_64": "amd64", "aarch64": "arm64", "ppc64le": "ppc64le", "s390x": "s390x"}
+
+
+@pipeline_kind("tar")
+class TarArchive(PipelineKind):
+    def build_needs(self, ctx: ManifestContext, spec: dict[str, Any]) -> tuple[list[str], dict[str, str]]:
+        return ["tar"], {"/usr/bin/tar": INSTALL_EXEC}
+
+    def serialize(self, ctx: ManifestContext, spec: dict[str, Any]) -> dict[str, Any]:
+        options: dict[str, Any] = {"filename": output_filename(ctx, spec["name"])}
+        options.update(spec.get("options") or {})
+        return {"name": spec["name"], **build_ref(ctx), "stages": [
+            stage("tar", options, inputs={"tree": tree_input(spec.get("input", "os"))})]}
+
+
+@pipeline_kind("oci-archive")
+class OCIArchive(PipelineKind):
+    def build_needs(self, ctx: ManifestContext, spec: dict[str, Any]) -> tuple[list[str], dict[str, str]]:
+        return ["tar"], {"/usr/bin/tar": INSTALL_EXEC}
+
+    def serialize(self, ctx: ManifestContext, spec: dict[str, Any]) -> dict[str, Any]:
+        arch = OCI_ARCH.get(ctx.arch, ctx.arch) if spec.get("oci_arch_names") else ctx.arch
+        options = {"architecture": arch, "filename": output_filename(ctx, spec["name"]),
+                   "config": dict(spec.get("config") or {})}
+        return {"name": spec["name"], **build_ref(ctx), "stages": [
+            stage("oci-archive", options, inputs={"base": tree_input(spec.get("input", "os"))})]}

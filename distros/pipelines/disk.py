@@ -1,0 +1,116 @@
+"""Disk images: the partitioned raw image and its format conversions (qcow2, vpc, vmdk, xz)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from distros.engine import ManifestContext, PipelineKind, pipeline_kind
+from distros.partition import SECTOR, VolumeGroup
+from distros.pipelines.build import build_ref
+from distros.pipelines.os_tree import platform
+from distros.stages import (fs_devices, loopback, mkfs_stage, pipeline_file_input, sfdisk_stage, stage,
+                            tree_input, tree_mounts)
+
+
+def output_filename(ctx: ManifestContext, pipeline: str) -> str:
+    """The file a pipeline of this image type writes (its `filename`, or the image type's)."""
+    for spec in ctx.image_type.pipelines:
+        if spec["name"] == pipeline:
+            return spec.get("filename") or ctx.image_type.filename
+    raise KeyError(pipeline)
+
+
+@pipeline_kind("disk")
+class RawDisk(PipelineKind):
+    """Partition, format, copy the tree in, install the BIOS/PReP/zipl boot code."""
+
+    def build_needs(self, ctx: ManifestContext, spec: dict[str, Any]) -> tuple[list[str], dict[str, str]]:
+        pkgs: list[str] = []
+        pt = ctx.partition_table
+        if pt is not None:
+            for fs, _ in pt.filesystems():
+                pkgs.append({"xfs": "xfsprogs", "vfat": "dosfstools", "ext4": "e2fsprogs",
+                             "btrfs": "btrfs-progs"}.get(fs.type, "e2fsprogs"))
+            if pt.has_lvm():
+                pkgs.append("lvm2")
+        return pkgs, {}
+
+    def serialize(self, ctx: ManifestContext, spec: dict[str, Any]) -> dict[str, Any]:
+        pt = ctx.partition_table
+        if pt is None:
+            raise ValueError(f"{ctx.image_type.name}: a disk pipeline needs a partition table")
+        filename = output_filename(ctx, spec["name"])
+        stages = [stage("truncate", {"filename": filename, "size": str(pt.size)}), sfdisk_stage(pt, filename)]
+        vgs = [(p, p.payload) for p in pt.partitions if isinstance(p.payload, VolumeGroup)]
+        for part, vg in vgs:
+            stages.append(stage("lvm2.create",
+                                {"volumes": [{"name": lv.name, "size": f"{lv.size}B"} for lv in vg.volumes]},
+                                devices={"device": loopback(filename, part, lock=True)}))
+        for fs, path in pt.filesystems():
+            stages.append(mkfs_stage(fs, path, filename))
+        devices, mounts = tree_mounts(pt, filename)
+        stages.append(stage("copy", {"paths": [{"from": "input://root-tree/", "to": "mount://root/"}]},
+                            inputs={"root-tree": tree_input(spec.get("tree", "os"))},
+                            devices=devices, mounts=mounts))
+        for part, vg in vgs:
+            stages.append(stage("lvm2.metadata", {"vg_name": vg.name},
+                                devices={"device": loopback(filename, part, lock=True)}))
+        stages += self._boot_code(ctx, filename)
+        return {"name": spec["name"], **build_ref(ctx), "stages": stages}
+
+    def _boot_code(self, ctx: ManifestContext, filename: str) -> list[dict[str, Any]]:
+        pt = ctx.partition_table
+        assert pt is not None
+        plat = platform(ctx)
+        if plat.get("bootloader") == "zipl":
+            root = pt.find("/")
+            assert root is not None
+            devices, mounts = tree_mounts(pt, filename)
+            devices["disk"] = loopback(filename)
+            return [stage("zipl.inst", {"kernel": ctx.kernel_version(),
+                                        "location": root[1][0].start // SECTOR},
+                          devices=devices, mounts=mounts)]
+        if not plat.get("bios"):
+            return []
+        boot = pt.find("/boot") or pt.find("/")
+        assert boot is not None
+        number = pt.partitions.index(boot[1][0])
+        bios_part = next((p for p in pt.partitions if p.bootable), pt.partitions[0])
+        prefix_path = "/grub2" if boot[0].mountpoint == "/boot" else "/boot/grub2"
+        return [stage("grub2.inst", {
+            "filename": filename,
+            "platform": plat["bios"],
+            "location": bios_part.start // SECTOR,
+            "core": {"type": "mkimage", "partlabel": pt.type, "filesystem": boot[0].type},
+            "prefix": {"type": "partition", "partlabel": pt.type, "number": number, "path": prefix_path},
+        })]
+
+
+@pipeline_kind("qemu")
+class QemuConvert(PipelineKind):
+    """qemu-img conversion of another pipeline's raw image (qcow2, vpc, vmdk, vhdx)."""
+
+    def build_needs(self, ctx: ManifestContext, spec: dict[str, Any]) -> tuple[list[str], dict[str, str]]:
+        return ["qemu-img"], {}
+
+    def serialize(self, ctx: ManifestContext, spec: dict[str, Any]) -> dict[str, Any]:
+        source = spec.get("input", "image")
+        fmt = dict(spec["format"])
+        return {"name": spec["name"], **build_ref(ctx), "stages": [stage(
+            "qemu", {"filename": output_filename(ctx, spec["name"]), "format": fmt},
+            inputs={"image": pipeline_file_input(source, output_filename(ctx, source))})]}
+
+
+@pipeline_kind("xz")
+class XzCompress(PipelineKind):
+    def build_needs(self, ctx: ManifestContext, spec: dict[str, Any]) -> tuple[list[str], dict[str, str]]:
+        return ["xz"], {}
+
+    def serialize(self, ctx: ManifestContext, spec: dict[str, Any]) -> dict[str, Any]:
+        source = spec.get("input", "image")
+        return {"name": spec["name"], **build_ref(ctx), "stages": [stage(
+            "xz", {"filename": output_filename(ctx, spec["name"])},
+            inputs={"file": pipeline_file_input(source, output_filename(ctx, source))})]}
+
+
+__all__ = ["RawDisk", "QemuConvert", "XzCompress", "output_filename", "fs_devices"]

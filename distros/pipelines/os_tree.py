@@ -1,0 +1,261 @@
+"""The `os` pipeline: the image's root tree, installed from RPMs and configured.
+
+Stage order is osbuild-composer's: RPMs, BLS fix-up, locale/keyboard/hostname/time, groups and
+users, firewall, the image config's configuration stages, then the disk-dependent stages (fstab,
+bootloader, kernel command line — the latter placed first in the pipeline), RHSM facts, the
+blueprint's directories and files, services, FIPS, OpenSCAP and finally SELinux labelling.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from distros.customizations import CONFIG_STAGES, FileNode, blueprint_packages, inline_source
+from distros.engine import ManifestContext, PipelineKind, pipeline_kind
+from distros.pipelines.build import build_ref
+from distros.stages import fstab_stage, rpm_stage, selinux_stage, source_file_input, stage
+
+MACHINE_ID_PLACEHOLDER = "ffffffffffffffffffffffffffffffff"
+FIPS_FILES = {
+    "/etc/system-fips": b"# FIPS module installation complete\n",
+}
+
+
+def platform(ctx: ManifestContext) -> dict[str, Any]:
+    """Bootloader facts of the arch: family defaults, narrowed by the image type."""
+    plat = dict((ctx.data.get("platforms") or {}).get(ctx.arch) or {})
+    plat.update((ctx.data.get("platform") or {}))
+    return plat
+
+
+def os_package_chain(ctx: ManifestContext, spec: dict[str, Any]) -> list[dict[str, Any]]:
+    o = ctx.os
+    plat = platform(ctx)
+    base: list[str] = []
+    exclude: list[str] = []
+    if ctx.image_type.bootable or ctx.partition_table is not None:
+        base += list(plat.get("packages") or [])
+    if ctx.partition_table is not None and ctx.partition_table.has_lvm():
+        base.append("lvm2")
+    for pset in (ctx.data.get("package_sets") or {}).get(spec["name"], []):
+        base += list(pset.get("include") or [])
+        exclude += list(pset.get("exclude") or [])
+    if o.kernel_name and (ctx.image_type.bootable or o.kernel_name != "kernel"):
+        base.append(o.kernel_name)
+    extra: list[str] = []
+    if o.chrony is not None:
+        extra.append("chrony")
+    if o.selinux:
+        extra.append(f"selinux-policy-{o.selinux}")
+    if o.openscap:
+        extra += ["openscap-scanner", "scap-security-guide", "xz"]
+    if o.users or o.groups:
+        extra += ["shadow-utils", "pam", "passwd"]
+    if o.firewall is not None:
+        extra.append("firewalld")
+    if o.fips:
+        extra.append("dracut-fips")
+    chain = [{"include": _unique(base), "exclude": _unique(exclude), "install_weak_deps": o.install_weak_deps}]
+    if extra:
+        chain.append({"include": _unique(extra), "exclude": [], "install_weak_deps": False})
+    bp = blueprint_packages(ctx.blueprint)
+    if bp:
+        chain.append({"include": _unique(bp), "exclude": [], "install_weak_deps": False})
+    return chain
+
+
+def _unique(names: list[str]) -> list[str]:
+    out: list[str] = []
+    for n in names:
+        if n not in out:
+            out.append(n)
+    return out
+
+
+def directory_stages(dirs: list[FileNode]) -> list[dict[str, Any]]:
+    if not dirs:
+        return []
+    paths = []
+    for d in dirs:
+        p: dict[str, Any] = {"path": d.path}
+        if d.ensure_parents:
+            p["parents"] = True
+        if d.mode is None and d.user is None and d.group is None:
+            p["exist_ok"] = True
+        paths.append(p)
+    stages = [stage("mkdir", {"paths": paths})]
+    stages += _chmod_chown(dirs)
+    return stages
+
+
+def _chmod_chown(nodes: list[FileNode]) -> list[dict[str, Any]]:
+    out = []
+    chmod = {n.path: {"mode": n.mode} for n in nodes if n.mode is not None}
+    if chmod:
+        out.append(stage("chmod", {"items": chmod}))
+    chown: dict[str, Any] = {}
+    for n in nodes:
+        if n.user is None and n.group is None:
+            continue
+        item: dict[str, Any] = {}
+        if n.user is not None:
+            item["user"] = n.user
+        if n.group is not None:
+            item["group"] = n.group
+        chown[n.path] = item
+    if chown:
+        out.append(stage("chown", {"items": chown}))
+    return out
+
+
+def file_stages(ctx: ManifestContext, files: list[FileNode]) -> list[dict[str, Any]]:
+    """Files travel as inline sources and are copied into the tree, then get mode and owner."""
+    if not files:
+        return []
+    inputs: dict[str, Any] = {}
+    paths = []
+    for f in files:
+        checksum, item = inline_source(f)
+        ctx.inline_sources[checksum] = item
+        digest = checksum.split(":", 1)[1]
+        name = f"file-{digest}"
+        inputs[name] = source_file_input(checksum)
+        paths.append({"from": f"input://{name}/{checksum}", "to": f"tree://{f.path}", "remove_destination": True})
+    stages = [stage("copy", {"paths": paths}, inputs=dict(sorted(inputs.items())))]
+    stages += _chmod_chown(files)
+    return stages
+
+
+@pipeline_kind("os")
+class OSTree(PipelineKind):
+    def package_sets(self, ctx: ManifestContext, spec: dict[str, Any]) -> list[dict[str, Any]] | None:
+        return os_package_chain(ctx, spec)
+
+    def build_needs(self, ctx: ManifestContext, spec: dict[str, Any]) -> tuple[list[str], dict[str, str]]:
+        plat = platform(ctx)
+        pkgs = list(plat.get("build_packages") or []) + ["rpm"]
+        if ctx.os.selinux:
+            pkgs += ["policycoreutils", f"selinux-policy-{ctx.os.selinux}"]
+        if ctx.os.stages.get("cloud_init"):
+            pkgs.append("python3-pyyaml")
+        if ctx.os.stages.get("dnf_config") or ctx.os.stages.get("rhsm"):
+            pkgs.append("python3-iniparse")
+        if ctx.os.users or ctx.os.groups:
+            pkgs.append("shadow-utils")
+        return pkgs, {}
+
+    def serialize(self, ctx: ManifestContext, spec: dict[str, Any]) -> dict[str, Any]:
+        name = spec["name"]
+        o = ctx.os
+        pt = ctx.partition_table
+        plat = platform(ctx)
+        stages: list[dict[str, Any]] = []
+
+        rpm_options: dict[str, Any] = {}
+        if o.exclude_docs:
+            rpm_options["exclude"] = {"docs": True}
+        rpm_options.update(ctx.data.get("rpm_options") or {})
+        stages.append(rpm_stage(ctx.packages.get(name, []), ctx.gpgkeys_for(name), **rpm_options))
+
+        if not ctx.data.get("no_bls"):
+            boot = pt.find("/boot") if pt is not None else None
+            on_plain_partition = boot is not None and len(boot[1]) == 1
+            stages.append(stage("fix-bls", {"prefix": ""} if on_plain_partition else {}))
+
+        if o.language:
+            stages.append(stage("locale", {"language": o.language}))
+        if o.keyboard:
+            km: dict[str, Any] = {"keymap": o.keyboard}
+            if o.x11_layouts:
+                km["x11-keymap"] = {"layouts": o.x11_layouts}
+            stages.append(stage("keymap", km))
+        if o.hostname:
+            stages.append(stage("hostname", {"hostname": o.hostname}))
+        if o.timezone:
+            stages.append(stage("timezone", {"zone": o.timezone}))
+        if o.chrony is not None:
+            stages.append(stage("chrony", o.chrony))
+        if o.groups:
+            stages.append(stage("groups", {"groups": o.groups}))
+        if o.users:
+            stages.append(stage("users", {"users": o.users}))
+        if o.firewall is not None:
+            stages.append(stage("firewall", o.firewall))
+        for key, type_, many in CONFIG_STAGES:
+            value = o.stages.get(key)
+            if not value:
+                continue
+            for options in (value if many else [value]):
+                stages.append(stage(type_, options))
+
+        kernel_opts = list(o.kernel_options)
+        if pt is not None:
+            root = pt.find("/")
+            assert root is not None
+            root_uuid = root[0].uuid
+            if o.fips:
+                kernel_opts.append("fips=1")
+                boot = pt.find("/boot")
+                if boot is not None:
+                    kernel_opts.append(f"boot=UUID={boot[0].uuid}")
+            stages.append(fstab_stage(pt))
+            loader = plat.get("bootloader", "grub2")
+            if loader == "grub2":
+                stages.append(self._grub2(ctx, plat, root_uuid, kernel_opts))
+            elif loader == "zipl":
+                stages.append(stage("zipl", {}))
+            if loader in ("grub2", "zipl"):
+                stages.insert(0, stage("kernel-cmdline", {"root_fs_uuid": root_uuid,
+                                                          "kernel_opts": " ".join(kernel_opts)}))
+        if o.rhsm_facts:
+            stages.append(stage("rhsm.facts", {"facts": {"image-builder.osbuild-composer.api-type": ctx.options.api_type}}))
+
+        stages += directory_stages(o.directories)
+        stages += file_stages(ctx, o.files)
+
+        systemd: dict[str, Any] = {}
+        if o.enabled_services:
+            systemd["enabled_services"] = o.enabled_services
+        if o.disabled_services:
+            systemd["disabled_services"] = o.disabled_services
+        if o.masked_services:
+            systemd["masked_services"] = o.masked_services
+        if o.default_target:
+            systemd["default_target"] = o.default_target
+        if systemd:
+            stages.append(stage("systemd", systemd))
+
+        if o.fips:
+            stages.append(stage("update-crypto-policies", {"policy": "FIPS"}))
+            stages += file_stages(ctx, [FileNode(path=p, data=d) for p, d in FIPS_FILES.items()])
+        if o.openscap:
+            stages.append(self._openscap(ctx))
+        if o.selinux:
+            stages.append(selinux_stage(o.selinux))
+        return {"name": name, **build_ref(ctx), "stages": stages}
+
+    def _grub2(self, ctx: ManifestContext, plat: dict[str, Any], root_uuid: str,
+               kernel_opts: list[str]) -> dict[str, Any]:
+        pt = ctx.partition_table
+        assert pt is not None
+        opts: dict[str, Any] = {"root_fs_uuid": root_uuid}
+        boot = pt.find("/boot")
+        if boot is not None:
+            opts["boot_fs_uuid"] = boot[0].uuid
+        opts["kernel_opts"] = " ".join(kernel_opts)
+        if plat.get("bios"):
+            opts["legacy"] = plat["bios"]
+        if plat.get("uefi"):
+            opts["uefi"] = {"vendor": ctx.distro.vendor, "unified": True}
+        kver = ctx.kernel_version()
+        if kver:
+            opts["saved_entry"] = f"{MACHINE_ID_PLACEHOLDER}-{kver}"
+        opts["write_cmdline"] = False
+        opts["config"] = {"default": "saved", **ctx.os.grub2_config}
+        return stage("grub2", opts)
+
+    def _openscap(self, ctx: ManifestContext) -> dict[str, Any]:
+        scap = ctx.os.openscap or {}
+        datastream = scap.get("datastream") or ctx.image_type.image_config().get("oscap_datastream", "")
+        config: dict[str, Any] = {"profile_id": scap["profile_id"], "datastream": datastream}
+        return stage("oscap.remediation", {"data_dir": "/oscap_data", "config": config})

@@ -1,0 +1,164 @@
+"""osbuild stage, input, device and mount objects (manifest format v2) as plain dicts.
+
+Small builders so that pipeline code reads as the sequence of stages osbuild will run; the
+option shapes follow osbuild's stage schemas (`schema_2`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from distros.partition import Filesystem, LogicalVolume, Partition, PartitionTable, VolumeGroup, SECTOR
+
+FAT_MOUNT = "org.osbuild.fat"
+
+
+def stage(type_: str, options: dict[str, Any] | None = None, *, inputs: dict[str, Any] | None = None,
+          devices: dict[str, Any] | None = None, mounts: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    s: dict[str, Any] = {"type": type_ if type_.startswith("org.") else f"org.osbuild.{type_}"}
+    if inputs is not None:
+        s["inputs"] = inputs
+    if options is not None:
+        s["options"] = options
+    if devices is not None:
+        s["devices"] = dict(sorted(devices.items()))
+    if mounts is not None:
+        s["mounts"] = mounts
+    return s
+
+
+# --- inputs -------------------------------------------------------------------------------
+
+def tree_input(pipeline: str) -> dict[str, Any]:
+    return {"type": "org.osbuild.tree", "origin": "org.osbuild.pipeline", "references": [f"name:{pipeline}"]}
+
+
+def pipeline_file_input(pipeline: str, filename: str) -> dict[str, Any]:
+    return {"type": "org.osbuild.files", "origin": "org.osbuild.pipeline",
+            "references": {f"name:{pipeline}": {"file": filename}}}
+
+
+def rpm_input(packages: list[dict[str, Any]]) -> dict[str, Any]:
+    refs = []
+    for pkg in packages:
+        ref: dict[str, Any] = {"id": pkg["checksum"], "options": {"metadata": {"rpm.check_gpg": bool(pkg.get("check_gpg", False))}}}
+        refs.append(ref)
+    return {"type": "org.osbuild.files", "origin": "org.osbuild.source", "references": refs}
+
+
+def source_file_input(checksum: str) -> dict[str, Any]:
+    return {"type": "org.osbuild.files", "origin": "org.osbuild.source", "references": [{"id": checksum}]}
+
+
+# --- common stages ------------------------------------------------------------------------
+
+def rpm_stage(packages: list[dict[str, Any]], gpgkeys: list[str], **options: Any) -> dict[str, Any]:
+    opts: dict[str, Any] = {}
+    if gpgkeys:
+        opts["gpgkeys"] = gpgkeys
+    opts.update({k: v for k, v in options.items() if v is not None})
+    return stage("rpm", opts, inputs={"packages": rpm_input(packages)})
+
+
+def selinux_stage(policy: str = "targeted", labels: dict[str, str] | None = None,
+                  force_autorelabel: bool = False) -> dict[str, Any]:
+    opts: dict[str, Any] = {"file_contexts": f"etc/selinux/{policy}/contexts/files/file_contexts"}
+    if labels:
+        opts["labels"] = dict(labels)
+    if force_autorelabel:
+        opts["force_autorelabel"] = True
+    return stage("selinux", opts)
+
+
+# --- disks --------------------------------------------------------------------------------
+
+def loopback(filename: str, part: Partition | None = None, lock: bool = False) -> dict[str, Any]:
+    opts: dict[str, Any] = {"filename": filename}
+    if part is not None:
+        opts["start"] = part.start // SECTOR
+        opts["size"] = part.size // SECTOR
+    if lock:
+        opts["lock"] = True
+    return {"type": "org.osbuild.loopback", "options": opts}
+
+
+def device_name(mountpoint: str) -> str:
+    return "root" if mountpoint == "/" else mountpoint.strip("/").replace("/", ".")
+
+
+def vg_device_name(vg: VolumeGroup) -> str:
+    return vg.name + "vg"
+
+
+def fs_devices(filename: str, path: list[Any], target_name: str, lock: bool) -> dict[str, Any]:
+    """Devices for one filesystem: its loopback, or its LV on the VG's loopback."""
+    part = path[0]
+    if len(path) == 1:
+        return {target_name: loopback(filename, part, lock)}
+    vg: VolumeGroup = path[1]
+    lv: LogicalVolume = path[2]
+    vgname = vg_device_name(vg)
+    return {
+        target_name: {"type": "org.osbuild.lvm2.lv", "parent": vgname, "options": {"volume": lv.name}},
+        vgname: loopback(filename, part, lock),
+    }
+
+
+def sfdisk_stage(pt: PartitionTable, filename: str) -> dict[str, Any]:
+    parts = []
+    for p in pt.partitions:
+        d: dict[str, Any] = {}
+        if p.bootable:
+            d["bootable"] = True
+        d["size"] = p.size // SECTOR
+        d["start"] = p.start // SECTOR
+        if p.type:
+            d["type"] = p.type
+        if p.uuid:
+            d["uuid"] = p.uuid
+        parts.append(d)
+    return stage("sfdisk", {"label": pt.type, "uuid": pt.uuid, "partitions": parts},
+                 devices={"device": loopback(filename, lock=True)})
+
+
+def mkfs_stage(fs: Filesystem, path: list[Any], filename: str) -> dict[str, Any]:
+    devices = fs_devices(filename, path, "device", lock=True)
+    if fs.type == "vfat":
+        opts: dict[str, Any] = {"volid": fs.uuid.replace("-", "")}
+        if fs.label:
+            opts["label"] = fs.label
+        return stage("mkfs.fat", opts, devices=devices)
+    opts = {"uuid": fs.uuid}
+    if fs.label:
+        opts["label"] = fs.label
+    return stage(f"mkfs.{fs.type}", opts, devices=devices)
+
+
+def mount_type(fs_type: str) -> str:
+    return FAT_MOUNT if fs_type == "vfat" else f"org.osbuild.{fs_type}"
+
+
+def tree_mounts(pt: PartitionTable, filename: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Devices and mounts to see the whole table mounted as one tree (copy, bootloader stages)."""
+    devices: dict[str, Any] = {}
+    mounts = []
+    for fs, path in pt.filesystems():
+        name = device_name(fs.mountpoint)
+        devices.update(fs_devices(filename, path, name, lock=False))
+        mounts.append({"name": name, "type": mount_type(fs.type), "source": name, "target": fs.mountpoint})
+    mounts.sort(key=lambda m: m["target"])
+    return devices, mounts
+
+
+def fstab_stage(pt: PartitionTable) -> dict[str, Any]:
+    entries = []
+    for fs, _ in pt.filesystems():
+        e: dict[str, Any] = {"uuid": fs.uuid, "vfs_type": fs.type, "path": fs.mountpoint,
+                             "options": fs.fstab_options}
+        if fs.fstab_freq:
+            e["freq"] = fs.fstab_freq
+        if fs.fstab_passno:
+            e["passno"] = fs.fstab_passno
+        entries.append(e)
+    entries.sort(key=lambda e: (e.get("passno", 0), e["path"]))
+    return stage("fstab", {"filesystems": entries})

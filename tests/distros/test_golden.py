@@ -1,0 +1,49 @@
+"""osbuild-composer's own manifests, reproduced exactly (up to seeded UUIDs) from request + packages."""
+
+from __future__ import annotations
+
+import json
+import lzma
+from pathlib import Path
+
+import pytest
+
+from distros.cases import manifest_for_case
+from distros.compare import diff
+from tests.distros.conftest import GOLDEN_DIR
+
+# disk, archive and container cases; installer and ostree cases belong to the installers' tests
+CASES = [
+    "centos_9-aarch64-qcow2-boot",
+    "centos_9-x86_64-ami-boot",
+    "centos_9-x86_64-qcow2-boot",
+    "centos_9-x86_64-qcow2_customize-boot",
+    "centos_9-x86_64-tar-boot",
+    "centos_9-x86_64-vhd-boot",
+    "fedora_38-x86_64-container-boot",
+    "fedora_38-x86_64-minimal_raw-boot",
+    "fedora_38-x86_64-oci-boot",
+    "fedora_38-x86_64-qcow2-boot",
+    "rhel_92-x86_64-ami-boot",
+    "rhel_92-x86_64-qcow2-boot",
+]
+
+
+def load_case(path: Path) -> dict:
+    with lzma.open(path) as f:
+        return json.load(f)
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_golden_manifest(golden_dir: Path, case: str) -> None:
+    data = load_case(golden_dir / f"{case}.json.xz")
+    generated = manifest_for_case(data)
+    difference = diff(data["manifest"], generated)
+    assert not difference, f"{case}: generated manifest differs\n{difference[:6000]}"
+
+
+def test_case_list_is_complete(golden_dir: Path) -> None:
+    """Every disk/archive/container case in the folder is in CASES (new cases are noticed)."""
+    ours = {p.name[: -len(".json.xz")] for p in golden_dir.glob("*.json.xz")
+            if not any(k in p.name for k in ("edge", "installer", "iot"))}
+    assert ours == set(CASES)
