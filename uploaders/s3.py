@@ -7,6 +7,7 @@ orphaned parts billed to the user).
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -40,7 +41,11 @@ def describe_client_error(exc: Exception, what: str) -> str:
         err = exc.response.get("Error", {})
         code = err.get("Code", "Error")
         message = err.get("Message") or ""
+        if message.lstrip().startswith("<"):  # an XML error body a JSON protocol could not parse
+            found = dict(re.findall(r"<(Code|Message)>([^<]*)</\1>", message))
+            code, message = found.get("Code", code), found.get("Message", "")
         hints = {"InvalidAccessKeyId": "the access key is not valid",
+                 "InvalidClientTokenId": "the access key is not valid",
                  "SignatureDoesNotMatch": "the secret key does not match the access key",
                  "AuthFailure": "AWS could not validate the credentials",
                  "NoSuchBucket": "the bucket does not exist",

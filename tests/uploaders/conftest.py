@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+import boto3
 import pytest
 
 from tests.uploaders.emulators import (AZURITE_ACCOUNT, AZURITE_KEY, AZURITE_BIN, Azurite,
@@ -25,6 +26,20 @@ def moto() -> Iterator[MotoServer]:
 def moto_clean(moto: MotoServer) -> MotoServer:
     moto.reset()
     return moto
+
+
+@pytest.fixture(scope="session")
+def moto_auth() -> Iterator[tuple[MotoServer, dict[str, str]]]:
+    """A moto that checks credentials; its first actions create the one valid IAM key."""
+    server = MotoServer(auth=True)
+    iam = boto3.client("iam", endpoint_url=server.url, aws_access_key_id="AKIAEXAMPLEKEY000001",
+                       aws_secret_access_key="x", region_name="us-east-1")
+    iam.create_user(UserName="composer")
+    iam.put_user_policy(UserName="composer", PolicyName="all", PolicyDocument=(
+        '{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}'))
+    key = iam.create_access_key(UserName="composer")["AccessKey"]
+    yield server, {"aws_access_key": key["AccessKeyId"], "aws_secret_key": key["SecretAccessKey"]}
+    server.stop()
 
 
 @pytest.fixture(scope="session")

@@ -65,10 +65,10 @@ class MotoServer:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = dict(os.environ)
-        # with auth, the first 4 actions (create the IAM user, policy and key) run unauthenticated
+        # with auth, the first 3 actions (create the IAM user, policy and key) run unauthenticated
         env.pop("INITIAL_NO_AUTH_ACTION_COUNT", None)
         if auth:
-            env["INITIAL_NO_AUTH_ACTION_COUNT"] = "4"
+            env["INITIAL_NO_AUTH_ACTION_COUNT"] = "3"
         moto = Path(sys.executable).with_name("moto_server")
         self.log = tempfile.TemporaryFile()
         self.proc = subprocess.Popen([str(moto), "-H", "127.0.0.1", "-p", str(self.port)], env=env,
