@@ -135,7 +135,15 @@ def _prepare_embedded(config: "Config") -> None:
 def configure(config: "Config") -> Celery:
     """Point the application at the configured broker; idempotent, cheap to call again."""
     global _config
+    previous = _config
     _config = config
+    if previous is not None and (broker_url(previous), result_backend(previous)) != (
+            broker_url(config), result_backend(config)):
+        # pooled connections and producers keep talking to the old broker: drop them, as Celery
+        # itself does after a fork (tests and benchmarks switch brokers within one process)
+        celery._pool = None
+        if "amqp" in celery.__dict__:
+            celery.amqp._producer_pool = None
     embedded = is_embedded(config)
     if embedded:
         _prepare_embedded(config)
@@ -180,14 +188,13 @@ def configure(config: "Config") -> Celery:
         enable_utc=True,
     )
     # import for registration: the chain's tasks live in tasks.compose
-    import tasks.compose  # noqa: F401
+    import tasks.compose  # noqa: F401  (registers the tasks)
 
     return celery
 
 
 def current_config() -> "Config":
     """The configuration the app was configured with (loaded from file/environment if never)."""
-    global _config
     if _config is None:
         from app import config as config_mod
 

@@ -25,7 +25,8 @@ def celery_for(config: "Config") -> Any:
     from tasks import celery_app
 
     with _lock:
-        if celery_app._config is not config:
+        current = celery_app._config
+        if current is not config and current != config:
             celery_app.configure(config)
     return celery_app.celery
 

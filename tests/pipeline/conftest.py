@@ -1,0 +1,230 @@
+"""Pipeline fixtures: real Redis, real `celery-composer worker` subprocesses, a temp state dir.
+
+Redis: the shared server on 127.0.0.1:6379, database 13, flushed before each test that uses it
+(only that database: other areas use others).  Tests that restart Redis start their own
+`redis-server` on a free port instead of touching the shared one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+
+PROJECT_DIR = Path(__file__).resolve().parents[2]
+STAND_IN = [sys.executable, str(Path(__file__).with_name("stand_in_osbuild.py"))]
+REDIS_DB = 13
+SHARED_REDIS = f"redis://127.0.0.1:6379/{REDIS_DB}"
+
+
+def redis_answers(port: int = 6379) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
+            s.sendall(b"PING\r\n")
+            return s.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+def flush_redis(url: str) -> None:
+    import redis
+
+    redis.Redis.from_url(url).flushdb()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Env:
+    """One pipeline installation: settings (as environment), store, and worker subprocesses."""
+
+    def __init__(self, base: Path, broker_url: str, **settings: Any):
+        self.base = base
+        self.settings = {
+            "state_dir": str(base / "state"),
+            "cache_dir": str(base / "cache"),
+            "broker_url": broker_url,
+            "task_stale_after": "3",
+            "osbuild_command": shlex.join(STAND_IN),
+            "log_level": "INFO",
+            "embedded_workers": "false",
+        }
+        self.settings.update({k: str(v) for k, v in settings.items()})
+        base.mkdir(parents=True, exist_ok=True)
+        self.workers: list[subprocess.Popen] = []
+        self._logs: list[Any] = []
+
+    @property
+    def environ(self) -> dict[str, str]:
+        env = dict(os.environ)
+        for key, value in self.settings.items():
+            env["CELERY_COMPOSER_" + key.upper()] = value
+        return env
+
+    @property
+    def config(self) -> Any:
+        from app import config as config_mod
+
+        return config_mod.load(environ=self.environ)
+
+    @property
+    def store(self) -> Any:
+        from app.store.composes import ComposeStore
+
+        return ComposeStore.from_config(self.config)
+
+    def start_worker(self, queues: str = "all", concurrency: int = 1,
+                     wait: float = 30.0) -> subprocess.Popen:
+        log_path = self.base / f"worker{len(self.workers)}.log"
+        log = open(log_path, "ab")
+        self._logs.append(log)
+        proc = subprocess.Popen([sys.executable, "-m", "app.cli", "worker", "--queues", queues,
+                                 "--concurrency", str(concurrency)],
+                                cwd=PROJECT_DIR, env=self.environ, stdout=log,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+        proc.log_path = log_path  # type: ignore[attr-defined]
+        self.workers.append(proc)
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise RuntimeError(f"worker exited: {log_path.read_text()[-3000:]}")
+            if b"ready." in log_path.read_bytes():
+                return proc
+            time.sleep(0.1)
+        raise RuntimeError(f"worker not ready: {log_path.read_text()[-3000:]}")
+
+    def stop_workers(self, sig: int = signal.SIGTERM) -> None:
+        for proc in self.workers:
+            if proc.poll() is None:
+                try:
+                    os.killpg(proc.pid, sig)
+                except ProcessLookupError:
+                    pass
+                try:
+                    proc.wait(20)
+                except subprocess.TimeoutExpired:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                    proc.wait()
+        self.workers.clear()
+        for log in self._logs:
+            log.close()
+        self._logs.clear()
+
+    # --- composes --------------------------------------------------------------------------
+
+    def test_compose(self, mode: int) -> str:
+        """A test-mode compose stored WAITING, as POST /compose?test=N stores it for the pipeline."""
+        store = self.store
+        compose = store.create(blueprint={"name": "test-bp", "version": "0.0.1", "packages": []},
+                               compose_type="tar", distro="test-distro", arch="x86_64")
+        with store.db.transaction() as conn:
+            record = json.loads(conn.execute("SELECT record FROM composes WHERE id = ?",
+                                             (compose.id,)).fetchone()[0])
+            record["test_mode"] = mode
+            conn.execute("UPDATE composes SET record = ? WHERE id = ?",
+                         (json.dumps(record), compose.id))
+        return compose.id
+
+    def build_compose(self, stand_in: dict[str, Any], uploads: list[dict] | None = None) -> str:
+        """A compose past depsolve: manifest and build plan recorded, build queued.
+
+        The manifest is the stand-in osbuild's (osbuild is not installed here), so this exercises
+        everything of a build but osbuild itself.
+        """
+        from tasks import runs, steps
+
+        store = self.store
+        compose = store.create(blueprint={"name": "bp", "version": "0.0.1"}, compose_type="tar",
+                               distro="test-distro", arch="x86_64", image_filename="root.tar",
+                               mime_type="application/x-tar", upload_requests=uploads or [])
+        store.mark_running(compose.id)
+        manifest = {"version": "2", "pipelines": [
+            {"name": "build", "stages": [{"type": "org.osbuild.rpm"}]},
+            {"name": "os", "stages": [{"type": "org.osbuild.rpm"}, {"type": "org.osbuild.locale"}]},
+            {"name": "archive", "stages": [{"type": "org.osbuild.tar"}]}],
+            "sources": {}, "stand_in": {"filename": "root.tar", **stand_in}}
+        store.record_manifest(compose.id, manifest)
+        plan = steps.plan_path(steps.StepContext(self.config, store), compose.id)
+        plan.parent.mkdir(parents=True, exist_ok=True)
+        plan.write_text(json.dumps({"exports": ["archive"], "checkpoints": ["build", "os"],
+                                    "filename": "root.tar"}))
+        runs.enqueue(store.db, compose.id, steps.BUILD)
+        return compose.id
+
+    def wait_for(self, compose_ids: list[str], states: tuple[str, ...] = ("FINISHED", "FAILED"),
+                 timeout: float = 30.0) -> dict[str, str]:
+        store = self.store
+        deadline = time.monotonic() + timeout
+        while True:
+            got = {cid: store.get(cid).queue_status for cid in compose_ids}
+            if all(s in states for s in got.values()) or time.monotonic() > deadline:
+                return got
+            time.sleep(0.05)
+
+
+@pytest.fixture
+def redis_url() -> str:
+    if not redis_answers():
+        pytest.skip("no Redis on 127.0.0.1:6379 (.ci/run starts one)")
+    flush_redis(SHARED_REDIS)
+    return SHARED_REDIS
+
+
+@pytest.fixture
+def make_env(tmp_path: Path) -> Iterator[Any]:
+    envs: list[Env] = []
+
+    def make(broker_url: str, **settings: Any) -> Env:
+        env = Env(tmp_path / f"env{len(envs)}", broker_url, **settings)
+        envs.append(env)
+        return env
+
+    yield make
+    for env in envs:
+        env.stop_workers(signal.SIGKILL)
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[Any]:
+    """A private redis-server (no persistence) this test may stop and start at will."""
+    exe = shutil.which("redis-server")
+    if exe is None:
+        pytest.skip("redis-server is not installed")
+    port = free_port()
+
+    class OwnRedis:
+        url = f"redis://127.0.0.1:{port}/0"
+        proc: subprocess.Popen | None = None
+
+        def start(self) -> None:
+            self.proc = subprocess.Popen([exe, "--port", str(port), "--bind", "127.0.0.1",
+                                          "--save", "", "--appendonly", "no"],
+                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            deadline = time.monotonic() + 10
+            while not redis_answers(port):
+                if time.monotonic() > deadline:
+                    raise RuntimeError("own redis-server did not start")
+                time.sleep(0.05)
+
+        def stop(self) -> None:
+            if self.proc and self.proc.poll() is None:
+                self.proc.kill()
+                self.proc.wait()
+
+    server = OwnRedis()
+    server.start()
+    yield server
+    server.stop()

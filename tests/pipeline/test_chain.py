@@ -1,0 +1,183 @@
+"""Composes through real Celery workers (subprocesses) over real Redis and the embedded broker.
+
+osbuild is not installed here: builds run the stand-in (`stand_in_osbuild.py`), which takes
+osbuild's command line and writes its monitor records.  Depsolve and manifest need the distros
+and depsolve areas, so these tests start composes at the build step (manifest recorded), or in
+test mode, which has a single step.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+from tasks import pipeline, runs, steps
+
+
+def test_test_mode_composes_through_redis(redis_url, make_env):
+    env = make_env(redis_url)
+    env.start_worker("build", concurrency=2)
+    failed, finished = env.test_compose(1), env.test_compose(2)
+    for cid in (failed, finished):
+        assert pipeline.submit(env.config, cid)
+    assert env.wait_for([failed, finished]) == {failed: "FAILED", finished: "FINISHED"}
+    store = env.store
+    assert "TESTING FAILED compose" in store.read_log(failed)
+    c = store.get(finished)
+    assert c.job_created <= c.job_started <= c.job_finished and c.image_size == 0
+    # a second delivery of the same work is a no-op (idempotent per compose id)
+    assert pipeline.submit(env.config, finished)
+    time.sleep(0.5)
+    assert store.get(finished).queue_status == "FINISHED"
+    assert [j["attempt"] for j in runs.jobs(store.db, finished)] == [1]
+
+
+def test_build_step_with_upload_chain(redis_url, make_env):
+    env = make_env(redis_url)
+    env.start_worker("build,upload", concurrency=1)
+    out_dir = env.base / "uploaded"
+    cid = env.build_compose({"mode": "ok", "size": 3000, "stage_sleep": 0.2},
+                            uploads=[{"provider": "local", "image_name": "img",
+                                      "settings": {"directory": str(out_dir)}}])
+    assert pipeline.send(env.config, cid, steps.BUILD, ["local"])
+    assert env.wait_for([cid]) == {cid: "FINISHED"}
+    store = env.store
+    compose = store.get(cid)
+    image = store.image_path(compose)
+    assert image.read_bytes() == b"IMAGE" * 3000
+    assert compose.image_size == 15000
+    log = store.read_log(cid)
+    assert "--export archive" in log and "--checkpoint build" in log and "--checkpoint os" in log
+    assert "Finished module org.osbuild.tar" in log
+    assert store.progress(cid) is None  # cleared once the build is over
+    assert not (store.compose_dir(cid) / "osbuild-output").exists()
+    # the chain went on to the upload task of the compose's target
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        jobs = {j["step"]: j["state"] for j in runs.jobs(store.db, cid)}
+        if jobs.get("upload:local") == "done":
+            break
+        time.sleep(0.1)
+    assert jobs.get("upload:local") == "done", jobs
+
+
+def test_failing_build_fails_compose_with_reason_last(redis_url, make_env):
+    env = make_env(redis_url)
+    env.start_worker("build")
+    schema, stage = env.build_compose({"mode": "schema"}), env.build_compose({"mode": "fail"})
+    for cid in (schema, stage):
+        pipeline.send(env.config, cid, steps.BUILD, [])
+    assert env.wait_for([schema, stage]) == {schema: "FAILED", stage: "FAILED"}
+    store = env.store
+    assert store.read_log(schema).rstrip().endswith("schema validation failed); see the messages above")
+    assert "'stages' is a required property" in store.read_log(schema)
+    assert store.read_log(stage).rstrip().endswith("stage org.osbuild.tar in pipeline archive failed")
+
+
+def test_missing_osbuild_fails_with_clear_message(redis_url, make_env):
+    env = make_env(redis_url, osbuild_command="no-such-osbuild --libdir /nowhere")
+    env.start_worker("build")
+    cid = env.build_compose({"mode": "ok"})
+    pipeline.send(env.config, cid, steps.BUILD, [])
+    assert env.wait_for([cid]) == {cid: "FAILED"}
+    assert "osbuild is not installed" in env.store.read_log(cid)
+
+
+def test_embedded_broker_runs_composes_without_redis(make_env):
+    env = make_env("")  # empty broker_url: kombu's SQLite transport under the state directory
+    env.start_worker("all", concurrency=1)
+    ids = [env.test_compose(2) for _ in range(3)]
+    build = env.build_compose({"mode": "ok"})
+    for cid in ids:
+        pipeline.submit(env.config, cid)
+    pipeline.send(env.config, build, steps.BUILD, [])
+    assert env.wait_for(ids + [build]) == {cid: "FINISHED" for cid in ids + [build]}
+    assert (Path(env.settings["state_dir"]) / "broker.sqlite3").exists()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    except OSError:
+        return False
+
+
+def test_cancel_running_build_kills_osbuild(redis_url, make_env):
+    """The build runs the stand-in in "hang" mode: a long-running command with a child process."""
+    env = make_env(redis_url)
+    env.start_worker("build")
+    cid = env.build_compose({"mode": "hang"})
+    pipeline.send(env.config, cid, steps.BUILD, [])
+    store = env.store
+    pid_file = store.compose_dir(cid) / "osbuild-output" / "child.pid"
+    deadline = time.monotonic() + 20
+    while not pid_file.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    child = int(pid_file.read_text())
+    progress = store.progress(cid)
+    assert progress and progress["pipeline"] == "build" and progress["stage_m"] == 1
+    t0 = time.monotonic()
+    assert store.request_cancel(cid) == "RUNNING"
+    pipeline.cancel(env.config, cid)
+    assert env.wait_for([cid], timeout=20) == {cid: "FAILED"}
+    assert time.monotonic() - t0 < 10
+    deadline = time.monotonic() + 5
+    while _alive(child) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _alive(child), "the build's child process outlived the cancel"
+    assert store.read_log(cid).rstrip().endswith("osbuild was stopped")
+
+
+def test_kill_9_of_worker_mid_build_retries_on_another(redis_url, make_env):
+    env = make_env(redis_url, task_stale_after=2)
+    first = env.start_worker("build")
+    cid = env.build_compose({"mode": "ok", "stage_sleep": 1.5})
+    pipeline.send(env.config, cid, steps.BUILD, [])
+    store = env.store
+    deadline = time.monotonic() + 20
+    while not store.progress(cid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert store.get(cid).queue_status == "RUNNING"
+    os.killpg(first.pid, signal.SIGKILL)  # the worker and its pool; osbuild dies with them
+    first.wait()
+    env.start_worker("build")
+    from tasks.recovery import RecoveryLoop
+
+    loop = RecoveryLoop(env.config, interval=0.5)
+    loop.start()
+    try:
+        assert env.wait_for([cid], timeout=40) == {cid: "FINISHED"}
+    finally:
+        loop.stop()
+    log = store.read_log(cid)
+    assert "stopped responding" in log and "attempt 2" in log
+    assert [j["attempt"] for j in runs.jobs(store.db, cid) if j["step"] == "build"] == [2]
+
+
+def test_kill_9_with_no_attempts_left_fails_in_bounded_time(redis_url, make_env):
+    env = make_env(redis_url, task_stale_after=2)
+    worker = env.start_worker("build")
+    cid = env.build_compose({"mode": "ok", "stage_sleep": 5})
+    store = env.store
+    with store.db.transaction() as conn:  # as if this were already the last attempt
+        conn.execute("UPDATE pipeline_jobs SET attempt = ? WHERE compose_id = ?",
+                     (steps.MAX_ATTEMPTS - 1, cid))
+    pipeline.send(env.config, cid, steps.BUILD, [])
+    deadline = time.monotonic() + 20
+    while not store.progress(cid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.killpg(worker.pid, signal.SIGKILL)
+    worker.wait()
+    killed = time.monotonic()
+    from tasks.recovery import RecoveryLoop
+
+    loop = RecoveryLoop(env.config, interval=0.5)
+    loop.start()
+    try:
+        assert env.wait_for([cid], timeout=20) == {cid: "FAILED"}
+    finally:
+        loop.stop()
+    assert time.monotonic() - killed < 2 + 0.5 + 3  # task_stale_after + interval + slack
+    assert "stopped responding" in store.read_log(cid)
