@@ -39,15 +39,18 @@ def _describe(exc: Exception, what: str) -> str:
                                        ResourceNotFoundError, ServiceRequestError,
                                        ServiceResponseError)
 
-    if isinstance(exc, ClientAuthenticationError):
-        return f"{what}: authentication failed: check the storage account key or SAS token"
+    code = getattr(exc, "error_code", None)
+    code = getattr(code, "value", code)  # StorageErrorCode enum or plain text
+    if isinstance(exc, ClientAuthenticationError) or code in (
+            "AuthenticationFailed", "AuthorizationFailure", "AuthorizationPermissionMismatch"):
+        return (f"{what}: authentication failed: check the storage account key or SAS token"
+                f"{f' ({code})' if code else ''}")
     if isinstance(exc, ResourceNotFoundError):
-        return f"{what}: not found ({getattr(exc, 'error_code', '') or exc.reason})"
+        return f"{what}: not found ({code or exc.reason})"
     if isinstance(exc, (ServiceRequestError, ServiceResponseError)):
         return f"{what}: network error: {exc.message if hasattr(exc, 'message') else exc}"
     if isinstance(exc, HttpResponseError):
-        code = getattr(exc, "error_code", None) or exc.status_code
-        return f"{what}: {code}: {exc.reason}"
+        return f"{what}: {code or exc.status_code}: {exc.reason}"
     return f"{what}: {type(exc).__name__}: {exc}"
 
 
@@ -101,20 +104,17 @@ class AzureUploader(Uploader):
         container_client = self.container_client(settings)
         blob = container_client.get_blob_client(blob_name)
         where = f"container '{container}' of account '{settings['storage_account_name']}'"
-        try:
-            if not container_client.exists():
-                raise UploadError(f"{where} does not exist")
-        except UploadError:
-            raise
-        except Exception as exc:
-            raise UploadError(_describe(exc, where)) from exc
         url = blob.url.split("?", 1)[0]
         ctx.log(f"uploading {image_path.name} ({size} bytes) as page blob {url}")
         total = max(allocated_bytes(image_path), 1)
         try:
+            # also the first request: it tells a missing container or a bad credential apart
+            # (a container SAS may not read container properties, so no separate probe)
             blob.create_page_blob(size)
         except Exception as exc:
-            raise UploadError(_describe(exc, f"creating page blob {blob_name}")) from exc
+            if getattr(exc, "error_code", None) == "ContainerNotFound":
+                raise UploadError(f"{where} does not exist") from exc
+            raise UploadError(_describe(exc, where)) from exc
 
         skipped = {"bytes": 0}
         lock = threading.Lock()
