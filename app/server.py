@@ -77,6 +77,21 @@ def socket_gid(config: "Config") -> int | None:
         return None
 
 
+def systemd_socket_count() -> int:
+    """Sockets systemd handed us (socket activation), without consuming the variables.
+
+    gunicorn's arbiter reads `LISTEN_FDS`/`LISTEN_PID` itself and then serves those descriptors
+    (starting at fd 3) instead of binding `bind_addresses`; we only need to know, so that the
+    socket systemd owns is neither re-permissioned nor unlinked by us.
+    """
+    try:
+        if int(os.environ.get("LISTEN_PID", "0")) != os.getpid():
+            return 0
+        return max(0, int(os.environ.get("LISTEN_FDS", "0")))
+    except ValueError:
+        return 0
+
+
 def bind_addresses(config: "Config") -> list[str]:
     binds = [f"unix:{config.socket}"]
     if config.listen:
@@ -95,6 +110,7 @@ def _make_base() -> type:
             self.weldr_config = config
             self.app_factory = app_factory
             self._stop_embedded: Callable[[], None] | None = None
+            self.socket_activated = systemd_socket_count() > 0
             super().__init__()
 
         def load_config(self) -> None:
@@ -132,6 +148,12 @@ def _make_base() -> type:
 
         def _when_ready(self, server: Any) -> None:
             cfg = self.weldr_config
+            if self.socket_activated:
+                # systemd created the sockets (SocketMode/SocketGroup) and keeps them across restarts
+                self._start_embedded()
+                server.log.info("Weldr API serving %d socket(s) from systemd",
+                                len(server.LISTENERS))
+                return
             path = str(cfg.socket)
             os.chmod(path, 0o660)
             gid = socket_gid(cfg)
@@ -147,14 +169,20 @@ def _make_base() -> type:
             """The pipeline may run helpers beside the API (embedded workers, recovery loop)."""
             from app import pipeline_module
 
-            module = pipeline_module()
-            start = getattr(module, "start_embedded", None) if module else None
-            if start is not None:
-                self._stop_embedded = start(self.weldr_config)
+            try:
+                module = pipeline_module()
+                start = getattr(module, "start_embedded", None) if module else None
+                if start is not None:
+                    self._stop_embedded = start(self.weldr_config)
+            except Exception:  # the API stays useful (blueprints, sources, status) without them
+                log.exception("the pipeline's embedded helpers did not start; serving the API"
+                              " without them")
 
         def _on_exit(self, server: Any) -> None:
             if self._stop_embedded is not None:
                 self._stop_embedded()
+            if self.socket_activated:
+                return  # the socket is systemd's: removing it would break the next activation
             try:
                 os.unlink(self.weldr_config.socket)
             except OSError:
