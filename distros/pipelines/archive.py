@@ -36,3 +36,31 @@ class OCIArchive(PipelineKind):
                    "config": dict(spec.get("config") or {})}
         return {"name": spec["name"], **build_ref(ctx), "stages": [
             stage("oci-archive", options, inputs={"base": tree_input(spec.get("input", "os"))})]}
+
+
+@pipeline_kind("ovf")
+class OVFDescriptor(PipelineKind):
+    """A tree holding a VMDK and its OVF descriptor and manifest (the content of an OVA)."""
+
+    def serialize(self, ctx: ManifestContext, spec: dict[str, Any]) -> dict[str, Any]:
+        source = spec.get("input", "vmdk")
+        vmdk = output_filename(ctx, source)
+        copy = stage("copy", {"paths": [{"from": f"input://vmdk-tree/{vmdk}", "to": "tree:///"}]},
+                     inputs={"vmdk-tree": tree_input(source)})
+        return {"name": spec["name"], **build_ref(ctx), "stages": [copy, stage("ovf", {"vmdk": vmdk})]}
+
+
+@pipeline_kind("ova")
+class OVAArchive(PipelineKind):
+    def build_needs(self, ctx: ManifestContext, spec: dict[str, Any]) -> tuple[list[str], dict[str, str]]:
+        return ["tar"], {"/usr/bin/tar": INSTALL_EXEC}
+
+    def serialize(self, ctx: ManifestContext, spec: dict[str, Any]) -> dict[str, Any]:
+        source = spec.get("input", "ovf")
+        ovf_spec = next(s for s in ctx.image_type.pipelines if s["name"] == source)
+        vmdk = output_filename(ctx, ovf_spec.get("input", "vmdk"))
+        base = vmdk.rsplit(".", 1)[0]
+        options = {"filename": output_filename(ctx, spec["name"]), "format": "ustar",
+                   "paths": [f"{base}.ovf", f"{base}.mf", vmdk]}
+        return {"name": spec["name"], **build_ref(ctx), "stages": [
+            stage("tar", options, inputs={"tree": tree_input(source)})]}

@@ -1,0 +1,144 @@
+"""Every manifest the project can generate validates against osbuild's own schemas.
+
+Each distro × arch × image type is generated with an empty and with a heavily customized
+blueprint on fixed fake packages, then checked against the manifest schema and against each
+stage's, input's, device's, mount's and source's `schema_2`/`schema` from ../shared (skipped when
+that folder is absent).
+"""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+
+import distros
+from tests.distros.conftest import SCHEMA_DIR
+
+CUSTOM_BLUEPRINT: dict[str, Any] = {
+    "name": "everything",
+    "packages": [{"name": "tmux", "version": "*"}],
+    "groups": [{"name": "core"}],
+    "customizations": {
+        "hostname": "schema-host",
+        "kernel": {"append": "debug"},
+        "sshkey": [{"user": "root", "key": "ssh-ed25519 AAAA test"}],
+        "user": [{"name": "alice", "password": "$6$salt$hash", "key": "ssh-ed25519 AAAA alice",
+                  "home": "/home/alice", "shell": "/bin/bash", "groups": ["wheel"], "uid": 1200, "gid": 1200}],
+        "group": [{"name": "alice", "gid": 1200}],
+        "timezone": {"timezone": "Europe/Prague", "ntpservers": ["ntp.example.com"]},
+        "locale": {"languages": ["cs_CZ.UTF-8"], "keyboard": "cz"},
+        "firewall": {"ports": ["22:tcp", "8080:tcp"], "services": {"enabled": ["http"], "disabled": ["telnet"]}},
+        "services": {"enabled": ["sshd"], "disabled": ["kdump"], "masked": ["rpcbind"]},
+        "filesystem": [{"mountpoint": "/var", "minsize": 2147483648}, {"mountpoint": "/", "minsize": 4294967296}],
+        "directories": [{"path": "/etc/example", "mode": "0750", "user": "root", "group": "root",
+                         "ensure_parents": True}],
+        "files": [{"path": "/etc/example/file.conf", "data": "x=1\n", "mode": "0640"}],
+        "repositories": [{"id": "extra", "baseurls": ["https://example.com/repo"], "gpgcheck": True,
+                          "gpgkeys": ["-----BEGIN PGP PUBLIC KEY BLOCK-----\nabc\n-----END PGP PUBLIC KEY BLOCK-----\n"]}],
+        "openscap": {"profile_id": "xccdf_org.ssgproject.content_profile_cis"},
+    },
+}
+
+REPOS = [{"name": "base", "baseurl": "https://example.com/base",
+          "gpgkey": "-----BEGIN PGP PUBLIC KEY BLOCK-----\nkey\n-----END PGP PUBLIC KEY BLOCK-----\n",
+          "check_gpg": True}]
+
+
+def fake_packages(arch: str, pipelines: list[str]) -> dict[str, list[dict[str, Any]]]:
+    out = {}
+    for i, name in enumerate(pipelines):
+        pkgs = []
+        for j, pkg in enumerate(["kernel", "kernel-core", "bash", "systemd"]):
+            digest = f"{i:02x}{j:02x}".ljust(64, "0")
+            pkgs.append({"name": pkg, "epoch": 0, "version": "6.1.0", "release": "1.test", "arch": arch,
+                         "remote_location": f"https://example.com/{pkg}.rpm", "checksum": f"sha256:{digest}",
+                         "check_gpg": True})
+        out[name] = pkgs
+    return out
+
+
+def all_image_types() -> list[tuple[str, str, str]]:
+    out = []
+    for name in distros.list_distros():
+        d = distros.get_distro(name)
+        for arch in d.arches():
+            for it in d.image_types(arch):
+                out.append((name, arch, it))
+    return out
+
+
+@lru_cache(maxsize=None)
+def module_schema(kind: str, name: str) -> dict[str, Any] | None:
+    path = SCHEMA_DIR / kind / f"{name}.meta.json"
+    if not path.exists():
+        return None
+    meta = json.loads(path.read_text())
+    if kind == "stages":
+        # stages that take options only publish those as `schema` (osbuild wraps them the same way)
+        return meta.get("schema_2") or {"options": meta.get("schema") or {}}
+    if kind == "mounts":
+        return meta.get("schema_2") or meta.get("schema")
+    return meta.get("schema")
+
+
+def check(schema: dict[str, Any], instance: Any, where: str) -> None:
+    errors = sorted(jsonschema.Draft4Validator(schema).iter_errors(instance), key=str)
+    assert not errors, f"{where}: {errors[0].message} at {list(errors[0].absolute_path)}"
+
+
+def validate_manifest(manifest: dict[str, Any]) -> None:
+    check(json.loads((SCHEMA_DIR / "schemas" / "osbuild2.json").read_text()), manifest, "manifest")
+    for pipeline in manifest["pipelines"]:
+        for s in pipeline["stages"]:
+            where = f"{pipeline['name']}/{s['type']}"
+            schema2 = module_schema("stages", s["type"])
+            assert schema2 is not None, f"{where}: osbuild has no such stage"
+            definitions = dict(schema2.get("definitions", {}))
+            for part in schema2.values():
+                if isinstance(part, dict):
+                    definitions.update(part.get("definitions", {}))
+            wrapper = {"type": "object", "additionalProperties": False,
+                       "definitions": definitions,
+                       "properties": {"type": {"type": "string"},
+                                      **{k: v for k, v in schema2.items() if k != "definitions"}}}
+            check(wrapper, s, where)
+            for iname, inp in (s.get("inputs") or {}).items():
+                schema = module_schema("inputs", inp["type"])
+                assert schema is not None, f"{where}: unknown input {inp['type']}"
+                check(schema, inp, f"{where}/inputs/{iname}")
+            for dname, dev in (s.get("devices") or {}).items():
+                schema = module_schema("devices", dev["type"])
+                assert schema is not None, f"{where}: unknown device {dev['type']}"
+                check(schema, dev.get("options", {}), f"{where}/devices/{dname}")
+                if "parent" in dev:
+                    assert dev["parent"] in s["devices"], f"{where}: parent {dev['parent']} missing"
+            for mnt in s.get("mounts") or []:
+                schema = module_schema("mounts", mnt["type"])
+                assert schema is not None, f"{where}: unknown mount {mnt['type']}"
+                check(schema, mnt, f"{where}/mounts/{mnt['name']}")
+                assert mnt["source"] in s["devices"], f"{where}: mount source {mnt['source']} missing"
+    for name, source in manifest.get("sources", {}).items():
+        schema = module_schema("sources", name)
+        assert schema is not None, f"unknown source {name}"
+        check(schema, source, f"sources/{name}")
+
+
+@pytest.mark.parametrize("customized", [False, True], ids=["plain", "customized"])
+def test_every_manifest_validates(schema_dir: Path, customized: bool) -> None:
+    count = 0
+    for distro, arch, name in all_image_types():
+        it = distros.get_distro(distro).image_type(arch, name)
+        bp = CUSTOM_BLUEPRINT if customized else {}
+        sets = it.package_sets(bp)
+        manifest = it.manifest(bp, fake_packages(arch, list(sets)), REPOS, None, seed=7)
+        try:
+            validate_manifest(manifest)
+        except AssertionError as exc:
+            raise AssertionError(f"{distro}/{arch}/{name}: {exc}") from None
+        count += 1
+    assert count > 100
