@@ -18,6 +18,8 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "serve": ("app.server", "serve the Weldr API on its unix socket (and optionally TCP)"),
     "worker": ("tasks.worker", "run a Celery worker for compose queues (depsolve, build, upload.<target>)"),
     "depsolve": ("tasks.depsolve.cli", "resolve packages against repositories and print the pinned transaction"),
+    "manifest": ("distros.cli", "print the osbuild manifest of a golden-case document or of a blueprint"),
+    "status": ("app.status", "health summary: API, broker, workers per queue, osbuild"),
 }
 
 
