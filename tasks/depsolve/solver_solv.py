@@ -305,7 +305,8 @@ class LoadedPool:
                 # A conditional member comes in when its condition package does: a rich
                 # dependency says exactly that to the solver, in the same solve.
                 for name, condition in sorted(conditions.items()):
-                    if self.pool.select(name, _SEL.SELECTION_NAME).isempty():
+                    candidates = self.pool.select(name, _SEL.SELECTION_NAME).solvables()
+                    if not any(s.installable() for s in candidates):
                         continue
                     dep = self.pool.parserpmrichdep(f"({name} if {condition})")
                     if dep:
