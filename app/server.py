@@ -166,17 +166,37 @@ def _make_base() -> type:
             server.log.info("Weldr API listening on %s", ", ".join(bind_addresses(cfg)))
 
         def _start_embedded(self) -> None:
-            """The pipeline may run helpers beside the API (embedded workers, recovery loop)."""
+            """The pipeline may run helpers beside the API (embedded workers, recovery loop).
+
+            They run in a spawned child, never in the arbiter: the arbiter forks API workers
+            for its whole life, and an SQLite connection open across a fork corrupts the
+            child's view of the file locks ("database is locked" in every worker).
+            """
             from app import pipeline_module
 
             try:
                 module = pipeline_module()
-                start = getattr(module, "start_embedded", None) if module else None
-                if start is not None:
-                    self._stop_embedded = start(self.weldr_config)
-            except Exception:  # the API stays useful (blueprints, sources, status) without them
-                log.exception("the pipeline's embedded helpers did not start; serving the API"
-                              " without them")
+            except Exception:
+                log.exception("the pipeline cannot be imported; serving the API without it")
+                return
+            if module is None or getattr(module, "start_embedded", None) is None:
+                return
+            import multiprocessing
+
+            ctx = multiprocessing.get_context("spawn")
+            proc = ctx.Process(target=_embedded_main, args=(self.weldr_config,),
+                               name="celery-composer-embedded", daemon=False)
+            proc.start()
+
+            def stop() -> None:
+                if proc.is_alive():
+                    proc.terminate()  # SIGTERM: _embedded_main stops the helpers cleanly
+                proc.join(GRACEFUL_TIMEOUT + 5)
+                if proc.is_alive():
+                    proc.kill()
+                    proc.join()
+
+            self._stop_embedded = stop
 
         def _on_exit(self, server: Any) -> None:
             if self._stop_embedded is not None:
@@ -189,6 +209,27 @@ def _make_base() -> type:
                 pass
 
     return _WeldrServer
+
+
+def _embedded_main(config: "Config") -> None:
+    """Child process: the pipeline's helpers until SIGTERM."""
+    import signal
+    import threading
+
+    from app import pipeline_module
+
+    logging.basicConfig(level=config.log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    done = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: done.set())
+    signal.signal(signal.SIGINT, lambda *_: done.set())
+    try:
+        stop = pipeline_module().start_embedded(config)
+    except Exception:  # the API stays useful (blueprints, sources, status) without them
+        log.exception("the pipeline's embedded helpers did not start")
+        return
+    done.wait()
+    stop()
 
 
 def WeldrServer(config: "Config", app_factory: Callable[["Config"], Any] | None = None) -> Any:

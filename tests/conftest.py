@@ -107,7 +107,10 @@ class WeldrServer:
     def start(self, timeout: float = 30.0) -> "WeldrServer":
         env = dict(os.environ)
         env.update({"CELERY_COMPOSER_CACHE_DIR": str(self.cache_dir),
-                    "CELERY_COMPOSER_LOG_LEVEL": "WARNING"})
+                    "CELERY_COMPOSER_LOG_LEVEL": "WARNING",
+                    # API tests drive composes through the store; areas that want the embedded
+                    # workers pass env={"CELERY_COMPOSER_EMBEDDED_WORKERS": "true"}.
+                    "CELERY_COMPOSER_EMBEDDED_WORKERS": "false"})
         env.update(self.extra_env)
         cmd = [sys.executable, "-m", "app.cli", "serve", "--socket", str(self.socket),
                "--state-dir", str(self.state_dir), "--workers", str(self.workers),
