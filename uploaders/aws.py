@@ -146,6 +146,7 @@ class AWSUploader(Uploader):
             ebs.put_snapshot_block(SnapshotId=snapshot_id, BlockIndex=index, BlockData=data,
                                    DataLength=EBS_BLOCK, Checksum=base64.b64encode(digest).decode(),
                                    ChecksumAlgorithm="SHA256")
+            ctx.add_sent(EBS_BLOCK)
             with lock:
                 digests[index] = digest
                 extra = done["skipped"]

@@ -122,6 +122,7 @@ class AzureUploader(Uploader):
         def put(job: tuple[int, bytes]) -> int:
             offset, data = job
             blob.upload_page(data, offset=offset, length=len(data), validate_content=True)
+            ctx.add_sent(len(data))
             with lock:  # zero ranges skipped meanwhile count as done too
                 extra, skipped["bytes"] = skipped["bytes"], 0
             return len(data) + extra

@@ -68,6 +68,12 @@ class UploadContext:
     should_cancel: Callable[[], bool] = lambda: False
     log: Callable[[str], None] = lambda line: None
     workers: int = 8
+    bytes_sent: int = 0  # image bytes put on the wire (skipped zeros excluded), for metrics
+    _sent_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def add_sent(self, nbytes: int) -> None:
+        with self._sent_lock:
+            self.bytes_sent += nbytes
 
     def check_cancelled(self) -> None:
         if self.should_cancel():

@@ -69,6 +69,7 @@ class LocalUploader(Uploader):
                             if data.count(0) != len(data):
                                 out.seek(offset)
                                 out.write(data)
+                                ctx.add_sent(len(data))
                             offset += len(data)
                             done += len(data)
                             ctx.progress(min(done, total), total)

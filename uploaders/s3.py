@@ -73,6 +73,7 @@ class _Progress(BaseSubscriber):
         with self._lock:
             self.done += bytes_transferred
             done = self.done
+        self.ctx.add_sent(bytes_transferred)
         self.ctx.progress(min(done, self.total), self.total)
 
 

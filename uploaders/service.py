@@ -9,6 +9,7 @@ error message is passed through `redact` with the upload's secret values first.
 from __future__ import annotations
 
 import logging
+import sqlite3
 import threading
 import time
 from pathlib import Path
@@ -211,10 +212,24 @@ def run_upload(config: Any, upload_id: str, *, store: ComposeStore | None = None
         return FAILED
     if _status(store, upload_id) != "RUNNING":  # cancelled or deleted in the last moment
         return _status(store, upload_id) or "DELETED"
+    elapsed = time.monotonic() - started
     store.update_upload(upload_id, status="FINISHED", progress=1.0, result=result)
-    write_log(f"finished in {time.monotonic() - started:.1f} s: "
+    write_log(f"finished in {elapsed:.1f} s, {ctx.bytes_sent} bytes sent: "
               + ", ".join(f"{k}={v}" for k, v in result.items() if k != "presigned_url"))
+    _record_metrics(config, upload.target, elapsed, ctx.bytes_sent)
     return FINISHED
+
+
+def _record_metrics(config: Any, target: str, seconds: float, nbytes: int) -> None:
+    try:
+        from app import metrics
+    except ModuleNotFoundError:
+        return
+    try:
+        metrics.observe_duration(config, "upload", seconds, target=target)
+        metrics.add_bytes(config, "upload", nbytes, target=target)
+    except sqlite3.Error as exc:  # a busy metrics table must not turn a finished upload FAILED
+        log.warning("could not record upload metrics: %s", exc)
 
 
 def _status(store: ComposeStore, upload_id: str) -> str | None:

@@ -155,6 +155,12 @@ def test_local_upload_keeps_holes(env, tmp_path: Path) -> None:
     upload = env.store.upload(upload_id)
     assert upload.result == {"path": str(copy)} and upload.progress == 1.0
     assert not list(target_dir.glob(".*partial"))
+    from app import metrics
+
+    text = metrics.render(env.config, env.db)[0].decode()
+    sent = [float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+            if line.startswith('celery_composer_upload_bytes_total{target="local"}')]
+    assert sent == [3 * MiB]  # the data, not the 256 MiB of holes
 
 
 def test_local_upload_refuses_overwrite_and_missing_dir(env, tmp_path: Path) -> None:
