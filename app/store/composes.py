@@ -501,12 +501,20 @@ class ComposeStore:
 
     def update_upload(self, upload_id: str, *, status: str | None = None,
                       progress: float | None = None, error: str | None = None,
-                      result: dict[str, Any] | None = None) -> None:
-        """Set what changed; RUNNING stamps `started`, a final state stamps `finished`."""
+                      result: dict[str, Any] | None = None, image_name: str | None = None,
+                      settings: dict[str, Any] | None = None) -> None:
+        """Set what changed; RUNNING stamps `started`, a final state stamps `finished`.
+
+        `progress` is a fraction 0.0–1.0; `image_name`/`settings` serve upload/reset.
+        """
         if status is not None and status not in UPLOAD_STATES:
             raise ValueError(f"unknown upload status {status}")
         sets: dict[str, Any] = {}
         now = time.time()
+        if image_name is not None:
+            sets["image_name"] = image_name
+        if settings is not None:
+            sets["settings"] = json.dumps(settings)
         if status is not None:
             sets["status"] = status
             if status == "RUNNING":
@@ -527,6 +535,14 @@ class ComposeStore:
             if cur.rowcount == 0:
                 raise KeyError(upload_id)
             self._bump(conn)
+
+    def delete_upload(self, upload_id: str) -> bool:
+        with self.db.transaction() as conn:
+            gone = conn.execute("DELETE FROM compose_uploads WHERE id = ?",
+                                (upload_id,)).rowcount > 0
+            if gone:
+                self._bump(conn)
+        return gone
 
     def uploads(self, compose_id: str) -> list[Upload]:
         return self._uploads("WHERE compose_id = ?", (compose_id,))

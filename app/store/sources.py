@@ -311,3 +311,23 @@ def repositories_for(config: Any, db: Database, distro: str, arch: str,
         repos.append(substitute(source, distro, arch))
     return repos
 
+
+
+def solver_inputs(config: Any, db: Database, distro: str, arch: str,
+                  image_type: str | None = None) -> tuple[list[dict[str, Any]], str, str | None]:
+    """What a depsolve for `distro`/`arch` needs: (repositories, releasever, module_platform_id).
+
+    The image definitions know the distro's release and platform; without them we derive both
+    from the name (`rhel-9.6` → `9`, `platform:el9`).
+    """
+    rel, platform_id = releasever(distro), None
+    try:
+        import distros
+
+        d = distros.get_distro(distro)
+        rel = str(getattr(d, "release_version", "") or rel)
+        platform_id = getattr(d, "module_platform_id", None) or None
+    except Exception:  # noqa: BLE001 - no definitions for it: fall back to the name
+        name = distro.rsplit("-", 1)[0]
+        platform_id = f"platform:f{rel}" if name == "fedora" else f"platform:el{rel}"
+    return repositories_for(config, db, distro, arch, image_type), rel, platform_id
