@@ -16,7 +16,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 USER_AGENT = "celery-composer-depsolve/1"
@@ -48,9 +48,10 @@ class FetchOptions:
 
     proxy: str | None = None
     sslverify: bool = True
-    attempts: int = ATTEMPTS
-    backoff: float = BACKOFF
-    timeout: float = TIMEOUT
+    # Read when an options value is made, so a deployment (or a test) can tune the module's.
+    attempts: int = field(default_factory=lambda: ATTEMPTS)
+    backoff: float = field(default_factory=lambda: BACKOFF)
+    timeout: float = field(default_factory=lambda: TIMEOUT)
 
 
 def _opener(options: FetchOptions) -> urllib.request.OpenerDirector:
@@ -120,8 +121,9 @@ def _with_retries(url: str, options: FetchOptions, action):
     raise AssertionError("unreachable")
 
 
-def fetch_bytes(url: str, options: FetchOptions = FetchOptions()) -> bytes:
+def fetch_bytes(url: str, options: FetchOptions | None = None) -> bytes:
     """The whole body of a small document (repomd.xml, a metalink, a mirrorlist)."""
+    options = options or FetchOptions()
 
     def attempt() -> bytes:
         with _open_once(url, options) as response:
@@ -131,12 +133,13 @@ def fetch_bytes(url: str, options: FetchOptions = FetchOptions()) -> bytes:
 
 
 def fetch_file(url: str, dest: Path, *, checksum_type: str | None = None,
-               checksum: str | None = None, options: FetchOptions = FetchOptions()) -> None:
+               checksum: str | None = None, options: FetchOptions | None = None) -> None:
     """Download `url` to `dest` atomically, verifying the checksum the repomd announced.
 
     The body goes to a temporary file in the destination directory and is renamed into place
     only once complete and verified, so concurrent readers never see half a file.
     """
+    options = options or FetchOptions()
 
     def attempt() -> None:
         digest = hashlib.new(checksum_type) if checksum_type else None

@@ -44,6 +44,14 @@ def cache_dir(tmp_path: Path) -> Path:
     return path
 
 
+@pytest.fixture(autouse=True)
+def quick_retries(monkeypatch):
+    """Real retries, shorter waits: the backoff's length is not what these tests check."""
+    from tasks.depsolve import transport
+
+    monkeypatch.setattr(transport, "BACKOFF", 0.01)
+
+
 @pytest.fixture
 def cold():
     """Forget this process's warm pools, so a test sees loading from disk."""
