@@ -20,7 +20,9 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any
 
-from distros.definitions import DefinitionError, DistroDef, load_distros, resolved_family_data
+from pathlib import Path
+
+from distros.definitions import DEFS_DIR, DefinitionError, DistroDef, load_distros, resolved_family_data
 from distros.engine import ImageTypeDef, ManifestOptions
 
 __all__ = ["list_distros", "get_distro", "Distro", "ImageTypeDef", "ManifestOptions",
@@ -40,8 +42,9 @@ class UnknownImageType(LookupError):
 
 
 class Distro:
-    def __init__(self, d: DistroDef) -> None:
+    def __init__(self, d: DistroDef, defs_dir: Path = DEFS_DIR) -> None:
         self._def = d
+        self._defs_dir = defs_dir
         self.name = d.name
         self.product = d.product
         self.os_version = d.os_version
@@ -60,7 +63,7 @@ class Distro:
     def _family(self, arch: str) -> dict[str, Any]:
         if arch not in self._def.arches:
             raise UnknownArch(f"{self.name} has no architecture {arch!r}")
-        return _resolved(self.name, arch)
+        return _resolved(self._defs_dir, self.name, arch)
 
     def image_types(self, arch: str) -> list[str]:
         data = self._family(arch)
@@ -87,8 +90,13 @@ def _with_family_defaults(family: dict[str, Any], it: dict[str, Any]) -> dict[st
 
 
 @lru_cache(maxsize=256)
-def _resolved(distro: str, arch: str) -> dict[str, Any]:
-    return resolved_family_data(load_distros()[distro], arch)
+def _resolved(defs_dir: Path, distro: str, arch: str) -> dict[str, Any]:
+    return resolved_family_data(load_distros(defs_dir)[distro], arch, defs_dir)
+
+
+def load(defs_dir: Path) -> dict[str, Distro]:
+    """The distros of another definitions directory (tests, experiments with new data)."""
+    return {name: Distro(d, defs_dir) for name, d in load_distros(defs_dir).items()}
 
 
 def _aliases() -> dict[str, str]:

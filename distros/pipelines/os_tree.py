@@ -55,7 +55,9 @@ def os_package_chain(ctx: ManifestContext, spec: dict[str, Any]) -> list[dict[st
         extra.append("firewalld")
     if o.fips:
         extra.append("dracut-fips")
-    chain = [{"include": _unique(base), "exclude": _unique(exclude), "install_weak_deps": o.install_weak_deps}]
+    chain = []
+    if base:
+        chain.append({"include": _unique(base), "exclude": _unique(exclude), "install_weak_deps": o.install_weak_deps})
     if extra:
         chain.append({"include": _unique(extra), "exclude": [], "install_weak_deps": False})
     bp = blueprint_packages(ctx.blueprint)

@@ -1,0 +1,390 @@
+"""Pipeline kinds of installer ISOs and ostree image types, wired to the engine.
+
+The pipeline builders themselves live in `distros.anaconda`, `distros.ostree` and
+`distros.simplified`; this module reads what they need from the manifest context (the image
+type's `installer:` and `ostree:` data, the distro's ISO label, the compose's ostree options and
+resolved commits) and declares the package sets and build-root needs of each pipeline.
+
+Image-type data keys used here:
+- `ostree: {ref: "{family}/{major}/{arch}/edge", remote: rhel-edge, os_name: redhat, ...}`: the
+  default ref of the commit built or consumed (`{family}`, `{major}`, `{version}`, `{arch}`), and
+  for deployments the remote name, its URL/content URL/GPG key paths and the deployment's osname.
+- `installer: {variant, os_name, additional_dracut_modules, additional_drivers,
+  anaconda_modules, users_module: always|if-users|never, squashfs_compression,
+  kickstart_in_iso_root, kernel_opts, live}`.
+- distro `iso_label: "CentOS-Stream-9-BaseOS-{arch}"` (distros.yaml).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from distros import anaconda, ostree, simplified
+from distros.engine import ManifestContext, PipelineKind, pipeline_kind
+from distros.pipelines.build import INSTALL_EXEC, build_ref
+from distros.pipelines.disk import output_filename
+from distros.stages import rpm_stage
+
+
+class MissingCommit(ostree.OSTreeOptionsError):
+    """The compose did not resolve the ostree commit a pipeline needs."""
+
+
+# --- facts from the context -------------------------------------------------------------------
+
+
+def ostree_data(ctx: ManifestContext) -> dict[str, Any]:
+    return dict(ctx.data.get("ostree") or {})
+
+
+def compose_ostree_options(ctx: ManifestContext) -> ostree.OSTreeOptions:
+    return ostree.OSTreeOptions.from_request(ctx.options.ostree)
+
+
+def default_ref(ctx: ManifestContext) -> str:
+    template = ostree_data(ctx).get("ref", "")
+    d = ctx.distro
+    return template.format(family=d.family, major=d.release_version, version=d.version, arch=ctx.arch)
+
+
+def image_ref(ctx: ManifestContext) -> str:
+    """The ref of the commit built by this compose (the request's `ref` wins over the default)."""
+    return ostree.parent_commit_source(compose_ostree_options(ctx), default_ref(ctx))[1]
+
+
+def commits_of(ctx: ManifestContext, pipeline: str) -> list[ostree.CommitSpec]:
+    return [ostree.CommitSpec.from_dict(c) for c in (ctx.options.ostree_commits.get(pipeline) or [])]
+
+
+def payload_commit(ctx: ManifestContext, pipeline: str) -> ostree.CommitSpec:
+    """The one resolved commit a deployment or ostree installer embeds; registered as a source."""
+    source = ostree.payload_commit_source(compose_ostree_options(ctx), default_ref(ctx), ctx.image_type.name)
+    commits = commits_of(ctx, pipeline)
+    if len(commits) != 1:
+        raise MissingCommit(f"{ctx.image_type.name}: ostree commit {source.ref} from {source.url} is not resolved")
+    add_commit_sources(ctx, commits)
+    return commits[0]
+
+
+def add_commit_sources(ctx: ManifestContext, commits: list[ostree.CommitSpec]) -> None:
+    for name, section in ostree.ostree_sources(commits).items():
+        ctx.extra_sources.setdefault(name, {}).update(section["items"])
+
+
+def iso_label(ctx: ManifestContext) -> str:
+    template = ctx.distro.raw.get("iso_label") or f"{ctx.distro.product.replace(' ', '-')}-{ctx.distro.version}-BaseOS-{{arch}}"
+    return template.format(arch=ctx.arch)
+
+
+def installer_config(ctx: ManifestContext) -> dict[str, Any]:
+    return dict(ctx.data.get("installer") or {})
+
+
+def make_installer(ctx: ManifestContext) -> anaconda.Installer:
+    cfg = installer_config(ctx)
+    d = ctx.distro
+    modules = list(cfg.get("anaconda_modules") or [])
+    users_module = cfg.get("users_module", "always")
+    has_users = bool(ctx.os.users or ctx.os.groups)
+    if users_module == "always" or (users_module == "if-users" and has_users):
+        if anaconda.USERS_MODULE not in modules:
+            modules.append(anaconda.USERS_MODULE)
+    return anaconda.Installer(
+        arch=ctx.arch,
+        product=d.product,
+        os_version=d.os_version,
+        iso_label=iso_label(ctx),
+        uefi_vendor=d.vendor,
+        release=f"{d.product} {d.os_version}",
+        os_name=cfg.get("os_name", "redhat"),
+        variant=cfg.get("variant", ""),
+        live=bool(cfg.get("live", False)),
+        additional_dracut_modules=list(cfg.get("additional_dracut_modules") or []),
+        additional_drivers=list(cfg.get("additional_drivers") or []),
+        additional_anaconda_modules=modules,
+        squashfs_compression=cfg.get("squashfs_compression", "xz"),
+        kickstart_in_iso_root=bool(cfg.get("kickstart_in_iso_root", True)),
+        additional_kernel_opts=list(cfg.get("kernel_opts") or []),
+        users_options={"users": ctx.os.users} if ctx.os.users else None,
+        groups_options={"groups": ctx.os.groups} if ctx.os.groups else None,
+    )
+
+
+def data_package_chain(ctx: ManifestContext, name: str, extra: list[str]) -> list[dict[str, Any]]:
+    include: list[str] = []
+    exclude: list[str] = []
+    for pset in (ctx.data.get("package_sets") or {}).get(name, []):
+        include += [p for p in pset.get("include") or [] if p not in include]
+        exclude += [p for p in pset.get("exclude") or [] if p not in exclude]
+    include += [p for p in extra if p not in include]
+    return [{"include": include, "exclude": exclude, "install_weak_deps": True}]
+
+
+def efiboot_volid(ctx: ManifestContext) -> str:
+    """The FAT serial of efiboot.img: 32 bits from the compose's seeded generator."""
+    return "%08x" % ctx.rng.getrandbits(32)
+
+
+def kernel_of(ctx: ManifestContext, pipeline: str) -> str:
+    return anaconda.kernel_version(ctx.packages.get(pipeline, []), installer_config(ctx).get("kernel", "kernel"))
+
+
+# --- installer ISO kinds ----------------------------------------------------------------------
+
+
+@pipeline_kind("anaconda-tree")
+class AnacondaTree(PipelineKind):
+    def package_sets(self, ctx: ManifestContext, spec: dict[str, Any]) -> list[dict[str, Any]] | None:
+        extra = anaconda.anaconda_boot_packages(ctx.arch)
+        if ctx.arch == "x86_64":
+            extra.append("biosdevname")
+        return data_package_chain(ctx, spec["name"], extra)
+
+    def build_needs(self, ctx: ManifestContext, spec: dict[str, Any]) -> tuple[list[str], dict[str, str]]:
+        return anaconda.anaconda_boot_packages(ctx.arch) + ["rpm", "lorax-templates-generic"], {}
+
+    def serialize(self, ctx: ManifestContext, spec: dict[str, Any]) -> dict[str, Any]:
+        name = spec["name"]
+        pipeline = anaconda.anaconda_tree_pipeline(
+            make_installer(ctx),
+            rpm_stage=rpm_stage(ctx.packages.get(name, []), ctx.gpgkeys_for(name)),
+            kernel_ver=kernel_of(ctx, name),
+        )
+        return _with_build(ctx, pipeline)
+
+
+@pipeline_kind("rootfs-image")
+class RootfsImage(PipelineKind):
+    def serialize(self, ctx: ManifestContext, spec: dict[str, Any]) -> dict[str, Any]:
+        return _with_build(ctx, anaconda.rootfs_image_pipeline(tree=spec.get("input", "anaconda-tree")))
+
+
+@pipeline_kind("efiboot-tree")
+class EFIBootTree(PipelineKind):
+    def serialize(self, ctx: ManifestContext, spec: dict[str, Any]) -> dict[str, Any]:
+        if spec.get("simplified"):
+            return _with_build(ctx, anaconda.efiboot_tree_pipeline(simplified.coi_installer(make_simplified(ctx))))
+        return _with_build(ctx, anaconda.efiboot_tree_pipeline(make_installer(ctx)))
+
+
+@pipeline_kind("bootiso-tree")
+class BootISOTree(PipelineKind):
+    """The ISO's files; `payload: os` (tarball of a pipeline) or `payload: ostree` (a resolved commit)."""
+
+    def build_needs(self, ctx: ManifestContext, spec: dict[str, Any]) -> tuple[list[str], dict[str, str]]:
+        payload = spec.get("payload")
+        pkgs = ["squashfs-tools"]
+        labels: dict[str, str] = {}
+        if payload == "ostree":
+            pkgs.append("rpm-ostree")
+        if payload == "os":
+            pkgs.append("tar")
+            labels["/usr/bin/tar"] = INSTALL_EXEC
+        return pkgs, labels
+
+    def serialize(self, ctx: ManifestContext, spec: dict[str, Any]) -> dict[str, Any]:
+        payload = spec.get("payload")
+        inst = make_installer(ctx)
+        kver = kernel_of(ctx, "anaconda-tree")
+        volid = efiboot_volid(ctx)
+        if payload == "ostree":
+            commit = payload_commit(ctx, spec["name"])
+            pipeline = anaconda.bootiso_tree_pipeline(inst, kernel_ver=kver, efiboot_volid=volid, commit=commit)
+        else:
+            pipeline = anaconda.bootiso_tree_pipeline(
+                inst, kernel_ver=kver, efiboot_volid=volid, os_tree=spec.get("input", "os") if payload == "os" else None
+            )
+        return _with_build(ctx, pipeline)
+
+
+@pipeline_kind("bootiso")
+class BootISO(PipelineKind):
+    def build_needs(self, ctx: ManifestContext, spec: dict[str, Any]) -> tuple[list[str], dict[str, str]]:
+        return ["isomd5sum", "xorriso"], {}
+
+    def serialize(self, ctx: ManifestContext, spec: dict[str, Any]) -> dict[str, Any]:
+        inst = make_installer(ctx)
+        pipeline = anaconda.bootiso_pipeline(
+            inst, filename=output_filename(ctx, spec["name"]), tree=spec.get("input", "bootiso-tree")
+        )
+        return _with_build(ctx, pipeline)
+
+
+# --- ostree commit kinds ----------------------------------------------------------------------
+
+
+@pipeline_kind("ostree-commit")
+class OSTreeCommit(PipelineKind):
+    def build_needs(self, ctx: ManifestContext, spec: dict[str, Any]) -> tuple[list[str], dict[str, str]]:
+        return ["rpm-ostree"], {}
+
+    def serialize(self, ctx: ManifestContext, spec: dict[str, Any]) -> dict[str, Any]:
+        tree = spec.get("input", "os")
+        parents = commits_of(ctx, tree)
+        pipeline = ostree.commit_pipeline(
+            ref=image_ref(ctx),
+            os_version=ctx.distro.os_version,
+            parent=parents[0] if parents else None,
+            tree=tree,
+            name=spec["name"],
+        )
+        return _with_build(ctx, pipeline)
+
+
+@pipeline_kind("commit-server-tree")
+class CommitServerTree(PipelineKind):
+    """nginx serving the new commit, the content of an edge/iot container."""
+
+    def package_sets(self, ctx: ManifestContext, spec: dict[str, Any]) -> list[dict[str, Any]] | None:
+        return data_package_chain(ctx, spec["name"], ["nginx"])
+
+    def build_needs(self, ctx: ManifestContext, spec: dict[str, Any]) -> tuple[list[str], dict[str, str]]:
+        return ["rpm", "rpm-ostree"], {}
+
+    def serialize(self, ctx: ManifestContext, spec: dict[str, Any]) -> dict[str, Any]:
+        name = spec["name"]
+        pipeline = ostree.commit_server_tree_pipeline(
+            rpm_stage=rpm_stage(ctx.packages.get(name, []), ctx.gpgkeys_for(name)),
+            language=ctx.os.language or "en_US",
+            ref=image_ref(ctx),
+            commit=spec.get("input", "ostree-commit"),
+            name=name,
+        )
+        return _with_build(ctx, pipeline)
+
+
+# --- deployment of a commit -------------------------------------------------------------------
+
+
+def deployment_spec(ctx: ManifestContext, commit: ostree.CommitSpec) -> ostree.Deployment:
+    data = ostree_data(ctx)
+    pt = ctx.partition_table
+    opts = compose_ostree_options(ctx)
+    cust = ctx.blueprint.get("customizations") or {}
+    kernel_opts = deployment_partition_kernel_opts(ctx)
+    kernel_opts += list(data.get("kernel_opts") or [])
+    ignition = bool(data.get("ignition", False))
+    url = simplified.firstboot_ignition_url(cust.get("ignition"))
+    if url:
+        kernel_opts.append(f"ignition.config.url={url}")
+    append = (cust.get("kernel") or {}).get("append")
+    if append:
+        kernel_opts.append(append)
+    fstab = grub = None
+    if pt is not None:
+        from distros.stages import fstab_stage
+
+        fstab = fstab_stage(pt)["options"]
+        grub = deployment_grub_options(ctx)
+    return ostree.Deployment(
+        os_name=data.get("os_name", "redhat"),
+        remote_name=data.get("remote", "rhel-edge"),
+        remote_url=data.get("remote_url") or opts.url,
+        remote_content_url=data.get("remote_content_url") or opts.content_url,
+        kernel_opts=kernel_opts,
+        ignition=ignition,
+        sysroot_readonly=bool(data.get("sysroot_readonly", False)),
+        keyboard=data.get("keyboard", ""),
+        locale=data.get("locale", ""),
+        fstab_options=fstab,
+        grub2_options=grub,
+        users_options={"users": ctx.os.users} if ctx.os.users else None,
+        groups_options={"groups": ctx.os.groups} if ctx.os.groups else None,
+        has_root_user="root" in ctx.os.users,
+        enabled_services=list(data.get("enabled_services") or []),
+        disabled_services=list(data.get("disabled_services") or []),
+    )
+
+
+def deployment_partition_kernel_opts(ctx: ManifestContext) -> list[str]:
+    """Options the partition table implies: `luks.uuid=` of encrypted containers."""
+    pt = ctx.partition_table
+    if pt is None:
+        return []
+    luks = getattr(pt, "luks_uuids", None)
+    return [f"luks.uuid={u}" for u in (luks() if luks else [])]
+
+
+def deployment_grub_options(ctx: ManifestContext) -> dict[str, Any]:
+    from distros.pipelines.os_tree import platform
+
+    pt = ctx.partition_table
+    assert pt is not None
+    plat = platform(ctx)
+    root = pt.find("/")
+    assert root is not None
+    opts: dict[str, Any] = {"root_fs_uuid": root[0].uuid}
+    boot = pt.find("/boot")
+    if boot is not None:
+        opts["boot_fs_uuid"] = boot[0].uuid
+    if plat.get("bios"):
+        opts["legacy"] = plat["bios"]
+    if plat.get("uefi"):
+        opts["uefi"] = {"vendor": ctx.distro.vendor, "install": True, "unified": True}
+    return opts
+
+
+@pipeline_kind("ostree-deployment")
+class OSTreeDeployment(PipelineKind):
+    def build_needs(self, ctx: ManifestContext, spec: dict[str, Any]) -> tuple[list[str], dict[str, str]]:
+        return ["rpm-ostree"], {}
+
+    def serialize(self, ctx: ManifestContext, spec: dict[str, Any]) -> dict[str, Any]:
+        commit = payload_commit(ctx, spec["name"])
+        return _with_build(ctx, ostree.deployment_pipeline(commit, deployment_spec(ctx, commit), name=spec["name"]))
+
+
+# --- simplified installer ---------------------------------------------------------------------
+
+
+def make_simplified(ctx: ManifestContext) -> simplified.SimplifiedInstaller:
+    cust = ctx.blueprint.get("customizations") or {}
+    cfg = installer_config(ctx)
+    return simplified.SimplifiedInstaller(
+        installer=make_installer(ctx),
+        installation_device=str(cust.get("installation_device") or ""),
+        fdo=simplified.FDO.from_blueprint(cust.get("fdo")),
+        ignition_config=simplified.embedded_ignition(cust.get("ignition")),
+        additional_dracut_modules=list(cfg.get("additional_dracut_modules") or []),
+    )
+
+
+@pipeline_kind("coi-tree")
+class CoreOSInstallerTree(PipelineKind):
+    def package_sets(self, ctx: ManifestContext, spec: dict[str, Any]) -> list[dict[str, Any]] | None:
+        return data_package_chain(ctx, spec["name"], anaconda.anaconda_boot_packages(ctx.arch))
+
+    def build_needs(self, ctx: ManifestContext, spec: dict[str, Any]) -> tuple[list[str], dict[str, str]]:
+        return anaconda.anaconda_boot_packages(ctx.arch) + ["rpm", "lorax-templates-generic"], {}
+
+    def serialize(self, ctx: ManifestContext, spec: dict[str, Any]) -> dict[str, Any]:
+        name = spec["name"]
+        si = make_simplified(ctx)
+        for data in si.inline_data():
+            checksum = simplified.inline_checksum(data)
+            ctx.inline_sources[checksum] = simplified.inline_sources([data])["org.osbuild.inline"]["items"][checksum]
+        pipeline = simplified.coi_tree_pipeline(
+            si, rpm_stage=rpm_stage(ctx.packages.get(name, []), ctx.gpgkeys_for(name)), kernel_ver=kernel_of(ctx, name)
+        )
+        return _with_build(ctx, pipeline)
+
+
+@pipeline_kind("coi-bootiso-tree")
+class CoreOSISOTree(PipelineKind):
+    def serialize(self, ctx: ManifestContext, spec: dict[str, Any]) -> dict[str, Any]:
+        pipeline = simplified.coi_bootiso_tree_pipeline(
+            make_simplified(ctx),
+            kernel_ver=kernel_of(ctx, "coi-tree"),
+            efiboot_volid=efiboot_volid(ctx),
+            image_pipeline=spec.get("input", "xz"),
+        )
+        return _with_build(ctx, pipeline)
+
+
+def _with_build(ctx: ManifestContext, pipeline: dict[str, Any]) -> dict[str, Any]:
+    """Our builders write `build: name:build`; a host-build-root distro has none."""
+    out = {k: v for k, v in pipeline.items() if k != "build"}
+    ref = build_ref(ctx)
+    if ref:
+        out = {"name": out["name"], **ref, **{k: v for k, v in out.items() if k != "name"}}
+    return out

@@ -1,0 +1,311 @@
+"""The engine on small hand-made definitions: nothing from ../shared is needed."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import distros
+from distros.compare import diff, normalize
+from distros.definitions import DefinitionError, Target, parse_size, resolve
+from distros.engine import PIPELINE_KINDS, PipelineKind, pipeline_kind
+
+DISTROS_YAML = """
+distros:
+  - name: "toy-{minor}"
+    minors: [1, 2]
+    aliases: ["toy{minor}"]
+    family: toy
+    version: "{minor}"
+    product: Toy
+    os_version: "{minor}"
+    release_version: "{minor}"
+    module_platform_id: "platform:toy{minor}"
+    vendor: toy
+    runner: "org.osbuild.toy{minor}"
+    default_fs_type: ext4
+    arches: [x86_64, aarch64]
+    image_types: toy.yaml
+    build_packages: [rpm, tar]
+    image_config:
+      locale: C.UTF-8
+      timezone: UTC
+      selinux: targeted
+"""
+
+TOY_YAML = """
+platforms:
+  x86_64: {bootloader: grub2, bios: i386-pc, uefi: true, packages: [grub2-pc], build_packages: [grub2-pc]}
+  aarch64: {bootloader: grub2, uefi: true, packages: [grub2-efi-aa64]}
+
+partition_tables:
+  small:
+    type: gpt
+    uuid: 11111111-2222-3333-4444-555555555555
+    partitions:
+      - {size: 1 MiB, bootable: true, type: 21686148-6449-6E6F-744E-656564454649, uuid: AAAAAAAA-2222-3333-4444-555555555555}
+      - {size: 100 MiB, type: 0FC63DAF-8483-4772-8E79-3D69D8477DE4,
+         payload: {type: ext4, mountpoint: /boot, label: boot}}
+      - {size: 1 GiB, type: 0FC63DAF-8483-4772-8E79-3D69D8477DE4,
+         payload: {mountpoint: /, label: root}}
+
+image_types:
+  disk:
+    filename: disk.qcow2
+    mime_type: application/x-qemu-disk
+    default_size: 2 GiB
+    bootable: true
+    arches: [x86_64, aarch64]
+    partition_table: small
+    pipelines:
+      - {name: build, kind: build}
+      - {name: os, kind: os}
+      - {name: image, kind: disk, filename: disk.img}
+      - {name: qcow2, kind: qemu, input: image, format: {type: qcow2, compat: "1.1"}}
+    exports: [qcow2]
+    image_config:
+      kernel_options: [ro]
+      default_target: multi-user.target
+      conditions:
+        - when: {version_ge: "2"}
+          merge: {hostname: newer}
+    package_sets:
+      os:
+        - include: ["@core", bash]
+          exclude: [plymouth]
+          conditions:
+            - when: {arch: aarch64}
+              append: {include: [arm-only]}
+  tarball:
+    filename: root.tar
+    mime_type: application/x-tar
+    arches: [x86_64]
+    pipelines:
+      - {name: build, kind: build}
+      - {name: os, kind: os}
+      - {name: archive, kind: tar}
+    exports: [archive]
+    package_sets:
+      os: [{include: [bash]}]
+  custom:
+    filename: out.txt
+    arches: [x86_64]
+    pipelines:
+      - {name: build, kind: build}
+      - {name: os, kind: os}
+      - {name: note, kind: toy-note, text: hello}
+    exports: [note]
+    package_sets:
+      os: [{include: [bash]}]
+"""
+
+
+@pytest.fixture(scope="module")
+def toy(tmp_path_factory: pytest.TempPathFactory) -> dict[str, distros.Distro]:
+    d = tmp_path_factory.mktemp("defs")
+    (d / "distros.yaml").write_text(DISTROS_YAML)
+    (d / "toy.yaml").write_text(TOY_YAML)
+    return distros.load(d)
+
+
+def pkg(name: str, arch: str = "x86_64", n: int = 0) -> dict[str, Any]:
+    return {"name": name, "epoch": 0, "version": "1.0", "release": "1", "arch": arch,
+            "remote_location": f"https://example.com/{name}.rpm", "checksum": f"sha256:{n:064x}",
+            "check_gpg": True}
+
+
+PACKAGES = {"build": [pkg("rpm", n=1), pkg("tar", n=2)],
+            "os": [pkg("bash", n=3), pkg("kernel", n=4)]}
+REPOS = [{"name": "r", "baseurl": "https://example.com/", "gpgkey": "-----BEGIN PGP PUBLIC KEY BLOCK-----\nk\n"},
+         {"name": "nokey", "baseurl": "https://example.com/2", "gpgkeys": ["https://example.com/key"]}]
+
+
+def stage_types(pipeline: dict[str, Any]) -> list[str]:
+    return [s["type"].removeprefix("org.osbuild.") for s in pipeline["stages"]]
+
+
+def test_sizes_and_conditions() -> None:
+    assert parse_size("10 GiB") == 10 * 1024**3
+    assert parse_size("500 MiB") == 500 * 1024**2
+    assert parse_size(42) == 42
+    with pytest.raises(DefinitionError):
+        parse_size("ten")
+    node = {"a": 1, "l": [1], "conditions": [
+        {"when": {"distro": "rhel", "version_lt": "9.3"}, "merge": {"a": 2}},
+        {"when": {"arch": ["aarch64"]}, "append": {"l": [2]}},
+        {"when": {"not_distro": "rhel"}, "replace": {"gone": True}},
+    ]}
+    assert resolve(node, Target("rhel", "9.2", "x86_64")) == {"a": 2, "l": [1]}
+    assert resolve(node, Target("rhel", "9.10", "aarch64")) == {"a": 1, "l": [1, 2]}
+    assert resolve(node, Target("centos", "9", "x86_64")) == {"gone": True}
+
+
+def test_distro_expansion_and_lookup(toy: dict[str, distros.Distro]) -> None:
+    assert sorted(toy) == ["toy-1", "toy-2"]
+    d = toy["toy-2"]
+    assert d.runner == "org.osbuild.toy2"
+    assert d.image_types("x86_64") == ["custom", "disk", "tarball"]
+    assert d.image_types("aarch64") == ["disk"]
+    with pytest.raises(distros.UnknownImageType):
+        d.image_type("aarch64", "tarball")
+    with pytest.raises(distros.UnknownArch):
+        d.image_types("s390x")
+    it = d.image_type("x86_64", "disk")
+    assert (it.filename, it.mime_type, it.default_size, it.exports) == (
+        "disk.qcow2", "application/x-qemu-disk", 2 * 1024**3, ["qcow2"])
+
+
+def test_package_sets_are_chains(toy: dict[str, distros.Distro]) -> None:
+    bp = {"packages": [{"name": "tmux", "version": "*"}, {"name": "vim", "version": "9.0"}],
+          "groups": [{"name": "web"}], "customizations": {"kernel": {"name": "kernel-rt"}}}
+    sets = toy["toy-1"].image_type("aarch64", "disk").package_sets(bp)
+    assert list(sets) == ["build", "os"]
+    base, extra, blueprint = sets["os"]
+    assert base["include"] == ["grub2-efi-aa64", "@core", "bash", "arm-only", "kernel-rt"]
+    assert base["exclude"] == ["plymouth"] and base["install_weak_deps"] is True
+    assert extra == {"include": ["selinux-policy-targeted"], "exclude": [], "install_weak_deps": False}
+    assert blueprint["include"] == ["tmux", "vim-9.0", "@web"]
+    build = sets["build"][0]["include"]
+    assert {"rpm", "tar", "e2fsprogs", "qemu-img"} <= set(build)
+
+
+def test_disk_manifest_shape(toy: dict[str, distros.Distro]) -> None:
+    it = toy["toy-2"].image_type("x86_64", "disk")
+    m = it.manifest({}, PACKAGES, REPOS, None, seed=1)
+    names = [p["name"] for p in m["pipelines"]]
+    assert names == ["build", "os", "image", "qcow2"]
+    build, os_, image, qcow2 = m["pipelines"]
+    assert build["runner"] == "org.osbuild.toy2" and "build" not in build
+    assert stage_types(build) == ["rpm", "selinux"]
+    # only inline keys reach the rpm stage
+    assert build["stages"][0]["options"]["gpgkeys"] == [REPOS[0]["gpgkey"]]
+    assert stage_types(os_) == ["kernel-cmdline", "rpm", "fix-bls", "locale", "hostname", "timezone",
+                                "fstab", "grub2", "systemd", "selinux"]
+    assert os_["stages"][4]["options"] == {"hostname": "newer"}      # version condition
+    grub = os_["stages"][7]["options"]
+    assert grub["legacy"] == "i386-pc" and grub["uefi"] == {"vendor": "toy", "unified": True}
+    assert grub["saved_entry"] == "ffffffffffffffffffffffffffffffff-1.0-1.x86_64"
+    assert stage_types(image) == ["truncate", "sfdisk", "mkfs.ext4", "mkfs.ext4", "copy", "grub2.inst"]
+    sf = image["stages"][1]["options"]
+    # 1 MiB header, BIOS boot, /boot, then / — grown to the 3 GiB that / and /usr need, past the
+    # 2 GiB default — up to the end of the disk minus the GPT footer (disk rounded up to 1 MiB)
+    disk_sectors = (102 + 3072 + 1) * 2048
+    assert [(p["start"], p["size"]) for p in sf["partitions"]] == [
+        (2048, 2048), (4096, 204800), (208896, disk_sectors - 208896 - 33)]
+    assert image["stages"][0]["options"]["size"] == str(disk_sectors * 512)
+    inst = image["stages"][-1]["options"]
+    assert inst["prefix"] == {"type": "partition", "partlabel": "gpt", "number": 1, "path": "/grub2"}
+    assert qcow2["stages"][0]["inputs"]["image"]["references"] == {"name:image": {"file": "disk.img"}}
+    assert sorted(m["sources"]["org.osbuild.curl"]["items"]) == sorted(
+        p["checksum"] for ps in PACKAGES.values() for p in ps)
+
+
+def test_seed_determines_uuids(toy: dict[str, distros.Distro]) -> None:
+    it = toy["toy-2"].image_type("x86_64", "disk")
+    a = it.manifest({}, PACKAGES, REPOS, None, seed=1)
+    b = it.manifest({}, PACKAGES, REPOS, None, seed=1)
+    c = it.manifest({}, PACKAGES, REPOS, None, seed=2)
+    assert a == b
+    assert a != c
+    assert diff(a, c) == ""          # the same image up to its random identifiers
+    assert normalize(a) == normalize(c)
+
+
+def test_filesystem_customization_converts_to_lvm(toy: dict[str, distros.Distro]) -> None:
+    it = toy["toy-1"].image_type("x86_64", "disk")
+    bp = {"customizations": {"filesystem": [{"mountpoint": "/var/log", "minsize": 3 * 1024**3},
+                                            {"mountpoint": "/boot", "minsize": 300 * 1024**2}]}}
+    m = it.manifest(bp, PACKAGES, REPOS, None, seed=3)
+    image = m["pipelines"][2]
+    assert stage_types(image) == ["truncate", "sfdisk", "lvm2.create", "mkfs.ext4", "mkfs.ext4",
+                                  "mkfs.ext4", "copy", "lvm2.metadata", "grub2.inst"]
+    volumes = image["stages"][2]["options"]["volumes"]
+    assert volumes == [{"name": "rootlv", "size": f"{3 * 1024**3}B"},
+                       {"name": "var_loglv", "size": f"{3 * 1024**3}B"}]
+    parts = image["stages"][1]["options"]["partitions"]
+    assert parts[1]["size"] == 300 * 2048                      # /boot grown to 300 MiB
+    assert parts[2]["type"] == "E6D6D379-F507-44C2-A23C-238F2A3DF928"
+    # the image grew past its 2 GiB default to hold 6 GiB of volumes
+    assert int(image["stages"][0]["options"]["size"]) > 6 * 1024**3
+    copy = image["stages"][6]
+    assert [mt["target"] for mt in copy["mounts"]] == ["/", "/boot", "/var/log"]
+    assert copy["devices"]["var.log"] == {"type": "org.osbuild.lvm2.lv", "parent": "rootvgvg",
+                                          "options": {"volume": "var_loglv"}}
+    fstab = m["pipelines"][1]["stages"][-4]["options"]["filesystems"]
+    assert [f["path"] for f in fstab] == ["/", "/boot", "/var/log"]
+
+
+def test_raw_partitioning_mode_adds_partitions(toy: dict[str, distros.Distro]) -> None:
+    it = toy["toy-1"].image_type("x86_64", "disk")
+    bp = {"customizations": {"filesystem": [{"mountpoint": "/data", "minsize": 1024**3}]}}
+    m = it.manifest(bp, PACKAGES, REPOS, {"partitioning_mode": "raw"}, seed=3)
+    image = m["pipelines"][2]
+    assert "lvm2.create" not in stage_types(image)
+    assert len(image["stages"][1]["options"]["partitions"]) == 4
+
+
+def test_customizations_become_stages(toy: dict[str, distros.Distro]) -> None:
+    it = toy["toy-1"].image_type("x86_64", "tarball")
+    bp = {"customizations": {
+        "hostname": "h", "timezone": {"timezone": "Europe/Prague", "ntpservers": ["ntp.example.com"]},
+        "locale": {"languages": ["cs_CZ.UTF-8"], "keyboard": "cz"},
+        "user": [{"name": "bob", "password": "plain", "groups": ["wheel"]}],
+        "group": [{"name": "ops", "gid": 2000}],
+        "firewall": {"ports": ["22:tcp"], "services": {"enabled": ["http"]}},
+        "services": {"enabled": ["sshd"], "masked": ["kdump"]},
+        "directories": [{"path": "/srv/x", "mode": "0700", "ensure_parents": True}],
+        "files": [{"path": "/srv/x/a", "data": "hi", "user": "bob"}],
+    }}
+    m = it.manifest(bp, PACKAGES, REPOS, None, seed=5)
+    os_ = m["pipelines"][1]
+    assert stage_types(os_) == ["rpm", "fix-bls", "locale", "keymap", "hostname", "timezone", "chrony",
+                                "groups", "users", "firewall", "mkdir", "chmod", "copy", "chown",
+                                "systemd", "selinux"]
+    users = os_["stages"][8]["options"]["users"]["bob"]
+    assert users["password"].startswith("$6$") and users["groups"] == ["wheel"]
+    assert os_["stages"][9]["options"] == {"ports": ["22:tcp"], "enabled_services": ["http"]}
+    assert os_["stages"][10]["options"] == {"paths": [{"path": "/srv/x", "parents": True}]}
+    copy = os_["stages"][12]
+    (checksum,) = m["sources"]["org.osbuild.inline"]["items"]
+    assert copy["options"]["paths"][0]["to"] == "tree:///srv/x/a"
+    assert checksum in copy["options"]["paths"][0]["from"]
+    assert os_["stages"][14]["options"] == {"enabled_services": ["sshd"], "masked_services": ["kdump"]}
+    assert m["pipelines"][2]["stages"][0]["options"] == {"filename": "root.tar"}
+    assert m["pipelines"][0]["stages"][1]["options"]["labels"]["/usr/bin/tar"]
+
+
+def test_new_pipeline_kind_is_data_plus_a_class(toy: dict[str, distros.Distro]) -> None:
+    @pipeline_kind("toy-note")
+    class Note(PipelineKind):
+        def serialize(self, ctx: Any, spec: dict[str, Any]) -> dict[str, Any]:
+            return {"name": spec["name"], "build": "name:build",
+                    "stages": [{"type": "org.osbuild.noop", "options": {"text": spec["text"]}}]}
+
+    try:
+        m = toy["toy-1"].image_type("x86_64", "custom").manifest({}, PACKAGES, REPOS, None, 0)
+        assert m["pipelines"][-1]["stages"][0]["options"] == {"text": "hello"}
+    finally:
+        PIPELINE_KINDS.pop("toy-note")
+
+
+def test_unknown_names() -> None:
+    with pytest.raises(distros.UnknownDistro):
+        distros.get_distro("nope-1")
+    assert distros.get_distro("rhel-92").name == "rhel-9.2"
+    assert "centos-9" in distros.list_distros()
+    with pytest.raises(distros.UnknownImageType):
+        distros.get_distro("centos-9").image_type("x86_64", "nope")
+    assert distros.get_distro("centos-9").image_type("x86_64", "guest-image").name == "qcow2"
+
+
+def test_shipped_definitions_cover_the_distros() -> None:
+    for name in distros.list_distros():
+        d = distros.get_distro(name)
+        for arch in d.arches():
+            for t in d.image_types(arch):
+                it = d.image_type(arch, t)
+                assert it.filename and it.exports and it.mime_type
+                assert {s["name"] for s in it.pipelines} >= set(it.exports), (name, arch, t)
