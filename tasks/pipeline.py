@@ -131,23 +131,14 @@ def start_recovery(config: "Config", interval: float | None = None) -> Callable[
 
 
 def start_embedded(config: "Config") -> Callable[[], None]:
-    """`serve`'s hook: the recovery loop, and with the embedded broker the workers themselves."""
+    """`serve`'s hook: the recovery loop, and with the embedded broker the workers themselves.
+
+    All as child processes (see `tasks.worker.WorkerProcesses`); the returned function stops them.
+    """
     from tasks import celery_app
     from tasks.worker import WorkerProcesses
 
-    stops: list[Callable[[], None]] = []
-    workers = None
-    if celery_app.is_embedded(config) and config.embedded_workers:
-        workers = WorkerProcesses(config, ["all"])
-        workers.start()
-        stops.append(workers.stop)
-    stops.append(start_recovery(config))
-
-    def stop() -> None:
-        for fn in reversed(stops):
-            try:
-                fn()
-            except Exception:  # noqa: BLE001 - stop the others anyway
-                log.exception("stopping pipeline helpers")
-
-    return stop
+    queue_sets = ["all"] if celery_app.is_embedded(config) and config.embedded_workers else []
+    children = WorkerProcesses(config, queue_sets, recovery=True)
+    children.start()
+    return children.stop

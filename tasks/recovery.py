@@ -220,3 +220,30 @@ class RecoveryLoop:
                 log.exception("recovery pass failed")
             if self._stop.wait(self.interval):
                 return
+
+
+def main() -> int:
+    """`python -m tasks.recovery`: the loop as its own process (what `serve` starts)."""
+    import signal
+
+    from app import config as config_mod
+
+    config = config_mod.load()
+    try:
+        from app.logs import setup_logging
+
+        setup_logging(config, "recovery")
+    except ImportError:
+        logging.basicConfig(level=config.log_level.upper())
+    loop = RecoveryLoop(config)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    loop.start()
+    stop.wait()
+    loop.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

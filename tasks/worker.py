@@ -104,36 +104,64 @@ def _redact(url: str) -> str:
     return url
 
 
-class WorkerProcesses:
-    """`celery-composer worker` children of `serve` (embedded broker), one per queue set."""
+def _die_with_parent() -> None:
+    """Children of `serve` get SIGTERM when it dies, even by `kill -9` (no stray workers)."""
+    try:
+        import ctypes
 
-    def __init__(self, config: "Config", queue_sets: list[str], concurrency: int | None = None):
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM, 0, 0, 0)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+class WorkerProcesses:
+    """Children of `serve`: the recovery loop, and with the embedded broker the workers.
+
+    Processes, not threads: gunicorn forks its workers from the process that runs this, and a
+    fork taken while one of our threads holds a lock (logging, SQLite, kombu) deadlocks the child.
+    They run `python -m app.cli` with the API's settings in the environment, so overrides given on
+    `serve`'s command line reach them too.
+    """
+
+    def __init__(self, config: "Config", queue_sets: list[str], concurrency: int | None = None,
+                 recovery: bool = False):
         self.config = config
         self.queue_sets = queue_sets
         self.concurrency = concurrency
+        self.recovery = recovery
         self.procs: list[subprocess.Popen] = []
 
-    def command(self, queues: str) -> list[str]:
-        argv = [sys.executable, "-m", "app.cli"]
-        argv += ["worker", "--queues", queues, "--state-dir", str(self.config.state_dir)]
-        if self.concurrency is not None:
-            argv += ["--concurrency", str(self.concurrency)]
-        return argv
+    def commands(self) -> list[list[str]]:
+        base = [sys.executable, "-m", "app.cli"]
+        out = []
+        for queues in self.queue_sets:
+            argv = base + ["worker", "--queues", queues]
+            if self.concurrency is not None:
+                argv += ["--concurrency", str(self.concurrency)]
+            out.append(argv)
+        if self.recovery:
+            out.append([sys.executable, "-m", "tasks.recovery"])
+        return out
+
+    def environ(self) -> dict[str, str]:
+        env = dict(os.environ)
+        cfg = self.config
+        env["CELERY_COMPOSER_STATE_DIR"] = str(cfg.state_dir)
+        env["CELERY_COMPOSER_CACHE_DIR"] = str(cfg.cache_dir)
+        env["CELERY_COMPOSER_REPOSITORIES_DIR"] = str(cfg.repositories_dir)
+        env["CELERY_COMPOSER_BROKER_URL"] = cfg.broker_url
+        env["CELERY_COMPOSER_RESULT_BACKEND"] = cfg.result_backend
+        if cfg.artifacts_dir:
+            env["CELERY_COMPOSER_ARTIFACTS_DIR"] = str(cfg.artifacts_dir)
+        return env
 
     def start(self) -> None:
-        env = dict(os.environ)
-        # the children must see the same configuration as the API, including overrides given on
-        # the command line, so the settings that matter travel through the environment
-        env["CELERY_COMPOSER_STATE_DIR"] = str(self.config.state_dir)
-        env["CELERY_COMPOSER_CACHE_DIR"] = str(self.config.cache_dir)
-        if self.config.artifacts_dir:
-            env["CELERY_COMPOSER_ARTIFACTS_DIR"] = str(self.config.artifacts_dir)
-        env["CELERY_COMPOSER_REPOSITORIES_DIR"] = str(self.config.repositories_dir)
-        for queues in self.queue_sets:
+        env = self.environ()
+        for argv in self.commands():
             # own session: a Ctrl-C at the terminal reaches the API, which stops us in order
-            self.procs.append(subprocess.Popen(self.command(queues), env=env,
-                                               start_new_session=True))
-            log.info("started embedded worker pid %d for %s", self.procs[-1].pid, queues)
+            self.procs.append(subprocess.Popen(argv, env=env, start_new_session=True,
+                                               preexec_fn=_die_with_parent))
+            log.info("started pid %d: %s", self.procs[-1].pid, " ".join(argv[2:]))
 
     def stop(self, grace: float = STOP_GRACE) -> None:
         for proc in self.procs:

@@ -1,0 +1,108 @@
+"""Faults around the queue: Redis restarted mid-queue, the API restarted, the recovery rules.
+
+Redis restarts use a private `redis-server` on a free port (never the shared one on 6379).
+"""
+
+from __future__ import annotations
+
+import time
+
+from tasks import pipeline, runs, steps
+from tasks.recovery import Recovery
+from tests.conftest import WeldrServer
+
+
+def test_redis_restart_mid_queue_loses_nothing(own_redis, make_env):
+    env = make_env(own_redis.url)
+    queued = [env.test_compose(2) for _ in range(5)]
+    for cid in queued:
+        assert pipeline.submit(env.config, cid)
+    own_redis.stop()  # no persistence: the five messages are gone
+    down = env.test_compose(2)
+    t0 = time.monotonic()
+    assert pipeline.submit(env.config, down) is False  # broker down: stays WAITING, no exception
+    assert time.monotonic() - t0 < 15
+    own_redis.start()
+    env.start_worker("build")
+    time.sleep(1)
+    ids = queued + [down]
+    assert set(env.wait_for(ids, timeout=1).values()) == {"WAITING"}  # nobody re-sent them yet
+    counts = Recovery(env.config, requeue_after=0).run_once()
+    assert counts["resent"] == 6
+    assert env.wait_for(ids) == {cid: "FINISHED" for cid in ids}
+    # a second pass finds nothing to do
+    assert Recovery(env.config, requeue_after=0).run_once()["resent"] == 0
+
+
+def test_recovery_does_not_duplicate_messages_the_broker_still_holds(redis_url, make_env):
+    env = make_env(redis_url)
+    ids = [env.test_compose(2) for _ in range(3)]
+    for cid in ids:
+        pipeline.submit(env.config, cid)
+    assert Recovery(env.config, requeue_after=0).run_once()["resent"] == 0
+    env.start_worker("build")
+    assert env.wait_for(ids) == {cid: "FINISHED" for cid in ids}
+
+
+def test_api_restart_loses_nothing(tmp_path, redis_url, make_env):
+    """The API is killed (-9) after storing composes but before sending them; its restart sends them."""
+    server = WeldrServer(tmp_path / "api")
+    env = make_env(redis_url, state_dir=server.state_dir)
+    server.extra_env = {k: v for k, v in env.environ.items() if k.startswith("CELERY_COMPOSER_")}
+    server.start()
+    server.kill()
+    ids = [env.test_compose(2) for _ in range(3)]  # stored, never sent: the API "died" here
+    env.start_worker("build")
+    time.sleep(0.5)
+    assert set(env.wait_for(ids, timeout=0.5).values()) == {"WAITING"}
+    server.start()
+    try:
+        assert env.wait_for(ids, timeout=30) == {cid: "FINISHED" for cid in ids}
+    finally:
+        server.stop()
+
+
+def test_stale_job_of_cancelled_compose_fails_instead_of_retrying(redis_url, make_env):
+    env = make_env(redis_url, task_stale_after=1)
+    cid = env.build_compose({"mode": "ok"})
+    store = env.store
+    claim = runs.claim(store.db, cid, steps.BUILD, "gone-worker", 1)
+    assert claim is not None
+    store.request_cancel(cid)
+    time.sleep(1.2)
+    counts = Recovery(env.config).run_once()
+    assert counts["failed"] == 1
+    assert store.get(cid).queue_status == "FAILED"
+    assert "gone-worker stopped responding" in store.read_log(cid)
+
+
+def test_claim_is_exclusive_while_heartbeat_is_fresh(make_env):
+    env = make_env("")
+    cid = env.build_compose({"mode": "ok"})
+    db = env.store.db
+    first = runs.claim(db, cid, steps.BUILD, "w1", stale_after=5)
+    assert first is not None and first.attempt == 1
+    assert runs.claim(db, cid, steps.BUILD, "w2", stale_after=5) is None
+    assert runs.beat(db, first)
+    # stale: another run may take it over, and the first one learns it lost the job
+    second = runs.claim(db, cid, steps.BUILD, "w2", stale_after=0)
+    assert second is not None and second.attempt == 2
+    assert not runs.beat(db, first)
+    assert not runs.done(db, first)
+    assert runs.advance(db, second, ["upload:local"])
+    assert runs.claim(db, cid, steps.BUILD, "w3", stale_after=0) is None  # done stays done
+    assert [(j["step"], j["state"]) for j in runs.jobs(db, cid)] == [
+        ("build", "done"), ("upload:local", "queued")]
+
+
+def test_running_compose_with_nothing_queued_is_failed(make_env):
+    env = make_env("", task_stale_after=1)
+    cid = env.build_compose({"mode": "ok"})
+    store = env.store
+    runs.mark_done(store.db, cid)  # as if the pipeline lost track of it
+    with store.db.transaction() as conn:
+        conn.execute("UPDATE composes SET job_started = job_started - 5 WHERE id = ?", (cid,))
+        conn.execute("UPDATE pipeline_jobs SET finished_at = finished_at - 5 WHERE compose_id = ?",
+                     (cid,))
+    assert Recovery(env.config).run_once()["failed"] == 1
+    assert "lost track" in store.read_log(cid)
