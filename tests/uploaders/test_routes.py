@@ -1,0 +1,194 @@
+"""Weldr v1 upload routes (catalogue §6.38–6.46) on the real Flask app over a real store.
+
+The upload itself runs through `run_compose_uploads`, the function the pipeline's
+`compose.upload.<target>` task calls, with the local target (no emulator needed here).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from app.errors import WeldrError
+from app.store import uploads as upload_store
+from tests.uploaders.conftest import MiB, write_image
+from uploaders.service import run_compose_uploads, validate_upload_request
+
+SECRET = "very-secret-key-value-42"
+
+
+@pytest.fixture
+def client(env) -> Any:
+    from app import create_app
+
+    app = create_app(env.config, db=env.db, submit=lambda compose_id: None)
+    return app.test_client()
+
+
+def ok(resp: Any) -> dict:
+    assert resp.status_code == 200, resp.data
+    body = resp.get_json()
+    assert body["status"] is True, body
+    return body
+
+
+def error(resp: Any, status: int, id: str) -> str:
+    assert resp.status_code == status, resp.data
+    body = resp.get_json()
+    assert body["status"] is False and body["errors"][0]["id"] == id, body
+    return body["errors"][0]["msg"]
+
+
+def test_providers_describe_targets_without_secrets(client, env) -> None:
+    ok(client.post("/api/v1/upload/providers/save", json={
+        "provider": "aws", "profile": "prod",
+        "settings": {"aws_region": "eu-west-1", "aws_access_key": "AKIAPROFILE", "aws_secret_key": SECRET}}))
+    resp = client.get("/api/v1/upload/providers")
+    providers = ok(resp)["providers"]
+    assert set(providers) == {"aws", "azure", "local", "s3"}
+    aws = providers["aws"]
+    assert aws["display"] == "AWS" and aws["supported_types"][0] == "ami"
+    assert aws["settings-info"]["aws_region"]["display"] == "AWS Region"
+    assert aws["profiles"] == {"prod": {"aws_region": "eu-west-1"}}
+    assert SECRET.encode() not in resp.data and b"AKIAPROFILE" not in resp.data
+    # stored for use, with the secret
+    assert upload_store.load_profile(env.db, "aws", "prod")["aws_secret_key"] == SECRET
+    assert client.get("/api/v0/upload/providers").status_code == 404
+
+
+def test_save_profile_errors(client) -> None:
+    assert error(client.post("/api/v1/upload/providers/save", data=""), 400, "MissingPost") == "Missing POST body"
+    msg = error(client.post("/api/v1/upload/providers/save", json={"provider": "aws", "profile": "p"}),
+                400, "UploadError")
+    assert msg == "Missing parameter 'settings'!"
+    msg = error(client.post("/api/v1/upload/providers/save", json={
+        "provider": "aws", "profile": "p", "settings": {"aws_region": "us-east-1", "color": "red"}}),
+        200, "UploadError")
+    assert msg == 'Received unexpected setting: "color"!'
+    msg = error(client.post("/api/v1/upload/providers/save", json={
+        "provider": "gopher", "profile": "p", "settings": {}}), 200, "UploadError")
+    assert msg == 'Couldn\'t find provider "gopher"!'
+
+
+def test_delete_profile(client, env) -> None:
+    ok(client.post("/api/v1/upload/providers/save", json={
+        "provider": "local", "profile": "nfs", "settings": {"directory": "/srv/images"}}))
+    ok(client.delete("/api/v1/upload/providers/delete/local/nfs"))
+    assert upload_store.load_profile(env.db, "local", "nfs") is None
+    msg = error(client.delete("/api/v1/upload/providers/delete/local/nfs"), 200, "UploadError")
+    assert msg == 'Profile "nfs" for provider "local" does not exist!'
+
+
+def test_schedule_run_info_log(client, env, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    compose, image = env.finished_compose("qcow2", "disk.qcow2")
+    write_image(image, 16 * MiB, [(0, MiB)])
+    ok(client.post("/api/v1/upload/providers/save", json={
+        "provider": "local", "profile": "here", "settings": {"directory": str(out)}}))
+    body = ok(client.post(f"/api/v1/compose/uploads/schedule/{compose.id}",
+                          json={"image_name": "nightly", "provider": "local", "profile": "here"}))
+    upload_id = body["upload_id"]
+    info = ok(client.get(f"/api/v1/upload/info/{upload_id}"))["upload"]
+    assert info["uuid"] == upload_id and info["status"] == "WAITING"
+    assert info["provider_name"] == "local" and info["image_name"] == "nightly"
+    assert info["settings"] == {"directory": str(out)} and info["image_path"] == str(image)
+
+    assert run_compose_uploads(env.config, compose.id, "local", store=env.store) == ["FINISHED"]
+    info = ok(client.get(f"/api/v1/upload/info/{upload_id}"))["upload"]
+    assert info["status"] == "FINISHED" and info["result"] == {"path": str(out / "nightly.qcow2")}
+    log = ok(client.get(f"/api/v1/upload/log/{upload_id}"))
+    assert log["upload_id"] == upload_id and "copied disk.qcow2" in log["log"]
+    assert (out / "nightly.qcow2").read_bytes() == image.read_bytes()
+
+
+def test_schedule_errors(client, env) -> None:
+    compose, _ = env.finished_compose("qcow2", "disk.qcow2")
+    url = f"/api/v1/compose/uploads/schedule/{compose.id}"
+    assert error(client.post(url, data=""), 400, "MissingPost") == "Missing POST body"
+    msg = error(client.post(url, json={"provider": "aws", "settings": {}}), 400, "UploadError")
+    assert msg == "Missing parameter 'image_name'!"
+    msg = error(client.post(url, json={"image_name": "x", "provider": "aws",
+                                       "settings": {"aws_region": "us-east-1"}}), 400, "UploadError")
+    assert msg == 'Type "qcow2" is not supported by provider "aws"!'
+    msg = error(client.post(url, json={"image_name": "x", "provider": "local", "profile": "none"}),
+                400, "UploadError")
+    assert msg == 'Profile "none" for provider "local" does not exist!'
+    missing = "11111111-2222-3333-4444-555555555555"
+    msg = error(client.post(f"/api/v1/compose/uploads/schedule/{missing}",
+                            json={"image_name": "x", "provider": "local", "settings": {"directory": "/"}}),
+                400, "UnknownUUID")
+    assert msg == f"{missing} is not a valid build uuid"
+
+
+def test_secrets_never_in_info_or_log(client, env) -> None:
+    compose, image = env.finished_compose("ami", "image.raw")
+    write_image(image, MiB, [(0, 100)])
+    body = ok(client.post(f"/api/v1/compose/uploads/schedule/{compose.id}", json={
+        "image_name": "x", "provider": "aws",
+        "settings": {"aws_region": "us-east-1", "aws_access_key": "AKIAX", "aws_secret_key": SECRET,
+                     # nothing listens there: the upload fails at once, on loopback
+                     "aws_endpoint_url": "http://127.0.0.1:9"}}))
+    run_compose_uploads(env.config, compose.id, "aws", store=env.store)
+    for url in (f"/api/v1/upload/info/{body['upload_id']}", f"/api/v1/upload/log/{body['upload_id']}"):
+        resp = client.get(url)
+        assert resp.status_code == 200 and SECRET.encode() not in resp.data, url
+    for url in (f"/api/v1/compose/info/{compose.id}", "/api/v1/compose/finished"):
+        resp = client.get(url)  # api-core's routes, rendering uploads with render_upload
+        assert resp.status_code == 404 or SECRET.encode() not in resp.data, url
+    info = ok(client.get(f"/api/v1/upload/info/{body['upload_id']}"))["upload"]
+    assert info["status"] == "FAILED" and "network error" in info["error"]
+    assert env.store.get(compose.id).queue_status == "FINISHED"
+
+
+def test_cancel_reset_delete(client, env, tmp_path: Path) -> None:
+    compose, image = env.finished_compose("qcow2", "disk.qcow2")
+    write_image(image, MiB, [(0, 100)])
+    upload_id = ok(client.post(f"/api/v1/compose/uploads/schedule/{compose.id}", json={
+        "image_name": "x", "provider": "local", "settings": {"directory": str(tmp_path)}}))["upload_id"]
+    assert ok(client.delete(f"/api/v1/upload/cancel/{upload_id}"))["upload_id"] == upload_id
+    assert env.store.upload(upload_id).status == "CANCELLED"
+    msg = error(client.delete(f"/api/v1/upload/cancel/{upload_id}"), 200, "UploadError")
+    assert msg == "Can't cancel, status is already CANCELLED!"
+    # a cancelled upload is not run by the worker
+    assert run_compose_uploads(env.config, compose.id, "local", store=env.store) == []
+
+    ok(client.post(f"/api/v1/upload/reset/{upload_id}", json={"image_name": "renamed"}))
+    upload = env.store.upload(upload_id)
+    assert upload.status == "WAITING" and upload.image_name == "renamed"
+    msg = error(client.post(f"/api/v1/upload/reset/{upload_id}"), 200, "UploadError")
+    assert msg == "Can't reset, status is WAITING!"
+    assert run_compose_uploads(env.config, compose.id, "local", store=env.store) == ["FINISHED"]
+    assert (tmp_path / "renamed.qcow2").exists()
+
+    ok(client.delete(f"/api/v1/upload/delete/{upload_id}"))
+    msg = error(client.get(f"/api/v1/upload/info/{upload_id}"), 200, "UploadError")
+    assert msg == f"Could not find upload {upload_id}!"
+    assert upload_store.read_log(env.db, upload_id) == ""
+
+
+def test_validate_upload_request_for_post_compose(env) -> None:
+    upload_store.save_profile(env.db, "azure", "dev", {"storage_account_name": "acct",
+                                                       "storage_container": "images", "sas_token": "sv=x"})
+    request = validate_upload_request({"image_name": "img", "provider": "azure", "profile": "dev"},
+                                      "vhd", env.config, env.db)
+    assert request == {"provider": "azure", "image_name": "img",
+                       "settings": {"storage_account_name": "acct", "storage_container": "images",
+                                    "sas_token": "sv=x"}}
+    # osbuild-composer's setting names are accepted and stored under ours
+    request = validate_upload_request({"image_name": "img", "provider": "aws", "settings": {
+        "region": "us-east-1", "accessKeyID": "A", "secretAccessKey": "S"}}, "ami", env.config, env.db)
+    assert request["settings"] == {"aws_region": "us-east-1", "aws_access_key": "A", "aws_secret_key": "S"}
+    with pytest.raises(WeldrError) as err:
+        validate_upload_request({"image_name": "img", "provider": "azure", "settings": {
+            "storage_account_name": "acct"}}, "vhd", env.config, env.db)
+    assert err.value.id == "UploadError" and "'storage_container'" in err.value.msg
+    with pytest.raises(WeldrError) as err:
+        validate_upload_request({"provider": "azure", "settings": {}}, "vhd", env.config, env.db)
+    assert err.value.msg == "Missing parameter 'image_name'!"
+    # operator defaults fill required settings
+    env.config.upload_defaults = {"aws": {"aws_region": "eu-north-1"}}
+    assert validate_upload_request({"image_name": "i", "provider": "aws", "settings": {}}, "ami",
+                                   env.config, env.db)["settings"] == {}
