@@ -9,6 +9,7 @@ with 200, as osbuild-composer does.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from flask import Blueprint, Response
@@ -142,35 +143,22 @@ def _pushed_blueprint() -> dict[str, Any]:
 
 
 def _check_distro(blueprint: dict[str, Any]) -> None:
-    """A blueprint naming a distro must name one this server has repositories for."""
+    """A blueprint naming a distro must name one this server has repositories for; an older
+    spelling (`rhel-92`) is stored in its canonical form, as osbuild-composer does."""
     distro = blueprint.get("distro")
     if not distro:
         return
-    arch = blueprint.get("architecture") or _host_arch()
-    valid = _valid_distros(arch)
-    if valid is not None and distro not in valid:
+    from app.store import sources
+
+    try:
+        import distros
+
+        distro = blueprint["distro"] = distros.canonical_name(distro)
+    except (ImportError, LookupError):
+        pass
+    arch = blueprint.get("architecture") or sources.host_arch()
+    if distro not in sources.list_distros(get_config(), arch):
         raise BlueprintError(f"'{distro}' is not a valid distribution (architecture '{arch}')")
-
-
-def _host_arch() -> str:
-    from app.params import host_arch
-
-    return host_arch()
-
-
-def _valid_distros(arch: str) -> list[str] | None:
-    """Distros with repositories for `arch`, from the sources store; None if it is not there."""
-    try:
-        from app.store import sources
-    except ImportError:
-        return None
-    lister = getattr(sources, "list_distros", None)
-    if lister is None:
-        return None
-    try:
-        return list(lister(get_config(), arch))
-    except TypeError:
-        return list(lister(get_config()))
 
 
 @bp.post("/blueprints/new")
@@ -217,32 +205,34 @@ def blueprints_tag(name: str) -> Response:
 def _solver() -> Solver:
     """The depsolver for blueprint routes (see `app.store.blueprints.Solver`).
 
-    It needs three other areas: `tasks.depsolve` (the resolver), the sources store (the system
-    and user repositories of a distro/arch, with its releasever and module platform) and the
-    host's default distro. When one of them is missing the route says so as a BlueprintsError;
-    it never answers with made-up packages.
+    Repositories come from the sources store (system repositories of the distro/arch plus the
+    user's sources), releasever and module platform from the distro definitions; the solve runs
+    in the depsolver's process pool (libsolv is not thread-safe). Any piece missing or failing
+    becomes a BlueprintsError for that blueprint, never a made-up answer.
     """
     try:
-        from tasks.depsolve import DepsolveError, PackageSet, Repository, RepositoryError, depsolve
+        import distros
+        from app.store import sources
+        from tasks.depsolve import DepsolveError, PackageSet, RepositoryError
+        from tasks.depsolve.processes import shared
     except ImportError as exc:
         raise BlueprintError(f"depsolving is not available on this server ({exc})") from exc
-    try:
-        from app.store import sources
-        solver_inputs = sources.solver_inputs
-        default_distro = sources.default_distro
-    except (ImportError, AttributeError) as exc:
-        raise BlueprintError(f"repositories are not available for depsolving ({exc})") from exc
     config, db = get_config(), get_db()
 
     def solve(requests: list[str], distro: str, arch: str) -> list[dict[str, Any]]:
-        distro = distro or default_distro(config)
-        arch = arch or _host_arch()
+        distro = distro or sources.default_distro(config)
+        arch = arch or sources.host_arch()
         try:
-            repos, releasever, platform_id = solver_inputs(config, db, distro, arch)
-            chain = depsolve([PackageSet(include=requests)],
-                             [Repository.from_dict(r) for r in repos], arch=arch,
-                             releasever=releasever, module_platform_id=platform_id,
-                             cache_dir=config.cache_dir)
+            platform_id = distros.get_distro(distro).module_platform_id or None
+        except LookupError as exc:
+            raise BlueprintError(f"Unknown distribution: {distro}") from exc
+        repos = sources.repositories_for(config, db, distro, arch)
+        try:
+            chain = shared().depsolve([PackageSet(include=requests)], repos, arch=arch,
+                                      releasever=sources.releasever(distro),
+                                      module_platform_id=platform_id,
+                                      cache_dir=Path(config.cache_dir) / "rpmmd",
+                                      metadata_expire=getattr(config, "metadata_expire", None))
         except (DepsolveError, RepositoryError) as exc:
             raise BlueprintError(str(exc)) from exc
         return chain[-1]
