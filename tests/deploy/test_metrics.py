@@ -16,7 +16,6 @@ from app.config import Config, load
 from app.store.composes import ComposeStore
 
 ROOT = Path(__file__).resolve().parents[2]
-REDIS_HOST, REDIS_PORT = "127.0.0.1", 6379
 
 
 def scrape(config: Config) -> dict[str, dict[tuple, float]]:
@@ -28,14 +27,6 @@ def scrape(config: Config) -> dict[str, dict[tuple, float]]:
         for s in family.samples:
             samples.setdefault(s.name, {})[tuple(sorted(s.labels.items()))] = s.value
     return samples
-
-
-def redis_available() -> bool:
-    try:
-        with socket.create_connection((REDIS_HOST, REDIS_PORT), timeout=1):
-            return True
-    except OSError:
-        return False
 
 
 @pytest.fixture
@@ -139,26 +130,17 @@ def test_queue_depths_embedded_broker(config):
     assert s["celery_composer_up"][(("part", "broker"),)] == 1
 
 
-@pytest.mark.skipif(not redis_available(), reason="no Redis on 127.0.0.1:6379")
-def test_queue_depths_redis(config):
-    import redis
+def test_queue_depths_redis(config, private_redis):
+    from tasks import celery_app
 
-    db = 11  # a database of its own; flushed before and after
-    client = redis.Redis(host=REDIS_HOST, port=REDIS_PORT, db=db)
-    client.flushdb()
-    try:
-        cfg = config.replace(broker_url=f"redis://{REDIS_HOST}:{REDIS_PORT}/{db}")
-        _publish(cfg.broker_url, "depsolve", 2)
-        _publish(cfg.broker_url, "upload.aws", 1)
-        depth = scrape(cfg)["celery_composer_queue_depth"]
-        assert depth[(("queue", "depsolve"),)] == 2
-        assert depth[(("queue", "build"),)] == 0
-        from tasks import celery_app
-
-        if "upload.aws" in celery_app.all_queues():
-            assert depth[(("queue", "upload.aws"),)] == 1
-    finally:
-        client.flushdb()
+    cfg = config.replace(broker_url=private_redis)
+    _publish(cfg.broker_url, "depsolve", 2)
+    _publish(cfg.broker_url, "upload.aws", 1)
+    depth = scrape(cfg)["celery_composer_queue_depth"]
+    assert depth[(("queue", "depsolve"),)] == 2
+    assert depth[(("queue", "build"),)] == 0
+    if "upload.aws" in celery_app.all_queues():
+        assert depth[(("queue", "upload.aws"),)] == 1
 
 
 def test_broker_down_keeps_the_rest_of_the_scrape(config):
