@@ -1,0 +1,475 @@
+"""`/compose*`: start composes and read, cancel, delete and download them (catalogue §6.24–6.37).
+
+The routes validate, call `app.store.composes`, and render osbuild-composer's shapes and
+messages.  Building is the pipeline's job: POST /compose stores the compose WAITING and hands
+its id to `app.submit_compose`.  Listing replies are cached per process on the store's
+generation counter, so cockpit polling `compose/status/*` over thousands of composes costs one
+small query per request until something changes.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any, Callable, Iterable
+
+from flask import Blueprint, Response, abort, request
+
+from app import get_config, get_db, pipeline_module, submit_compose
+from app.errors import WeldrError, error_entry, json_response
+from app.params import (JSON_TYPE, api_version, arch_arg, check_blueprint_name, distro_arg,
+                        host_arch, parse_uuid)
+from app.store import composes as cs
+from app.store import sources
+from app.tarstream import tar_response
+
+bp = Blueprint("compose", __name__)
+
+
+def _store() -> cs.ComposeStore:
+    return cs.ComposeStore(get_db(), get_config().artifacts_path)
+
+
+# --- image type definitions ---------------------------------------------------------------
+
+def _distro(name: str, arch: str) -> Any:
+    try:
+        import distros
+    except ImportError as exc:
+        raise WeldrError("DistroError", f"Unknown distribution: {name}") from exc
+    try:
+        d = distros.get_distro(name)
+    except (LookupError, KeyError) as exc:
+        raise WeldrError("DistroError", f"Unknown distribution: {name} for arch {arch}") from exc
+    if arch not in d.arches():
+        raise WeldrError("DistroError", f"Unknown distribution: {name} for arch {arch}")
+    return d
+
+
+def _image_type(distro: str, arch: str, compose_type: str) -> Any:
+    d = _distro(distro, arch)
+    try:
+        return d.image_type(arch, compose_type)
+    except (LookupError, KeyError) as exc:
+        raise WeldrError("ComposeError", f'Failed to get compose type "{compose_type}": '
+                         f"invalid image type: {compose_type}") from exc
+
+
+@bp.get("/compose/types")
+def compose_types() -> Response:
+    distro, arch = distro_arg(), arch_arg()
+    d = _distro(distro, arch)
+    return json_response({"types": [{"name": name, "enabled": True}
+                                    for name in sorted(d.image_types(arch))]})
+
+
+# --- rendering ----------------------------------------------------------------------------
+
+def _render_uploads(uploads: Iterable[cs.Upload]) -> list[dict[str, Any]]:
+    try:
+        from uploaders.service import render_upload
+    except ImportError:
+        render_upload = None
+    out = []
+    for u in uploads:
+        if render_upload is not None:
+            out.append(render_upload(u))
+        else:  # the uploaders package strips secrets; without it we show no settings at all
+            out.append({"uuid": u.id, "status": u.status, "provider_name": u.target,
+                        "image_name": u.image_name, "creation_time": u.created, "settings": {}})
+    return out
+
+
+def _entry(s: cs.ComposeSummary, uploads: list[cs.Upload] | None) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "id": s.id, "blueprint": s.blueprint_name, "version": s.blueprint_version,
+        "compose_type": s.compose_type,
+        "image_size": s.image_size if s.queue_status == cs.FINISHED else 0,
+        "queue_status": s.queue_status, "job_created": s.job_created,
+    }
+    if s.job_started:
+        out["job_started"] = s.job_started
+    if s.job_finished:
+        out["job_finished"] = s.job_finished
+    if uploads:
+        out["uploads"] = _render_uploads(uploads)
+    return out
+
+
+def _entries(summaries: list[cs.ComposeSummary], store: cs.ComposeStore) -> list[dict[str, Any]]:
+    uploads = store.uploads_of(s.id for s in summaries) if api_version() >= 1 else {}
+    return [_entry(s, uploads.get(s.id)) for s in summaries]
+
+
+class _ListingCache:
+    """Rendered listing bodies, valid while the store's generation is unchanged."""
+
+    MAX = 64
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._bodies: dict[tuple, tuple[int, str, bytes]] = {}
+
+    def get(self, key: tuple, render: Callable[[], Any]) -> Response:
+        store = _store()
+        db_key = str(store.db.path)
+        generation = store.generation()
+        with self._lock:
+            hit = self._bodies.get(key)
+        if hit is not None and hit[0] == generation and hit[1] == db_key:
+            body = hit[2]
+        else:
+            body = json_response(render()).get_data()
+            with self._lock:
+                if len(self._bodies) >= self.MAX:
+                    self._bodies.clear()
+                self._bodies[key] = (generation, db_key, body)
+        return Response(body, status=200, content_type="application/json; charset=utf-8")
+
+
+_cache = _ListingCache()
+
+
+@bp.get("/compose/queue")
+def compose_queue() -> Response:
+    def render() -> dict[str, Any]:
+        store = _store()
+        return {"new": _entries(store.summaries(statuses=[cs.WAITING]), store),
+                "run": _entries(store.summaries(statuses=[cs.RUNNING]), store)}
+
+    return _cache.get(("queue", api_version()), render)
+
+
+@bp.get("/compose/finished")
+def compose_finished() -> Response:
+    def render() -> dict[str, Any]:
+        store = _store()
+        return {"finished": _entries(store.summaries(statuses=[cs.FINISHED]), store)}
+
+    return _cache.get(("finished", api_version()), render)
+
+
+@bp.get("/compose/failed")
+def compose_failed() -> Response:
+    def render() -> dict[str, Any]:
+        store = _store()
+        return {"failed": _entries(store.summaries(statuses=[cs.FAILED]), store)}
+
+    return _cache.get(("failed", api_version()), render)
+
+
+@bp.get("/compose/status/<uuids>")
+def compose_status(uuids: str) -> Response:
+    blueprint = request.args.get("blueprint")
+    if blueprint is not None:
+        check_blueprint_name(blueprint, "Invalid characters in blueprint argument")
+    status = request.args.get("status")
+    compose_type = request.args.get("type")
+    ids: list[str] | None = None
+    if uuids != "*":
+        ids = []
+        for raw in uuids.split(","):
+            parsed = parse_uuid(raw)
+            if parsed is None:
+                raise WeldrError("UnknownUUID", f"{raw} is not a valid build uuid")
+            ids.append(parsed)
+
+    def render() -> dict[str, Any]:
+        store = _store()
+        found = store.summaries(ids=ids, statuses=[status] if status else None,
+                                blueprint=blueprint, compose_type=compose_type)
+        return {"uuids": _entries(found, store)}
+
+    if ids is None:
+        return _cache.get(("status", api_version(), blueprint, status, compose_type), render)
+    return json_response(render())
+
+
+# --- one compose --------------------------------------------------------------------------
+
+def _compose_id(raw: str, unknown_msg: str = "Compose {id} doesn't exist") -> str:
+    compose_id = parse_uuid(raw)
+    if compose_id is None:
+        raise WeldrError("UnknownUUID", f"{raw} is not a valid build uuid")
+    if not _store().exists(compose_id):
+        raise WeldrError("UnknownUUID", unknown_msg.format(id=compose_id))
+    return compose_id
+
+
+def _load(compose_id: str) -> cs.Compose:
+    try:
+        return _store().get(compose_id)
+    except cs.UnknownCompose as exc:
+        raise WeldrError("UnknownUUID", f"Compose {compose_id} doesn't exist") from exc
+    except cs.DamagedCompose as exc:
+        raise WeldrError("ComposeStatusError", str(exc), 500) from exc
+
+
+def _payload_packages(packages: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """The packages of the image itself (osbuild-composer's `deps.packages`), not the build root."""
+    if "os" in packages:
+        chosen = packages["os"]
+    else:
+        chosen = [p for name, pkgs in packages.items() if name != "build" for p in pkgs]
+    keys = ("name", "epoch", "version", "release", "arch")
+    return [{k: p.get(k, 0 if k == "epoch" else "") for k in keys} for p in chosen]
+
+
+@bp.get("/compose/info/<uuid>")
+def compose_info(uuid: str) -> Response:
+    compose_id = _compose_id(uuid, "{id} is not a valid build uuid")
+    compose = _load(compose_id)
+    store = _store()
+    try:
+        packages = store.packages(compose_id)
+    except cs.DamagedCompose as exc:
+        raise WeldrError("ComposeStatusError", str(exc), 500) from exc
+    body: dict[str, Any] = {
+        "id": compose.id, "config": "", "blueprint": compose.blueprint, "commit": "",
+        "deps": {"packages": _payload_packages(packages)},
+        "compose_type": compose.compose_type, "queue_status": compose.queue_status,
+        "image_size": compose.image_size if compose.queue_status == cs.FINISHED else 0,
+    }
+    if api_version() >= 1:
+        uploads = store.uploads(compose_id)
+        if uploads:
+            body["uploads"] = _render_uploads(uploads)
+    progress = _progress(compose)
+    if progress:
+        body["progress"] = progress
+    return json_response(body)
+
+
+def _progress(compose: cs.Compose) -> dict[str, Any] | None:
+    if compose.queue_status != cs.RUNNING:
+        return None
+    module = pipeline_module()
+    if module is not None and hasattr(module, "progress"):
+        try:
+            return module.progress(get_config(), compose.id)
+        except Exception:  # noqa: BLE001 - advisory only
+            return None
+    return _store().progress(compose.id)
+
+
+@bp.delete("/compose/cancel/<uuid>")
+def compose_cancel(uuid: str) -> Response:
+    compose_id = _compose_id(uuid)
+    try:
+        _store().request_cancel(compose_id)
+    except cs.WrongState as exc:
+        raise WeldrError("BuildInWrongState",
+                         f"Build {compose_id} is not in WAITING or RUNNING.") from exc
+    module = pipeline_module()
+    if module is not None and hasattr(module, "cancel"):
+        module.cancel(get_config(), compose_id)
+    return json_response({"status": True, "uuid": compose_id})
+
+
+@bp.delete("/compose/delete/<uuids>")
+def compose_delete(uuids: str) -> Response:
+    store = _store()
+    module = pipeline_module()
+    done: list[dict[str, Any]] = []
+    errors: list[dict[str, str]] = []
+    for raw in uuids.split(","):
+        compose_id = parse_uuid(raw)
+        if compose_id is None:
+            errors.append(error_entry("UnknownUUID", f"{raw} is not a valid uuid"))
+            continue
+        try:
+            store.delete(compose_id)
+        except cs.UnknownCompose:
+            errors.append(error_entry("UnknownUUID", f"compose {compose_id} doesn't exist"))
+            continue
+        except cs.WrongState:
+            errors.append(error_entry("BuildInWrongState",
+                                      f"Compose {compose_id} is not in FINISHED or FAILED."))
+            continue
+        if module is not None and hasattr(module, "forget"):
+            try:
+                module.forget(get_config(), compose_id)
+            except Exception:  # noqa: BLE001 - the compose is gone; its run records are advisory
+                pass
+        done.append({"uuid": compose_id, "status": True})
+    return json_response({"uuids": done, "errors": errors})
+
+
+@bp.get("/compose/log/<uuid>")
+def compose_log(uuid: str) -> Response:
+    compose_id = _compose_id(uuid)
+    compose = _load(compose_id)
+    size = request.args.get("size", "1024")
+    if not size.isdigit():
+        raise WeldrError("ComposeError", f"Invalid log size: {size}")
+    if compose.queue_status == cs.WAITING:
+        return json_response({"status": False, "errors": [error_entry(
+            "BuildInWrongState", f"Build {compose_id} has not started yet. No logs to view.")]})
+    text = _store().read_log(compose_id, tail_bytes=int(size) * 1024)
+    if compose.queue_status == cs.RUNNING and not text:
+        text = f"Build {compose_id} is still running.\n"
+    return Response(text, content_type="text/plain; charset=utf-8")
+
+
+def _finished_or_failed(compose: cs.Compose, message: str) -> None:
+    if compose.queue_status not in (cs.FINISHED, cs.FAILED):
+        raise WeldrError("BuildInWrongState", message)
+
+
+def _manifest_bytes(compose_id: str) -> bytes | None:
+    import json
+
+    try:
+        manifest = _store().manifest(compose_id)
+    except cs.DamagedCompose as exc:
+        raise WeldrError("ComposeStatusError", str(exc), 500) from exc
+    return None if manifest is None else json.dumps(manifest, indent=2).encode()
+
+
+@bp.get("/compose/metadata/<uuid>")
+def compose_metadata(uuid: str) -> Response:
+    compose_id = _compose_id(uuid)
+    compose = _load(compose_id)
+    _finished_or_failed(compose, f"Build {compose_id} is in wrong state: {compose.queue_status}")
+    manifest = _manifest_bytes(compose_id)
+    members = [(f"{compose_id}.json", manifest)] if manifest is not None else []
+    return tar_response(f"{compose_id}-metadata.tar", members)
+
+
+@bp.get("/compose/results/<uuid>")
+def compose_results(uuid: str) -> Response:
+    compose_id = _compose_id(uuid)
+    compose = _load(compose_id)
+    _finished_or_failed(compose, f"Build {compose_id} is in wrong state: {compose.queue_status}")
+    store = _store()
+    members: list[tuple[str, Any]] = []
+    manifest = _manifest_bytes(compose_id)
+    if manifest is not None:
+        members.append((f"{compose_id}.json", manifest))
+    log_path = store.log_path(compose_id)
+    if log_path.is_file():
+        members.append(("logs/osbuild.log", log_path))
+    image = store.image_path(compose)
+    if image is not None and image.is_file():
+        members.append((f"{compose_id}-{image.name}", image))
+    return tar_response(f"{compose_id}.tar", members)
+
+
+@bp.get("/compose/logs/<uuid>")
+def compose_logs(uuid: str) -> Response:
+    compose_id = _compose_id(uuid)
+    compose = _load(compose_id)
+    _finished_or_failed(compose, f"Build {compose_id} not in FINISHED or FAILED state.")
+    log_path = _store().log_path(compose_id)
+    members: list[tuple[str, Any]] = [("logs/osbuild.log", log_path if log_path.is_file() else b"")]
+    return tar_response(f"{compose_id}-logs.tar", members)
+
+
+@bp.get("/compose/image/<uuid>")
+def compose_image(uuid: str) -> Response:
+    compose_id = _compose_id(uuid)
+    compose = _load(compose_id)
+    if compose.queue_status != cs.FINISHED:
+        raise WeldrError("BuildInWrongState",
+                         f"Build {compose_id} is in wrong state: {compose.queue_status}")
+    image = _store().image_path(compose)
+    try:
+        if image is None:
+            raise FileNotFoundError("the compose has no image file")
+        fh = open(image, "rb")
+        size = image.stat().st_size
+    except OSError as exc:
+        raise WeldrError("InternalServerError",
+                         f"Error accessing image file for compose {compose_id}: {exc}") from exc
+
+    def chunks() -> Any:
+        with fh:
+            while block := fh.read(1 << 20):
+                yield block
+
+    resp = Response(chunks(), content_type=compose.mime_type, direct_passthrough=True)
+    resp.headers["Content-Length"] = str(size)
+    resp.headers["Content-Disposition"] = f"attachment; filename={compose_id}-{image.name}"
+    return resp
+
+
+# --- starting a compose -------------------------------------------------------------------
+
+def _committed_blueprint(name: str) -> dict[str, Any] | None:
+    from app.store import blueprints
+
+    try:
+        return blueprints.get_committed(get_db(), name)
+    except Exception as exc:  # DamagedBlueprint carries its Weldr id and message
+        error_id = getattr(exc, "error_id", None)
+        if error_id is None:
+            raise
+        raise WeldrError(error_id, getattr(exc, "msg", str(exc)),
+                         getattr(exc, "http_status", 400)) from exc
+
+
+def _parse_compose_body() -> dict[str, Any]:
+    import json
+
+    if request.headers.get("Content-Type") != JSON_TYPE:
+        raise WeldrError("MissingPost", "blueprint must be json")
+    try:
+        body = json.loads(request.get_data(cache=True) or b"")
+    except (ValueError, RecursionError):
+        body = None
+    if not isinstance(body, dict):
+        abort(404)  # osbuild-composer answers an empty or unparsable body with its 404
+    return body
+
+
+@bp.post("/compose")
+def compose_start() -> Response:
+    body = _parse_compose_body()
+    test = request.args.get("test", "")
+    test_mode = int(test) if test in ("1", "2") else 0
+    name = body.get("blueprint_name")
+    if not isinstance(name, str):
+        name = ""
+    check_blueprint_name(name)
+    compose_type = body.get("compose_type")
+    if not isinstance(compose_type, str):
+        compose_type = ""
+    size = body.get("size", 0) or 0
+    if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+        raise WeldrError("ComposeError", f"Invalid size: {size!r}")
+    ostree = body.get("ostree") or {}
+    if not isinstance(ostree, dict):
+        raise WeldrError("ComposeError", "Invalid ostree options")
+    blueprint = _committed_blueprint(name)
+    if blueprint is None:
+        raise WeldrError("UnknownBlueprint", f"Unknown blueprint name: {name}")
+    config = get_config()
+    distro = blueprint.get("distro") or sources.default_distro(config)
+    arch = blueprint.get("architecture") or host_arch()
+    if distro not in sources.list_distros(config):
+        raise WeldrError("DistroError", f"Unknown distribution: {distro} for arch {arch}")
+    image_type = _image_type(distro, arch, compose_type)
+    if ostree.get("parent") and not ostree.get("url"):
+        raise WeldrError("ManifestCreationFailed", "failed to initialize osbuild manifest: ostree "
+                         "parent ref specified, but no URL to retrieve it")
+    upload_requests = []
+    if api_version() >= 1 and body.get("upload"):
+        upload = body["upload"]
+        if not isinstance(upload, dict):
+            raise WeldrError("UploadError", "'upload' must be an object")
+        from uploaders.service import validate_upload_request
+
+        upload_requests.append(validate_upload_request(upload, compose_type, config))
+    image_size = max(size, getattr(image_type, "default_size", 0) or 0)
+    compose = _store().create(
+        blueprint=blueprint, compose_type=compose_type, distro=distro, arch=arch,
+        size=image_size, image_filename=getattr(image_type, "filename", "") or "",
+        mime_type=getattr(image_type, "mime_type", "") or "application/octet-stream",
+        ostree=ostree, upload_requests=upload_requests, test_mode=test_mode,
+        options={"requested_size": size})
+    if test_mode == 0:
+        submit_compose(compose.id)
+    reply: dict[str, Any] = {"build_id": compose.id, "status": True, "warnings": []}
+    if upload_requests:
+        uploads = _store().uploads(compose.id)
+        reply["upload_id"] = uploads[0].id if uploads else ""
+    return json_response(reply)
