@@ -168,25 +168,6 @@ def plan_path(ctx: StepContext, compose_id: str) -> Path:
     return ctx.store.compose_dir(compose_id) / "build-plan.json"
 
 
-def repositories_for(config: "Config", distro: str, arch: str) -> list[dict]:
-    """The system repositories of a distro/arch plus the user's sources (api-core's store)."""
-    repos: list[dict] = []
-    path = Path(config.repositories_dir) / f"{distro}.json"
-    if path.exists():
-        data = json.loads(path.read_text())
-        entries = data.get(arch, []) if isinstance(data, dict) else data
-        repos.extend(dict(r) for r in entries)
-    try:
-        from app.store import sources as sources_store  # api-core's; optional
-
-        lister = getattr(sources_store, "repositories_for", None)
-        if lister is not None:
-            repos.extend(lister(config, distro=distro, arch=arch))
-    except ImportError:
-        pass
-    return repos
-
-
 def run_depsolve(config: "Config", compose_id: str,
                  depsolver: Callable[..., Any] | None = None) -> str:
     """Resolve every pipeline's package set, then write the manifest the build will run."""
@@ -199,14 +180,19 @@ def run_depsolve(config: "Config", compose_id: str,
         try:
             import distros
 
+            from app.store.sources import solver_inputs
+
             image_type = distros.get_distro(compose.distro).image_type(compose.arch,
                                                                        compose.compose_type)
-            repositories = repositories_for(config, compose.distro, compose.arch)
-            sets = image_type.package_sets(compose.blueprint, compose.options)
-            packages = _depsolve_sets(config, compose, sets, repositories, depsolver)
+            repositories, releasever, platform_id = solver_inputs(
+                config, ctx.store.db, compose.distro, compose.arch, image_type.name)
+            options = manifest_options(compose)
+            sets = image_type.package_sets(compose.blueprint, options)
+            packages = _depsolve_sets(config, compose, sets, repositories, releasever,
+                                      platform_id, depsolver)
             ctx.store.record_packages(compose_id, packages)
             manifest = image_type.manifest(compose.blueprint, packages, repositories,
-                                           compose.options, _seed(compose_id))
+                                           options, _seed(compose_id))
             ctx.store.record_manifest(compose_id, manifest)
             pipeline_names = [p.get("name") for p in manifest.get("pipelines", [])]
             plan = {"exports": list(image_type.exports),
@@ -227,30 +213,47 @@ def run_depsolve(config: "Config", compose_id: str,
     return "depsolved"
 
 
+def manifest_options(compose: Any) -> dict[str, Any]:
+    """The distros engine's options for this compose (its `ManifestOptions` keys)."""
+    options: dict[str, Any] = {"size": int(compose.size or 0), "api_type": "weldr"}
+    if compose.ostree:
+        options["ostree"] = dict(compose.ostree)
+    for key in ("partitioning_mode", "containers", "ostree_commits"):
+        if key in compose.options:
+            options[key] = compose.options[key]
+    return options
+
+
 def _seed(compose_id: str) -> int:
     """Manifest seed: stable per compose, so a retried depsolve writes the same manifest."""
     return int(compose_id.replace("-", "")[:15], 16)
 
 
 def _depsolve_sets(config: "Config", compose: Any, sets: dict[str, list[Any]],
-                   repositories: list[dict], depsolver: Callable[..., Any] | None) -> dict:
+                   repositories: list[dict], releasever: str, platform_id: str | None,
+                   depsolver: Callable[..., Any] | None) -> dict[str, list[dict]]:
+    """Each pipeline's chain of package sets → the packages that pipeline installs.
+
+    The union of the chain's transactions, so it holds whether a transaction lists only what it
+    added or everything installed so far.
+    """
     from tasks import depsolve as depsolve_mod
 
     solve = depsolver or depsolve_mod.depsolve
-    repos = [depsolve_mod.Repository.from_dict(r) for r in repositories]
     out: dict[str, list[dict]] = {}
-    releasever = compose.options.get("releasever") or _releasever(compose.distro)
     for pipeline, chain in sets.items():
-        chain = [s if not isinstance(s, dict) else depsolve_mod.PackageSet(**s) for s in chain]
-        results = solve(chain, repos, arch=compose.arch, releasever=releasever,
-                        cache_dir=Path(config.cache_dir) / "rpmmd")
-        out[pipeline] = results[-1] if results else []
+        if not chain:
+            continue
+        results = solve(chain, repositories, arch=compose.arch, releasever=releasever,
+                        module_platform_id=platform_id, cache_dir=Path(config.cache_dir) / "rpmmd",
+                        metadata_expire=config.metadata_expire)
+        seen: dict[tuple, dict] = {}
+        for transaction in results:
+            for pkg in transaction:
+                key = (pkg["name"], pkg.get("epoch", 0), pkg["version"], pkg["release"], pkg["arch"])
+                seen.setdefault(key, pkg)
+        out[pipeline] = [seen[k] for k in sorted(seen)]
     return out
-
-
-def _releasever(distro: str) -> str:
-    tail = distro.rsplit("-", 1)[-1]
-    return tail
 
 
 # --- build ----------------------------------------------------------------------------------

@@ -181,3 +181,62 @@ def test_kill_9_with_no_attempts_left_fails_in_bounded_time(redis_url, make_env)
         loop.stop()
     assert time.monotonic() - killed < 2 + 0.5 + 3  # task_stale_after + interval + slack
     assert "stopped responding" in store.read_log(cid)
+
+
+def _test_repo_source() -> dict:
+    import shutil
+
+    import pytest
+
+    for tool in ("rpmbuild", "createrepo_c"):
+        if shutil.which(tool) is None:
+            pytest.fail(f"{tool} is not installed (tests/debian-packages.txt)")
+    from tests.depsolve.repos import built_repos
+
+    baseos = built_repos()["baseos"]
+    return {"id": "test-baseos", "name": "test baseos", "type": "yum-baseurl",
+            "url": baseos.as_uri() + "/", "check_gpg": False, "check_ssl": False,
+            "system": False, "rhsm": False}
+
+
+def test_full_chain_depsolve_manifest_build(redis_url, make_env):
+    """depsolve (real solver, local test repository) → manifest (test distro) → build (stand-in)."""
+    from app.store.sources import SourceStore
+
+    env = make_env(redis_url)
+    store = env.store
+    SourceStore(store.db).put(_test_repo_source())
+    compose = store.create(blueprint={"name": "chain", "version": "0.0.1",
+                                      "packages": [{"name": "bash", "version": "*"}]},
+                           compose_type="tar", distro="test-distro-1", arch="x86_64",
+                           image_filename="root.tar", mime_type="application/x-tar")
+    env.start_worker("depsolve,build", concurrency=1)
+    assert pipeline.submit(env.config, compose.id)
+    assert env.wait_for([compose.id], timeout=60) == {compose.id: "FINISHED"}, \
+        store.read_log(compose.id)
+    packages = store.packages(compose.id)
+    assert "bash" in {p["name"] for p in packages["os"]}
+    manifest = store.manifest(compose.id)
+    assert [p["name"] for p in manifest["pipelines"]] == ["os", "archive"]
+    log = store.read_log(compose.id)
+    assert "--export archive" in log and "--checkpoint os" in log
+    assert store.image_path(store.get(compose.id)).stat().st_size > 0
+    assert [j["step"] for j in runs.jobs(store.db, compose.id)] == ["depsolve", "build"]
+
+
+def test_depsolve_failure_fails_compose(redis_url, make_env):
+    from app.store.sources import SourceStore
+
+    env = make_env(redis_url)
+    store = env.store
+    SourceStore(store.db).put(_test_repo_source())
+    compose = store.create(blueprint={"name": "bad", "version": "0.0.1",
+                                      "packages": [{"name": "no-such-package", "version": "*"}]},
+                           compose_type="tar", distro="test-distro-1", arch="x86_64")
+    env.start_worker("depsolve,build")
+    pipeline.submit(env.config, compose.id)
+    assert env.wait_for([compose.id], timeout=60) == {compose.id: "FAILED"}
+    log = store.read_log(compose.id)
+    assert "depsolve failed" in log and "no-such-package" in log
+    # the chain stopped: no build was queued
+    assert [j["step"] for j in runs.jobs(store.db, compose.id)] == ["depsolve"]
