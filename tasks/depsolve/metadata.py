@@ -160,7 +160,10 @@ class MetadataCache:
 
     def __init__(self, cache_dir: Path | str, *, default_expire: int | None = None,
                  fetch_options: dict | None = None) -> None:
-        self.root = Path(cache_dir) / "rpmmd"
+        # Callers pass the service's cache_dir; one that already names this directory is
+        # taken as is, so every caller lands in the same shared cache.
+        cache_dir = Path(cache_dir)
+        self.root = cache_dir if cache_dir.name == "rpmmd" else cache_dir / "rpmmd"
         self.default_expire = DEFAULT_METADATA_EXPIRE if default_expire is None else default_expire
         self._fetch_overrides = dict(fetch_options or {})
 
