@@ -235,10 +235,15 @@ def _fill_table(table: Any, data: dict[str, Any], top: bool = False) -> None:
             table.add(key, aot)
 
 
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+
+
 def _toml_value(value: Any) -> Any:
-    if isinstance(value, str) and "\n" in value:
-        return tomlkit.string(value, multiline=True) if "'''" not in value and '"""' not in value \
-            else value
+    # A multi-line string reads best as one (kickstarts, file contents), but TOML turns CRLF
+    # into LF inside them; such strings, and those with other control characters, stay escaped.
+    if isinstance(value, str) and "\n" in value and not _CONTROL.search(value) \
+            and '"""' not in value:
+        return tomlkit.string(value, multiline=True)
     if isinstance(value, list):
         arr = tomlkit.array()
         arr.extend(value)

@@ -33,11 +33,13 @@ class StrictBool(fields.Field):
 
 
 class StrictInt(fields.Field):
-    """An integer, not a bool and not a float (Go refuses 1.5 and true for an int)."""
+    """A 64-bit integer, not a bool and not a float (Go refuses 1.5, true and 2**64 for an int)."""
 
     def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> int:
         if isinstance(value, bool) or not isinstance(value, int):
             raise ValidationError("Not a valid integer.")
+        if not -(2**63) <= value < 2**63:
+            raise ValidationError("Number out of range.")
         return value
 
 

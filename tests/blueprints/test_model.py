@@ -4,6 +4,7 @@ rules applied on save, TOML output, diff and freeze."""
 from __future__ import annotations
 
 import json
+import random
 import tomllib
 
 import pytest
@@ -301,6 +302,7 @@ def test_order_of_packages_is_kept():
     ('name="x"\n[customizations]\npartitioning_mode="zfs"', "invalid partitioning mode 'zfs'"),
     ('name="x"\n[[customizations.group]]\nname="a"\n[[customizations.group]]\nname="a"', "duplicate group name: a"),
     ('name="x"\n[[customizations]]\nhostname="legacy"', "customizations"),
+    ('name="x"\n[[customizations.user]]\nname="a"\nuid=99999999999999999999', "Number out of range."),
 ])
 def test_schema_refuses(doc, fragment):
     assert fragment in bad_request(doc)
@@ -396,6 +398,22 @@ def test_toml_of_empty_lists_and_odd_strings():
     assert tomllib.loads(text)["description"] == bp["description"]
     assert tomllib.loads(text)["packages"] == []
     assert "distro" not in tomllib.loads(text)
+
+
+def test_toml_strings_round_trip_whatever_they_hold():
+    """Descriptions, kickstarts and file contents come back from TOML exactly as stored."""
+    rng = random.Random(7)
+    pieces = ["a", '"', "'", "\\", "\n", "\r", "\t", "\x00", "\x1f", "\x7f", "☃", "\U0001F600",
+              '"""', "'''", " ", "\u2028", "\ufeff", "\b", "\\u", '""', "\\\n"]
+    for _ in range(2000):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 12)))
+        bp = model.initialize({"name": "x", "description": text,
+                               "customizations": {"files": [{"path": "/a", "data": text}],
+                                                  "timezone": {"ntpservers": [text]}}})
+        back = tomllib.loads(model.to_toml(bp))
+        assert back["description"] == text
+        assert back["customizations"]["files"][0]["data"] == text
+        assert back["customizations"]["timezone"].get("ntpservers", [""]) == [text]
 
 
 def test_json_text_round_trip():
