@@ -54,6 +54,10 @@ class PipelineKind:
     def serialize(self, ctx: "ManifestContext", spec: dict[str, Any]) -> dict[str, Any]:
         raise NotImplementedError
 
+    def ostree_sources(self, ctx: "ManifestContext", spec: dict[str, Any]) -> list[Any]:
+        """ostree commits (distros.ostree.SourceSpec) the compose must resolve for this pipeline."""
+        return []
+
 
 @dataclass
 class ManifestOptions:
@@ -186,7 +190,32 @@ class ImageTypeDef:
         total = sum(int(f.get("minsize") or 0) for f in (bp_customizations(ctx.blueprint).get("filesystem") or []))
         return max(size, total)
 
+    def check(self, blueprint: dict[str, Any] | None, options: Any = None) -> list[str]:
+        """osbuild-composer's checks of a request against the image type: warnings, or
+        distros.ostree.OSTreeOptionsError (Weldr `ManifestCreationFailed`)."""
+        from distros.ostree import OSTreeOptions, check_options
+
+        bp = blueprint or {}
+        opts = ManifestOptions.from_any(options)
+        return check_options(type_name=self.name, rpm_ostree=bool(self.data.get("rpm_ostree")),
+                             boot_iso=bool(self.data.get("boot_iso")),
+                             options=OSTreeOptions.from_request(opts.ostree),
+                             customizations=bp_customizations(bp),
+                             has_containers=bool(bp.get("containers")), distro_name=self.distro.name)
+
+    def ostree_sources(self, blueprint: dict[str, Any] | None, options: Any = None) -> dict[str, list[Any]]:
+        """Per pipeline, the ostree commits to resolve before `manifest` (pass the resolved
+        CommitSpec dicts back as options `ostree_commits`)."""
+        ctx = self.context(blueprint, options, seed=0)
+        out: dict[str, list[Any]] = {}
+        for spec in self.pipelines:
+            found = kind_of(spec).ostree_sources(ctx, spec)
+            if found:
+                out[spec["name"]] = found
+        return out
+
     def package_sets(self, blueprint: dict[str, Any] | None, options: Any = None) -> dict[str, list[dict[str, Any]]]:
+        self.check(blueprint, options)
         ctx = self.context(blueprint, options, seed=0)
         self._prepare_disk(ctx)
         sets: dict[str, list[dict[str, Any]]] = {}
@@ -198,6 +227,7 @@ class ImageTypeDef:
 
     def manifest(self, blueprint: dict[str, Any] | None, packages: dict[str, list[dict[str, Any]]],
                  repositories: list[dict[str, Any]], options: Any = None, seed: int = 0) -> dict[str, Any]:
+        self.check(blueprint, options)
         ctx = self.context(blueprint, options, seed)
         ctx.packages = packages
         ctx.repositories = list(repositories)

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from distros import ostree
 from distros.customizations import CONFIG_STAGES, FileNode, blueprint_packages, inline_source
 from distros.engine import ManifestContext, PipelineKind, pipeline_kind
+from distros.ostree import CommitSpec, add_commit_sources, ostree_first_boot_stage
 from distros.pipelines.build import build_ref
 from distros.stages import fstab_stage, rpm_stage, selinux_stage, source_file_input, stage
 
@@ -53,8 +55,6 @@ def os_package_chain(ctx: ManifestContext, spec: dict[str, Any]) -> list[dict[st
         extra += ["shadow-utils", "pam", "passwd"]
     if o.firewall is not None:
         extra.append("firewalld")
-    if o.fips:
-        extra.append("dracut-fips")
     chain = []
     if base:
         chain.append({"include": _unique(base), "exclude": _unique(exclude), "install_weak_deps": o.install_weak_deps})
@@ -146,6 +146,15 @@ class OSTree(PipelineKind):
             pkgs.append("shadow-utils")
         return pkgs, {}
 
+    def ostree_sources(self, ctx: ManifestContext, spec: dict[str, Any]) -> list[Any]:
+        """An ostree tree with a compose URL has a parent commit to resolve."""
+        if not spec.get("ostree"):
+            return []
+        from distros.pipelines.installers import parent_source
+
+        source = parent_source(ctx)
+        return [source] if source is not None else []
+
     def serialize(self, ctx: ManifestContext, spec: dict[str, Any]) -> dict[str, Any]:
         name = spec["name"]
         o = ctx.os
@@ -157,6 +166,13 @@ class OSTree(PipelineKind):
         if o.exclude_docs:
             rpm_options["exclude"] = {"docs": True}
         rpm_options.update(ctx.data.get("rpm_options") or {})
+        if spec.get("ostree"):
+            rpm_options.update({"dbpath": "/usr/share/rpm", "ostree_booted": True})
+            parents = [CommitSpec.from_dict(c) for c in ctx.options.ostree_commits.get(name) or []]
+            if parents:
+                # keep the parent commit's uid/gid allocations
+                stages.append(ostree.passwd_stage(parents[0]))
+                add_commit_sources(ctx, parents[:1])
         stages.append(rpm_stage(ctx.packages.get(name, []), ctx.gpgkeys_for(name), **rpm_options))
 
         if not ctx.data.get("no_bls"):
@@ -177,10 +193,18 @@ class OSTree(PipelineKind):
             stages.append(stage("timezone", {"zone": o.timezone}))
         if o.chrony is not None:
             stages.append(stage("chrony", o.chrony))
-        if o.groups:
+        # an installer's payload gets its users from the kickstart, not in the tree
+        in_tree_accounts = not spec.get("installer_payload")
+        if o.groups and in_tree_accounts:
             stages.append(stage("groups", {"groups": o.groups}))
-        if o.users:
-            stages.append(stage("users", {"users": o.users}))
+        if o.users and in_tree_accounts:
+            if spec.get("ostree"):
+                # keys are written on first boot: in a commit they would land in the read-only /usr side
+                stages.append(stage("users", {"users": {n: {k: v for k, v in u.items() if k != "key"}
+                                                         for n, u in o.users.items()}}))
+                stages.append(ostree_first_boot_stage(o.users))
+            else:
+                stages.append(stage("users", {"users": o.users}))
         if o.firewall is not None:
             stages.append(stage("firewall", o.firewall))
         for key, type_, many in CONFIG_STAGES:
@@ -199,7 +223,9 @@ class OSTree(PipelineKind):
                 kernel_opts.append("fips=1")
                 boot = pt.find("/boot")
                 if boot is not None:
-                    kernel_opts.append(f"boot=UUID={boot[0].uuid}")
+                    label = boot[0].label
+                    kernel_opts.append(f"boot=LABEL={label}" if label else f"boot=UUID={boot[0].uuid}")
+                stages.append(stage("dracut", {"kernel": [ctx.kernel_version()], "add_modules": ["fips"]}))
             stages.append(fstab_stage(pt))
             loader = plat.get("bootloader", "grub2")
             if loader == "grub2":
@@ -212,6 +238,8 @@ class OSTree(PipelineKind):
         if o.rhsm_facts:
             stages.append(stage("rhsm.facts", {"facts": {"image-builder.osbuild-composer.api-type": ctx.options.api_type}}))
 
+        if spec.get("ostree"):
+            stages.append(ostree.journald_persistent_stage())
         stages += directory_stages(o.directories)
         stages += file_stages(ctx, o.files)
 
@@ -229,11 +257,15 @@ class OSTree(PipelineKind):
 
         if o.fips:
             stages.append(stage("update-crypto-policies", {"policy": "FIPS"}))
-            stages += file_stages(ctx, [FileNode(path=p, data=d) for p, d in FIPS_FILES.items()])
+            stages.append(stage("dracut.conf", {"filename": "40-fips.conf", "config": {"add_dracutmodules": ["fips"]}}))
+            stages += file_stages(ctx, [FileNode(path=p, data=d, mode="0644", user="root", group="root")
+                                        for p, d in FIPS_FILES.items()])
         if o.openscap:
             stages.append(self._openscap(ctx))
         if o.selinux:
             stages.append(selinux_stage(o.selinux))
+        if spec.get("ostree"):
+            stages.append(ostree.preptree_stage(spec.get("etc_group_members")))
         return {"name": name, **build_ref(ctx), "stages": stages}
 
     def _grub2(self, ctx: ManifestContext, plat: dict[str, Any], root_uuid: str,
