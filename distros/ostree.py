@@ -591,3 +591,43 @@ def _order_grub(options: dict[str, Any]) -> dict[str, Any]:
     ordered = {key: options[key] for key in _GRUB_ORDER if key in options}
     ordered.update({key: value for key, value in options.items() if key not in ordered})
     return ordered
+
+
+def add_commit_sources(ctx: Any, commits: Iterable[CommitSpec]) -> None:
+    """Register commits as `org.osbuild.ostree` sources of the manifest being built (ctx.extra_sources)."""
+    for name, section in ostree_sources(commits).items():
+        ctx.extra_sources.setdefault(name, {}).update(section["items"])
+
+
+def ostree_first_boot_stage(users: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """Write users' SSH keys on first boot, into the deployment's /var homes."""
+    var_home, root_home = "/var/home", "/var/roothome"
+    commands: list[str] = []
+    for name, user in users.items():
+        key = user.get("key")
+        if not key:
+            continue
+        ssh_dir = f"{root_home if name == 'root' else var_home + '/' + name}/.ssh"
+        commands.append(f"mkdir -p {ssh_dir}")
+        commands.append(f"sh -c 'echo {_go_quote(key)} >> {_go_quote(ssh_dir + '/authorized_keys')}'")
+        commands.append(f"chown {name}:{name} -Rc {ssh_dir}")
+    commands += [f"restorecon -rvF {var_home}", f"restorecon -rvF {root_home}"]
+    return {"type": "org.osbuild.first-boot", "options": {"commands": commands, "wait_for_network": False}}
+
+
+def _go_quote(text: str) -> str:
+    """A double-quoted string with backslash escapes, as osbuild-composer writes these commands."""
+    out = ['"']
+    for ch in text:
+        if ch in '"\\':
+            out.append("\\" + ch)
+        elif ch == "\n":
+            out.append("\\n")
+        elif ch == "\t":
+            out.append("\\t")
+        elif ord(ch) < 0x20:
+            out.append(f"\\x{ord(ch):02x}")
+        else:
+            out.append(ch)
+    out.append('"')
+    return "".join(out)

@@ -52,23 +52,26 @@ def image_ref(ctx: ManifestContext) -> str:
     return ostree.parent_commit_source(compose_ostree_options(ctx), default_ref(ctx))[1]
 
 
+def parent_source(ctx: ManifestContext) -> ostree.SourceSpec | None:
+    return ostree.parent_commit_source(compose_ostree_options(ctx), default_ref(ctx))[0]
+
+
+def payload_source(ctx: ManifestContext) -> ostree.SourceSpec:
+    return ostree.payload_commit_source(compose_ostree_options(ctx), default_ref(ctx), ctx.image_type.name)
+
+
 def commits_of(ctx: ManifestContext, pipeline: str) -> list[ostree.CommitSpec]:
     return [ostree.CommitSpec.from_dict(c) for c in (ctx.options.ostree_commits.get(pipeline) or [])]
 
 
 def payload_commit(ctx: ManifestContext, pipeline: str) -> ostree.CommitSpec:
     """The one resolved commit a deployment or ostree installer embeds; registered as a source."""
-    source = ostree.payload_commit_source(compose_ostree_options(ctx), default_ref(ctx), ctx.image_type.name)
+    source = payload_source(ctx)
     commits = commits_of(ctx, pipeline)
     if len(commits) != 1:
         raise MissingCommit(f"{ctx.image_type.name}: ostree commit {source.ref} from {source.url} is not resolved")
-    add_commit_sources(ctx, commits)
+    ostree.add_commit_sources(ctx, commits)
     return commits[0]
-
-
-def add_commit_sources(ctx: ManifestContext, commits: list[ostree.CommitSpec]) -> None:
-    for name, section in ostree.ostree_sources(commits).items():
-        ctx.extra_sources.setdefault(name, {}).update(section["items"])
 
 
 def iso_label(ctx: ManifestContext) -> str:
@@ -181,6 +184,9 @@ class BootISOTree(PipelineKind):
             pkgs.append("tar")
             labels["/usr/bin/tar"] = INSTALL_EXEC
         return pkgs, labels
+
+    def ostree_sources(self, ctx: ManifestContext, spec: dict[str, Any]) -> list[Any]:
+        return [payload_source(ctx)] if spec.get("payload") == "ostree" else []
 
     def serialize(self, ctx: ManifestContext, spec: dict[str, Any]) -> dict[str, Any]:
         payload = spec.get("payload")
@@ -328,6 +334,9 @@ def deployment_grub_options(ctx: ManifestContext) -> dict[str, Any]:
 class OSTreeDeployment(PipelineKind):
     def build_needs(self, ctx: ManifestContext, spec: dict[str, Any]) -> tuple[list[str], dict[str, str]]:
         return ["rpm-ostree"], {}
+
+    def ostree_sources(self, ctx: ManifestContext, spec: dict[str, Any]) -> list[Any]:
+        return [payload_source(ctx)]
 
     def serialize(self, ctx: ManifestContext, spec: dict[str, Any]) -> dict[str, Any]:
         commit = payload_commit(ctx, spec["name"])
