@@ -1,0 +1,38 @@
+"""osbuild-composer's installer and ostree manifests, reproduced exactly (up to seeded identifiers).
+
+Given a golden case's compose request, depsolved packages and resolved ostree commits, the engine
+must write the manifest osbuild-composer wrote. Random values (filesystem UUIDs, the FAT serial of
+efiboot.img) come from a seeded generator and are compared up to consistent renaming
+(distros.compare); everything else must be identical.
+"""
+
+from __future__ import annotations
+
+import json
+import lzma
+from pathlib import Path
+
+import pytest
+
+from distros.cases import manifest_for_case
+from distros.compare import diff
+
+CASES = [
+    "centos_9-x86_64-image_installer-boot",
+    "centos_9-x86_64-edge_commit-boot",
+    "centos_9-x86_64-edge_container-boot",
+    "centos_9-x86_64-edge_installer-boot",
+]
+
+
+def load_case(path: Path) -> dict:
+    with lzma.open(path) as f:
+        return json.load(f)
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_golden_manifest(golden_dir: Path, case: str) -> None:
+    data = load_case(golden_dir / f"{case}.json.xz")
+    generated = manifest_for_case(data)
+    difference = diff(data["manifest"], generated)
+    assert not difference, f"{case}: generated manifest differs\n{difference[:6000]}"
