@@ -49,6 +49,36 @@ test-deps: debian-deps $(VENV)/.test-deps node_modules/.bin/azurite-blob ## Inst
 test: test-deps ## Install what the tests need and run them
 	$(BIN)/pytest $(PYTEST_ARGS)
 
+# Installation layout; `make install DESTDIR=/tmp/root PREFIX=/usr` for packaging.
+PREFIX ?= /usr/local
+DESTDIR ?=
+BINDIR ?= $(PREFIX)/bin
+UNITDIR ?= $(PREFIX)/lib/systemd/system
+SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
+SYSCONFDIR ?= /etc
+UNITS := $(wildcard systemd/*.socket systemd/*.service)
+
+.PHONY: install
+install: ## Install systemd units, sysusers entry and example config under DESTDIR/PREFIX
+	install -d $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSUSERSDIR) $(DESTDIR)$(SYSCONFDIR)/celery-composer
+	for unit in $(UNITS); do \
+		sed 's|/usr/bin/celery-composer|$(BINDIR)/celery-composer|g' $$unit > $(DESTDIR)$(UNITDIR)/$$(basename $$unit); \
+		chmod 0644 $(DESTDIR)$(UNITDIR)/$$(basename $$unit); \
+	done
+	install -m 0644 systemd/celery-composer.sysusers $(DESTDIR)$(SYSUSERSDIR)/celery-composer.conf
+	@# an existing configuration is the admin's: never overwrite it
+	[ -e $(DESTDIR)$(SYSCONFDIR)/celery-composer/celery-composer.toml ] || \
+		install -m 0644 conf/celery-composer.toml $(DESTDIR)$(SYSCONFDIR)/celery-composer/celery-composer.toml
+
+.PHONY: install-python
+install-python: ## Install the celery-composer command itself under DESTDIR/PREFIX (pip)
+	$(PYTHON) -m pip install --no-deps --root "$(if $(DESTDIR),$(DESTDIR),/)" --prefix $(PREFIX) .
+
+.PHONY: uninstall
+uninstall: ## Remove what `make install` put in place (the configuration stays)
+	for unit in $(UNITS); do rm -f $(DESTDIR)$(UNITDIR)/$$(basename $$unit); done
+	rm -f $(DESTDIR)$(SYSUSERSDIR)/celery-composer.conf
+
 .PHONY: clean
 clean: ## Remove the virtualenv and caches
 	rm -rf $(VENV) .pytest_cache build *.egg-info
