@@ -186,8 +186,14 @@ class ImageTypeDef:
                                options=opts, os=os_config(self.image_config(), bp, rng), rng=rng)
 
     def image_size(self, ctx: ManifestContext) -> int:
+        from distros.partition import fs_min_size
+
         size = ctx.options.size or self.default_size
-        total = sum(int(f.get("minsize") or 0) for f in (bp_customizations(ctx.blueprint).get("filesystem") or []))
+        # some clouds want whole units (Azure: MiB)
+        align = parse_size(self.data.get("size_align", 0))
+        if align and size % align:
+            size = (size // align + 1) * align
+        total = sum(fs_min_size(f) for f in (bp_customizations(ctx.blueprint).get("filesystem") or []))
         return max(size, total)
 
     def check(self, blueprint: dict[str, Any] | None, options: Any = None) -> list[str]:

@@ -302,6 +302,52 @@ def random_uuid(rng: random.Random) -> str:
     return str(uuidlib.UUID(int=rng.getrandbits(128), version=4))
 
 
+# Where a blueprint may (not) put a filesystem, as osbuild-composer's mountpoint policy has it:
+# True = the path and everything below it is allowed, "exact" = only the path itself.
+MOUNTPOINT_POLICY: dict[str, bool | str] = {
+    "/": "exact", "/boot": "exact", "/boot/efi": False, "/bin": False, "/dev": False, "/etc": False,
+    "/lib": False, "/lib64": False, "/lost+found": False, "/proc": False, "/run": False, "/sbin": False,
+    "/sys": False, "/sysroot": False, "/usr": True, "/var": True, "/var/run": False, "/var/lock": False,
+    "/opt": True, "/srv": True, "/home": True, "/tmp": True, "/app": True, "/data": True, "/mnt": True,
+}
+
+
+def mountpoint_allowed(path: str) -> bool:
+    if not path.startswith("/") or "//" in path or "/./" in path + "/" or "/../" in path + "/":
+        return False
+    if path != "/" and path.endswith("/"):
+        return False
+    best = None
+    for prefix in MOUNTPOINT_POLICY:
+        if path == prefix or (prefix != "/" and path.startswith(prefix + "/")):
+            if best is None or len(prefix) > len(best):
+                best = prefix
+    if best is None:
+        return True if path.count("/") >= 1 and path != "/" else False
+    rule = MOUNTPOINT_POLICY[best]
+    if rule == "exact":
+        return path == best
+    return bool(rule)
+
+
+def check_mountpoints(filesystems: list[dict[str, Any]]) -> None:
+    """Refuse what osbuild-composer refuses, with its wording."""
+    bad = [f.get("mountpoint", "") for f in filesystems if not mountpoint_allowed(f.get("mountpoint", ""))]
+    if bad:
+        raise PartitioningError(f"The following custom mountpoints are not supported {bad}")
+    seen: set[str] = set()
+    for f in filesystems:
+        if f["mountpoint"] in seen:
+            raise PartitioningError(f"duplicate mountpoint {f['mountpoint']!r} in the blueprint")
+        seen.add(f["mountpoint"])
+
+
+def fs_min_size(fsc: dict[str, Any]) -> int:
+    """A filesystem customization's size: bytes, or a string such as "2 GiB"."""
+    value = fsc.get("minsize") or fsc.get("size") or 0
+    return parse_size(value) if isinstance(value, str) else int(value)
+
+
 def customized(base: PartitionTable, filesystems: list[dict[str, Any]], image_size: int,
                mode: str, required_sizes: dict[str, int] | None,
                rng: random.Random) -> PartitionTable:
@@ -311,10 +357,11 @@ def customized(base: PartitionTable, filesystems: list[dict[str, Any]], image_si
         raise PartitioningError(f"unknown partitioning mode {mode!r}")
     if pt.has_lvm() and mode == "raw":
         raise PartitioningError("raw partitioning mode is not possible for a table with LVM")
+    check_mountpoints(filesystems)
     new: list[tuple[str, int]] = []
     for fsc in filesystems:
         mountpoint = fsc["mountpoint"]
-        size = int(fsc.get("minsize") or fsc.get("size") or 0)
+        size = fs_min_size(fsc)
         found = pt.find(mountpoint)
         if found is not None:
             pt.ensure_size(found[1], size)

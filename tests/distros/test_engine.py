@@ -309,3 +309,28 @@ def test_shipped_definitions_cover_the_distros() -> None:
                 it = d.image_type(arch, t)
                 assert it.filename and it.exports and it.mime_type
                 assert {s["name"] for s in it.pipelines} >= set(it.exports), (name, arch, t)
+
+
+@pytest.mark.parametrize("mountpoint, ok", [
+    ("/", True), ("/boot", True), ("/var/log", True), ("/opt/app", True), ("/data", True),
+    ("/etc", False), ("/boot/efi", False), ("/boot/extra", False), ("/var/run", False),
+    ("/usr/", False), ("relative", False), ("/a/../b", False),
+])
+def test_mountpoint_policy(toy: dict[str, distros.Distro], mountpoint: str, ok: bool) -> None:
+    from distros.partition import PartitioningError
+
+    it = toy["toy-1"].image_type("x86_64", "disk")
+    bp = {"customizations": {"filesystem": [{"mountpoint": mountpoint, "minsize": "1 GiB"}]}}
+    if ok:
+        it.manifest(bp, PACKAGES, REPOS, None, 0)
+    else:
+        with pytest.raises(PartitioningError, match="not supported"):
+            it.manifest(bp, PACKAGES, REPOS, None, 0)
+
+
+def test_requested_size_and_alignment() -> None:
+    it = distros.get_distro("centos-9").image_type("x86_64", "vhd")
+    pkgs = {"build": [pkg("rpm", n=1)], "os": [pkg("kernel", n=2)]}
+    m = it.manifest({}, pkgs, REPOS, {"size": 5 * 1024**3 + 1}, 0)
+    truncate = m["pipelines"][2]["stages"][0]["options"]
+    assert int(truncate["size"]) == 5 * 1024**3 + 1024**2       # rounded up to a whole MiB for Azure
