@@ -180,8 +180,10 @@ def configure(config: "Config") -> Celery:
         task_serializer="json",
         result_serializer="json",
         accept_content=["json"],
-        task_send_sent_event=True,  # Flower shows queued tasks too
-        worker_send_task_events=True,
+        # task events cost a broker round trip per state change; Flower switches them on in the
+        # workers when it starts (its enable_events), so they are off until someone watches
+        task_send_sent_event=False,
+        worker_send_task_events=False,
         worker_hijack_root_logger=False,
         worker_redirect_stdouts=False,
         timezone="UTC",

@@ -32,9 +32,9 @@ def celery_for(config: "Config") -> Any:
 
 
 def _store(config: "Config") -> Any:
-    from app.store.composes import ComposeStore
+    from tasks.steps import store_for
 
-    return ComposeStore.from_config(config)
+    return store_for(config)
 
 
 def first_step(compose: Any) -> str:

@@ -100,10 +100,26 @@ class StepContext:
     store: "ComposeStore"
 
 
-def context(config: "Config") -> StepContext:
+_stores: dict[tuple, "ComposeStore"] = {}
+
+
+def store_for(config: "Config") -> "ComposeStore":
+    """One store (one SQLite connection per thread) per process and state directory.
+
+    Opening a database runs every schema's CREATE IF NOT EXISTS in a write transaction; per task
+    that would cost more than the task itself.
+    """
     from app.store.composes import ComposeStore
 
-    return StepContext(config, ComposeStore.from_config(config))
+    key = (os.getpid(), str(config.state_dir), str(config.artifacts_path))
+    store = _stores.get(key)
+    if store is None:
+        store = _stores[key] = ComposeStore.from_config(config)
+    return store
+
+
+def context(config: "Config") -> StepContext:
+    return StepContext(config, store_for(config))
 
 
 def _claim(ctx: StepContext, compose_id: str, step: str) -> runs.Claim:

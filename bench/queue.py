@@ -1,0 +1,228 @@
+"""Queue benchmark: N test-mode composes submitted at once, Redis, 2 workers.
+
+    .venv/bin/python bench/queue.py [--composes 500] [--workers 2] [--via api|store]
+
+`--via api` (default) starts a real `celery-composer serve` on a temporary socket and POSTs
+`/api/v1/compose?test=2` N times from 16 client threads, as composer-cli would; `--via store`
+records the composes in the store and calls `tasks.pipeline.submit` directly (the queue alone).
+Workers are real `celery-composer worker --queues build --concurrency 1` processes; the broker is
+Redis on 127.0.0.1:6379, database 14 (flushed), or `--broker URL`.
+
+Printed: all finished / lost, enqueue→start latency (job recorded queued → a worker claimed it)
+p50/p90/p99/max, submit time, and composes per second from first submit to last finish, beside the
+reference figures (plain Celery chains measured on this machine class, and lorax-composer's test
+mode).  Target: p50 < 100 ms.
+"""
+
+from __future__ import annotations
+
+import sys
+
+# Run as `python bench/queue.py`, this file's directory comes first on sys.path and the file itself
+# would stand in for the standard library's `queue` module; take that entry out before any import.
+if sys.path and sys.path[0] and __file__.startswith(sys.path[0].rstrip("/") + "/"):
+    sys.path.pop(0)
+
+import argparse  # noqa: E402
+import json
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+REFERENCE = [
+    ("plain Celery 3-task chain over Redis (issue 5, 2 cores)", "~16 ms per chain, ~345 tasks/s"),
+    ("kombu SQLite transport, 50 ms polling (issue 5)", "~190 ms per 3-task chain"),
+    ("lorax-composer test mode", "sleeps 5 s per compose, one at a time: 0.2 composes/s"),
+]
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    k = (len(ordered) - 1) * p / 100
+    lo, hi = int(k), min(int(k) + 1, len(ordered) - 1)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
+
+
+def settings_env(base: Path, broker: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update({
+        "CELERY_COMPOSER_STATE_DIR": str(base / "state"),
+        "CELERY_COMPOSER_CACHE_DIR": str(base / "cache"),
+        "CELERY_COMPOSER_BROKER_URL": broker,
+        "CELERY_COMPOSER_EMBEDDED_WORKERS": "false",
+        "CELERY_COMPOSER_LOG_LEVEL": "WARNING",
+    })
+    return env
+
+
+def start(argv: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
+    return subprocess.Popen(argv, cwd=ROOT, env=env, stdout=open(log, "ab"),
+                            stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def wait_ready(log: Path, proc: subprocess.Popen, needle: bytes, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while needle not in log.read_bytes():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise SystemExit(f"{log.name} did not start:\n{log.read_text()[-2000:]}")
+        time.sleep(0.1)
+
+
+def submit_via_api(base: Path, env: dict[str, str], n: int, procs: list) -> list[str]:
+    from tests.conftest import WeldrClient
+
+    sock = base / "api.socket"
+    log = base / "api.log"
+    procs.append(start([sys.executable, "-m", "app.cli", "serve", "--socket", str(sock),
+                        "--workers", "2"], env, log))
+    client = WeldrClient(sock)
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if sock.exists() and client.get("/api/status", timeout=5).status == 200:
+                break
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            raise SystemExit(f"API did not start:\n{log.read_text()[-2000:]}")
+        time.sleep(0.1)
+    bp = {"name": "bench", "version": "0.0.1", "packages": [], "modules": [], "groups": []}
+    r = client.post("/api/v1/blueprints/new", bp)
+    if r.status != 200:
+        raise SystemExit(f"cannot push the blueprint: {r.status} {r.text}")
+
+    def one(_: int) -> str:
+        resp = client.post("/api/v1/compose?test=2", {"blueprint_name": "bench", "compose_type": "tar",
+                                                      "branch": "master"})
+        if resp.status != 200:
+            raise RuntimeError(f"POST /compose: {resp.status} {resp.text}")
+        return resp.json()["build_id"]
+
+    with ThreadPoolExecutor(16) as pool:
+        return list(pool.map(one, range(n)))
+
+
+def submit_via_store(config, n: int) -> list[str]:
+    from app.store.composes import ComposeStore
+    from tasks import pipeline
+
+    store = ComposeStore.from_config(config)
+    ids = []
+    for _ in range(n):
+        c = store.create(blueprint={"name": "bench", "version": "0.0.1"}, compose_type="tar",
+                         distro="test-distro-1", arch="x86_64")
+        with store.db.transaction() as conn:  # test mode 2, stored WAITING for the pipeline
+            rec = json.loads(conn.execute("SELECT record FROM composes WHERE id = ?",
+                                          (c.id,)).fetchone()[0])
+            rec["test_mode"] = 2
+            conn.execute("UPDATE composes SET record = ? WHERE id = ?", (json.dumps(rec), c.id))
+        ids.append(c.id)
+
+    def send(cid: str) -> bool:
+        return pipeline.submit(config, cid)
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(send, ids))
+    return ids
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--composes", type=int, default=500)
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--via", choices=("api", "store"), default="api")
+    ap.add_argument("--broker", default="redis://127.0.0.1:6379/14")
+    ap.add_argument("--timeout", type=float, default=300)
+    args = ap.parse_args()
+
+    if args.broker.startswith("redis://"):
+        import redis
+
+        redis.Redis.from_url(args.broker).flushdb()
+    base = Path(tempfile.mkdtemp(prefix="bench-queue-"))
+    env = settings_env(base, args.broker)
+    os.environ.update({k: v for k, v in env.items() if k.startswith("CELERY_COMPOSER_")})
+    from app import config as config_mod
+    from app.store.composes import ComposeStore
+    from tasks import runs
+
+    config = config_mod.load()
+    procs: list[subprocess.Popen] = []
+    try:
+        for i in range(args.workers):
+            log = base / f"worker{i}.log"
+            env_i = dict(env, CELERY_COMPOSER_LOG_LEVEL="INFO")
+            procs.append(start([sys.executable, "-m", "app.cli", "worker", "--queues", "build",
+                                "--concurrency", "1"], env_i, log))
+            wait_ready(log, procs[-1], b"ready.")
+        t0 = time.time()
+        if args.via == "api":
+            ids = submit_via_api(base, env, args.composes, procs)
+        else:
+            ids = submit_via_store(config, args.composes)
+        submitted = time.time()
+        store = ComposeStore.from_config(config)
+        deadline = time.monotonic() + args.timeout
+        while True:
+            states = {s.id: s for s in store.summaries(ids=ids)}
+            done = [s for s in states.values() if s.queue_status in ("FINISHED", "FAILED")]
+            if len(done) == len(ids) or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        jobs = {}
+        for cid in ids:
+            for j in runs.jobs(store.db, cid):
+                jobs[cid] = j
+        latencies = [(j["started_at"] - j["enqueued_at"]) * 1000 for j in jobs.values()
+                     if j["started_at"]]
+        finished = [s for s in states.values() if s.queue_status == "FINISHED"]
+        last = max((s.job_finished or 0) for s in done) if done else time.time()
+        lost = len(ids) - len(done)
+        print(f"queue benchmark: {len(ids)} test-mode composes via {args.via}, "
+              f"{args.workers} workers, broker {args.broker}")
+        print(f"  finished {len(finished)}, failed {len(done) - len(finished)}, "
+              f"not done (lost) {lost}")
+        if args.via == "api" and not jobs:
+            print("  NOTE: the API stored the test composes without queueing them (no pipeline jobs);"
+                  " run with --via store to measure the queue")
+        if latencies:
+            print(f"  enqueue→start latency ms: p50 {percentile(latencies, 50):.1f}  "
+                  f"p90 {percentile(latencies, 90):.1f}  p99 {percentile(latencies, 99):.1f}  "
+                  f"max {max(latencies):.1f}  (mean {statistics.mean(latencies):.1f})")
+        print(f"  submit took {submitted - t0:.2f} s ({len(ids) / (submitted - t0):.0f} POST/s)")
+        print(f"  throughput: {len(done) / max(1e-9, last - t0):.0f} composes/s "
+              f"(first submit → last finish {last - t0:.2f} s)")
+        print("  target: p50 < 100 ms")
+        print("reference (not re-measured here):")
+        for what, figure in REFERENCE:
+            print(f"  {what}: {figure}")
+        return 0 if lost == 0 else 1
+    finally:
+        for proc in reversed(procs):
+            stop(proc)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
