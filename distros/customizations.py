@@ -137,6 +137,12 @@ def os_config(image_config: dict[str, Any], blueprint: dict[str, Any], rng: rand
     cfg.install_weak_deps = bool(ic.get("install_weak_deps", True))
     cfg.rhsm_facts = bool(ic.get("rhsm_facts", False))
 
+    # accounts and files an image type always has (e.g. vagrant's user), blueprint may add more
+    if ic.get("users") or ic.get("files"):
+        c = dict(c)
+        c["user"] = list(ic.get("users") or []) + list(c.get("user") or [])
+        c["files"] = list(ic.get("files") or []) + list(c.get("files") or [])
+
     # --- blueprint ---------------------------------------------------------------------
     if c.get("hostname"):
         cfg.hostname = c["hostname"]

@@ -64,3 +64,20 @@ class OVAArchive(PipelineKind):
                    "paths": [f"{base}.ovf", f"{base}.mf", vmdk]}
         return {"name": spec["name"], **build_ref(ctx), "stages": [
             stage("tar", options, inputs={"tree": tree_input(source)})]}
+
+
+@pipeline_kind("vagrant")
+class VagrantBox(PipelineKind):
+    """The tree of a Vagrant box (metadata + disk) for libvirt or VirtualBox; `tar` packs it."""
+
+    def serialize(self, ctx: ManifestContext, spec: dict[str, Any]) -> dict[str, Any]:
+        from distros.stages import pipeline_file_input
+
+        source = spec.get("input", "qcow2")
+        provider = spec.get("provider", "libvirt")
+        options: dict[str, Any] = {"provider": provider}
+        if provider == "virtualbox":
+            options["synced_folders"] = {"/vagrant": {"type": "rsync"}}
+            options["virtualbox"] = {"mac_address": "%012x" % ctx.rng.getrandbits(48)}
+        return {"name": spec["name"], **build_ref(ctx), "stages": [
+            stage("vagrant", options, inputs={"image": pipeline_file_input(source, output_filename(ctx, source))})]}
