@@ -83,11 +83,20 @@ def decode(text: str, content_type: str | None) -> Blueprint:
 def validate(raw: Any) -> Blueprint:
     """A decoded document checked against the schema; errors name every bad field."""
     try:
-        return load_blueprint_dict(raw)
+        return load_blueprint_dict(_drop_nulls(raw))
     except ValidationError as exc:
         raise BlueprintError(BAD_REQUEST + "; ".join(flatten_errors(exc.messages))) from exc
     except RecursionError as exc:
         raise BlueprintError(BAD_REQUEST + "the blueprint is nested too deeply") from exc
+
+
+def _drop_nulls(value: Any) -> Any:
+    """JSON nulls in objects mean "not given", as Go's decoder leaves such fields at zero."""
+    if isinstance(value, dict):
+        return {k: _drop_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_drop_nulls(v) for v in value]
+    return value
 
 
 def from_stored(text: str) -> Blueprint:

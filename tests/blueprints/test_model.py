@@ -261,6 +261,15 @@ def test_defaults_osbuild_composer_initialises():
                   "enabled_modules": [], "groups": [], "distro": ""}
 
 
+def test_json_nulls_mean_absent():
+    bp = model.initialize(model.decode(json.dumps({
+        "name": "x", "version": None, "packages": None, "description": None,
+        "customizations": {"hostname": None, "user": [{"name": "a", "password": None}]}}),
+        model.JSON_TYPE))
+    assert bp["version"] == "0.0.0" and bp["packages"] == [] and "description" not in bp
+    assert bp["customizations"] == {"user": [{"name": "a"}]}
+
+
 def test_order_of_packages_is_kept():
     bp = decode_toml('name="x"\n[[packages]]\nname="zsh"\n[[packages]]\nname="bash"\n'
                      '[[packages]]\nname="Acl"\n')
