@@ -91,6 +91,7 @@ class OSConfig:
     openscap: dict[str, Any] | None = None
     directories: list[FileNode] = field(default_factory=list)
     files: list[FileNode] = field(default_factory=list)
+    gpgkey_files: list[str] = field(default_factory=list)   # keys rpm imports from the tree
 
 
 def _customizations(blueprint: dict[str, Any]) -> dict[str, Any]:
@@ -183,6 +184,8 @@ def os_config(image_config: dict[str, Any], blueprint: dict[str, Any], rng: rand
         cfg.files.append(FileNode(path=f["path"], data=(data or "").encode(), mode=f.get("mode"),
                                   user=f.get("user"), group=f.get("group")))
     _apply_repositories(cfg, c)
+    import_keys = (c.get("rpm") or {}).get("import_keys") or {}
+    cfg.gpgkey_files = list(import_keys.get("files") or [])
     return cfg
 
 

@@ -166,6 +166,8 @@ class OSTree(PipelineKind):
         if o.exclude_docs:
             rpm_options["exclude"] = {"docs": True}
         rpm_options.update(ctx.data.get("rpm_options") or {})
+        if o.gpgkey_files:
+            rpm_options["gpgkeys.fromtree"] = list(o.gpgkey_files)
         if spec.get("ostree"):
             rpm_options.update({"dbpath": "/usr/share/rpm", "ostree_booted": True})
             parents = [CommitSpec.from_dict(c) for c in ctx.options.ostree_commits.get(name) or []]

@@ -42,6 +42,7 @@ CUSTOM_BLUEPRINT: dict[str, Any] = {
                           "gpgkeys": ["-----BEGIN PGP PUBLIC KEY BLOCK-----\nabc\n-----END PGP PUBLIC KEY BLOCK-----\n"]}],
         "openscap": {"profile_id": "xccdf_org.ssgproject.content_profile_cis"},
         "fips": True,
+        "rpm": {"import_keys": {"files": ["/etc/pki/rpm-gpg/RPM-GPG-KEY-extra"]}},
     },
 }
 
