@@ -104,6 +104,14 @@ def from_stored(text: str) -> Blueprint:
     data = json.loads(text)
     if not isinstance(data, dict) or not isinstance(data.get("name"), str):
         raise ValueError("not a blueprint object")
+    # a cheap shape check (the schema ran when it was saved): what readers index must be there
+    for key in ("packages", "modules", "enabled_modules", "groups"):
+        items = data.get(key, [])
+        if not isinstance(items, list) or not all(isinstance(i, dict) and isinstance(i.get("name"), str)
+                                                  for i in items):
+            raise ValueError(f"'{key}' is not a list of named entries")
+    if not isinstance(data.get("customizations", {}), dict):
+        raise ValueError("'customizations' is not a table")
     return data
 
 

@@ -204,6 +204,23 @@ def test_damaged_record_fails_alone(store, db):
     assert store.get("bad")[0]["version"] == "0.0.7"
 
 
+def test_damaged_history_record_fails_alone(store, db):
+    first = store.push(bp("web", "0.0.1", "tmux"))
+    second = store.push(bp("web", "0.0.2", "vim"))
+    with db.transaction() as conn:
+        conn.execute("UPDATE blueprint_changes SET body = ? WHERE commit_id = ?",
+                     ('{"name": "web", "packages": "tmux"}', first.commit))
+    assert [c.commit for c in store.changes("web")] == [second.commit, first.commit]
+    with pytest.raises(BlueprintError) as info:
+        store.undo("web", first.commit)
+    assert info.value.error_id == "BlueprintsError"
+    assert info.value.msg.startswith(f"no blueprint found for commit {first.commit}")
+    with pytest.raises(DamagedBlueprint):
+        store.diff("web", first.commit, "NEWEST")
+    assert store.change("web", second.commit)[1]["version"] == "0.0.2"
+    assert store.get_committed("web")["version"] == "0.0.2"
+
+
 def test_state_survives_reopening(tmp_path):
     first = BlueprintStore(Database.in_state_dir(tmp_path))
     change = first.push(bp("web", "0.0.1", "tmux"))
