@@ -105,8 +105,11 @@ class LoadedPool:
             self._store(source, added, loaded_from_cache)
         self.comps = Comps.from_files(
             m.documents["group"] for m in metadata if "group" in m.documents)
-        self.hidden = self._modular_hidden(metadata)
-        self.visible = [s.id for s in self.pool.solvables_iter() if s.id not in self.hidden]
+        self.hidden = self._modular_hidden()
+        hidden = self.hidden
+        self.visible = [i for i in self._all_ids() if i not in hidden]
+        self._considered_for: dict[tuple[str, ...], list[int]] = {}
+        self._excluded_for: dict[tuple[str, ...], set[int]] = {}
         self._projects: list[dict] | None = None
         log.info("libsolv pool for %s (%s): %d packages in %.2fs (%s)", arch,
                  ", ".join(self.sources), len(self.visible), time.monotonic() - started,
@@ -176,26 +179,44 @@ class LoadedPool:
         except OSError as exc:  # a read-only cache still solves, just not warm next time
             log.warning("repository %s: cannot write solver cache: %s", meta.repo.id, exc)
 
-    def _modular_hidden(self, metadata: list[RepoMetadata]) -> set[int]:
+    def _all_ids(self) -> list[int]:
+        """Every solvable id; a freshly loaded repository's solvables are one contiguous range."""
+        ids: list[int] = []
+        for source in self.sources.values():
+            handle = source.handle
+            if handle.nsolvables == 0:
+                continue
+            if handle.iscontiguous():
+                first = next(iter(handle.solvables_iter())).id
+                ids.extend(range(first, first + handle.nsolvables))
+            else:
+                ids.extend(s.id for s in handle.solvables_iter())
+        return ids
+
+    def _modular_hidden(self) -> set[int]:
         index = ModuleIndex()
-        for meta in metadata:
+        for source in self.sources.values():
+            meta = source.meta
             if "modules" in meta.documents:
                 index.extend(load_modules(meta.documents["modules"],
                                           meta.derived_path(".modules.json")))
         if not index.streams:
             return set()
         hidden_nevras, shadowed_names = index.exclusions()
+        exempt = {s.meta.repo.id for s in self.sources.values() if s.meta.repo.module_hotfixes}
+        names = shadowed_names | {n.rsplit("-", 2)[0] for n in hidden_nevras}
         hidden: set[int] = set()
-        for source in self.sources.values():
-            if source.meta.repo.module_hotfixes:
-                continue
-            for s in source.handle.solvables_iter():
+        # Only packages named in module metadata can be affected: look those up by name.
+        for name in names:
+            selection = self.pool.select(name, _SEL.SELECTION_NAME | _SEL.SELECTION_WITH_DISABLED
+                                         | _SEL.SELECTION_WITH_BADARCH)
+            for s in selection.solvables():
+                if s.repo.name in exempt:
+                    continue
                 epoch, version, release = _epoch_version_release(s.evr)
-                nevra = f"{s.name}-{epoch}:{version}-{release}.{s.arch}"
-                if nevra in hidden_nevras:
+                if f"{s.name}-{epoch}:{version}-{release}.{s.arch}" in hidden_nevras:
                     hidden.add(s.id)
-                elif s.name in shadowed_names and ".module" not in release \
-                        and "module+" not in release:
+                elif s.name in shadowed_names and "module" not in release:
                     hidden.add(s.id)
         return hidden
 
@@ -205,16 +226,32 @@ class LoadedPool:
         self.pool.set_considered_list(list(ids))
 
     def _excluded(self, patterns: Iterable[str]) -> set[int]:
-        patterns = list(patterns)
-        if not patterns:
+        """Ids of the packages whose names match the exclude patterns (names or globs)."""
+        key = tuple(sorted(set(patterns)))
+        if not key:
             return set()
-        out: set[int] = set()
-        plain = {p for p in patterns if not any(c in p for c in "*?[")}
-        globs = [p for p in patterns if p not in plain]
-        for s in self.pool.solvables_iter():
-            if s.name in plain or any(fnmatch.fnmatchcase(s.name, g) for g in globs):
-                out.add(s.id)
-        return out
+        cached = self._excluded_for.get(key)
+        if cached is None:
+            cached = set()
+            flags = (_SEL.SELECTION_NAME | _SEL.SELECTION_GLOB | _SEL.SELECTION_WITH_DISABLED
+                     | _SEL.SELECTION_WITH_BADARCH | _SEL.SELECTION_WITH_SOURCE)
+            for pattern in key:
+                cached.update(s.id for s in self.pool.select(pattern, flags).solvables())
+            self._excluded_for[key] = cached
+        return cached
+
+    def _considered(self, patterns: tuple[str, ...], pinned: list[int]) -> list[int]:
+        """What a transaction may use: visible packages minus its excludes, plus pinned ones."""
+        key = tuple(sorted(set(patterns)))
+        considered = self._considered_for.get(key)
+        if considered is None:
+            excluded = self._excluded(key)
+            considered = [i for i in self.visible if i not in excluded] if excluded \
+                else self.visible
+            if len(self._considered_for) > 16:
+                self._considered_for.clear()
+            self._considered_for[key] = considered
+        return considered + pinned if pinned else considered
 
     def package(self, s) -> dict[str, Any]:
         """A solvable in the golden `rpmmd` shape, plus the repository id."""
@@ -242,7 +279,7 @@ class LoadedPool:
         pinned: list[int] = []
         for package_set in chain:
             excluded = self._excluded(package_set.exclude) - set(pinned)
-            self._consider(i for i in self.visible if i not in excluded)
+            self._consider(self._considered(package_set.exclude, pinned))
             jobs = [self.pool.Job(solv.Job.SOLVER_INSTALL | solv.Job.SOLVER_SOLVABLE, i)
                     for i in pinned]
             jobs += self._mark(package_set, excluded)

@@ -1,0 +1,451 @@
+"""Depsolve benchmark: celery-composer's libsolv depsolver side by side with dnf 4.
+
+    make bench-depsolve            # or: .venv/bin/python bench/depsolve.py [--packages 70000]
+
+Two datasets: the real CentOS Stream 9 metadata in ../shared/repodata (BaseOS 2022 +
+AppStream 2025, ~18.8k packages; skipped when absent) and a generated repository of 70,000
+packages with realistic fan-out (sonames, file requires, weak deps, several versions of some
+packages, a comps group), generated once and cached under .cache/bench/.  The transaction is a
+CentOS 9 qcow2-like OS package set of ~400 packages (`@core`, kernel, grub2, chrony, …).
+
+The peer is dnf 4 (Debian's `python3-dnf`, run by the system python3), driven the way
+osbuild-composer's dnf-json drove it: a Base with no config file, the repositories added by
+baseurl, `fill_sack(load_system_repo=False)`, `install_specs(include, exclude)`, `resolve()`.
+
+Measured, each in a fresh process so peak RSS means something:
+- in-process: cold (empty caches), warm from disk (caches filled, new process, new pool),
+  warm in memory (the same pool/Base asked again: a worker's second request);
+- whole processes: `celery-composer depsolve …` vs a dnf-json-like script, cold and warm,
+  Python start-up included;
+- the solver process pool's round trip for a warm request (what `blueprints/depsolve` pays on
+  top of the route itself).
+Every run reports whether both solvers chose the identical set of packages (NEVRAs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import hashlib
+import json
+import os
+import random
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+# Run as a script, bench/ itself is sys.path[0], and bench/queue.py would shadow the standard
+# library's queue module (which concurrent.futures needs): put the project root there instead.
+if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
+    sys.path[0] = str(ROOT)
+SHARED = ROOT.parent / "shared" / "repodata"
+CACHE = ROOT / ".cache" / "bench"
+SYSTEM_PYTHON = "/usr/bin/python3"
+
+# A CentOS Stream 9 qcow2 OS set (osbuild/images' qcow2 list, centos-release for redhat-release),
+# minus what the 2022/2025 snapshot mix cannot satisfy (cloud-init, python3-libselinux, rsyslog
+# need newer BaseOS packages than the 2022 snapshot has).
+QCOW2_INCLUDE = [
+    "@core", "kernel", "dracut-config-generic", "grub2-pc", "grub2-efi-x64", "shim-x64",
+    "efibootmgr", "chrony", "NetworkManager", "authselect-compat", "cloud-utils-growpart",
+    "cockpit-system", "cockpit-ws", "dnf-utils", "dosfstools", "nfs-utils", "oddjob",
+    "oddjob-mkhomedir", "psmisc", "python3-jsonschema", "qemu-guest-agent", "centos-release",
+    "rsync", "tar", "tuned", "tcpdump", "tmux", "vim-enhanced", "bash-completion", "sudo",
+    "openssh-server", "lvm2", "xfsprogs",
+]
+QCOW2_EXCLUDE = [
+    "aic94xx-firmware", "alsa-firmware", "alsa-lib", "alsa-tools-firmware", "biosdevname",
+    "dnf-plugin-spacewalk", "dracut-config-rescue", "iprutils", "ivtv-firmware", "langpacks-*",
+    "nss", "plymouth", "rng-tools", "udisks2", "python3-libselinux", "rsyslog", "firewalld",
+]
+
+
+# --- the generated repository ------------------------------------------------------------------
+
+_WORDS = ("lib", "py", "perl", "rust", "golang", "ghc", "texlive", "nodejs", "java", "qt5", "kf5",
+          "gnome", "xorg", "mingw", "R", "php", "ruby", "ocaml", "fonts", "hunspell")
+
+
+def _entry(name: str, flags: str | None = None, evr: tuple[str, str, str] | None = None) -> str:
+    if flags and evr:
+        e, v, r = evr
+        return f'<rpm:entry name="{name}" flags="{flags}" epoch="{e}" ver="{v}" rel="{r}"/>'
+    return f'<rpm:entry name="{name}"/>'
+
+
+def generate_repository(dest: Path, count: int, seed: int = 9) -> dict:
+    """A repository of `count` packages; returns the package set to depsolve in it.
+
+    Shape: a few hundred "core" libraries everything leans on (power-law popularity), sonames
+    as provides, requires on sonames, names and versioned names, file requires of which some
+    only filelists can answer, Recommends, ~8% of names in two versions, ~20% noarch.
+    """
+    rng = random.Random(seed)
+    repodata = dest / "repodata"
+    repodata.mkdir(parents=True)
+    names = []
+    for i in range(count):
+        names.append(f"{rng.choice(_WORDS)}-{hashlib.md5(str(i).encode()).hexdigest()[:6]}-{i}")
+    versions: list[list[tuple[str, str, str]]] = []
+    for i in range(count):
+        evrs = [("0", f"{rng.randint(0, 9)}.{rng.randint(0, 30)}", f"{rng.randint(1, 9)}.el9")]
+        if rng.random() < 0.08:
+            e, v, r = evrs[0]
+            evrs.insert(0, (e, v, f"0.{r}"))  # an older release of the same version
+        versions.append(evrs)
+    arches = ["noarch" if rng.random() < 0.2 else "x86_64" for _ in range(count)]
+    soname = {i: f"lib{names[i].split('-')[1]}.so.{rng.randint(0, 5)}()(64bit)"
+              for i in range(count) if arches[i] == "x86_64" and rng.random() < 0.5}
+    core_count = 300
+
+    def pick_dependency(i: int) -> int:
+        # Lower indexes are more basic; popularity falls off like a power law.
+        if i <= 1:
+            return 0
+        bound = min(i, core_count) if rng.random() < 0.7 else i
+        return int(bound * (rng.random() ** 3))
+
+    primary = gzip.open(repodata / "primary.xml.gz", "wt", compresslevel=3)
+    filelists = gzip.open(repodata / "filelists.xml.gz", "wt", compresslevel=3)
+    total = sum(len(v) for v in versions)
+    primary.write('<?xml version="1.0" encoding="UTF-8"?>\n<metadata xmlns="http://linux.duke.edu/'
+                  'metadata/common" xmlns:rpm="http://linux.duke.edu/metadata/rpm" '
+                  f'packages="{total}">\n')
+    filelists.write('<?xml version="1.0" encoding="UTF-8"?>\n<filelists xmlns="http://linux.duke.'
+                    f'edu/metadata/filelists" packages="{total}">\n')
+    deps: dict[int, list[int]] = {}
+    for i in range(count):
+        name, arch = names[i], arches[i]
+        n_req = rng.randint(1, 7) if i else 0
+        required = sorted({pick_dependency(i) for _ in range(n_req)} - {i})
+        deps[i] = required
+        requires = []
+        for j in required:
+            kind = rng.random()
+            if j in soname and kind < 0.6:
+                requires.append(_entry(soname[j]))
+            elif kind < 0.8:
+                requires.append(_entry(names[j]))
+            elif kind < 0.9:
+                e, v, r = versions[j][0]
+                requires.append(_entry(names[j], "GE", (e, v, "0")))
+            else:
+                requires.append(_entry(f"/usr/share/{names[j]}/data" if rng.random() < 0.5
+                                       else f"/usr/bin/{names[j]}"))
+        recommends = [_entry(names[pick_dependency(i)])] if i and rng.random() < 0.15 else []
+        for e, v, r in versions[i]:
+            nevra = f"{name}-{v}-{r}.{arch}"
+            pkgid = hashlib.sha256(nevra.encode()).hexdigest()
+            provides = [_entry(name, "EQ", (e, v, r))]
+            if i in soname:
+                provides.append(_entry(soname[i]))
+            primary.write(
+                f'<package type="rpm"><name>{name}</name><arch>{arch}</arch>'
+                f'<version epoch="{e}" ver="{v}" rel="{r}"/>'
+                f'<checksum type="sha256" pkgid="YES">{pkgid}</checksum>'
+                f"<summary>Generated package {i}</summary>"
+                f"<description>Package {i} of a generated benchmark repository.</description>"
+                f"<packager>bench</packager><url>https://example.org/{name}</url>"
+                f'<time file="1700000000" build="1700000000"/>'
+                f'<size package="1000" installed="2000" archive="2100"/>'
+                f'<location href="Packages/{nevra}.rpm"/>'
+                f"<format><rpm:license>MIT</rpm:license><rpm:vendor>bench</rpm:vendor>"
+                f"<rpm:group>Unspecified</rpm:group><rpm:buildhost>bench</rpm:buildhost>"
+                f"<rpm:sourcerpm>{name}-{v}-{r}.src.rpm</rpm:sourcerpm>"
+                f'<rpm:header-range start="4504" end="5000"/>'
+                f"<rpm:provides>{''.join(provides)}</rpm:provides>"
+                + (f"<rpm:requires>{''.join(requires)}</rpm:requires>" if requires else "")
+                + (f"<rpm:recommends>{''.join(recommends)}</rpm:recommends>" if recommends else "")
+                + f"<file>/usr/bin/{name}</file></format></package>\n")
+            filelists.write(
+                f'<package pkgid="{pkgid}" name="{name}" arch="{arch}">'
+                f'<version epoch="{e}" ver="{v}" rel="{r}"/><file>/usr/bin/{name}</file>'
+                f"<file>/usr/share/{name}/data</file><file>/usr/share/doc/{name}/README</file>"
+                "</package>\n")
+    primary.write("</metadata>\n")
+    filelists.write("</filelists>\n")
+    primary.close()
+    filelists.close()
+
+    # The request: a core group plus names, grown until the closure is about 400 packages.
+    def closure(start: list[int]) -> set[int]:
+        seen: set[int] = set()
+        todo = list(start)
+        while todo:
+            k = todo.pop()
+            if k not in seen:
+                seen.add(k)
+                todo.extend(deps[k])
+        return seen
+
+    group = list(range(5, 125, 3))
+    chosen: list[int] = []
+    candidates = list(range(core_count, count))
+    rng.shuffle(candidates)
+    while len(closure(group + chosen)) < 400 and candidates:
+        chosen.append(candidates.pop())
+    comps = ['<?xml version="1.0" encoding="UTF-8"?>', "<comps>", "<group><id>core</id>"
+             "<name>Core</name><description>generated</description><packagelist>"]
+    comps += [f'<packagereq type="mandatory">{names[k]}</packagereq>' for k in group]
+    comps += ["</packagelist></group>", "</comps>"]
+    (repodata / "comps.xml").write_text("\n".join(comps) + "\n")
+    _write_repomd(repodata, {"primary": "primary.xml.gz", "filelists": "filelists.xml.gz",
+                             "group": "comps.xml"})
+    return {"include": ["@core"] + [names[k] for k in chosen], "exclude": []}
+
+
+def _write_repomd(repodata: Path, documents: dict[str, str]) -> None:
+    parts = ['<?xml version="1.0" encoding="UTF-8"?>',
+             '<repomd xmlns="http://linux.duke.edu/metadata/repo" '
+             'xmlns:rpm="http://linux.duke.edu/metadata/rpm">', "<revision>1</revision>"]
+    for dtype, name in documents.items():
+        body = (repodata / name).read_bytes()
+        opened = gzip.decompress(body) if name.endswith(".gz") else body
+        parts.append(
+            f'<data type="{dtype}"><checksum type="sha256">{hashlib.sha256(body).hexdigest()}'
+            f'</checksum><open-checksum type="sha256">{hashlib.sha256(opened).hexdigest()}'
+            f'</open-checksum><location href="repodata/{name}"/><timestamp>1700000000'
+            f"</timestamp><size>{len(body)}</size><open-size>{len(opened)}</open-size></data>")
+    parts.append("</repomd>")
+    (repodata / "repomd.xml").write_text("\n".join(parts) + "\n")
+
+
+def generated_dataset(count: int) -> tuple[list[dict], dict]:
+    dest = CACHE / f"generated-{count}-v1"
+    request_file = dest / "request.json"
+    if not request_file.exists():
+        shutil.rmtree(dest, ignore_errors=True)
+        work = Path(tempfile.mkdtemp(dir=CACHE, prefix=".gen-"))
+        print(f"generating a {count}-package repository in {dest} …", file=sys.stderr)
+        request = generate_repository(work / "repo", count)
+        (work / "request.json").write_text(json.dumps(request))
+        os.replace(work, dest)
+    request = json.loads(request_file.read_text())
+    return [{"id": "generated", "baseurl": (dest / "repo").as_uri() + "/"}], request
+
+
+def shared_dataset() -> tuple[list[dict], dict] | None:
+    if not (SHARED / "cs9-baseos-2022" / "repodata" / "repomd.xml").exists():
+        return None
+    repos = [{"id": "baseos", "baseurl": (SHARED / "cs9-baseos-2022").as_uri() + "/"},
+             {"id": "appstream", "baseurl": (SHARED / "cs9-appstream-2025").as_uri() + "/"}]
+    return repos, {"include": QCOW2_INCLUDE, "exclude": QCOW2_EXCLUDE}
+
+
+# --- the measurements (each runs in a child process) --------------------------------------------
+
+def _child_ours(repos: list[dict], request: dict, cache: str) -> dict:
+    import resource
+
+    sys.path.insert(0, str(ROOT))
+    from tasks.depsolve import PackageSet, depsolve, solver_solv
+
+    package_set = PackageSet(request["include"], request["exclude"])
+
+    def once() -> tuple[float, list]:
+        started = time.perf_counter()
+        [packages] = depsolve([package_set], repos, arch="x86_64", releasever="9",
+                              cache_dir=cache)
+        return time.perf_counter() - started, packages
+
+    cold, packages = once()
+    solver_solv.forget_pools()
+    warm_disk, _ = once()
+    warm_memory = statistics.median(once()[0] for _ in range(5))
+    nevras = sorted(f"{p['name']}-{p['epoch']}:{p['version']}-{p['release']}.{p['arch']}"
+                    for p in packages)
+    return {"cold": cold, "warm_disk": warm_disk, "warm_memory": warm_memory,
+            "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "nevras": nevras}
+
+
+# dnf 4 as osbuild-composer's dnf-json used it; run by the system python3.
+DNF_SCRIPT = r'''
+import json, resource, sys, time, statistics
+import dnf
+repos, request, cache, mode = json.loads(sys.argv[1]), json.loads(sys.argv[2]), sys.argv[3], sys.argv[4]
+
+def base():
+    b = dnf.Base()
+    b.conf.config_file_path = "/dev/null"
+    b.conf.cachedir = cache
+    b.conf.persistdir = cache + "/persist"
+    b.conf.zchunk = False
+    b.conf.substitutions["arch"] = "x86_64"
+    b.conf.substitutions["basearch"] = "x86_64"
+    b.conf.substitutions["releasever"] = "9"
+    for r in repos:
+        repo = dnf.repo.Repo(r["id"], b.conf)
+        repo.baseurl = [r["baseurl"]]
+        repo.metadata_expire = "1d"
+        b.repos.add(repo)
+    b.fill_sack(load_system_repo=False)
+    return b
+
+def solve(b):
+    b.reset(goal=True)
+    b.sack.reset_excludes()
+    b.install_specs(request["include"], request["exclude"])
+    b.resolve()
+    return sorted(f"{p.name}-{p.epoch}:{p.version}-{p.release}.{p.arch}"
+                  for p in b.transaction.install_set)
+
+def timed(fn):
+    t = time.perf_counter(); value = fn(); return time.perf_counter() - t, value
+
+if mode == "once":
+    nevras = solve(base())
+    json.dump({"count": len(nevras)}, sys.stdout)
+    sys.exit(0)
+cold, nevras = timed(lambda: solve(base()))
+warm_disk, _ = timed(lambda: solve(base()))
+b = base()
+solve(b)
+warm_memory = statistics.median(timed(lambda: solve(b))[0] for _ in range(5))
+json.dump({"cold": cold, "warm_disk": warm_disk, "warm_memory": warm_memory,
+           "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+           "nevras": nevras}, sys.stdout)
+'''
+
+
+def _timed_process(argv: list[str]) -> tuple[float, float, str]:
+    """Wall time, peak RSS (MB, the child's own rusage via wait4) and stdout of one process."""
+    started = time.perf_counter()
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT)
+    out = proc.stdout.read()
+    err = proc.stderr.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    elapsed = time.perf_counter() - started
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode:
+        raise RuntimeError(f"{' '.join(argv[:4])} failed ({proc.returncode}):\n"
+                           f"{err.decode()[-3000:]}")
+    return elapsed, usage.ru_maxrss / 1024, out.decode()
+
+
+def in_process(repos: list[dict], request: dict) -> tuple[dict, dict]:
+    with tempfile.TemporaryDirectory(prefix="bench-ours-") as ours_cache, \
+            tempfile.TemporaryDirectory(prefix="bench-dnf-") as dnf_cache:
+        code = ("import json, sys; sys.path.insert(0, %r); import bench.depsolve as b; "
+                "json.dump(b._child_ours(json.loads(sys.argv[1]), json.loads(sys.argv[2]), "
+                "sys.argv[3]), sys.stdout)" % str(ROOT))
+        _, _, out = _timed_process([sys.executable, "-c", code, json.dumps(repos),
+                                    json.dumps(request), ours_cache])
+        ours = json.loads(out)
+        _, _, out = _timed_process([SYSTEM_PYTHON, "-c", DNF_SCRIPT, json.dumps(repos),
+                                    json.dumps(request), dnf_cache, "full"])
+        theirs = json.loads(out)
+    return ours, theirs
+
+
+def whole_processes(repos: list[dict], request: dict) -> dict:
+    results: dict[str, dict] = {}
+    with tempfile.TemporaryDirectory(prefix="bench-ours-") as ours_cache, \
+            tempfile.TemporaryDirectory(prefix="bench-dnf-") as dnf_cache:
+        cli = [str(ROOT / ".venv" / "bin" / "celery-composer"), "depsolve", "--arch", "x86_64",
+               "--releasever", "9", "--cache-dir", ours_cache]
+        for repo in repos:
+            cli += ["--repo", repo["baseurl"]]
+        for name in request["exclude"]:
+            cli += ["--exclude", name]
+        cli += request["include"]
+        dnf = [SYSTEM_PYTHON, "-c", DNF_SCRIPT, json.dumps(repos), json.dumps(request), dnf_cache,
+               "once"]
+        for label, argv in (("ours", cli), ("dnf", dnf)):
+            cold = _timed_process(argv)
+            warm = [_timed_process(argv) for _ in range(3)]
+            results[label] = {"cold": cold[0], "cold_peak_mb": cold[1],
+                              "warm": statistics.median(w[0] for w in warm),
+                              "warm_peak_mb": max(w[1] for w in warm)}
+    return results
+
+
+def pool_round_trip(repos: list[dict], request: dict) -> float:
+    sys.path.insert(0, str(ROOT))
+    from tasks.depsolve import PackageSet
+    from tasks.depsolve.processes import SolverProcesses
+
+    processes = SolverProcesses(max_workers=1)
+    with tempfile.TemporaryDirectory(prefix="bench-pool-") as cache:
+        try:
+            package_set = PackageSet(request["include"], request["exclude"])
+            args = dict(arch="x86_64", releasever="9", cache_dir=cache)
+            processes.depsolve([package_set], repos, **args)
+            times = []
+            for _ in range(7):
+                started = time.perf_counter()
+                processes.depsolve([package_set], repos, **args)
+                times.append(time.perf_counter() - started)
+            return statistics.median(times)
+        finally:
+            processes.close()
+
+
+def report(name: str, ours: dict, theirs: dict, processes: dict, pool: float) -> dict:
+    same = ours["nevras"] == theirs["nevras"]
+    only_ours = sorted(set(ours["nevras"]) - set(theirs["nevras"]))
+    only_dnf = sorted(set(theirs["nevras"]) - set(ours["nevras"]))
+    print(f"\n## {name}: {len(ours['nevras'])} packages (dnf: {len(theirs['nevras'])}); "
+          f"identical package sets: {'yes' if same else 'NO'}")
+    if not same:
+        print(f"   only ours: {only_ours[:10]}\n   only dnf:  {only_dnf[:10]}")
+    print(f"{'measurement':44} {'celery-composer':>16} {'dnf 4':>10} {'dnf/ours':>9}")
+    rows = [
+        ("in-process cold (empty caches)", ours["cold"], theirs["cold"]),
+        ("in-process warm (disk caches, new pool/Base)", ours["warm_disk"], theirs["warm_disk"]),
+        ("in-process warm (same pool/Base)", ours["warm_memory"], theirs["warm_memory"]),
+        ("whole process cold (CLI vs dnf-json-like)", processes["ours"]["cold"],
+         processes["dnf"]["cold"]),
+        ("whole process warm", processes["ours"]["warm"], processes["dnf"]["warm"]),
+    ]
+    for label, a, b in rows:
+        print(f"{label:44} {a:>15.3f}s {b:>9.3f}s {b / a:>8.1f}×")
+    print(f"{'peak RSS in-process run (MB)':44} {ours['peak_mb']:>16.0f} {theirs['peak_mb']:>10.0f}")
+    print(f"{'peak RSS whole process cold (MB)':44} {processes['ours']['cold_peak_mb']:>16.0f} "
+          f"{processes['dnf']['cold_peak_mb']:>10.0f}")
+    print(f"{'solver process pool round trip, warm':44} {pool:>15.3f}s")
+    return {"dataset": name, "packages": len(ours["nevras"]), "identical": same,
+            "ours": {k: v for k, v in ours.items() if k != "nevras"},
+            "dnf": {k: v for k, v in theirs.items() if k != "nevras"},
+            "processes": processes, "pool_round_trip": pool}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--packages", type=int, default=70000,
+                        help="size of the generated repository (default 70000)")
+    parser.add_argument("--skip-shared", action="store_true")
+    parser.add_argument("--skip-generated", action="store_true")
+    args = parser.parse_args(argv)
+    if subprocess.run([SYSTEM_PYTHON, "-c", "import dnf"], capture_output=True).returncode:
+        print("dnf 4 is not importable by /usr/bin/python3: apt-get install python3-dnf",
+              file=sys.stderr)
+        return 2
+    CACHE.mkdir(parents=True, exist_ok=True)
+    datasets = []
+    if not args.skip_shared:
+        shared = shared_dataset()
+        if shared is None:
+            print(f"(skipping real metadata: {SHARED} not present)")
+        else:
+            datasets.append(("CentOS Stream 9 BaseOS+AppStream (../shared/repodata)", *shared))
+    if not args.skip_generated:
+        datasets.append((f"generated {args.packages}-package repository",
+                         *generated_dataset(args.packages)))
+    results = []
+    for name, repos, request in datasets:
+        ours, theirs = in_process(repos, request)
+        processes = whole_processes(repos, request)
+        pool = pool_round_trip(repos, request)
+        results.append(report(name, ours, theirs, processes, pool))
+    (CACHE / "depsolve-results.json").write_text(json.dumps(results, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
