@@ -49,6 +49,11 @@ test-deps: debian-deps $(VENV)/.test-deps node_modules/.bin/azurite-blob ## Inst
 test: test-deps ## Install what the tests need and run them
 	$(BIN)/pytest $(PYTEST_ARGS)
 
+.PHONY: bench-depsolve
+bench-depsolve: venv ## Depsolve benchmark vs dnf 4 (installs Debian's python3-dnf for the peer)
+	@dpkg -s python3-dnf >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-dnf; }
+	$(BIN)/python bench/depsolve.py $(ARGS)
+
 # Installation layout; `make install DESTDIR=/tmp/root PREFIX=/usr` for packaging.
 PREFIX ?= /usr/local
 DESTDIR ?=
