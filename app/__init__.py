@@ -29,6 +29,7 @@ ROUTE_MODULES = (
     "app.routes.projects",
     "app.routes.compose",
     "app.routes.upload",
+    "app.metrics",  # root_bp: GET /metrics (Prometheus)
 )
 
 EXTENSION = "celery_composer"
@@ -59,6 +60,9 @@ def create_app(config: "Config | None" = None, *, db: "Database | None" = None,
     app.extensions[EXTENSION] = {"config": config, "db": db,
                                  "submit": submit or _default_submitter(config)}
     register_error_handlers(app)
+    from app.logs import install_flask
+
+    install_flask(app)  # log lines of a request about a compose carry its id
 
     @app.before_request
     def _guard() -> None:

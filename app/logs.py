@@ -218,3 +218,29 @@ def install_flask(app: Any) -> None:
                 unbind_compose(token)
             except ValueError:
                 _compose_id.set(None)
+
+
+def _gunicorn_logger_class() -> type:
+    from gunicorn.glogging import Logger
+
+    class GunicornLogger(Logger):
+        """gunicorn's own messages (worker boots, timeouts) through our handler and format."""
+
+        def setup(self, cfg: Any) -> None:
+            super().setup(cfg)
+            for logger in (self.error_log, self.access_log):
+                for handler in list(logger.handlers):
+                    logger.removeHandler(handler)
+                logger.propagate = True
+
+    return GunicornLogger
+
+
+def __getattr__(name: str) -> Any:
+    """`GunicornLogger` is built on first use so that importing this module never needs gunicorn
+    (gunicorn's `logger_class = "app.logs.GunicornLogger"` resolves it by name)."""
+    if name == "GunicornLogger":
+        cls = _gunicorn_logger_class()
+        globals()[name] = cls
+        return cls
+    raise AttributeError(name)

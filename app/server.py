@@ -45,8 +45,9 @@ def run(args: argparse.Namespace, config: "Config") -> int:
         "repositories_dir": args.repositories, "api_workers": args.workers,
     }
     config = config.replace(**{k: v for k, v in overrides.items() if v is not None})
-    logging.basicConfig(level=config.log_level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from app.logs import setup_logging
+
+    setup_logging(config, "api")
     try:
         prepare_socket_dir(config)
         config.state_dir.mkdir(parents=True, exist_ok=True)
@@ -127,6 +128,7 @@ def _make_base() -> type:
                 "loglevel": cfg.log_level.lower(),
                 "accesslog": None,
                 "errorlog": "-",
+                "logger_class": "app.logs.GunicornLogger",  # our format, compose id on each line
                 "proc_name": "celery-composer-api",
                 "when_ready": self._when_ready,
                 "on_exit": self._on_exit,
@@ -217,9 +219,9 @@ def _embedded_main(config: "Config") -> None:
     import threading
 
     from app import pipeline_module
+    from app.logs import setup_logging
 
-    logging.basicConfig(level=config.log_level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    setup_logging(config, "embedded")
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())
     signal.signal(signal.SIGINT, lambda *_: done.set())
