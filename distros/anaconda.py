@@ -25,6 +25,8 @@ EFIBOOT_SIZE = 20 * 1024 * 1024
 ROOTFS_SIZE = 4 * 1024 * 1024 * 1024
 # A fixed filesystem UUID for the installer's rootfs.img, as lorax and osbuild-composer use.
 ROOTFS_UUID = "2fe99653-f7ff-44fd-bea8-fa70107524fb"
+LIVESYS_PATH = "/etc/sysconfig/livesys"
+LIVESYS_DATA = b'livesys_session="gnome"'
 
 BASE_ANACONDA_MODULES = [
     "org.fedoraproject.Anaconda.Modules.Network",
@@ -70,6 +72,7 @@ class Installer:
     squashfs_compression: str = "xz"
     kickstart_in_iso_root: bool = True  # else written to interactive-defaults.ks in the anaconda tree
     additional_kernel_opts: list[str] = field(default_factory=list)
+    only_additional_kernel_opts: bool = False  # coreos-installer ISOs: no anaconda/live boot options
     users_options: dict[str, Any] | None = None  # org.osbuild.users options (kickstart `users`)
     groups_options: dict[str, Any] | None = None  # org.osbuild.groups options (kickstart `groups`)
 
@@ -83,8 +86,13 @@ class Installer:
 
     def kernel_opts(self) -> list[str]:
         """The boot options of the ISO: where stage2 lives and, if any, the kickstart on the ISO."""
-        opts = []
-        if not self.live:
+        opts: list[str] = []
+        if self.only_additional_kernel_opts:
+            pass
+        elif self.live:
+            # dracut's dmsquash-live finds the root by the ISO's label
+            opts += [f"root=live:CDLABEL={self.iso_label}", "rd.live.image", "quiet", "rhgb"]
+        else:
             opts.append(f"inst.stage2=hd:LABEL={self.iso_label}")
             if self.kickstart_in_iso_root:
                 opts.append(f"inst.ks=hd:LABEL={self.iso_label}:{KICKSTART_PATH}")
@@ -126,7 +134,9 @@ def kickstart_options(
     return options
 
 
-def anaconda_tree_pipeline(inst: Installer, *, rpm_stage: dict[str, Any], kernel_ver: str) -> dict[str, Any]:
+def anaconda_tree_pipeline(
+    inst: Installer, *, rpm_stage: dict[str, Any], kernel_ver: str, live_file_stages: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
     stages: list[dict[str, Any]] = [
         rpm_stage,
         {
@@ -163,6 +173,8 @@ def anaconda_tree_pipeline(inst: Installer, *, rpm_stage: dict[str, Any], kernel
                 "options": {"enabled_services": ["livesys.service", "livesys-late.service"]},
             }
         )
+        # the live session's settings file (/etc/sysconfig/livesys), copied from an inline source
+        stages.extend(live_file_stages or [])
     else:
         stages.append(
             {

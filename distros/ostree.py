@@ -453,6 +453,7 @@ class Deployment:
     remote_name: str
     remote_url: str = ""
     remote_content_url: str = ""
+    remote_gpgkey_paths: list[str] = field(default_factory=list)
     kernel_opts: list[str] = field(default_factory=list)  # partition-table options + appended ones
     ignition: bool = False
     sysroot_readonly: bool = False
@@ -514,6 +515,8 @@ def deployment_pipeline(commit: CommitSpec, dep: Deployment, name: str = "ostree
     remote: dict[str, Any] = {"name": dep.remote_name, "url": dep.remote_url or commit.url}
     if dep.remote_content_url:
         remote["contenturl"] = dep.remote_content_url
+    if dep.remote_gpgkey_paths:
+        remote["gpgkeypaths"] = list(dep.remote_gpgkey_paths)
     stages.append({"type": "org.osbuild.ostree.remotes", "options": {"repo": repo, "remotes": [remote]}})
     stages.append(
         {"type": "org.osbuild.ostree.fillvar", "options": {"deployment": {"osname": dep.os_name, "ref": commit.ref}}}

@@ -231,7 +231,7 @@ def coi_installer(si: SimplifiedInstaller) -> Installer:
         release=inst.release,
         os_name=inst.os_name,
         variant=inst.variant,
-        live=True,  # no stage2/kickstart options of anaconda
+        only_additional_kernel_opts=True,
         additional_kernel_opts=si.kernel_opts(),
     )
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 from typing import Any
 
 from distros import anaconda, ostree, simplified
+from distros.definitions import parse_size
 from distros.engine import ManifestContext, PipelineKind, pipeline_kind
 from distros.pipelines.build import INSTALL_EXEC, build_ref
 from distros.pipelines.disk import output_filename
@@ -148,10 +149,19 @@ class AnacondaTree(PipelineKind):
 
     def serialize(self, ctx: ManifestContext, spec: dict[str, Any]) -> dict[str, Any]:
         name = spec["name"]
+        inst = make_installer(ctx)
+        live_files = None
+        if inst.live:
+            from distros.customizations import FileNode
+            from distros.pipelines.os_tree import file_stages
+
+            node = FileNode(path=anaconda.LIVESYS_PATH, data=anaconda.LIVESYS_DATA, mode="0644", user="root", group="root")
+            live_files = file_stages(ctx, [node])
         pipeline = anaconda.anaconda_tree_pipeline(
-            make_installer(ctx),
+            inst,
             rpm_stage=rpm_stage(ctx.packages.get(name, []), ctx.gpgkeys_for(name)),
             kernel_ver=kernel_of(ctx, name),
+            live_file_stages=live_files,
         )
         return _with_build(ctx, pipeline)
 
@@ -159,7 +169,8 @@ class AnacondaTree(PipelineKind):
 @pipeline_kind("rootfs-image")
 class RootfsImage(PipelineKind):
     def serialize(self, ctx: ManifestContext, spec: dict[str, Any]) -> dict[str, Any]:
-        return _with_build(ctx, anaconda.rootfs_image_pipeline(tree=spec.get("input", "anaconda-tree")))
+        size = parse_size(spec.get("size", anaconda.ROOTFS_SIZE))
+        return _with_build(ctx, anaconda.rootfs_image_pipeline(size=size, tree=spec.get("input", "anaconda-tree")))
 
 
 @pipeline_kind("efiboot-tree")
@@ -287,6 +298,7 @@ def deployment_spec(ctx: ManifestContext, commit: ostree.CommitSpec) -> ostree.D
         remote_name=data.get("remote", "rhel-edge"),
         remote_url=data.get("remote_url") or opts.url,
         remote_content_url=data.get("remote_content_url") or opts.content_url,
+        remote_gpgkey_paths=list(data.get("remote_gpgkey_paths") or []),
         kernel_opts=kernel_opts,
         ignition=ignition,
         sysroot_readonly=bool(data.get("sysroot_readonly", False)),

@@ -32,7 +32,8 @@ def test_iso_kernel_options_point_at_stage2_and_the_kickstart_on_the_iso():
         "console=ttyS0",
     ]
     assert installer(kickstart_in_iso_root=False).kernel_opts() == ["inst.stage2=hd:LABEL=Acme-1-BaseOS-x86_64"]
-    assert installer(live=True).kernel_opts() == []
+    assert installer(live=True).kernel_opts() == ["root=live:CDLABEL=Acme-1-BaseOS-x86_64", "rd.live.image", "quiet", "rhgb"]
+    assert installer(only_additional_kernel_opts=True, additional_kernel_opts=["a"]).kernel_opts() == ["a"]
 
 
 def test_payload_anaconda_tree_has_the_install_user_modules_and_dracut():
