@@ -1,0 +1,60 @@
+"""GET /metrics on the real server's TCP listener after test composes went through the real API."""
+
+from __future__ import annotations
+
+import http.client
+import socket
+
+from prometheus_client.parser import text_string_to_metric_families
+
+V1 = "/api/v1"
+BP = 'name = "metrics-bp"\ndescription = "for the metrics test"\nversion = "0.0.1"\n'
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def tcp_get(port: int, path: str) -> http.client.HTTPResponse:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    conn.request("GET", path)
+    response = conn.getresponse()
+    response.body = response.read()  # type: ignore[attr-defined]
+    conn.close()
+    return response
+
+
+def test_metrics_after_test_composes(start_weldr_server):
+    port = free_port()
+    server = start_weldr_server(args=["--listen", f"127.0.0.1:{port}"],
+                                env={"CELERY_COMPOSER_EMBEDDED_WORKERS": "false"})
+    client = server.client
+    assert client.post_toml(f"{V1}/blueprints/new", BP).status == 200
+    ids = {}
+    for mode in ("2", "2", "1"):
+        r = client.post(f"{V1}/compose?test={mode}",
+                        {"blueprint_name": "metrics-bp", "compose_type": "qcow2", "branch": "master"})
+        assert r.status == 200, r
+        ids.setdefault(mode, []).append(r.json()["build_id"])
+
+    response = tcp_get(port, "/metrics")
+    assert response.status == 200
+    assert response.getheader("Content-Type").startswith("text/plain")
+    samples = {}
+    for family in text_string_to_metric_families(response.body.decode()):
+        for s in family.samples:
+            samples.setdefault(s.name, {})[tuple(sorted(s.labels.items()))] = s.value
+    composes = samples["celery_composer_composes"]
+    assert composes[(("image_type", "qcow2"), ("state", "FINISHED"))] == 2
+    assert composes[(("image_type", "qcow2"), ("state", "FAILED"))] == 1
+    assert samples["celery_composer_up"][(("part", "store"),)] == 1
+    assert samples["celery_composer_up"][(("part", "broker"),)] == 1
+    assert samples["celery_composer_queue_depth"][(("queue", "build"),)] >= 0
+    assert (("queue", "depsolve"),) in samples["celery_composer_queue_depth"]
+    for name in ("celery_composer_metadata_cache_hit_bytes_total",
+                 "celery_composer_rpm_cache_hit_bytes_total"):
+        assert name in samples
+    # the API itself still answers on the same listener
+    assert tcp_get(port, f"{V1}/compose/finished").status == 200
