@@ -311,6 +311,8 @@ class LoadedPool:
             if selection.isempty() and not names_only:
                 selection, by_name = self.pool.select(spec, _PROVIDES_FLAGS), False
         candidates = selection.solvables()
+        if not candidates and any(c in spec for c in "*?[") and not spec.startswith("/"):
+            candidates, by_name = self._version_glob(spec), True
         allowed = [s for s in candidates if s.installable()]
         if not allowed:
             if any(s.id in excluded for s in candidates):
@@ -324,6 +326,32 @@ class LoadedPool:
         for s in allowed:
             names.setdefault(s.name, []).append(s.id)
         return [self._one_of(ids) for _, ids in sorted(names.items())], None
+
+    def _version_glob(self, spec: str) -> list:
+        """`name-3.*`, `name-2:2.3*`, `name-1.2-3.el9*`: a glob over the version part.
+
+        libsolv's canonical selections take exact EVRs only; blueprints write `"version": "3.*"`,
+        which dnf matches as name + version (or version-release[.arch]) globs.
+        """
+        parts = spec.split("-")
+        found = []
+        for fields in (1, 2):
+            if len(parts) <= fields:
+                continue
+            name, wanted = "-".join(parts[:-fields]), "-".join(parts[-fields:])
+            for s in self.pool.select(name, _SEL.SELECTION_NAME | _SEL.SELECTION_GLOB
+                                      | _SEL.SELECTION_WITH_DISABLED).solvables():
+                epoch, version, release = _epoch_version_release(s.evr)
+                if fields == 1:
+                    texts = [version, f"{epoch}:{version}"]
+                else:
+                    evr = f"{version}-{release}"
+                    texts = [evr, f"{epoch}:{evr}", f"{evr}.{s.arch}", f"{epoch}:{evr}.{s.arch}"]
+                if any(fnmatch.fnmatchcase(t, wanted) for t in texts):
+                    found.append(s)
+            if found:
+                break
+        return found
 
     def _mark(self, package_set: PackageSet, excluded: set[int]) -> list:
         jobs = []

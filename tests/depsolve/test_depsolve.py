@@ -210,3 +210,14 @@ def test_weldr_source_dicts_are_accepted(test_repos, cache_dir):
     [packages] = depsolve([{"include": ["bash"]}], sources, arch="x86_64", releasever="9",
                           cache_dir=cache_dir)
     assert {p["repo_id"] for p in packages} == {"my-base"}
+
+
+def test_version_globs_as_blueprints_write_them(repo_defs, cache_dir):
+    # blueprint {"name": "libevent", "version": "2.0*"} is asked for as "libevent-2.0*"
+    [old] = solve(repo_defs, cache_dir, PackageSet(["libevent-2.0*"]))
+    assert by_name(old)["libevent"]["version"] == "2.0.22"
+    [newest] = solve(repo_defs, cache_dir, PackageSet(["libevent-2.*", "util-linux-2:2.37*"]))
+    assert by_name(newest)["libevent"]["version"] == "2.1.12"
+    assert "util-linux" in by_name(newest)
+    with pytest.raises(DepsolveError, match="No match for argument: tmux-4"):
+        solve(repo_defs, cache_dir, PackageSet(["tmux-4*"]))
