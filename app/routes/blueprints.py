@@ -52,12 +52,10 @@ def _toml_response(text: str) -> Response:
 @bp.get("/blueprints/list")
 def blueprints_list() -> Response:
     limit, offset = limit_offset()
-    names = _store().list_names()
-    total = len(names)
-    offset = min(offset, total)
-    limit = min(limit, total - offset)
-    return json_response({"total": total, "offset": offset, "limit": limit,
-                          "blueprints": names[offset:offset + limit]})
+    # osbuild-composer clamps both to the list and echoes the clamped values
+    total, offset, names = _store().list_page(limit, offset)
+    return json_response({"total": total, "offset": offset, "limit": len(names),
+                          "blueprints": names})
 
 
 @bp.get("/blueprints/info/<names>")

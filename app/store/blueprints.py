@@ -109,6 +109,15 @@ class BlueprintStore:
         rows = self.db.query("SELECT name FROM blueprints ORDER BY name COLLATE BINARY")
         return [r["name"] for r in rows]
 
+    def list_page(self, limit: int, offset: int) -> tuple[int, int, list[str]]:
+        """(total, clamped offset, names) of one page of `list_names`, without reading them all."""
+        total = self.db.query_one("SELECT COUNT(*) AS n FROM blueprints")["n"]
+        offset = min(offset, total)
+        limit = min(limit, total - offset)
+        rows = self.db.query("SELECT name FROM blueprints ORDER BY name COLLATE BINARY"
+                             " LIMIT ? OFFSET ?", (limit, offset))
+        return total, offset, [r["name"] for r in rows]
+
     def get_committed(self, name: str) -> Blueprint | None:
         row = self.db.query_one("SELECT body FROM blueprints WHERE name = ?", (name,))
         return None if row is None else _load(name, row["body"], "committed")
