@@ -17,6 +17,7 @@ kinds.  Nothing here touches the network or the disk beyond reading the YAML onc
 
 from __future__ import annotations
 
+import copy
 from functools import lru_cache
 from typing import Any
 
@@ -79,7 +80,9 @@ class Distro:
         it = types.get(key)
         if it is None or arch not in (it.get("arches") or []) or it.get("disabled"):
             raise UnknownImageType(f"{self.name}/{arch} has no image type {name!r}")
-        return ImageTypeDef(name=key, distro=self._def, arch=arch, data=_with_family_defaults(data, it),
+        # a private copy: the resolved definitions are cached and shared between requests
+        return ImageTypeDef(name=key, distro=self._def, arch=arch,
+                            data=copy.deepcopy(_with_family_defaults(data, it)),
                             partition_tables=data.get("partition_tables") or {})
 
 

@@ -334,3 +334,14 @@ def test_requested_size_and_alignment() -> None:
     m = it.manifest({}, pkgs, REPOS, {"size": 5 * 1024**3 + 1}, 0)
     truncate = m["pipelines"][2]["stages"][0]["options"]
     assert int(truncate["size"]) == 5 * 1024**3 + 1024**2       # rounded up to a whole MiB for Azure
+
+
+def test_blueprint_partitioning_mode(toy: dict[str, distros.Distro]) -> None:
+    it = toy["toy-1"].image_type("x86_64", "disk")
+    bp = {"customizations": {"partitioning_mode": "lvm"}}
+    image = it.manifest(bp, PACKAGES, REPOS, None, 0)["pipelines"][2]
+    assert "lvm2.create" in stage_types(image)
+    from distros.partition import PartitioningError
+
+    with pytest.raises(PartitioningError):
+        it.manifest({"customizations": {"partitioning_mode": "zfs"}}, PACKAGES, REPOS, None, 0)
