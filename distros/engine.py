@@ -269,12 +269,15 @@ def kind_of(spec: dict[str, Any]) -> PipelineKind:
 
 
 def sources(ctx: ManifestContext) -> dict[str, Any]:
+    # packages of subscription (RHSM) repositories are fetched with the host's entitlement
+    rhsm_repos = {str(r.get("id") or r.get("name")) for r in ctx.repositories if r.get("rhsm")}
     curl: dict[str, Any] = {}
     for pkgs in ctx.packages.values():
         for pkg in pkgs:
             item: dict[str, Any] = {"url": pkg["remote_location"]}
-            if pkg.get("secrets"):
-                item["secrets"] = {"name": pkg["secrets"]}
+            secrets = pkg.get("secrets") or ("org.osbuild.rhsm" if pkg.get("repo_id") in rhsm_repos else "")
+            if secrets:
+                item["secrets"] = {"name": secrets}
             curl[pkg["checksum"]] = item
     out: dict[str, Any] = {}
     if curl:

@@ -345,3 +345,14 @@ def test_blueprint_partitioning_mode(toy: dict[str, distros.Distro]) -> None:
 
     with pytest.raises(PartitioningError):
         it.manifest({"customizations": {"partitioning_mode": "zfs"}}, PACKAGES, REPOS, None, 0)
+
+
+def test_rhsm_repositories_fetch_with_secrets(toy: dict[str, distros.Distro]) -> None:
+    it = toy["toy-1"].image_type("x86_64", "tarball")
+    packages = {"build": [dict(pkg("rpm", n=1), repo_id="cdn")], "os": [dict(pkg("bash", n=2), repo_id="open")]}
+    repos = [{"id": "cdn", "baseurl": "https://cdn.example.com/", "rhsm": True},
+             {"id": "open", "baseurl": "https://example.com/"}]
+    items = it.manifest({}, packages, repos, None, 0)["sources"]["org.osbuild.curl"]["items"]
+    assert items[packages["build"][0]["checksum"]] == {"url": "https://example.com/rpm.rpm",
+                                                         "secrets": {"name": "org.osbuild.rhsm"}}
+    assert items[packages["os"][0]["checksum"]] == {"url": "https://example.com/bash.rpm"}
