@@ -6,6 +6,7 @@ Redis restarts use a private `redis-server` on a free port (never the shared one
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 from tasks import pipeline, runs, steps
 from tasks.recovery import Recovery
@@ -106,3 +107,48 @@ def test_running_compose_with_nothing_queued_is_failed(make_env):
                      (cid,))
     assert Recovery(env.config).run_once()["failed"] == 1
     assert "lost track" in store.read_log(cid)
+
+
+def _descendants(pid: int) -> set[int]:
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    out, todo = set(), [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            if child not in out:
+                out.add(child)
+                todo.append(child)
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_serve_with_embedded_broker_runs_its_own_workers_and_stops_them(tmp_path, make_env):
+    """`make run`'s setup: no Redis; `serve` starts the workers and the recovery loop itself."""
+    server = WeldrServer(tmp_path / "api")
+    env = make_env("", state_dir=server.state_dir, embedded_workers="true")
+    server.extra_env = {k: v for k, v in env.environ.items() if k.startswith("CELERY_COMPOSER_")}
+    server.extra_env["CELERY_COMPOSER_WORKER_CONCURRENCY"] = "1"
+    server.start()
+    try:
+        ids = [env.test_compose(2) for _ in range(2)]  # stored WAITING; the recovery loop sends them
+        assert env.wait_for(ids, timeout=60) == {cid: "FINISHED" for cid in ids}
+        helpers = _descendants(server.proc.pid)
+        cmdlines = [Path(f"/proc/{p}/cmdline").read_bytes() for p in helpers if _alive(p)]
+        assert any(b"worker" in c for c in cmdlines) and any(b"tasks.recovery" in c for c in cmdlines)
+    finally:
+        server.stop()
+    deadline = time.monotonic() + 20
+    while any(_alive(p) for p in helpers) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not [p for p in helpers if _alive(p)], "serve left processes behind"
