@@ -161,7 +161,11 @@ class ImageTypeDef:
         return list(self.data["pipelines"])
 
     def image_config(self) -> dict[str, Any]:
-        merged = dict(self.distro.image_config)
+        from distros.definitions import Target, resolve
+
+        # the release-wide defaults may carry conditions too (resolved here, per arch)
+        target = Target(self.distro.family, self.distro.version, self.arch)
+        merged = dict(resolve(self.distro.image_config, target))
         merged.update(self.data.get("image_config") or {})
         return merged
 
