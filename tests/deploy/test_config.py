@@ -267,3 +267,17 @@ def test_example_uncommented_loads(tmp_path):
     assert cfg.listen == "127.0.0.1:8700"
     assert cfg.broker_url == "redis://127.0.0.1:6379/0"
     assert cfg.upload_defaults == {"aws": {"region": "us-east-1"}, "azure": {"location": "eastus"}}
+
+
+def test_cli_reports_configuration_errors_and_exits_2(tmp_path):
+    """Every process starts through app.cli: a bad file stops it before anything runs."""
+    import subprocess
+    import sys
+
+    path = write(tmp_path, '[api]\napi_workers = "two"\n')
+    result = subprocess.run([sys.executable, "-m", "app.cli", "--config", str(path), "status"],
+                            cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert result.stderr.strip() == (f"celery-composer: configuration error: {path}: setting"
+                                     " 'api_workers': expected an integer, got 'two'")
+    assert result.stdout == ""

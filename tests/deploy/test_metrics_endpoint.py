@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http.client
+import re
 import socket
 
 from prometheus_client.parser import text_string_to_metric_families
@@ -58,3 +59,16 @@ def test_metrics_after_test_composes(start_weldr_server):
         assert name in samples
     # the API itself still answers on the same listener
     assert tcp_get(port, f"{V1}/compose/finished").status == 200
+
+
+def test_server_log_lines_are_structured(start_weldr_server):
+    """gunicorn's own messages and ours share one format with the compose field on every line."""
+    server = start_weldr_server(env={"CELERY_COMPOSER_EMBEDDED_WORKERS": "false",
+                                     "CELERY_COMPOSER_LOG_LEVEL": "INFO"})
+    assert server.client.get(f"{V1}/compose/queue").status == 200
+    server.stop()
+    lines = [line for line in server.log_path.read_text().splitlines() if line.strip()]
+    assert any("Booting worker" in line for line in lines)
+    pattern = re.compile(r"^\d{4}-\d\d-\d\dT[\d:.]+Z [A-Z]+ [a-z-]+\[\d+\] compose=\S+ \S+: ")
+    odd = [line for line in lines if not pattern.match(line)]
+    assert not odd, odd[:5]
