@@ -54,6 +54,15 @@ bench-depsolve: venv ## Depsolve benchmark vs dnf 4 (installs Debian's python3-d
 	@dpkg -s python3-dnf >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-dnf; }
 	$(BIN)/python bench/depsolve.py $(ARGS)
 
+.PHONY: bench-queue
+bench-queue: venv ## Queue benchmark: 500 test-mode composes through the API, Redis, 2 workers
+	$(BIN)/python bench/queue.py $(ARGS)
+
+.PHONY: flower
+flower: venv ## Flower on 127.0.0.1:5555 for the configured (Redis) broker; installs the flower extra
+	$(BIN)/pip install -q -e '.[flower]'
+	$(BIN)/python -m tasks.flower $(ARGS)
+
 # Installation layout; `make install DESTDIR=/tmp/root PREFIX=/usr` for packaging.
 PREFIX ?= /usr/local
 DESTDIR ?=
