@@ -368,3 +368,55 @@ def test_restart_keeps_state_and_damaged_record_fails_alone(start_weldr_server):
     assert client.get("/api/v1/blueprints/changes/beta").json()["blueprints"][0]["total"] == 1
     ok(push(client, "/api/v1", toml_bp("beta", "0.0.9")))  # a new commit repairs it
     assert client.get("/api/v1/blueprints/info/beta").json()["blueprints"][0]["version"] == "0.0.9"
+
+
+# --- composer-cli's own expectations --------------------------------------------------------------
+
+
+def test_composer_cli_integration_flow(start_weldr_server):
+    """The sequence weldr-client's integration tests run (indented TOML, two pushes, undo to the
+    second newest, the oldest commit as TOML), with the answers they check."""
+    client = start_weldr_server().client
+    first = '''
+        name="cli-test-bp-1"
+        description="composer-cli blueprint test 1"
+        version="0.0.1"
+        [[packages]]
+        name="bash"
+        version="*"
+
+        [[modules]]
+        name="util-linux"
+        version="*"
+
+        [[customizations.user]]
+        name="root"
+        password="qweqweqwe"
+        '''
+    second = first.replace('version="0.0.1"', 'version="0.1.0"').replace(
+        '[[modules]]', '[[packages]]\n        name="tmux"\n        version="*"\n\n        [[modules]]')
+    ok(client.post_toml("/api/v1/blueprints/new", first))
+    ok(client.post_toml("/api/v1/blueprints/new", second))
+    info = client.get("/api/v1/blueprints/info/cli-test-bp-1,unknown-cli-bp").json()
+    assert info["blueprints"][0]["version"] == "0.1.0"
+    assert info["errors"] == [{"id": "UnknownBlueprint", "msg": "unknown-cli-bp: "}]
+    assert info["blueprints"][0]["customizations"]["user"][0]["password"].startswith("$6$")
+
+    total = client.get("/api/v1/blueprints/changes/cli-test-bp-1?limit=0").json()["blueprints"][0]["total"]
+    changes = client.get(f"/api/v1/blueprints/changes/cli-test-bp-1?limit={total}").json()
+    commits = [c["commit"] for c in changes["blueprints"][0]["changes"]]
+    assert len(commits) == 2
+    r = client.get(f"/api/v1/blueprints/change/cli-test-bp-1/{commits[-1]}?format=toml")
+    assert "0.0.1" in r.text
+    ok(client.post(f"/api/v1/blueprints/undo/cli-test-bp-1/{commits[1]}", ""))
+    assert client.get("/api/v1/blueprints/info/cli-test-bp-1").json()["blueprints"][0]["version"] == "0.0.1"
+    ok(client.post("/api/v1/blueprints/tag/cli-test-bp-1", ""))
+    error(client.post("/api/v1/blueprints/tag/unknown-cli-bp", ""), 400, "BlueprintsError",
+          "Unknown blueprint")
+    error(client.delete("/api/v1/blueprints/delete/unknown-blueprint-test"), 400, "BlueprintsError",
+          "Unknown blueprint: unknown-blueprint-test")
+    error(client.post("/api/v1/blueprints/undo/not-a-blueprint/46ba3d541d623062794c44857ac65f3e575ef863", ""),
+          400, "UnknownCommit", "Unknown blueprint")
+    err = error(client.post_toml("/api/v1/blueprints/new", 'name="bad-bp"\n[[packages]\nname="x"\n'),
+                400, "BlueprintsError")
+    assert err["msg"].startswith(BAD_REQUEST)
