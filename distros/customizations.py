@@ -92,6 +92,7 @@ class OSConfig:
     directories: list[FileNode] = field(default_factory=list)
     files: list[FileNode] = field(default_factory=list)
     gpgkey_files: list[str] = field(default_factory=list)   # keys rpm imports from the tree
+    kernel_options_bootloader: bool = False   # EL 8: options live in the bootloader config only
 
 
 def _customizations(blueprint: dict[str, Any]) -> dict[str, Any]:
@@ -137,6 +138,7 @@ def os_config(image_config: dict[str, Any], blueprint: dict[str, Any], rng: rand
     cfg.exclude_docs = bool(ic.get("exclude_docs", False))
     cfg.install_weak_deps = bool(ic.get("install_weak_deps", True))
     cfg.rhsm_facts = bool(ic.get("rhsm_facts", False))
+    cfg.kernel_options_bootloader = bool(ic.get("kernel_options_bootloader", False))
 
     # accounts and files an image type always has (e.g. vagrant's user), blueprint may add more
     if ic.get("users") or ic.get("files"):

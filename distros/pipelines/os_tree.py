@@ -234,7 +234,7 @@ class OSTree(PipelineKind):
                 stages.append(self._grub2(ctx, plat, root_uuid, kernel_opts))
             elif loader == "zipl":
                 stages.append(stage("zipl", {}))
-            if loader in ("grub2", "zipl"):
+            if loader == "zipl" or (loader == "grub2" and not o.kernel_options_bootloader):
                 stages.insert(0, stage("kernel-cmdline", {"root_fs_uuid": root_uuid,
                                                           "kernel_opts": " ".join(kernel_opts)}))
         if o.rhsm_facts:
@@ -286,7 +286,8 @@ class OSTree(PipelineKind):
         kver = ctx.kernel_version()
         if kver:
             opts["saved_entry"] = f"{MACHINE_ID_PLACEHOLDER}-{kver}"
-        opts["write_cmdline"] = False
+        if not ctx.os.kernel_options_bootloader:
+            opts["write_cmdline"] = False
         opts["config"] = {"default": "saved", **ctx.os.grub2_config}
         return stage("grub2", opts)
 
