@@ -220,11 +220,11 @@ def generated_dataset(count: int) -> tuple[list[dict], dict]:
     request_file = dest / "request.json"
     if not request_file.exists():
         shutil.rmtree(dest, ignore_errors=True)
-        work = Path(tempfile.mkdtemp(dir=CACHE, prefix=".gen-"))
         print(f"generating a {count}-package repository in {dest} …", file=sys.stderr)
-        request = generate_repository(work / "repo", count)
-        (work / "request.json").write_text(json.dumps(request))
-        os.replace(work, dest)
+        # In a child: the generator's lists would otherwise stay in this process, and every
+        # measured process forked from it would start with that much memory.
+        subprocess.run([sys.executable, __file__, "--generate-into", str(dest),
+                        "--packages", str(count)], check=True)
     request = json.loads(request_file.read_text())
     return [{"id": "generated", "baseurl": (dest / "repo").as_uri() + "/"}], request
 
@@ -239,9 +239,16 @@ def shared_dataset() -> tuple[list[dict], dict] | None:
 
 # --- the measurements (each runs in a child process) --------------------------------------------
 
-def _child_ours(repos: list[dict], request: dict, cache: str) -> dict:
-    import resource
+def peak_mb() -> float:
+    """This process's peak RSS. VmHWM belongs to the address space, so unlike ru_maxrss it does
+    not inherit the peak of the process that forked us."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
 
+
+def _child_ours(repos: list[dict], request: dict, cache: str) -> dict:
     sys.path.insert(0, str(ROOT))
     from tasks.depsolve import PackageSet, depsolve, solver_solv
 
@@ -260,13 +267,12 @@ def _child_ours(repos: list[dict], request: dict, cache: str) -> dict:
     nevras = sorted(f"{p['name']}-{p['epoch']}:{p['version']}-{p['release']}.{p['arch']}"
                     for p in packages)
     return {"cold": cold, "warm_disk": warm_disk, "warm_memory": warm_memory,
-            "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-            "nevras": nevras}
+            "peak_mb": peak_mb(), "nevras": nevras}
 
 
 # dnf 4 as osbuild-composer's dnf-json used it; run by the system python3.
 DNF_SCRIPT = r'''
-import json, resource, sys, time, statistics
+import json, sys, time, statistics
 import dnf
 repos, request, cache, mode = json.loads(sys.argv[1]), json.loads(sys.argv[2]), sys.argv[3], sys.argv[4]
 
@@ -308,24 +314,31 @@ b = base()
 solve(b)
 warm_memory = statistics.median(timed(lambda: solve(b))[0] for _ in range(5))
 json.dump({"cold": cold, "warm_disk": warm_disk, "warm_memory": warm_memory,
-           "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+           "peak_mb": [int(l.split()[1]) / 1024 for l in open("/proc/self/status")
+                       if l.startswith("VmHWM:")][0],
            "nevras": nevras}, sys.stdout)
 '''
 
 
 def _timed_process(argv: list[str]) -> tuple[float, float, str]:
-    """Wall time, peak RSS (MB, the child's own rusage via wait4) and stdout of one process."""
-    started = time.perf_counter()
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT)
-    out = proc.stdout.read()
-    err = proc.stderr.read()
-    _, status, usage = os.wait4(proc.pid, 0)
-    elapsed = time.perf_counter() - started
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode:
-        raise RuntimeError(f"{' '.join(argv[:4])} failed ({proc.returncode}):\n"
-                           f"{err.decode()[-3000:]}")
-    return elapsed, usage.ru_maxrss / 1024, out.decode()
+    """Wall time, peak RSS (MB) and stdout of one process.
+
+    Started through GNU time when there is one: a process's ru_maxrss includes the peak of the
+    process it was forked from, and GNU time is a small parent to fork from.
+    """
+    gnu_time = Path("/usr/bin/time")
+    with tempfile.NamedTemporaryFile("r", prefix="bench-rss-") as rss:
+        command = [str(gnu_time), "-f", "%M", "-o", rss.name, *argv] if gnu_time.exists() \
+            else argv
+        started = time.perf_counter()
+        proc = subprocess.run(command, capture_output=True, cwd=ROOT)
+        elapsed = time.perf_counter() - started
+        if proc.returncode:
+            raise RuntimeError(f"{' '.join(argv[:4])} failed ({proc.returncode}):\n"
+                               f"{proc.stderr.decode()[-3000:]}")
+        text = rss.read().strip().splitlines()
+        peak = int(text[-1]) / 1024 if text and text[-1].isdigit() else float("nan")
+    return elapsed, peak, proc.stdout.decode()
 
 
 def in_process(repos: list[dict], request: dict) -> tuple[dict, dict]:
@@ -421,7 +434,14 @@ def main(argv: list[str] | None = None) -> int:
                         help="size of the generated repository (default 70000)")
     parser.add_argument("--skip-shared", action="store_true")
     parser.add_argument("--skip-generated", action="store_true")
+    parser.add_argument("--generate-into", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.generate_into:
+        work = Path(tempfile.mkdtemp(dir=CACHE, prefix=".gen-"))
+        request = generate_repository(work / "repo", args.packages)
+        (work / "request.json").write_text(json.dumps(request))
+        os.replace(work, args.generate_into)
+        return 0
     if subprocess.run([SYSTEM_PYTHON, "-c", "import dnf"], capture_output=True).returncode:
         print("dnf 4 is not importable by /usr/bin/python3: apt-get install python3-dnf",
               file=sys.stderr)

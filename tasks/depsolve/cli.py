@@ -50,10 +50,14 @@ def _repositories(args: argparse.Namespace) -> list[dict[str, Any]]:
 def run(args: argparse.Namespace, config: Any) -> int:
     import json
     import logging
+    import os
     import platform
     from pathlib import Path
 
     from tasks.depsolve import DepsolveError, PackageSet, RepositoryError, depsolve
+
+    # A one-shot process: print the answer first, let a child write the solver caches.
+    os.environ.setdefault("CELERY_COMPOSER_DEPSOLVE_DEFER_CACHE_WRITES", "1")
 
     # Progress goes to the log, the transaction alone to stdout (it is meant to be piped).
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")

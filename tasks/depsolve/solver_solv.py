@@ -101,8 +101,10 @@ class LoadedPool:
             self.sources[meta.repo.id] = _Source(meta, handle)
         added = self.pool.addfileprovides_queue()
         self.pool.createwhatprovides()
-        for source, loaded_from_cache in zip(self.sources.values(), warm):
-            self._store(source, added, loaded_from_cache)
+        self._pending = [(source, added, loaded_from_cache)
+                         for source, loaded_from_cache in zip(self.sources.values(), warm)]
+        if not _defer_cache_writes():
+            self.write_caches()
         self.comps = Comps.from_files(
             m.documents["group"] for m in metadata if "group" in m.documents)
         self.hidden = self._modular_hidden()
@@ -150,6 +152,37 @@ class LoadedPool:
                                   f"packages ({meta.baseurl})", meta.repo.id, meta.baseurl)
         handle.internalize()
         return False
+
+    def write_caches(self) -> None:
+        """Write the .solv caches this pool's loading left to write (once)."""
+        pending, self._pending = self._pending, []
+        for source, added, loaded_from_cache in pending:
+            self._store(source, added, loaded_from_cache)
+
+    def write_caches_in_background(self) -> None:
+        """Hand the .solv writing to a forked child, so a one-shot process answers first.
+
+        The child owns a copy of the loaded pool, drops stdout/stderr (a reader waiting for
+        the end of the output must not wait for it) and exits when the files are in place.
+        """
+        if not self._pending:
+            return
+        try:
+            pid = os.fork()
+        except OSError:
+            self.write_caches()
+            return
+        if pid:
+            self._pending = []
+            return
+        try:  # the child
+            devnull = os.open(os.devnull, os.O_RDWR)
+            for fd in (0, 1, 2):
+                os.dup2(devnull, fd)
+            os.setsid()
+            self.write_caches()
+        finally:
+            os._exit(0)
 
     def _store(self, source: _Source, added: list[int], loaded_from_cache: bool) -> None:
         """Write the .solv cache, with the file provides this pool needed, when it lacks them."""
@@ -536,22 +569,42 @@ def forget_pools() -> None:
     _POOLS.clear()
 
 
+DEFER_ENV = "CELERY_COMPOSER_DEPSOLVE_DEFER_CACHE_WRITES"
+
+
+def _defer_cache_writes() -> bool:
+    """One-shot processes (the CLI) set this: answer first, write .solv caches in a child."""
+    return os.environ.get(DEFER_ENV, "") == "1"
+
+
 def depsolve(chain: list[PackageSet], repositories: list[Repository], *, arch: str,
              releasever: str, module_platform_id: str | None, cache: MetadataCache
              ) -> list[list[dict[str, Any]]]:
     # URLs are already substituted; only default module streams are active, so the platform
     # id (which decides which streams *may* be enabled) changes nothing here.
     del releasever, module_platform_id
-    return loaded_pool(repositories, arch=arch, cache=cache).depsolve(chain)
+    pool = loaded_pool(repositories, arch=arch, cache=cache)
+    try:
+        return pool.depsolve(chain)
+    finally:
+        pool.write_caches_in_background()
 
 
 def search(repositories: list[Repository], *, arch: str, releasever: str, cache: MetadataCache,
            globs: list[str] | None) -> list[dict[str, Any]]:
     del releasever
-    return loaded_pool(repositories, arch=arch, cache=cache).projects(globs)
+    pool = loaded_pool(repositories, arch=arch, cache=cache)
+    try:
+        return pool.projects(globs)
+    finally:
+        pool.write_caches_in_background()
 
 
 def names(repositories: list[Repository], *, arch: str, releasever: str, cache: MetadataCache,
           globs: list[str] | None) -> list[str]:
     del releasever
-    return loaded_pool(repositories, arch=arch, cache=cache).names(globs)
+    pool = loaded_pool(repositories, arch=arch, cache=cache)
+    try:
+        return pool.names(globs)
+    finally:
+        pool.write_caches_in_background()

@@ -7,6 +7,7 @@ import logging
 import os
 import subprocess
 import sys
+import time
 import types
 from pathlib import Path
 
@@ -75,6 +76,11 @@ def test_cli_prints_the_transaction(test_repos, cache_dir):
     names = [p["name"] for p in packages]
     assert "tmux" in names and "chrony" in names and "bash-completion" not in names
     assert {p["repo_id"] for p in packages} == {"repo-1", "repo-2"}
+    # The solver caches are written by a child after the answer is printed.
+    deadline = time.monotonic() + 30
+    while len(list((cache_dir / "rpmmd").glob("*/*.solv"))) < 2:
+        assert time.monotonic() < deadline, "the CLI left no .solv caches behind"
+        time.sleep(0.05)
 
 
 def test_cli_no_weak_deps_and_errors(test_repos, cache_dir):
