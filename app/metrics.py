@@ -128,6 +128,52 @@ def _add(conn: Any, name: str, key: str, value: float) -> None:
                  (name, key, value))
 
 
+# osbuild keeps downloaded sources in its store under sources/<source type>/<checksum>; the curl and
+# librepo sources (RPMs) share org.osbuild.files
+_SOURCE_FILES_DIR = ("sources", "org.osbuild.files")
+_RPM_SOURCES = ("org.osbuild.curl", "org.osbuild.librepo")
+
+
+def manifest_checksums(manifest: dict[str, Any]) -> set[str]:
+    """Checksums of the files (RPMs) a manifest asks osbuild to fetch."""
+    sums: set[str] = set()
+    for kind in _RPM_SOURCES:
+        items = (manifest.get("sources") or {}).get(kind, {}).get("items", {})
+        sums.update(str(k) for k in items)
+    return sums
+
+
+class RpmCacheProbe:
+    """Splits a build's RPM bytes into found-in-the-osbuild-store and downloaded.
+
+    Made before osbuild runs (it notes which files the store already holds), `record()`ed after
+    it ran (by then the store holds every file, so both sizes are known), so nothing in osbuild
+    has to report anything.
+    """
+
+    def __init__(self, manifest: dict[str, Any], store: Path):
+        self.files_dir = Path(store).joinpath(*_SOURCE_FILES_DIR)
+        self.wanted = manifest_checksums(manifest)
+        self.present = {c for c in self.wanted if (self.files_dir / c).exists()}
+
+    def sizes(self) -> tuple[int, int]:
+        """(bytes found in the store before the build, bytes the build downloaded)."""
+        def size(checksum: str) -> int:
+            try:
+                return (self.files_dir / checksum).stat().st_size
+            except OSError:
+                return 0
+        hit = sum(size(c) for c in self.present)
+        downloaded = sum(size(c) for c in self.wanted - self.present)
+        return hit, downloaded
+
+    def record(self, config: "Config") -> tuple[int, int]:
+        hit, downloaded = self.sizes()
+        add_bytes(config, "rpm_cache_hit", hit)
+        add_bytes(config, "rpm_download", downloaded)
+        return hit, downloaded
+
+
 # --- reading, at scrape time --------------------------------------------------------------------
 
 def compose_counts(db: Database) -> dict[tuple[str, str], int]:

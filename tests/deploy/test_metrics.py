@@ -153,3 +153,23 @@ def test_broker_down_keeps_the_rest_of_the_scrape(config):
     assert s["celery_composer_up"][(("part", "store"),)] == 1
     assert "celery_composer_queue_depth" not in s
     assert "celery_composer_composes" in s
+
+
+def test_rpm_cache_probe_splits_hits_and_downloads(config, tmp_path):
+    """The probe reads osbuild's store layout (sources/org.osbuild.files/<checksum>); osbuild is
+    not installed here, so the test plays its part by writing the downloaded file itself."""
+    store = tmp_path / "osbuild-store"
+    files = store / "sources" / "org.osbuild.files"
+    files.mkdir(parents=True)
+    cached, fetched, absent = ("sha256:" + c * 64 for c in "abc")
+    (files / cached).write_bytes(b"x" * 3000)
+    manifest = {"version": "2", "sources": {
+        "org.osbuild.curl": {"items": {cached: {"url": "http://127.0.0.1:9/a.rpm"},
+                                       fetched: "http://127.0.0.1:9/b.rpm"}},
+        "org.osbuild.librepo": {"items": {absent: {"path": "c.rpm", "mirror": "m"}}}}}
+    probe = metrics.RpmCacheProbe(manifest, store)
+    (files / fetched).write_bytes(b"y" * 500)  # "osbuild downloaded it"
+    assert probe.record(config) == (3000, 500)
+    s = scrape(config)
+    assert s["celery_composer_rpm_cache_hit_bytes_total"][()] == 3000
+    assert s["celery_composer_rpm_download_bytes_total"][()] == 500
