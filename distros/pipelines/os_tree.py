@@ -24,9 +24,11 @@ FIPS_FILES = {
 
 
 def platform(ctx: ManifestContext) -> dict[str, Any]:
-    """Bootloader facts of the arch: family defaults, narrowed by the image type."""
+    """Bootloader facts of the arch: family defaults, narrowed by the image type (for all
+    arches, or per arch when the image type's `platform` is keyed by arch)."""
     plat = dict((ctx.data.get("platforms") or {}).get(ctx.arch) or {})
-    plat.update((ctx.data.get("platform") or {}))
+    override = ctx.data.get("platform") or {}
+    plat.update(override.get(ctx.arch) or {} if ctx.arch in override else override)
     return plat
 
 
@@ -135,7 +137,8 @@ class OSTree(PipelineKind):
 
     def build_needs(self, ctx: ManifestContext, spec: dict[str, Any]) -> tuple[list[str], dict[str, str]]:
         plat = platform(ctx)
-        pkgs = list(plat.get("build_packages") or []) + ["rpm"]
+        bootable = ctx.image_type.bootable or ctx.partition_table is not None
+        pkgs = (list(plat.get("build_packages") or []) if bootable else []) + ["rpm"]
         if ctx.os.selinux:
             pkgs += ["policycoreutils", f"selinux-policy-{ctx.os.selinux}"]
         if ctx.os.stages.get("cloud_init"):
