@@ -72,9 +72,20 @@ class ContextFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         if not getattr(record, "compose_id", None):
-            record.compose_id = _compose_id.get()
+            record.compose_id = _compose_id.get() or _compose_of_celery_record(record)
         record.process_role = self.role
         return True
+
+
+def _compose_of_celery_record(record: logging.LogRecord) -> str | None:
+    """Celery's own "Task ... received/succeeded" lines carry the task's arguments in `data`;
+    they are logged outside the task, where nothing is bound, yet they are about one compose."""
+    data = getattr(record, "data", None)
+    if isinstance(data, dict):
+        match = UUID_RE.search(str(data.get("args", "")))
+        if match:
+            return match.group(0).lower()
+    return None
 
 
 def _extras(record: logging.LogRecord) -> dict[str, Any]:
@@ -95,7 +106,9 @@ class TextFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         message = record.getMessage()
-        extras = " ".join(f"{k}={_quote(v)}" for k, v in sorted(_extras(record).items()))
+        # Celery's `data` repeats the message's task details: left to the JSON format
+        extras = " ".join(f"{k}={_quote(v)}" for k, v in sorted(_extras(record).items())
+                          if k != "data")
         if extras:
             message = f"{message} {extras}"
         if record.exc_info:

@@ -125,3 +125,45 @@ def test_celery_tasks_bind_their_compose_id(capture):
     assert step.delay(COMPOSE).get() == COMPOSE
     assert current_compose_id() is None
     assert f"compose={COMPOSE} tasks.compose: step runs" in stream.getvalue()
+
+
+def test_real_worker_lines_carry_the_compose_id(tmp_path, private_redis):
+    """A real `celery-composer worker` on a private Redis runs a task for a compose that does not
+    exist (it skips it): each line about that task, Celery's own included, names the compose."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    compose_id = str(uuid.uuid4())
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CELERY_COMPOSER_")}
+    env.update(CELERY_COMPOSER_BROKER_URL=private_redis,
+               CELERY_COMPOSER_STATE_DIR=str(tmp_path / "state"),
+               CELERY_COMPOSER_CACHE_DIR=str(tmp_path / "cache"))
+    log_path = tmp_path / "worker.log"
+    with open(log_path, "wb") as log:
+        worker = subprocess.Popen([sys.executable, "-m", "app.cli", "worker", "--queues",
+                                   "depsolve", "--concurrency", "1"], cwd=root, env=env,
+                                  stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        sender = ("from app.config import load; from tasks import celery_app;"
+                  f"celery_app.configure(load()).send_task('compose.depsolve', args=['{compose_id}'])")
+        subprocess.run([sys.executable, "-c", sender], cwd=root, env=env, check=True, timeout=60)
+        deadline = time.monotonic() + 60
+        while "succeeded" not in log_path.read_text():
+            assert worker.poll() is None, log_path.read_text()[-3000:]
+            assert time.monotonic() < deadline, log_path.read_text()[-3000:]
+            time.sleep(0.5)
+    finally:
+        os.killpg(worker.pid, signal.SIGTERM)
+        try:
+            worker.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(worker.pid, signal.SIGKILL)
+            worker.wait()
+    about_task = [line for line in log_path.read_text().splitlines() if "compose.depsolve[" in line]
+    assert len(about_task) >= 2  # received, succeeded
+    assert all(f"compose={compose_id} " in line for line in about_task), about_task
