@@ -20,7 +20,7 @@ from tasks.depsolve.packageset import PackageSet, as_chain
 from tasks.depsolve.repository import Repository
 
 __all__ = ["Repository", "PackageSet", "DepsolveError", "RepositoryError", "depsolve", "search",
-           "package_names", "nevra", "frozen_version"]
+           "package_names", "nevra", "frozen_version", "take_metadata_traffic"]
 
 RepositoryLike = Repository | Mapping[str, Any]
 
@@ -106,3 +106,11 @@ def frozen_version(package: Mapping[str, Any]) -> str:
     epoch = int(package.get("epoch") or 0)
     text = f"{package['version']}-{package['release']}.{package['arch']}"
     return f"{epoch}:{text}" if epoch else text
+
+
+def take_metadata_traffic() -> dict[str, int]:
+    """{"cache_hit": bytes, "downloaded": bytes} of repository metadata this process used since
+    the last call (then reset): the depsolve task records them as the service's metrics."""
+    from tasks.depsolve.metadata import take_traffic
+
+    return take_traffic()

@@ -56,6 +56,27 @@ _PRUNE_AFTER = 600.0
 _STATE = "state.json"
 
 
+# Bytes of metadata documents served from the cache / downloaded by this process since the
+# last `take_traffic()`; the depsolve task turns them into the service's metrics.
+_TRAFFIC = {"cache_hit": 0, "downloaded": 0}
+
+
+def take_traffic() -> dict[str, int]:
+    """Metadata bytes served from the cache and downloaded since the last call (then reset)."""
+    out = dict(_TRAFFIC)
+    for key in _TRAFFIC:
+        _TRAFFIC[key] = 0
+    return out
+
+
+def _count(kind: str, paths) -> None:
+    for path in paths:
+        try:
+            _TRAFFIC[kind] += path.stat().st_size
+        except OSError:
+            pass
+
+
 @dataclass(frozen=True)
 class RepoMetadata:
     """One repository's verified metadata on local disk, ready for a solver to load."""
@@ -215,12 +236,14 @@ class MetadataCache:
         if self._fresh(repo, directory):
             current = self._load_state(repo, directory)
             if current is not None:
+                _count("cache_hit", current.documents.values())
                 return current
         directory.mkdir(parents=True, exist_ok=True)
         with directory_lock(directory):
             # Another worker may have refreshed while this one waited for the lock.
             current = self._load_state(repo, directory)
             if current is not None and self._fresh(repo, directory):
+                _count("cache_hit", current.documents.values())
                 return current
             return self._refresh(repo, directory, current)
 
@@ -278,6 +301,7 @@ class MetadataCache:
                 and current.baseurl == baseurl:
             self._write_state(repo, directory, current.baseurl, checksum,
                               {r: p.name for r, p in current.documents.items()}, current.revision)
+            _count("cache_hit", current.documents.values())
             return current
         revision, entries = parse_repomd(repomd)
         options = self._options(repo)
@@ -287,10 +311,13 @@ class MetadataCache:
             for index, entry in enumerate(documents_for_role):
                 dest = directory / Path(entry.href).name
                 url = baseurl + entry.href
-                if not dest.exists() or _digest(dest, entry.checksum_type) != entry.checksum:
+                if dest.exists() and _digest(dest, entry.checksum_type) == entry.checksum:
+                    _count("cache_hit", [dest])
+                else:
                     try:
                         transport.fetch_file(url, dest, checksum_type=entry.checksum_type,
                                              checksum=entry.checksum, options=options)
+                        _count("downloaded", [dest])
                     except transport.TransportError as exc:
                         if role in OPTIONAL_ROLES and not exc.transient:
                             # Listed but not served in this compression: try the next one,
@@ -360,4 +387,4 @@ def read_decompressed(path: Path) -> bytes:
 
 
 __all__ = ["MetadataCache", "RepoMetadata", "atomic_write", "directory_lock", "open_document",
-           "parse_repomd", "read_decompressed"]
+           "parse_repomd", "read_decompressed", "take_traffic"]

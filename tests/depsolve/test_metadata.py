@@ -220,3 +220,17 @@ def test_old_documents_are_pruned_after_a_change(server, cache_dir):
     assert not first.documents["primary"].exists()
     assert second.documents["primary"].exists()
     assert "group" in second.documents and "modules" not in second.documents
+
+
+def test_metadata_traffic_is_counted_for_the_metrics(server, cache_dir):
+    from tasks.depsolve import take_metadata_traffic
+
+    take_metadata_traffic()
+    solve(http_repos(server), cache_dir)
+    first = take_metadata_traffic()
+    documents = [p for p in server.root.rglob("repodata/*") if p.name != "repomd.xml"]
+    assert 0 < first["downloaded"] <= sum(p.stat().st_size for p in documents)
+    assert first["cache_hit"] == 0
+    solve(http_repos(server), cache_dir)
+    second = take_metadata_traffic()
+    assert second == {"cache_hit": first["downloaded"], "downloaded": 0}
