@@ -49,6 +49,10 @@ test-deps: debian-deps $(VENV)/.test-deps node_modules/.bin/azurite-blob ## Inst
 test: test-deps ## Install what the tests need and run them
 	$(BIN)/pytest $(PYTEST_ARGS)
 
+.PHONY: bench-api
+bench-api: venv ## API benchmark: req/s, p50/p99 over the socket, 1,000 blueprints + 10,000 composes, vs an empty route
+	$(BIN)/python bench/api.py $(ARGS)
+
 .PHONY: bench-depsolve
 bench-depsolve: venv ## Depsolve benchmark vs dnf 4 (installs Debian's python3-dnf for the peer)
 	@dpkg -s python3-dnf >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-dnf; }
@@ -92,6 +96,10 @@ install-python: ## Install the celery-composer command itself under DESTDIR/PREF
 uninstall: ## Remove what `make install` put in place (the configuration stays)
 	for unit in $(UNITS); do rm -f $(DESTDIR)$(UNITDIR)/$$(basename $$unit); done
 	rm -f $(DESTDIR)$(SYSUSERSDIR)/celery-composer.conf
+
+.PHONY: bench-upload
+bench-upload: test-deps ## Upload benchmark: bytes on the wire and speed vs SDK baselines (Azurite, moto)
+	$(BIN)/python bench/upload.py $(ARGS)
 
 .PHONY: clean
 clean: ## Remove the virtualenv and caches

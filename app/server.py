@@ -107,9 +107,11 @@ def _make_base() -> type:
         """gunicorn with our settings and our app; no gunicorn command line is parsed."""
 
         def __init__(self, config: "Config",
-                     app_factory: Callable[["Config"], Any] | None = None):
+                     app_factory: Callable[["Config"], Any] | None = None,
+                     embedded: bool = True):
             self.weldr_config = config
             self.app_factory = app_factory
+            self.embedded = embedded
             self._stop_embedded: Callable[[], None] | None = None
             self.socket_activated = systemd_socket_count() > 0
             super().__init__()
@@ -176,6 +178,8 @@ def _make_base() -> type:
             """
             from app import pipeline_module
 
+            if not self.embedded:
+                return
             try:
                 module = pipeline_module()
             except Exception:
@@ -183,20 +187,26 @@ def _make_base() -> type:
                 return
             if module is None or getattr(module, "start_embedded", None) is None:
                 return
-            import multiprocessing
+            # A plain subprocess, not multiprocessing: forked API workers would inherit a
+            # multiprocessing child and try to join it at exit.
+            import base64
+            import pickle
+            import subprocess
+            import sys
 
-            ctx = multiprocessing.get_context("spawn")
-            proc = ctx.Process(target=_embedded_main, args=(self.weldr_config,),
-                               name="celery-composer-embedded", daemon=False)
-            proc.start()
+            env = dict(os.environ)
+            env[_EMBEDDED_ENV] = base64.b64encode(pickle.dumps(self.weldr_config)).decode()
+            proc = subprocess.Popen(
+                [sys.executable, "-c", "import app.server as s; s._embedded_main()"], env=env)
 
             def stop() -> None:
-                if proc.is_alive():
+                if proc.poll() is None:
                     proc.terminate()  # SIGTERM: _embedded_main stops the helpers cleanly
-                proc.join(GRACEFUL_TIMEOUT + 5)
-                if proc.is_alive():
+                try:
+                    proc.wait(GRACEFUL_TIMEOUT + 5)
+                except subprocess.TimeoutExpired:
                     proc.kill()
-                    proc.join()
+                    proc.wait()
 
             self._stop_embedded = stop
 
@@ -213,13 +223,20 @@ def _make_base() -> type:
     return _WeldrServer
 
 
-def _embedded_main(config: "Config") -> None:
+_EMBEDDED_ENV = "CELERY_COMPOSER_EMBEDDED_CONFIG"
+
+
+def _embedded_main() -> None:
     """Child process: the pipeline's helpers until SIGTERM."""
+    import base64
+    import pickle
     import signal
     import threading
 
     from app import pipeline_module
     from app.logs import setup_logging
+
+    config = pickle.loads(base64.b64decode(os.environ.pop(_EMBEDDED_ENV)))
 
     setup_logging(config, "embedded")
     done = threading.Event()
@@ -234,6 +251,8 @@ def _embedded_main(config: "Config") -> None:
     stop()
 
 
-def WeldrServer(config: "Config", app_factory: Callable[["Config"], Any] | None = None) -> Any:
-    """A gunicorn application serving the Weldr API (or `app_factory(config)`, for benchmarks)."""
-    return _make_base()(config, app_factory)
+def WeldrServer(config: "Config", app_factory: Callable[["Config"], Any] | None = None,
+                embedded: bool = True) -> Any:
+    """A gunicorn application serving the Weldr API (or `app_factory(config)`, for benchmarks);
+    `embedded=False` leaves the pipeline's helpers out (benchmarks of the API alone)."""
+    return _make_base()(config, app_factory, embedded)
