@@ -27,6 +27,7 @@ SECTOR = 512
 GRAIN = MiB
 LVM_EXTENT = 4 * MiB
 LVM_METADATA = MiB
+LUKS_METADATA = 16 * MiB  # the LUKS2 header osbuild-composer reserves in front of the payload
 # GPT: protective MBR + header + 32 sectors of entries in front, header + entries at the end
 GPT_HEADER_SECTORS = 34
 GPT_FOOTER_SECTORS = 33
@@ -71,7 +72,28 @@ class VolumeGroup:
         return sum(lv.size for lv in self.volumes) + self.metadata_size()
 
 
-Payload = Union[Filesystem, VolumeGroup, None]
+@dataclass
+class LUKSContainer:
+    """An encrypted container (LUKS2) holding a filesystem or a volume group (edge disks).
+
+    With a clevis binding the passphrase only serves the build: the image unlocks with the pin
+    (e.g. TPM) and the passphrase is removed once the tree is in.
+    """
+
+    payload: Union[Filesystem, VolumeGroup]
+    label: str = ""
+    cipher: str = ""
+    passphrase: str = ""
+    pbkdf: dict[str, Any] = field(default_factory=dict)
+    clevis: dict[str, Any] | None = None
+    uuid: str = ""
+    sector_size: int = 0
+
+    def metadata_size(self) -> int:
+        return LUKS_METADATA
+
+
+Payload = Union[Filesystem, VolumeGroup, LUKSContainer, None]
 
 
 @dataclass
@@ -112,11 +134,36 @@ class PartitionTable:
     def filesystems(self) -> Iterator[tuple[Filesystem, list[Any]]]:
         """Every filesystem with the path of containers leading to it (partition first)."""
         for part in self.partitions:
-            if isinstance(part.payload, Filesystem):
-                yield part.payload, [part]
-            elif isinstance(part.payload, VolumeGroup):
-                for lv in part.payload.volumes:
-                    yield lv.payload, [part, part.payload, lv]
+            prefix: list[Any] = [part]
+            payload = part.payload
+            if isinstance(payload, LUKSContainer):
+                prefix.append(payload)
+                payload = payload.payload
+            if isinstance(payload, Filesystem):
+                yield payload, prefix
+            elif isinstance(payload, VolumeGroup):
+                for lv in payload.volumes:
+                    yield lv.payload, prefix + [payload, lv]
+
+    def luks_containers(self) -> list[tuple[Partition, LUKSContainer]]:
+        return [(p, p.payload) for p in self.partitions if isinstance(p.payload, LUKSContainer)]
+
+    def volume_groups(self) -> list[tuple[list[Any], VolumeGroup]]:
+        """Each volume group with the containers holding it (partition, then LUKS if any)."""
+        out = []
+        for part in self.partitions:
+            prefix: list[Any] = [part]
+            payload = part.payload
+            if isinstance(payload, LUKSContainer):
+                prefix.append(payload)
+                payload = payload.payload
+            if isinstance(payload, VolumeGroup):
+                out.append((prefix, payload))
+        return out
+
+    def luks_uuids(self) -> list[str]:
+        """For the kernel command line: `luks.uuid=` lets the initrd unlock these at boot."""
+        return [luks.uuid for _, luks in self.luks_containers()]
 
     def find(self, mountpoint: str) -> tuple[Filesystem, list[Any]] | None:
         for fs, path in self.filesystems():
@@ -131,7 +178,7 @@ class PartitionTable:
         return self.partitions.index(found[1][0])
 
     def has_lvm(self) -> bool:
-        return any(isinstance(p.payload, VolumeGroup) for p in self.partitions)
+        return bool(self.volume_groups())
 
     def mount_owner(self, directory: str) -> str:
         """The mountpoint whose filesystem holds `directory`."""
@@ -155,8 +202,9 @@ class PartitionTable:
         target = path[-1]
         if isinstance(target, LogicalVolume):
             target.size = max(target.size, align_up(size, LVM_EXTENT))
-            part, vg = path[0], path[1]
-            part.size = max(part.size, align_up(vg.used(), GRAIN))
+            part, vg = path[0], path[-2]
+            luks = LUKS_METADATA if isinstance(path[1], LUKSContainer) else 0
+            part.size = max(part.size, align_up(vg.used() + luks, GRAIN))
         else:
             target.size = max(target.size, align_up(size, GRAIN))
 
@@ -191,7 +239,7 @@ class PartitionTable:
         fs_type = root[0].type
         if self.has_lvm() and mode != "raw":
             _, path = root
-            vg = path[1] if len(path) > 1 else None
+            vg = next((x for x in path if isinstance(x, VolumeGroup)), None)
             if vg is None:
                 raise PartitioningError(f"cannot create {mountpoint}: / is not on LVM")
             vg.volumes.append(LogicalVolume(name=lv_name(mountpoint, vg),
@@ -246,7 +294,10 @@ class PartitionTable:
         for part in self.partitions:
             if self.type == "gpt" and not part.uuid:
                 part.uuid = random_uuid(rng).upper()
-        for fs, _ in self.filesystems():
+        for fs, path in self.filesystems():
+            for holder in path:
+                if isinstance(holder, LUKSContainer) and not holder.uuid:
+                    holder.uuid = random_uuid(rng)
             if not fs.uuid:
                 if fs.type == "vfat":
                     v = "%08X" % rng.getrandbits(32)
@@ -259,6 +310,14 @@ def _payload_from_def(p: dict[str, Any], default_fs_type: str) -> Payload:
     payload = p.get("payload")
     if payload is None:
         return None
+    if payload.get("kind", "filesystem") == "luks":
+        inner = _payload_from_def(payload, default_fs_type)
+        if not isinstance(inner, (Filesystem, VolumeGroup)):
+            raise DefinitionError("a LUKS container holds a filesystem or a volume group")
+        return LUKSContainer(payload=inner, label=payload.get("label", ""), cipher=payload.get("cipher", ""),
+                             passphrase=payload.get("passphrase", ""), pbkdf=dict(payload.get("pbkdf") or {}),
+                             clevis=dict(payload["clevis"]) if payload.get("clevis") else None,
+                             uuid=payload.get("uuid", ""), sector_size=int(payload.get("sector_size", 0)))
     if payload.get("kind", "filesystem") == "lvm":
         vg = VolumeGroup(name=payload["name"], description=payload.get("description", ""))
         for lv in payload.get("volumes", []):
@@ -276,10 +335,11 @@ def _fs_from_def(d: dict[str, Any], default_fs_type: str) -> Filesystem:
 
 
 def _holds_root(part: Partition) -> bool:
-    if isinstance(part.payload, Filesystem):
-        return part.payload.mountpoint == "/"
-    if isinstance(part.payload, VolumeGroup):
-        return any(lv.payload.mountpoint == "/" for lv in part.payload.volumes)
+    payload = part.payload.payload if isinstance(part.payload, LUKSContainer) else part.payload
+    if isinstance(payload, Filesystem):
+        return payload.mountpoint == "/"
+    if isinstance(payload, VolumeGroup):
+        return any(lv.payload.mountpoint == "/" for lv in payload.volumes)
     return False
 
 

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from distros.partition import Filesystem, LogicalVolume, Partition, PartitionTable, VolumeGroup, SECTOR
+from distros.partition import (Filesystem, LogicalVolume, LUKSContainer, Partition, PartitionTable, VolumeGroup,
+                               SECTOR)
 
 FAT_MOUNT = "org.osbuild.fat"
 
@@ -90,18 +91,63 @@ def vg_device_name(vg: VolumeGroup) -> str:
     return vg.name + "vg"
 
 
-def fs_devices(filename: str, path: list[Any], target_name: str, lock: bool) -> dict[str, Any]:
-    """Devices for one filesystem: its loopback, or its LV on the VG's loopback."""
-    part = path[0]
-    if len(path) == 1:
+def luks_device_name(luks: LUKSContainer) -> str:
+    return "luks-" + luks.uuid[:4]
+
+
+def luks_device(luks: LUKSContainer, parent: str) -> dict[str, Any]:
+    return {"type": "org.osbuild.luks2", "parent": parent, "options": {"passphrase": luks.passphrase}}
+
+
+def container_devices(filename: str, prefix: list[Any], target_name: str, lock: bool) -> dict[str, Any]:
+    """Devices exposing what a partition holds: the loopback, or the opened LUKS container on it."""
+    part = prefix[0]
+    if len(prefix) == 1:
         return {target_name: loopback(filename, part, lock)}
-    vg: VolumeGroup = path[1]
-    lv: LogicalVolume = path[2]
+    luks: LUKSContainer = prefix[1]
+    name = luks_device_name(luks)
+    return {target_name: luks_device(luks, name), name: loopback(filename, part, lock)}
+
+
+def fs_devices(filename: str, path: list[Any], target_name: str, lock: bool) -> dict[str, Any]:
+    """Devices for one filesystem: its loopback (or LUKS device), or its LV on the VG's device."""
+    if not isinstance(path[-1], LogicalVolume):
+        return container_devices(filename, path, target_name, lock)
+    vg: VolumeGroup = path[-2]
+    lv: LogicalVolume = path[-1]
     vgname = vg_device_name(vg)
-    return {
-        target_name: {"type": "org.osbuild.lvm2.lv", "parent": vgname, "options": {"volume": lv.name}},
-        vgname: loopback(filename, part, lock),
-    }
+    devices = container_devices(filename, path[:-2], vgname, lock)
+    devices[target_name] = {"type": "org.osbuild.lvm2.lv", "parent": vgname, "options": {"volume": lv.name}}
+    return devices
+
+
+def luks_format_stages(pt: PartitionTable, filename: str) -> list[dict[str, Any]]:
+    """Create each LUKS2 container (and bind it to its clevis pin) before anything goes inside."""
+    stages = []
+    for part, luks in pt.luks_containers():
+        device = {"device": loopback(filename, part, lock=True)}
+        opts: dict[str, Any] = {"passphrase": luks.passphrase, "uuid": luks.uuid}
+        if luks.cipher:
+            opts["cipher"] = luks.cipher
+        if luks.label:
+            opts["label"] = luks.label
+        opts["sector-size"] = luks.sector_size
+        if luks.pbkdf:
+            opts["pbkdf"] = {"method": luks.pbkdf.get("method", "argon2id"),
+                             **{k: luks.pbkdf[k] for k in ("iterations", "memory", "parallelism") if k in luks.pbkdf}}
+        stages.append(stage("luks2.format", opts, devices=device))
+        if luks.clevis:
+            stages.append(stage("clevis.luks-bind", {"passphrase": luks.passphrase, "pin": luks.clevis["pin"],
+                                                      "policy": luks.clevis["policy"]},
+                                devices={"device": loopback(filename, part, lock=True)}))
+    return stages
+
+
+def luks_finish_stages(pt: PartitionTable, filename: str) -> list[dict[str, Any]]:
+    """With a clevis pin in place, the build passphrase is removed from the image."""
+    return [stage("luks2.remove-key", {"passphrase": luks.passphrase},
+                  devices={"device": loopback(filename, part, lock=True)})
+            for part, luks in pt.luks_containers() if luks.clevis and luks.clevis.get("remove_passphrase")]
 
 
 def sfdisk_stage(pt: PartitionTable, filename: str) -> dict[str, Any]:

@@ -8,8 +8,8 @@ from distros.engine import ManifestContext, PipelineKind, pipeline_kind
 from distros.partition import SECTOR, VolumeGroup
 from distros.pipelines.build import build_ref
 from distros.pipelines.os_tree import platform
-from distros.stages import (fs_devices, loopback, mkfs_stage, pipeline_file_input, sfdisk_stage, stage,
-                            tree_input, tree_mounts)
+from distros.stages import (container_devices, fs_devices, loopback, luks_finish_stages, luks_format_stages,
+                            mkfs_stage, pipeline_file_input, sfdisk_stage, stage, tree_input, tree_mounts)
 
 
 def output_filename(ctx: ManifestContext, pipeline: str) -> str:
@@ -33,6 +33,10 @@ class RawDisk(PipelineKind):
                              "btrfs": "btrfs-progs"}.get(fs.type, "e2fsprogs"))
             if pt.has_lvm():
                 pkgs.append("lvm2")
+            for _, luks in pt.luks_containers():
+                pkgs.append("cryptsetup")
+                if luks.clevis:
+                    pkgs += ["clevis", "clevis-luks", "clevis-pin-tpm2"]
         return pkgs, {}
 
     def serialize(self, ctx: ManifestContext, spec: dict[str, Any]) -> dict[str, Any]:
@@ -41,20 +45,22 @@ class RawDisk(PipelineKind):
             raise ValueError(f"{ctx.image_type.name}: a disk pipeline needs a partition table")
         filename = output_filename(ctx, spec["name"])
         stages = [stage("truncate", {"filename": filename, "size": str(pt.size)}), sfdisk_stage(pt, filename)]
-        vgs = [(p, p.payload) for p in pt.partitions if isinstance(p.payload, VolumeGroup)]
-        for part, vg in vgs:
+        stages += luks_format_stages(pt, filename)
+        vgs = pt.volume_groups()
+        for prefix, vg in vgs:
             stages.append(stage("lvm2.create",
                                 {"volumes": [{"name": lv.name, "size": f"{lv.size}B"} for lv in vg.volumes]},
-                                devices={"device": loopback(filename, part, lock=True)}))
+                                devices=container_devices(filename, prefix, "device", lock=True)))
         for fs, path in pt.filesystems():
             stages.append(mkfs_stage(fs, path, filename))
         devices, mounts = tree_mounts(pt, filename)
         stages.append(stage("copy", {"paths": [{"from": "input://root-tree/", "to": "mount://root/"}]},
                             inputs={"root-tree": tree_input(spec.get("tree", "os"))},
                             devices=devices, mounts=mounts))
-        for part, vg in vgs:
+        for prefix, vg in vgs:
             stages.append(stage("lvm2.metadata", {"vg_name": vg.name},
-                                devices={"device": loopback(filename, part, lock=True)}))
+                                devices=container_devices(filename, prefix, "device", lock=True)))
+        stages += luks_finish_stages(pt, filename)
         stages += self._boot_code(ctx, filename)
         return {"name": spec["name"], **build_ref(ctx), "stages": stages}
 
