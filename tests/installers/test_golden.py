@@ -22,6 +22,7 @@ CASES = [
     "centos_9-x86_64-edge_commit-boot",
     "centos_9-x86_64-edge_container-boot",
     "centos_9-x86_64-edge_installer-boot",
+    "centos_9-x86_64-edge_raw_image-boot",
     "fedora_38-x86_64-iot_commit-boot",
 ]
 
