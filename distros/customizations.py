@@ -50,6 +50,32 @@ class CustomizationError(ValueError):
     """The blueprint asks for something this image type cannot do."""
 
 
+# Where blueprint directories and files may go (longest matching prefix decides; True = allowed).
+DIRECTORY_POLICY = {"/": False, "/etc": True}
+FILE_POLICY = {"/": False, "/etc": True, "/root": True, "/usr/local/bin": True, "/usr/local/sbin": True,
+               "/etc/fstab": False, "/etc/shadow": False, "/etc/passwd": False, "/etc/group": False}
+
+
+def path_allowed(path: str, policy: dict[str, bool]) -> bool:
+    if not path.startswith("/") or path.endswith("/") or "/../" in path + "/" or "/./" in path + "/":
+        return False
+    best = "/"
+    for prefix in policy:
+        if path == prefix or path.startswith(prefix.rstrip("/") + "/"):
+            if len(prefix) > len(best):
+                best = prefix
+    return policy[best]
+
+
+def check_paths(c: dict[str, Any]) -> None:
+    dirs = [d.get("path", "") for d in c.get("directories") or [] if not path_allowed(d.get("path", ""), DIRECTORY_POLICY)]
+    if dirs:
+        raise CustomizationError(f"the following custom directories are not allowed: {dirs}")
+    files = [f.get("path", "") for f in c.get("files") or [] if not path_allowed(f.get("path", ""), FILE_POLICY)]
+    if files:
+        raise CustomizationError(f"the following custom files are not allowed: {files}")
+
+
 @dataclass
 class FileNode:
     path: str
@@ -116,6 +142,7 @@ def blueprint_packages(blueprint: dict[str, Any]) -> list[str]:
 
 def os_config(image_config: dict[str, Any], blueprint: dict[str, Any], rng: random.Random) -> OSConfig:
     c = _customizations(blueprint)
+    check_paths(c)
     ic = image_config
     cfg = OSConfig()
     cfg.language = ic.get("locale")

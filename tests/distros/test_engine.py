@@ -256,8 +256,8 @@ def test_customizations_become_stages(toy: dict[str, distros.Distro]) -> None:
         "group": [{"name": "ops", "gid": 2000}],
         "firewall": {"ports": ["22:tcp"], "services": {"enabled": ["http"]}},
         "services": {"enabled": ["sshd"], "masked": ["kdump"]},
-        "directories": [{"path": "/srv/x", "mode": "0700", "ensure_parents": True}],
-        "files": [{"path": "/srv/x/a", "data": "hi", "user": "bob"}],
+        "directories": [{"path": "/etc/x", "mode": "0700", "ensure_parents": True}],
+        "files": [{"path": "/etc/x/a", "data": "hi", "user": "bob"}],
     }}
     m = it.manifest(bp, PACKAGES, REPOS, None, seed=5)
     os_ = m["pipelines"][1]
@@ -267,10 +267,10 @@ def test_customizations_become_stages(toy: dict[str, distros.Distro]) -> None:
     users = os_["stages"][8]["options"]["users"]["bob"]
     assert users["password"].startswith("$6$") and users["groups"] == ["wheel"]
     assert os_["stages"][9]["options"] == {"ports": ["22:tcp"], "enabled_services": ["http"]}
-    assert os_["stages"][10]["options"] == {"paths": [{"path": "/srv/x", "parents": True}]}
+    assert os_["stages"][10]["options"] == {"paths": [{"path": "/etc/x", "parents": True}]}
     copy = os_["stages"][12]
     (checksum,) = m["sources"]["org.osbuild.inline"]["items"]
-    assert copy["options"]["paths"][0]["to"] == "tree:///srv/x/a"
+    assert copy["options"]["paths"][0]["to"] == "tree:///etc/x/a"
     assert checksum in copy["options"]["paths"][0]["from"]
     assert os_["stages"][14]["options"] == {"enabled_services": ["sshd"], "masked_services": ["kdump"]}
     assert m["pipelines"][2]["stages"][0]["options"] == {"filename": "root.tar"}
@@ -356,3 +356,20 @@ def test_rhsm_repositories_fetch_with_secrets(toy: dict[str, distros.Distro]) ->
     assert items[packages["build"][0]["checksum"]] == {"url": "https://example.com/rpm.rpm",
                                                          "secrets": {"name": "org.osbuild.rhsm"}}
     assert items[packages["os"][0]["checksum"]] == {"url": "https://example.com/bash.rpm"}
+
+
+@pytest.mark.parametrize("kind, path, ok", [
+    ("files", "/etc/app.conf", True), ("files", "/root/.bashrc", True), ("files", "/usr/local/bin/x", True),
+    ("files", "/etc/fstab", False), ("files", "/etc/passwd", False), ("files", "/usr/bin/x", False),
+    ("directories", "/etc/app.d", True), ("directories", "/var/x", False), ("directories", "/etc/../x", False),
+])
+def test_file_and_directory_policy(toy: dict[str, distros.Distro], kind: str, path: str, ok: bool) -> None:
+    from distros.customizations import CustomizationError
+
+    it = toy["toy-1"].image_type("x86_64", "tarball")
+    bp = {"customizations": {kind: [{"path": path, "data": "x"} if kind == "files" else {"path": path}]}}
+    if ok:
+        it.manifest(bp, PACKAGES, REPOS, None, 0)
+    else:
+        with pytest.raises(CustomizationError, match="not allowed"):
+            it.manifest(bp, PACKAGES, REPOS, None, 0)
