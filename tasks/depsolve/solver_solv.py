@@ -452,7 +452,9 @@ class LoadedPool:
         if globs is None:
             if self._projects is None:
                 self._projects = self._build_projects(lambda name: True)
-            return self._projects
+            # Copies of the entries: a caller adding keys (modules/info adds "dependencies")
+            # must not change what the next caller gets.
+            return [dict(p) for p in self._projects]
         return self._build_projects(_matcher(globs))
 
     def _build_projects(self, matcher) -> list[dict[str, Any]]:
