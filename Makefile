@@ -74,16 +74,19 @@ BINDIR ?= $(PREFIX)/bin
 UNITDIR ?= $(PREFIX)/lib/systemd/system
 SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
 SYSCONFDIR ?= /etc
+DATADIR ?= $(PREFIX)/share
 UNITS := $(wildcard systemd/*.socket systemd/*.service)
 
 .PHONY: install
-install: ## Install systemd units, sysusers entry and example config under DESTDIR/PREFIX
+install: ## Install systemd units, sysusers entry, repository definitions and example config under DESTDIR/PREFIX
 	install -d $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSUSERSDIR) $(DESTDIR)$(SYSCONFDIR)/celery-composer
 	for unit in $(UNITS); do \
 		sed 's|/usr/bin/celery-composer|$(BINDIR)/celery-composer|g' $$unit > $(DESTDIR)$(UNITDIR)/$$(basename $$unit); \
 		chmod 0644 $(DESTDIR)$(UNITDIR)/$$(basename $$unit); \
 	done
 	install -m 0644 systemd/celery-composer.sysusers $(DESTDIR)$(SYSUSERSDIR)/celery-composer.conf
+	install -d $(DESTDIR)$(DATADIR)/celery-composer/repositories
+	install -m 0644 repositories/*.json $(DESTDIR)$(DATADIR)/celery-composer/repositories/
 	@# an existing configuration is the admin's: never overwrite it
 	[ -e $(DESTDIR)$(SYSCONFDIR)/celery-composer/celery-composer.toml ] || \
 		install -m 0644 conf/celery-composer.toml $(DESTDIR)$(SYSCONFDIR)/celery-composer/celery-composer.toml
@@ -96,6 +99,7 @@ install-python: ## Install the celery-composer command itself under DESTDIR/PREF
 uninstall: ## Remove what `make install` put in place (the configuration stays)
 	for unit in $(UNITS); do rm -f $(DESTDIR)$(UNITDIR)/$$(basename $$unit); done
 	rm -f $(DESTDIR)$(SYSUSERSDIR)/celery-composer.conf
+	rm -rf $(DESTDIR)$(DATADIR)/celery-composer/repositories
 
 .PHONY: bench-upload
 bench-upload: test-deps ## Upload benchmark: bytes on the wire and speed vs SDK baselines (Azurite, moto)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
+import sys
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,8 +53,24 @@ def default_cache_dir() -> Path:
     return Path(base) / "celery-composer"
 
 
+# where `make install` puts the shipped repository definitions, for installs that are not a checkout
+SHARED_REPOSITORIES_DIRS = (Path("/usr/local/share/celery-composer/repositories"),
+                            Path("/usr/share/celery-composer/repositories"))
+
+
 def default_repositories_dir() -> Path:
-    return PROJECT_DIR / "repositories"
+    """The checkout's `repositories/` when running from one, else the installed copy.
+
+    A wheel install has no `repositories/` beside the package, so without this search an installed
+    service would find no distro at all.
+    """
+    candidates = (PROJECT_DIR / "repositories",
+                  Path(sys.prefix) / "share" / "celery-composer" / "repositories",
+                  *SHARED_REPOSITORIES_DIRS)
+    for candidate in candidates:
+        if candidate.is_dir():
+            return candidate
+    return candidates[0]
 
 
 @dataclass

@@ -115,3 +115,21 @@ def test_systemd_analyze_verify(installed):
             if "celery-composer" in line]
     assert result.returncode == 0, result.stdout + result.stderr
     assert not ours, "\n".join(ours)  # unknown keys and bad values are only warnings
+
+
+def test_install_ships_repository_definitions(installed):
+    shipped = sorted(p.name for p in (ROOT / "repositories").glob("*.json"))
+    target = installed["root"] / "usr/share/celery-composer/repositories"
+    assert shipped and sorted(p.name for p in target.glob("*.json")) == shipped
+
+
+def test_installed_package_finds_installed_repositories(tmp_path, monkeypatch):
+    """Outside a checkout (a wheel install) the default is the installed copy."""
+    from app import config as config_mod
+
+    monkeypatch.setattr(config_mod, "PROJECT_DIR", tmp_path / "site-packages")
+    shared = tmp_path / "usr/share/celery-composer/repositories"
+    shared.mkdir(parents=True)
+    monkeypatch.setattr(config_mod, "SHARED_REPOSITORIES_DIRS", (shared,))
+    monkeypatch.setattr(config_mod.sys, "prefix", str(tmp_path / "venv"))
+    assert config_mod.default_repositories_dir() == shared
