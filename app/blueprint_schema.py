@@ -18,7 +18,8 @@ import posixpath
 import re
 from typing import Any
 
-from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields, post_load, validates_schema
+from marshmallow import (EXCLUDE, RAISE, Schema, ValidationError, fields, post_load, validate,
+                         validates_schema)
 
 # --- field kinds ------------------------------------------------------------------------------
 
@@ -91,6 +92,10 @@ class Size(fields.Field):
 
 
 def Str(**kw: Any) -> fields.String:
+    """A string; a required one must not be empty either (an empty group name would become
+    the package spec "@" at depsolve time)."""
+    if kw.get("required"):
+        kw.setdefault("validate", validate.Length(min=1))
     return fields.String(**kw)
 
 

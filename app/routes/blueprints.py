@@ -231,7 +231,7 @@ def _solver() -> Solver:
                                       module_platform_id=platform_id,
                                       cache_dir=Path(config.cache_dir) / "rpmmd",
                                       metadata_expire=getattr(config, "metadata_expire", None))
-        except (DepsolveError, RepositoryError) as exc:
+        except (DepsolveError, RepositoryError, ValueError) as exc:
             raise BlueprintError(str(exc)) from exc
         return chain[-1]
 

@@ -312,6 +312,8 @@ def test_order_of_packages_is_kept():
     ('name="x"\n[[customizations.group]]\nname="a"\n[[customizations.group]]\nname="a"', "duplicate group name: a"),
     ('name="x"\n[[customizations]]\nhostname="legacy"', "customizations"),
     ('name="x"\n[[customizations.user]]\nname="a"\nuid=99999999999999999999', "Number out of range."),
+    ('name="x"\n[[groups]]\nname=""', "groups.0.name: Shorter than minimum length 1."),
+    ('name="x"\n[[customizations.user]]\nname=""', "customizations.user.0.name: Shorter than minimum length 1."),
 ])
 def test_schema_refuses(doc, fragment):
     assert fragment in bad_request(doc)
