@@ -67,7 +67,7 @@ class UploadContext:
     progress: ProgressCallback = lambda done, total: None
     should_cancel: Callable[[], bool] = lambda: False
     log: Callable[[str], None] = lambda line: None
-    workers: int = 8
+    workers: int = 10
     bytes_sent: int = 0  # image bytes put on the wire (skipped zeros excluded), for metrics
     _sent_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 

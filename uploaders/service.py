@@ -188,7 +188,7 @@ def run_upload(config: Any, upload_id: str, *, store: ComposeStore | None = None
     write_log(f"starting {upload.target} upload of {image_path.name} as \"{upload.image_name}\"")
     ctx = UploadContext(progress=_progress_sink(store, upload_id, write_log),
                         should_cancel=_cancel_probe(store, upload_id, cancel_event),
-                        log=write_log, workers=workers or 8)
+                        log=write_log, workers=workers or 10)
     started = time.monotonic()
     try:
         settings = cls.validate(merged, upload.image_name)
