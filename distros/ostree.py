@@ -11,6 +11,10 @@ osbuild-composer resolves them; the manifest then carries them as `org.osbuild.o
 from __future__ import annotations
 
 import hashlib
+import re
+import urllib.error
+import urllib.parse
+import urllib.request
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
@@ -634,3 +638,56 @@ def _go_quote(text: str) -> str:
             out.append(ch)
     out.append('"')
     return "".join(out)
+
+
+# ---------------------------------------------------------------------------------------------
+# resolving commits
+
+_REF_RE = re.compile(r"^(?:[\w\d][-._\w\d]*/)*[\w\d][-._\w\d]*$")
+_CHECKSUM_RE = re.compile(r"^[0-9a-f]{64}$")
+# subscription-manager's entitlement certificates: what an RHSM-protected repository wants to see
+ENTITLEMENT_DIR = "/etc/pki/entitlement"
+
+
+def valid_ref(ref: str) -> bool:
+    return bool(_REF_RE.match(ref))
+
+
+def resolve_commit(source: SourceSpec, *, timeout: float = 30.0, entitlement_dir: str = ENTITLEMENT_DIR) -> CommitSpec:
+    """The commit a ref points to now, read from the repository's `refs/heads/<ref>`."""
+    if not valid_ref(source.ref):
+        raise OSTreeResolveError(f"Invalid ostree ref {source.ref!r}")
+    commit = CommitSpec(ref=source.ref, url=source.url, checksum="", secrets=RHSM_SECRETS if source.rhsm else "")
+    if not source.url:
+        return commit
+    parsed = urllib.parse.urlsplit(source.url)
+    if parsed.scheme not in ("http", "https"):
+        raise OSTreeResolveError(f"error parsing ostree repository location: unsupported scheme in {source.url!r}")
+    url = source.url.rstrip("/") + "/refs/heads/" + source.ref
+    context = None
+    if source.rhsm and parsed.scheme == "https":
+        context = _entitlement_context(entitlement_dir)
+    try:
+        with urllib.request.urlopen(url, timeout=timeout, context=context) as resp:  # noqa: S310 (http/https only)
+            body = resp.read(4096)
+    except urllib.error.HTTPError as exc:
+        raise OSTreeResolveError(f"ostree repository {url!r} returned status: {exc.code} {exc.reason}") from exc
+    except (urllib.error.URLError, OSError) as exc:
+        raise OSTreeResolveError(f"error sending request to ostree repository {url!r}: {exc}") from exc
+    checksum = body.decode(errors="replace").strip()
+    if not _CHECKSUM_RE.match(checksum):
+        raise OSTreeResolveError(f"ostree repository {url!r} returned invalid reference")
+    return CommitSpec(ref=commit.ref, url=commit.url, checksum=checksum, secrets=commit.secrets)
+
+
+def _entitlement_context(directory: str) -> Any:
+    import glob
+    import ssl
+
+    keys = sorted(glob.glob(f"{directory}/*-key.pem"))
+    if not keys:
+        raise OSTreeResolveError("error adding rhsm certificates when resolving ref")
+    key = keys[0]
+    context = ssl.create_default_context()
+    context.load_cert_chain(key.replace("-key.pem", ".pem"), key)
+    return context
