@@ -257,3 +257,29 @@ def test_damaged_record_fails_alone(client, store):
     assert e["id"] == "ComposeStatusError" and bad in e["msg"]
     store.db.conn.execute("DELETE FROM composes WHERE id = ?", (bad,))
     client.delete(f"{V1}/compose/delete/{good}")
+
+
+def test_start_with_upload_v1(client, store):
+    e = _err(client.post(f"{V1}/compose", {"blueprint_name": "compose-bp", "compose_type": "qcow2",
+                                           "upload": {"provider": "aws", "settings": {}}}))
+    assert e == {"id": "UploadError", "msg": "Missing parameter 'image_name'!"}
+    r = client.post(f"{V1}/compose", {"blueprint_name": "compose-bp", "compose_type": "qcow2",
+                                      "upload": {"image_name": "img", "provider": "local",
+                                                 "settings": {}}})
+    if r.status != 200:  # the local target's own settings rules are the uploaders' business
+        assert r.json()["errors"][0]["id"] == "UploadError"
+        return
+    reply = r.json()
+    cid = reply["build_id"]
+    uploads = store.uploads(cid)
+    assert [u.id for u in uploads] == [reply["upload_id"]] and uploads[0].target == "local"
+    entry = client.get(f"{V1}/compose/status/{cid}").json()["uuids"][0]
+    assert entry["uploads"][0]["uuid"] == reply["upload_id"]
+    assert entry["uploads"][0]["status"] == "WAITING"
+    client.delete(f"{V1}/compose/cancel/{cid}")
+    client.delete(f"{V1}/compose/delete/{cid}")
+
+
+def test_types_unknown_arch(client):
+    e = _err(client.get(f"{V1}/compose/types?distro=centos-9&arch=pdp11"))
+    assert e == {"id": "DistroError", "msg": "Unknown distribution: centos-9 for arch pdp11"}
