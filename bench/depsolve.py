@@ -360,7 +360,8 @@ def whole_processes(repos: list[dict], request: dict) -> dict:
     results: dict[str, dict] = {}
     with tempfile.TemporaryDirectory(prefix="bench-ours-") as ours_cache, \
             tempfile.TemporaryDirectory(prefix="bench-dnf-") as dnf_cache:
-        cli = [str(ROOT / ".venv" / "bin" / "celery-composer"), "depsolve", "--arch", "x86_64",
+        # What the `celery-composer` entry script runs (it may be mid-reinstall on a busy tree).
+        cli = [sys.executable, "-m", "app.cli", "depsolve", "--arch", "x86_64",
                "--releasever", "9", "--cache-dir", ours_cache]
         for repo in repos:
             cli += ["--repo", repo["baseurl"]]
@@ -399,7 +400,92 @@ def pool_round_trip(repos: list[dict], request: dict) -> float:
             processes.close()
 
 
-def report(name: str, ours: dict, theirs: dict, processes: dict, pool: float) -> dict:
+def api_blueprint_depsolve(repos: list[dict], packages: list[str]) -> tuple[float, float]:
+    """`GET /api/v1/blueprints/depsolve/<bp>` through a real `celery-composer serve`.
+
+    Returns (first request, median warm request) in seconds. The server's system repositories
+    for centos-9 are pointed at `repos`; the blueprint asks for `packages`.
+    """
+    import http.client
+    import signal
+    import socket as socket_mod
+
+    class UnixConnection(http.client.HTTPConnection):
+        def __init__(self, path: str) -> None:
+            super().__init__("localhost", timeout=600)
+            self.path = path
+
+        def connect(self) -> None:
+            self.sock = socket_mod.socket(socket_mod.AF_UNIX, socket_mod.SOCK_STREAM)
+            self.sock.settimeout(600)
+            self.sock.connect(self.path)
+
+    def request(sock: str, method: str, url: str, body: dict | None = None) -> tuple[int, dict]:
+        conn = UnixConnection(sock)
+        try:
+            headers = {"Content-Type": "application/json"} if body is not None else {}
+            conn.request(method, url, json.dumps(body) if body is not None else None, headers)
+            response = conn.getresponse()
+            return response.status, json.loads(response.read() or b"{}")
+        finally:
+            conn.close()
+
+    with tempfile.TemporaryDirectory(prefix="bench-api-") as base_dir:
+        base = Path(base_dir)
+        (base / "repositories").mkdir()
+        (base / "repositories" / "centos-9.json").write_text(json.dumps(
+            {"x86_64": [{"name": r["id"], "baseurl": r["baseurl"], "check_gpg": False}
+                        for r in repos]}))
+        sock = str(base / "api.socket")
+        env = dict(os.environ, CELERY_COMPOSER_CACHE_DIR=str(base / "cache"),
+                   CELERY_COMPOSER_REPOSITORIES_DIR=str(base / "repositories"),
+                   CELERY_COMPOSER_EMBEDDED_WORKERS="false", CELERY_COMPOSER_LOG_LEVEL="WARNING")
+        log = open(base / "server.log", "wb")
+        server = subprocess.Popen(
+            [sys.executable, "-m", "app.cli", "serve", "--socket", sock, "--state-dir",
+             str(base / "state"), "--workers", "1"], cwd=ROOT, env=env, stdout=log,
+            stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            deadline = time.monotonic() + 60
+            while True:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("API server did not start:\n"
+                                       + (base / "server.log").read_text()[-3000:])
+                try:
+                    if request(sock, "GET", "/api/status")[0] == 200:
+                        break
+                except OSError:
+                    time.sleep(0.1)
+            blueprint = {"name": "bench-qcow2", "description": "depsolve benchmark",
+                         "version": "0.0.1", "distro": "centos-9",
+                         "packages": [{"name": n, "version": "*"} for n in packages]}
+            status, answer = request(sock, "POST", "/api/v1/blueprints/new", blueprint)
+            if status != 200:
+                raise RuntimeError(f"blueprints/new: {status} {answer}")
+
+            def depsolve_once() -> float:
+                started = time.perf_counter()
+                status, answer = request(sock, "GET", "/api/v1/blueprints/depsolve/bench-qcow2")
+                elapsed = time.perf_counter() - started
+                if status != 200 or answer.get("errors"):
+                    raise RuntimeError(f"blueprints/depsolve: {status} {answer.get('errors')}")
+                return elapsed
+
+            first = depsolve_once()
+            warm = statistics.median(depsolve_once() for _ in range(9))
+            return first, warm
+        finally:
+            os.killpg(server.pid, signal.SIGTERM)
+            try:
+                server.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(server.pid, signal.SIGKILL)
+                server.wait()
+            log.close()
+
+
+def report(name: str, ours: dict, theirs: dict, processes: dict, pool: float,
+           api: tuple[float, float] | None = None) -> dict:
     same = ours["nevras"] == theirs["nevras"]
     only_ours = sorted(set(ours["nevras"]) - set(theirs["nevras"]))
     only_dnf = sorted(set(theirs["nevras"]) - set(ours["nevras"]))
@@ -422,10 +508,12 @@ def report(name: str, ours: dict, theirs: dict, processes: dict, pool: float) ->
     print(f"{'peak RSS whole process cold (MB)':44} {processes['ours']['cold_peak_mb']:>16.0f} "
           f"{processes['dnf']['cold_peak_mb']:>10.0f}")
     print(f"{'solver process pool round trip, warm':44} {pool:>15.3f}s")
+    if api:
+        print(f"{'API blueprints/depsolve: first / warm':44} {api[0]:>7.3f}s {api[1]:>6.3f}s")
     return {"dataset": name, "packages": len(ours["nevras"]), "identical": same,
             "ours": {k: v for k, v in ours.items() if k != "nevras"},
             "dnf": {k: v for k, v in theirs.items() if k != "nevras"},
-            "processes": processes, "pool_round_trip": pool}
+            "processes": processes, "pool_round_trip": pool, "api_blueprint_depsolve": api}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -434,6 +522,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="size of the generated repository (default 70000)")
     parser.add_argument("--skip-shared", action="store_true")
     parser.add_argument("--skip-generated", action="store_true")
+    parser.add_argument("--skip-api", action="store_true",
+                        help="do not measure blueprints/depsolve through a real API server")
     parser.add_argument("--generate-into", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.generate_into:
@@ -462,7 +552,16 @@ def main(argv: list[str] | None = None) -> int:
         ours, theirs = in_process(repos, request)
         processes = whole_processes(repos, request)
         pool = pool_round_trip(repos, request)
-        results.append(report(name, ours, theirs, processes, pool))
+        api = None
+        if not args.skip_api:
+            # A blueprint holds no excludes, so it asks for the set's plain names; the kernel
+            # comes in on its own (osbuild-composer adds it to every blueprint depsolve).
+            names = [n for n in request["include"] if not n.startswith("@")]
+            try:
+                api = api_blueprint_depsolve(repos, names)
+            except RuntimeError as exc:
+                print(f"(API measurement failed: {exc})", file=sys.stderr)
+        results.append(report(name, ours, theirs, processes, pool, api))
     (CACHE / "depsolve-results.json").write_text(json.dumps(results, indent=1))
     return 0
 
