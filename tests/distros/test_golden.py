@@ -47,3 +47,23 @@ def test_case_list_is_complete(golden_dir: Path) -> None:
     ours = {p.name[: -len(".json.xz")] for p in golden_dir.glob("*.json.xz")
             if not any(k in p.name for k in ("edge", "installer", "iot"))}
     assert ours == set(CASES)
+
+
+# names the depsolver resolves through a provide (or that 2023's repositories did not have)
+PROVIDED = {"dnf-utils", "redhat-release", "redhat-release-eula", "passwd", "dnf-yum"}
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_package_sets_agree_with_the_resolved_packages(golden_dir: Path, case: str) -> None:
+    """What package_sets asks for is what osbuild-composer's depsolve of that request installed."""
+    import distros
+
+    data = load_case(golden_dir / f"{case}.json.xz")
+    req = data["compose-request"]
+    it = distros.get_distro(req["distro"]).image_type(req["arch"], req["image-type"])
+    sets = it.package_sets(req.get("blueprint") or {})
+    assert set(sets) == set(data["rpmmd"])
+    for pipeline, chain in sets.items():
+        installed = {p["name"] for p in data["rpmmd"][pipeline]}
+        wanted = {n for s in chain for n in s["include"] if not n.startswith("@")}
+        assert not wanted - installed - PROVIDED, f"{pipeline}: not installed by osbuild-composer"
