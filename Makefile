@@ -93,7 +93,8 @@ install: ## Install systemd units, sysusers entry, repository definitions and ex
 
 .PHONY: install-python
 install-python: ## Install the celery-composer command itself under DESTDIR/PREFIX (pip)
-	$(PYTHON) -m pip install --no-deps --root "$(if $(DESTDIR),$(DESTDIR),/)" --prefix $(PREFIX) .
+	@# --ignore-installed: never uninstall a copy the running Python already has (e.g. a venv's)
+	$(PYTHON) -m pip install --no-deps --ignore-installed --root "$(if $(DESTDIR),$(DESTDIR),/)" --prefix $(PREFIX) .
 
 .PHONY: uninstall
 uninstall: ## Remove what `make install` put in place (the configuration stays)
