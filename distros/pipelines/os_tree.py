@@ -241,7 +241,10 @@ class OSTree(PipelineKind):
                 stages.insert(0, stage("kernel-cmdline", {"root_fs_uuid": root_uuid,
                                                           "kernel_opts": " ".join(kernel_opts)}))
         if o.rhsm_facts:
-            stages.append(stage("rhsm.facts", {"facts": {"image-builder.osbuild-composer.api-type": ctx.options.api_type}}))
+            facts = {"image-builder.osbuild-composer.api-type": ctx.options.api_type}
+            if o.openscap and o.openscap.get("profile_id"):
+                facts["image-builder.insights.compliance-profile-id"] = o.openscap["profile_id"]
+            stages.append(stage("rhsm.facts", {"facts": facts}))
 
         if spec.get("ostree"):
             stages.append(ostree.journald_persistent_stage())
