@@ -56,7 +56,10 @@ def _config_repo(base, repo: Repository, keydir: Path) -> None:
     if repo.mirrorlist:
         conf.mirrorlist = repo.mirrorlist
     conf.sslverify = repo.sslverify
-    conf.pkg_gpgcheck = repo.check_gpg
+    try:
+        conf.pkg_gpgcheck = repo.check_gpg
+    except AttributeError:  # libdnf5 before 5.2 spells it gpgcheck
+        conf.gpgcheck = repo.check_gpg
     conf.repo_gpgcheck = repo.check_repogpg
     if repo.proxy:
         conf.proxy = repo.proxy
