@@ -691,3 +691,23 @@ def _entitlement_context(directory: str) -> Any:
     context = ssl.create_default_context()
     context.load_cert_chain(key.replace("-key.pem", ".pem"), key)
     return context
+
+
+def prepare_compose(
+    image_type: Any,
+    blueprint: Mapping[str, Any],
+    ostree_request: Mapping[str, Any] | None,
+    *,
+    test: bool = False,
+    resolver: Any = None,
+) -> tuple[list[str], dict[str, list[dict[str, str]]]]:
+    """What POST /compose does for ostree before queueing, as osbuild-composer does it there:
+    check the request against the image type, then resolve the commits it needs (stand-ins in
+    test mode). Returns (warnings, ostree_commits for the manifest options)."""
+    options = {"ostree": dict(ostree_request or {})}
+    warnings = image_type.check(blueprint, options)
+    resolve = resolver or resolve_commit
+    commits: dict[str, list[dict[str, str]]] = {}
+    for pipeline, sources in image_type.ostree_sources(blueprint, options).items():
+        commits[pipeline] = [(test_commit(s) if test else resolve(s)).to_dict() for s in sources]
+    return warnings, commits

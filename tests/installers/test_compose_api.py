@@ -1,0 +1,101 @@
+"""POST /compose with `ostree` options and compose/types, over the real socket.
+
+No workers run (the shared server has embedded workers off): a compose is checked, its ostree
+commits resolved and it is stored WAITING, or it is refused with osbuild-composer's error.
+The stored compose then gives the engine the same manifest options the build worker uses.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+
+import distros
+from app.db import Database
+from app.store.composes import ComposeStore
+from tasks.steps import manifest_options
+
+V1 = "/api/v1"
+BP = 'name = "edge-bp"\ndescription = "edge"\nversion = "0.1.0"\ndistro = "centos-9"\n' \
+     '[[customizations.user]]\nname = "alice"\nkey = "ssh-ed25519 AAAA alice"\ngroups = ["wheel"]\n'
+BP_HOST = 'name = "edge-host"\ndescription = "edge"\nversion = "0.1.0"\ndistro = "centos-9"\n' \
+          '[customizations]\nhostname = "edge1"\n'
+
+
+@pytest.fixture(scope="module")
+def client(weldr_client):
+    for toml in (BP, BP_HOST):
+        r = weldr_client.post_toml(f"{V1}/blueprints/new", toml)
+        assert r.status == 200, r
+    return weldr_client
+
+
+@pytest.fixture(scope="module")
+def store(weldr_server):
+    return ComposeStore(Database.in_state_dir(weldr_server.state_dir), weldr_server.state_dir / "artifacts")
+
+
+def _start(client, compose_type, blueprint="edge-bp", test="", **extra):
+    body = {"blueprint_name": blueprint, "compose_type": compose_type, "branch": "master", **extra}
+    return client.post(f"{V1}/compose" + (f"?test={test}" if test else ""), body)
+
+
+def test_compose_types_list_installer_and_ostree_types(client):
+    el = {t["name"] for t in client.get(f"{V1}/compose/types?distro=centos-9").json()["types"]}
+    assert {"image-installer", "edge-commit", "edge-container", "edge-installer", "edge-raw-image",
+            "edge-simplified-installer", "edge-ami", "edge-vsphere"} <= el
+    fedora = {t["name"] for t in client.get(f"{V1}/compose/types?distro=fedora-38").json()["types"]}
+    assert {"iot-commit", "iot-container", "iot-installer", "image-installer", "live-installer"} <= fedora
+
+
+@pytest.mark.parametrize("compose_type,blueprint,ostree,msg", [
+    ("edge-installer", "edge-bp", {}, 'failed to initialize osbuild manifest: boot ISO image type "edge-installer" '
+     "requires specifying a URL from which to retrieve the OSTree commit"),
+    ("edge-commit", "edge-bp", {"parent": "rhel/9/x86_64/edge"}, "failed to initialize osbuild manifest: ostree "
+     "parent ref specified, but no URL to retrieve it"),
+    ("edge-raw-image", "edge-host", {"url": "http://127.0.0.1:9/repo"}, "failed to initialize osbuild manifest: "
+     'unsupported blueprint customizations found for image type "edge-raw-image": (allowed: Ignition, Kernel, '
+     "User, Group)"),
+])
+def test_refused_requests_answer_manifest_creation_failed(client, compose_type, blueprint, ostree, msg):
+    r = _start(client, compose_type, blueprint, ostree=ostree)
+    assert r.status == 400, r
+    assert r.json()["errors"] == [{"id": "ManifestCreationFailed", "msg": msg}]
+
+
+def test_unresolvable_commit_answers_ostree_options_error(client):
+    before = client.get(f"{V1}/compose/status/*").json()
+    r = _start(client, "edge-installer", ostree={"url": "http://127.0.0.1:9/repo", "ref": "acme/edge"})
+    assert r.status == 400, r
+    error = r.json()["errors"][0]
+    assert error["id"] == "OSTreeOptionsError" and "127.0.0.1:9/repo/refs/heads/acme/edge" in error["msg"]
+    assert client.get(f"{V1}/compose/status/*").json() == before
+
+
+def test_test_mode_compose_stores_stand_in_commits_that_make_the_manifest(client, store):
+    url, ref = "http://127.0.0.1:9/repo", "acme/9/x86_64/edge"
+    r = _start(client, "edge-installer", test="2", ostree={"url": url, "ref": ref, "rhsm": False})
+    assert r.status == 200, r
+    compose = store.get(r.json()["build_id"])
+    assert compose.ostree["url"] == url
+    checksum = hashlib.sha256((url + ref).encode()).hexdigest()
+    assert compose.options["ostree_commits"] == {
+        "bootiso-tree": [{"Ref": ref, "URL": url, "ContentURL": "", "Secrets": "", "Checksum": checksum}]}
+    # the build worker's manifest options carry them into the engine
+    it = distros.get_distro("centos-9").image_type("x86_64", "edge-installer")
+    pkgs = {name: [{"name": "kernel", "epoch": 0, "version": "5.14.0", "release": "1.el9", "arch": "x86_64",
+                    "remote_location": "http://127.0.0.1:9/kernel.rpm", "checksum": "sha256:" + "0" * 64,
+                    "check_gpg": False}] for name in ("build", "anaconda-tree")}
+    manifest = it.manifest(compose.blueprint, pkgs, [], manifest_options(compose), seed=1)
+    assert manifest["sources"]["org.osbuild.ostree"]["items"] == {checksum: {"remote": {"url": url}}}
+    tree = next(p for p in manifest["pipelines"] if p["name"] == "bootiso-tree")
+    kickstart = next(s for s in tree["stages"] if s["type"] == "org.osbuild.kickstart")["options"]
+    assert kickstart["ostree"]["ref"] == ref and "alice" in kickstart["users"]
+
+
+def test_edge_commit_with_users_warns_like_osbuild_composer(client):
+    r = _start(client, "edge-commit", test="2", ostree={"ref": "acme/edge"})
+    assert r.status == 200, r
+    warnings = r.json()["warnings"]
+    assert warnings and 'user customizations on "edge-commit" image type are deprecated' in warnings[0]
