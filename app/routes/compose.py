@@ -448,9 +448,12 @@ def compose_start() -> Response:
     if distro not in sources.list_distros(config):
         raise WeldrError("DistroError", f"Unknown distribution: {distro} for arch {arch}")
     image_type = _image_type(distro, arch, compose_type)
-    if ostree.get("parent") and not ostree.get("url"):
-        raise WeldrError("ManifestCreationFailed", "failed to initialize osbuild manifest: ostree "
-                         "parent ref specified, but no URL to retrieve it")
+    from distros.ostree import OSTreeOptionsError, prepare_compose
+
+    try:  # the image type's checks, then the ostree commits it needs, resolved now
+        warnings, ostree_commits = prepare_compose(image_type, blueprint, ostree, test=test_mode != 0)
+    except OSTreeOptionsError as exc:
+        raise WeldrError(exc.api_id, exc.api_message) from exc
     upload_requests = []
     if api_version() >= 1 and body.get("upload"):
         upload = body["upload"]
@@ -465,10 +468,10 @@ def compose_start() -> Response:
         size=image_size, image_filename=getattr(image_type, "filename", "") or "",
         mime_type=getattr(image_type, "mime_type", "") or "application/octet-stream",
         ostree=ostree, upload_requests=upload_requests, test_mode=test_mode,
-        options={"requested_size": size})
+        options={"requested_size": size, **({"ostree_commits": ostree_commits} if ostree_commits else {})})
     if test_mode == 0:
         submit_compose(compose.id)
-    reply: dict[str, Any] = {"build_id": compose.id, "status": True, "warnings": []}
+    reply: dict[str, Any] = {"build_id": compose.id, "status": True, "warnings": warnings}
     if upload_requests:
         uploads = _store().uploads(compose.id)
         reply["upload_id"] = uploads[0].id if uploads else ""
