@@ -208,7 +208,7 @@ def run_depsolve(config: "Config", compose_id: str,
                                       platform_id, depsolver)
             ctx.store.record_packages(compose_id, packages)
             manifest = image_type.manifest(compose.blueprint, packages, repositories,
-                                           options, _seed(compose_id))
+                                           options, manifest_seed(compose, options))
             ctx.store.record_manifest(compose_id, manifest)
             pipeline_names = [p.get("name") for p in manifest.get("pipelines", [])]
             plan = {"exports": list(image_type.exports),
@@ -240,9 +240,17 @@ def manifest_options(compose: Any) -> dict[str, Any]:
     return options
 
 
-def _seed(compose_id: str) -> int:
-    """Manifest seed: stable per compose, so a retried depsolve writes the same manifest."""
-    return int(compose_id.replace("-", "")[:15], 16)
+def manifest_seed(compose: Any, options: dict[str, Any]) -> int:
+    """The seed of the manifest's random parts (filesystem and partition UUIDs): from what was
+    asked, not from the compose id.  The same request then yields the same manifest, so osbuild
+    finds the `os` tree of an unchanged compose in its store and does not build it again; a retried
+    depsolve writes the same manifest too."""
+    import hashlib
+
+    request = {"blueprint": compose.blueprint, "compose_type": compose.compose_type,
+               "distro": compose.distro, "arch": compose.arch, "options": options}
+    digest = hashlib.sha256(json.dumps(request, sort_keys=True, default=str).encode()).digest()
+    return int.from_bytes(digest[:8], "big") >> 1
 
 
 def _depsolve_sets(config: "Config", compose: Any, sets: dict[str, list[Any]],
@@ -332,6 +340,7 @@ def run_build(config: "Config", compose_id: str) -> str:
     # reaper just closes (and queues its uploads); the other order could strand it RUNNING
     ctx.store.mark_finished(compose_id, image_size=target.stat().st_size)
     runs.advance(db, claim, [upload_step(t) for t in upload_targets_of(ctx.store, compose_id)])
+    ctx.store.append_log(compose_id, f"osbuild finished in {outcome.duration:.2f} s\n")
     log.info("compose %s built in %.1f s", compose_id, outcome.duration)
     return "built"
 
