@@ -78,6 +78,16 @@ class AzureUploader(Uploader):
             raise SettingsError("Missing setting 'storage_account_key' or 'sas_token': "
                                 "one credential is needed")
 
+    @classmethod
+    def secret_values(cls, settings: dict[str, Any]) -> list[str]:
+        """The SAS token's signature on its own too: SDK errors may quote a URL's query."""
+        values = super().secret_values(settings)
+        for part in str(settings.get("sas_token") or "").lstrip("?").split("&"):
+            key, _, value = part.partition("=")
+            if key == "sig" and value:
+                values.append(value)
+        return values
+
     def container_client(self, settings: dict[str, Any]) -> Any:
         from azure.storage.blob import BlobServiceClient, LinearRetry
 

@@ -137,8 +137,17 @@ def run_compose_uploads(config: Any, compose_id: str, target: str,
     store = _compose_store(config, store)
     statuses = []
     for upload in store.uploads(compose_id):
-        if upload.target == target and upload.status == "WAITING":
-            statuses.append(run_upload(config, upload.id, store=store))
+        if upload.target != target:
+            continue
+        if upload.status == "RUNNING":
+            # The pipeline lets one task at a time hold this compose's upload step, so a RUNNING
+            # entry here was left by a worker that died mid-upload: start it again.
+            upload_store.append_log(store.db, upload.id, "the previous attempt stopped (worker lost); "
+                                                         "starting again")
+            store.update_upload(upload.id, status="WAITING", progress=0.0)
+        elif upload.status != "WAITING":
+            continue
+        statuses.append(run_upload(config, upload.id, store=store))
     return statuses
 
 

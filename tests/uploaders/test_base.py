@@ -75,6 +75,11 @@ def test_strip_secrets(provider: str, settings: dict, kept: dict) -> None:
     assert strip_secrets(provider, settings) == kept
 
 
+def test_sas_signature_is_a_secret_on_its_own() -> None:
+    values = get_uploader("azure").secret_values({"sas_token": "?sv=2024&sig=abcd%2Fefgh1234"})
+    assert "abcd%2Fefgh1234" in values
+
+
 def test_redact() -> None:
     assert redact("key=abcdef and abcdef", ["abcdef"]) == "key=******** and ********"
 

@@ -192,3 +192,13 @@ def test_validate_upload_request_for_post_compose(env) -> None:
     env.config.upload_defaults = {"aws": {"aws_region": "eu-north-1"}}
     assert validate_upload_request({"image_name": "i", "provider": "aws", "settings": {}}, "ami",
                                    env.config, env.db)["settings"] == {}
+
+
+def test_upload_left_running_by_a_lost_worker_is_restarted(env, tmp_path: Path) -> None:
+    compose, image = env.finished_compose("qcow2", "disk.qcow2")
+    write_image(image, MiB, [(0, 100)])
+    upload_id = env.store.add_upload(compose.id, "local", "again", {"directory": str(tmp_path)})
+    env.store.update_upload(upload_id, status="RUNNING", progress=0.4)  # its worker was killed
+    assert run_compose_uploads(env.config, compose.id, "local", store=env.store) == ["FINISHED"]
+    assert "worker lost" in upload_store.read_log(env.db, upload_id)
+    assert (tmp_path / "again.qcow2").exists()
