@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import stat
 
+import pytest
+
 
 def test_status(weldr_client):
     r = weldr_client.get("/api/status")
@@ -58,3 +60,34 @@ def test_body_over_limit_413(start_weldr_server):
     body = r.json()
     assert body["status"] is False and body["errors"][0]["id"] == "HTTPError"
     assert body["errors"][0]["code"] == 413
+
+
+# lorax-composer's test string, URL-encoded (fullwidth and mathematical letters)
+LORAX_UNICODE = ("I%20%EF%BD%97%F0%9D%92%8All%20%F0%9D%9F%89%CE%BF%F0%9D%98%81%20"
+                 "%F0%9D%9B%A0%EF%BD%81%F0%9D%94%B0%EA%9C%B1%20%F0%9D%98%81%F0%9D%92%89%F0%9D%9D%B8%F0%9D%9A%9C")
+
+
+@pytest.mark.parametrize("method,path", [
+    ("GET", f"/api/v0/compose/info/{LORAX_UNICODE}"),
+    ("GET", f"/api/v1/compose/status/{LORAX_UNICODE}"),
+    ("GET", f"/api/v0/compose/log/{LORAX_UNICODE}"),
+    ("DELETE", f"/api/v1/compose/cancel/{LORAX_UNICODE}"),
+    ("DELETE", f"/api/v1/compose/delete/{LORAX_UNICODE}"),
+    ("GET", f"/api/v1/projects/source/info/{LORAX_UNICODE}"),
+    ("DELETE", f"/api/v0/projects/source/delete/{LORAX_UNICODE}"),
+    ("GET", f"/api/v1/projects/info/{LORAX_UNICODE}"),
+    ("GET", f"/api/v1/modules/list/{LORAX_UNICODE}"),
+    ("GET", f"/api/v1/modules/info/{LORAX_UNICODE}"),
+    ("GET", f"/api/v1/compose/status/*?blueprint={LORAX_UNICODE}"),
+    ("GET", f"/api/v1/compose/types?distro={LORAX_UNICODE}"),
+    ("GET", f"/api/v1/projects/source/info/*?format={LORAX_UNICODE}"),
+    ("GET", f"/api/v1/projects/list?limit={LORAX_UNICODE}"),
+    ("GET", f"/api/v1/distros/list?arch={LORAX_UNICODE}"),
+    ("POST", f"/api/v1/compose?test={LORAX_UNICODE}"),
+])
+def test_lorax_unicode_is_invalid_chars_everywhere(weldr_client, method, path):
+    r = weldr_client.request(method, path)
+    assert r.status == 400, r
+    body = r.json()
+    assert body["status"] is False and body["errors"][0]["id"] == "InvalidChars"
+    assert "nvalid characters in" in body["errors"][0]["msg"]
