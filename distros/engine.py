@@ -251,7 +251,7 @@ class ImageTypeDef:
             return
         filesystems = bp_customizations(ctx.blueprint).get("filesystem") or []
         required = self.data.get("required_sizes")
-        required_bytes = {k: parse_size(v) for k, v in required.items()} if required else None
+        required_bytes = {k: parse_size(v) for k, v in required.items()} if required is not None else None
         # newer blueprints choose the mode themselves; the request's option is the fallback
         mode = bp_customizations(ctx.blueprint).get("partitioning_mode") or ctx.options.partitioning_mode
         ctx.partition_table = customized(base, filesystems, self.image_size(ctx), mode,
