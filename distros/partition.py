@@ -119,13 +119,17 @@ class PartitionTable:
     def from_def(cls, d: dict[str, Any], default_fs_type: str) -> "PartitionTable":
         parts = []
         for p in d["partitions"]:
-            parts.append(Partition(
+            part = Partition(
                 size=parse_size(p.get("size", 0)), type=str(p.get("type", "")),
                 uuid=p.get("uuid", ""), bootable=bool(p.get("bootable", False)),
                 payload=_payload_from_def(p, default_fs_type),
-            ))
+            )
+            if isinstance(part.payload, VolumeGroup):
+                # a volume group's partition holds at least its volumes
+                part.size = max(part.size, align_up(part.payload.used(), GRAIN))
+            parts.append(part)
         return cls(type=d.get("type", "gpt"), uuid=str(d.get("uuid", "")), partitions=parts,
-                   size=parse_size(d.get("size", 0)))
+                   size=parse_size(d.get("size", 0)), start_offset=parse_size(d.get("start_offset", 0)))
 
     def clone(self) -> "PartitionTable":
         return copy.deepcopy(self)
