@@ -1,0 +1,71 @@
+"""End to end: the Weldr socket of a real `celery-composer serve`, its embedded Celery worker and
+the store, with uploads scheduled over the API and run by the `compose.upload.<target>` tasks."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from tests.uploaders.conftest import MiB, write_image
+
+SECRET = "e2e-secret-never-shown-9876"
+
+
+def wait_upload(client: Any, upload_id: str, timeout: float = 90) -> dict:
+    deadline = time.monotonic() + timeout
+    while True:
+        info = client.get(f"/api/v1/upload/info/{upload_id}").json()["upload"]
+        if info["status"] in ("FINISHED", "FAILED", "CANCELLED") or time.monotonic() > deadline:
+            return info
+        time.sleep(0.2)
+
+
+def test_uploads_scheduled_over_the_api_run_on_the_worker(start_weldr_server, tmp_path: Path) -> None:
+    from app.db import Database
+    from app.store.composes import ComposeStore
+
+    server = start_weldr_server(env={"CELERY_COMPOSER_EMBEDDED_WORKERS": "true"})
+    client = server.client
+    out = tmp_path / "published"
+    out.mkdir()
+    resp = client.post("/api/v0/blueprints/new", {"name": "e2e", "version": "0.0.1", "packages": [],
+                                                  "modules": [], "groups": []})
+    assert resp.status == 200, resp
+    # a test-mode compose is FINISHED at once (no build); its upload from POST /compose waits
+    resp = client.post("/api/v1/compose?test=2", {
+        "blueprint_name": "e2e", "compose_type": "qcow2", "branch": "master",
+        "upload": {"image_name": "from-compose", "provider": "local", "settings": {"directory": str(out)}}})
+    assert resp.status == 200, resp
+    compose_id, first_upload = resp.json()["build_id"], resp.json()["upload_id"]
+    store = ComposeStore(Database.in_state_dir(server.state_dir), server.state_dir / "artifacts")
+    image = store.image_path(store.get(compose_id))
+    image.parent.mkdir(parents=True, exist_ok=True)
+    write_image(image, 32 * MiB, [(0, 2 * MiB)])
+
+    resp = client.post(f"/api/v1/compose/uploads/schedule/{compose_id}", {
+        "image_name": "scheduled", "provider": "local", "settings": {"directory": str(out)}})
+    assert resp.status == 200, resp
+    second_upload = resp.json()["upload_id"]
+    resp = client.post(f"/api/v1/compose/uploads/schedule/{compose_id}", {
+        "image_name": "unreachable", "provider": "s3", "settings": {
+            "bucket": "images", "endpoint_url": "http://127.0.0.1:9", "access_key_id": "AKIAE2E",
+            "secret_access_key": SECRET}})
+    failing_upload = resp.json()["upload_id"]
+
+    for upload_id in (first_upload, second_upload):
+        info = wait_upload(client, upload_id)
+        assert info["status"] == "FINISHED", info
+    assert (out / "from-compose").with_suffix(image.suffix).read_bytes() == image.read_bytes()
+    assert (out / "scheduled").with_suffix(image.suffix).exists()
+
+    info = wait_upload(client, failing_upload)
+    assert info["status"] == "FAILED" and "network error" in info["error"], info
+    compose = client.get(f"/api/v1/compose/info/{compose_id}")
+    assert compose.status == 200
+    body = compose.json()
+    assert body["queue_status"] == "FINISHED"
+    assert sorted(u["status"] for u in body["uploads"]) == ["FAILED", "FINISHED", "FINISHED"]
+    assert SECRET not in compose.text
+    assert SECRET not in client.get(f"/api/v1/upload/log/{failing_upload}").text
+    assert SECRET not in (server.base / "server.log").read_text(errors="replace")
