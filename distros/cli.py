@@ -112,7 +112,7 @@ def run(args: argparse.Namespace, config: Any) -> int:
                          for i, url in enumerate(args.repo)]
             else:
                 repos = distro_repositories(config, distro.name, arch)
-            cache_dir = args.cache_dir or Path(config.cache_dir) / "depsolve"
+            cache_dir = args.cache_dir or Path(config.cache_dir)  # shared with the depsolve workers
             packages = resolve_packages(it, blueprint, repos, arch, distro.release_version,
                                         distro.module_platform_id, cache_dir,
                                         getattr(config, "metadata_expire", None))
