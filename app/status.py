@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from app.config import Config
 
 PARTS = ("api", "broker", "workers", "osbuild")
+REPLY_WINDOW = 1.0  # seconds to collect the workers' answers to a broadcast
 
 
 @dataclass
@@ -198,7 +199,9 @@ def check_workers(config: "Config", args: argparse.Namespace) -> Part:
         return Part("workers", not args.local and config.embedded_workers,
                     f"embedded broker has no remote control; workers {how}", {"embedded": True})
     try:
-        workers = worker_queues(config, args.timeout)
+        # workers answer a broadcast within milliseconds, but Celery waits the whole window since
+        # it cannot know how many will answer: keep the window short, as `celery inspect` does
+        workers = worker_queues(config, min(args.timeout, REPLY_WINDOW))
     except Exception as exc:  # noqa: BLE001
         return Part("workers", False, f"cannot ask workers ({exc})")
     if args.local:
