@@ -373,3 +373,31 @@ def test_file_and_directory_policy(toy: dict[str, distros.Distro], kind: str, pa
     else:
         with pytest.raises(CustomizationError, match="not allowed"):
             it.manifest(bp, PACKAGES, REPOS, None, 0)
+
+
+@pytest.mark.parametrize("arch, os_tail, image_stages", [
+    ("ppc64le", ["fstab", "grub2"], ["truncate", "sfdisk", "mkfs.xfs", "mkfs.xfs", "copy", "grub2.inst"]),
+    ("s390x", ["fstab", "zipl"], ["truncate", "sfdisk", "mkfs.xfs", "mkfs.xfs", "copy", "zipl.inst"]),
+    ("aarch64", ["fstab", "grub2"], ["truncate", "sfdisk", "mkfs.fat", "mkfs.xfs", "mkfs.xfs", "copy"]),
+])
+def test_boot_code_per_arch(arch: str, os_tail: list[str], image_stages: list[str]) -> None:
+    it = distros.get_distro("centos-9").image_type(arch, "qcow2")
+    pkgs = {"build": [pkg("rpm", arch, 1)], "os": [pkg("kernel", arch, 2)]}
+    m = it.manifest({}, pkgs, REPOS, None, 0)
+    os_, image = m["pipelines"][1], m["pipelines"][2]
+    types = stage_types(os_)
+    assert types[0] == "kernel-cmdline"
+    assert types[types.index("fstab"):types.index("fstab") + 2] == os_tail
+    assert stage_types(image) == image_stages
+    if arch == "ppc64le":
+        sf = image["stages"][1]["options"]
+        assert sf["label"] == "dos" and sf["partitions"][0] == {"bootable": True, "size": 8192, "start": 2048,
+                                                                "type": "41"}
+        inst = image["stages"][-1]["options"]
+        assert inst["platform"] == "powerpc-ieee1275" and inst["location"] == 2048
+        grub = next(s for s in os_["stages"] if s["type"] == "org.osbuild.grub2")["options"]
+        assert grub["legacy"] == "powerpc-ieee1275" and "uefi" not in grub
+    if arch == "s390x":
+        inst = image["stages"][-1]
+        assert inst["options"]["kernel"] == "1.0-1.s390x"
+        assert "disk" in inst["devices"]
