@@ -30,6 +30,20 @@ LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 LOG_FORMATS = ("text", "json")
 
 
+# Environment variables with our prefix that are not settings of `Config`: read directly by the
+# part named, so `load()` lets them through (checking the value where it can) instead of refusing
+# them as unknown settings.  The first group is documented for users in the README.
+ENV_ONLY: dict[str, tuple[str, ...] | None] = {
+    ENV_PREFIX + "CONFIG": None,                              # the configuration file to read
+    ENV_PREFIX + "DEPSOLVE_BACKEND": ("auto", "libdnf5", "libsolv"),  # tasks.depsolve.backend
+    ENV_PREFIX + "DEPSOLVE_WORKERS": (),                      # API solver processes; () = integer
+}
+INTERNAL_ENV = frozenset({
+    ENV_PREFIX + "DEPSOLVE_DEFER_CACHE_WRITES",  # set by `celery-composer depsolve` for itself
+    ENV_PREFIX + "EMBEDDED_CONFIG",              # serve → its embedded-helpers child
+})
+
+
 class ConfigError(ValueError):
     """A setting is unknown or has a value of the wrong kind; the message names the key."""
 
@@ -321,7 +335,9 @@ def load(path: Path | None = None, environ: Mapping[str, str] | None = None,
     elif explicit:
         raise ConfigError(f"configuration file {path} does not exist")
     for name, value in environ.items():
-        if name.startswith(ENV_PREFIX) and name != ENV_PREFIX + "CONFIG":
+        if name in ENV_ONLY:
+            _check_env_only(name, value)
+        elif name.startswith(ENV_PREFIX) and name not in INTERNAL_ENV:
             key = name[len(ENV_PREFIX):].lower()
             try:
                 values[key] = _coerce(key, value)
@@ -331,6 +347,19 @@ def load(path: Path | None = None, environ: Mapping[str, str] | None = None,
         if value is not None:
             values[key] = _coerce(key, value)
     return Config(**values)
+
+
+def _check_env_only(name: str, value: str) -> None:
+    allowed = ENV_ONLY[name]
+    if allowed is None:
+        return
+    if allowed == ():
+        if not value.strip().isdigit() or int(value) < 1:
+            raise ConfigError(f"environment variable {name}: expected a positive integer,"
+                              f" got {value!r}")
+    elif value not in allowed:
+        raise ConfigError(f"environment variable {name}: expected one of {', '.join(allowed)},"
+                          f" got {value!r}")
 
 
 def _flatten(data: dict[str, Any]) -> dict[str, Any]:

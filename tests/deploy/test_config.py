@@ -281,3 +281,33 @@ def test_cli_reports_configuration_errors_and_exits_2(tmp_path):
     assert result.stderr.strip() == (f"celery-composer: configuration error: {path}: setting"
                                      " 'api_workers': expected an integer, got 'two'")
     assert result.stdout == ""
+
+
+def test_environment_only_variables_pass_and_are_checked():
+    env = {"CELERY_COMPOSER_DEPSOLVE_BACKEND": "libsolv", "CELERY_COMPOSER_DEPSOLVE_WORKERS": "3",
+           "CELERY_COMPOSER_DEPSOLVE_DEFER_CACHE_WRITES": "1"}
+    assert load(environ=env) == load(environ={})
+    with pytest.raises(ConfigError, match="CELERY_COMPOSER_DEPSOLVE_BACKEND: expected one of"):
+        load(environ={"CELERY_COMPOSER_DEPSOLVE_BACKEND": "yum"})
+    with pytest.raises(ConfigError, match="CELERY_COMPOSER_DEPSOLVE_WORKERS: expected a positive"):
+        load(environ={"CELERY_COMPOSER_DEPSOLVE_WORKERS": "many"})
+
+
+def test_environment_only_variables_are_documented():
+    text = (ROOT / "README.md").read_text()
+    section = text[text.index("<!-- environment-only variables"):]
+    documented = re.findall(r"^\| `(CELERY_COMPOSER_[A-Z_]+)` \|", section, re.M)
+    assert sorted(documented) == sorted(config_mod.ENV_ONLY)
+
+
+def test_every_prefixed_variable_in_the_code_is_known():
+    """A CELERY_COMPOSER_* name read anywhere must be a setting, environment-only or internal:
+    otherwise `load()` refuses it the moment a user (or our own code) sets it."""
+    known = {"CELERY_COMPOSER_" + f.upper() for f in FIELDS} | set(config_mod.ENV_ONLY) \
+        | set(config_mod.INTERNAL_ENV)
+    found = set()
+    for folder in ("app", "tasks", "distros", "uploaders"):
+        for path in (ROOT / folder).rglob("*.py"):
+            found.update(re.findall(r"CELERY_COMPOSER_[A-Z][A-Z_]*[A-Z]", path.read_text()))
+    unknown = found - known
+    assert not unknown, f"unknown CELERY_COMPOSER_ variables: {sorted(unknown)}"
