@@ -34,13 +34,17 @@ class Backend:
         return f"{text} ({self.reason})" if self.reason else text
 
 
-def _distribution_version(name: str) -> str:
-    from importlib import metadata
+def _distribution_version(module: ModuleType, name: str) -> str:
+    """The installed version of a module's distribution, from its dist-info directory name.
 
-    try:
-        return metadata.version(name)
-    except metadata.PackageNotFoundError:
-        return "unknown"
+    importlib.metadata would do, but importing it costs a CLI run more than the solve."""
+    location = getattr(module, "__file__", None)
+    if location:
+        from pathlib import Path
+
+        for info in Path(location).resolve().parent.parent.glob(f"{name}-*.dist-info"):
+            return info.name[len(name) + 1:-len(".dist-info")]
+    return getattr(module, "__version__", None) or "unknown"
 
 
 def select_backend(preferred: str | None = None,
@@ -61,7 +65,7 @@ def select_backend(preferred: str | None = None,
                 raise
             reason = f"libdnf5 unavailable: {exc}"
     module = importer(_MODULES["libsolv"])
-    return Backend("libsolv", _distribution_version("solv"), module, reason)
+    return Backend("libsolv", _distribution_version(importer("solv"), "solv"), module, reason)
 
 
 def _libdnf5_version(libdnf5: ModuleType) -> str:

@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import hashlib
 import os
-import ssl
 import tempfile
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import urllib.request
 
 USER_AGENT = "celery-composer-depsolve/1"
 # Attempts per URL and the first backoff delay (doubled after each failed attempt).
@@ -54,7 +55,12 @@ class FetchOptions:
     timeout: float = field(default_factory=lambda: TIMEOUT)
 
 
-def _opener(options: FetchOptions) -> urllib.request.OpenerDirector:
+def _opener(options: FetchOptions) -> "urllib.request.OpenerDirector":
+    # urllib.request pulls in http.client, email and ssl: a tenth of a second a warm CLI run
+    # (which fetches nothing) need not pay, so it is imported on first use.
+    import ssl
+    import urllib.request
+
     handlers: list[urllib.request.BaseHandler] = []
     # An explicit proxy only: the environment's proxies must not redirect repository traffic
     # that the repository definition did not ask to proxy.
@@ -83,6 +89,10 @@ def _open_once(url: str, options: FetchOptions):
             raise TransportError(url, "file not found") from None
         except OSError as exc:
             raise TransportError(url, exc.strerror or str(exc)) from None
+    import ssl
+    import urllib.error
+    import urllib.request
+
     request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
     try:
         return _opener(options).open(request, timeout=options.timeout)
