@@ -91,6 +91,7 @@ def generate_repository(dest: Path, count: int, seed: int = 9) -> dict:
     names = []
     for i in range(count):
         names.append(f"{rng.choice(_WORDS)}-{hashlib.md5(str(i).encode()).hexdigest()[:6]}-{i}")
+    names[1] = "kernel"  # every blueprint depsolve asks for it (the API measurement needs one)
     versions: list[list[tuple[str, str, str]]] = []
     for i in range(count):
         evrs = [("0", f"{rng.randint(0, 9)}.{rng.randint(0, 30)}", f"{rng.randint(1, 9)}.el9")]
@@ -216,7 +217,7 @@ def _write_repomd(repodata: Path, documents: dict[str, str]) -> None:
 
 
 def generated_dataset(count: int) -> tuple[list[dict], dict]:
-    dest = CACHE / f"generated-{count}-v1"
+    dest = CACHE / f"generated-{count}-v2"
     request_file = dest / "request.json"
     if not request_file.exists():
         shutil.rmtree(dest, ignore_errors=True)
