@@ -434,7 +434,11 @@ def customized(base: PartitionTable, filesystems: list[dict[str, Any]], image_si
     if mode == "lvm" or (mode == "auto-lvm" and new):
         pt.ensure_lvm()
     for mountpoint, size in new:
-        pt.create_mountpoint(mountpoint, size, mode)
+        found = pt.find(mountpoint)      # converting to LVM may have created /boot
+        if found is not None:
+            pt.ensure_size(found[1], size)
+        else:
+            pt.create_mountpoint(mountpoint, size, mode)
     pt.ensure_directory_sizes(DEFAULT_REQUIRED_SIZES if required_sizes is None else required_sizes)
     pt.relayout(image_size)
     pt.generate_uuids(rng)

@@ -401,3 +401,15 @@ def test_boot_code_per_arch(arch: str, os_tail: list[str], image_stages: list[st
         inst = image["stages"][-1]
         assert inst["options"]["kernel"] == "1.0-1.s390x"
         assert "disk" in inst["devices"]
+
+
+def test_boot_requested_where_the_table_has_none() -> None:
+    """EL 10 has no /boot: asking for one (auto-lvm) gets exactly one, at the requested size."""
+    it = distros.get_distro("centos-10").image_type("x86_64", "qcow2")
+    bp = {"customizations": {"filesystem": [{"mountpoint": "/boot", "minsize": "1 GiB"}]}}
+    m = it.manifest(bp, {"build": [pkg("rpm", n=1)], "os": [pkg("kernel", n=2)]}, REPOS, None, 0)
+    fstab = next(s for s in m["pipelines"][1]["stages"] if s["type"] == "org.osbuild.fstab")
+    paths = [f["path"] for f in fstab["options"]["filesystems"]]
+    assert paths.count("/boot") == 1
+    parts = m["pipelines"][2]["stages"][1]["options"]["partitions"]
+    assert 1024**3 // 512 in [p["size"] for p in parts]
