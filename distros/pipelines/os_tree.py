@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from distros import ostree
+from distros.containers import ContainerSpec, add_container_sources, skopeo_stages
 from distros.customizations import CONFIG_STAGES, FileNode, blueprint_packages, inline_source
 from distros.engine import ManifestContext, PipelineKind, pipeline_kind
 from distros.ostree import CommitSpec, add_commit_sources, ostree_first_boot_stage
@@ -147,6 +148,10 @@ class OSTree(PipelineKind):
             pkgs.append("python3-iniparse")
         if ctx.os.users or ctx.os.groups:
             pkgs.append("shadow-utils")
+        if ctx.options.containers.get(spec["name"]) or ctx.blueprint.get("containers"):
+            if spec.get("ostree"):
+                pkgs.append("python3-toml")
+            pkgs.append("skopeo")
         return pkgs, {}
 
     def ostree_sources(self, ctx: ManifestContext, spec: dict[str, Any]) -> list[Any]:
@@ -184,6 +189,12 @@ class OSTree(PipelineKind):
             boot = pt.find("/boot") if pt is not None else None
             on_plain_partition = boot is not None and len(boot[1]) == 1
             stages.append(stage("fix-bls", {"prefix": ""} if on_plain_partition else {}))
+
+        containers = [ContainerSpec.from_dict(c) for c in ctx.options.containers.get(name) or []]
+        if containers:
+            # the blueprint's container images, pre-pulled into the tree's container storage
+            stages += skopeo_stages(containers, ostree=bool(spec.get("ostree")))
+            add_container_sources(ctx, containers)
 
         if o.language:
             stages.append(stage("locale", {"language": o.language}))
