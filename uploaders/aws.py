@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import lzma
 import math
 import threading
 import time
@@ -24,7 +25,7 @@ from typing import Any
 import boto3
 import botocore.exceptions
 
-from uploaders.base import (SettingInfo, SettingsError, UploadCancelled, UploadContext, UploadError,
+from uploaders.base import (SettingInfo, SettingsError, UploadContext, UploadError,
                             Uploader, allocated_bytes, nonzero_chunks, register, run_parallel)
 from uploaders.s3 import check_bucket, client_config, describe_client_error, multipart_upload
 
@@ -33,6 +34,34 @@ GiB = 1024 ** 3
 ACCOUNT_RE = r"[0-9]{12}(,[0-9]{12})*"
 RAW_SUFFIXES = (".raw", ".img")
 IMPORT_FORMATS = {".vhd": "VHD", ".vmdk": "VMDK", ".raw": "RAW", ".img": "RAW"}
+
+
+def unpack_xz(path: Path, ctx: UploadContext) -> Path:
+    """Decompress `image.raw.xz` beside it into a sparse raw file: all-zero MiBs stay holes, so
+    the unpacked disk costs only its data on disk and the zero-skipping upload reads no zeros."""
+    raw = path.with_name(f".{path.name[:-3]}.{uuid.uuid4().hex[:8]}.unpacked{''.join(path.suffixes[-2:-1])}")
+    ctx.log(f"unpacking {path.name}")
+    chunk = 1024 * 1024
+    try:
+        with lzma.open(path, "rb") as src, open(raw, "wb") as out:
+            offset = 0
+            while True:
+                ctx.check_cancelled()
+                data = src.read(chunk)
+                if not data:
+                    break
+                if data.count(0) != len(data):
+                    out.seek(offset)
+                    out.write(data)
+                offset += len(data)
+            out.truncate(offset)
+    except (lzma.LZMAError, EOFError) as exc:
+        raw.unlink(missing_ok=True)
+        raise UploadError(f"{path.name} is not a valid xz file: {exc}") from exc
+    except BaseException:
+        raw.unlink(missing_ok=True)
+        raise
+    return raw
 
 
 @register
@@ -98,6 +127,12 @@ class AWSUploader(Uploader):
     # --- the upload -----------------------------------------------------------------------
     def upload(self, image_path: Path, image_name: str, settings: dict[str, Any],
                ctx: UploadContext) -> dict[str, Any]:
+        if image_path.suffix == ".xz":  # ec2, ec2-ha, ec2-sap: neither road takes xz
+            raw = unpack_xz(image_path, ctx)
+            try:
+                return self.upload(raw, image_name, settings, ctx)
+            finally:
+                raw.unlink(missing_ok=True)
         ec2 = self.client(settings, "ec2")
         method = self.method_for(image_path, settings)
         ctx.log(f"uploading {image_path.name} to region {settings['aws_region']} by {method}")
@@ -265,5 +300,3 @@ class AWSUploader(Uploader):
         except Exception as exc:
             ctx.log(f"warning: could not delete snapshot {snapshot_id}: {exc}")
 
-
-__all__ = ["AWSUploader", "UploadCancelled"]

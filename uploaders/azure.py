@@ -11,7 +11,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from uploaders.base import (SettingInfo, SettingsError, UploadCancelled, UploadContext, UploadError,
+from uploaders.base import (SettingInfo, SettingsError, UploadContext, UploadError,
                             Uploader, allocated_bytes, nonzero_runs, register, run_parallel)
 
 PAGE_RANGE = 4 * 1024 * 1024  # the largest Put Page
@@ -166,5 +166,3 @@ class AzureUploader(Uploader):
         return {"blob_url": url, "account": settings["storage_account_name"], "container": container,
                 "blob": blob_name}
 
-
-__all__ = ["AzureUploader", "UploadCancelled", "check_fixed_vhd"]

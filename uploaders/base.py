@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import re
 import threading
+import time
 from abc import ABC, abstractmethod
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -360,8 +361,6 @@ class ProgressThrottle:
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
 
     def __call__(self, done: int, total: int) -> None:
-        import time
-
         now = time.monotonic()
         with self._lock:
             if done < total and now - self._last < self.interval:

@@ -15,7 +15,6 @@ import time
 from typing import Any
 
 import boto3
-import pytest
 from botocore.stub import ANY, Stubber
 
 from tests.uploaders.conftest import MiB, aws_settings, write_image
@@ -190,3 +189,20 @@ def test_network_failure_mid_upload_fails_clearly(env, moto_clean, proxy_to) -> 
     assert "network error" in upload.error
     assert time.monotonic() - started < 60
     assert env.store.get(upload.compose_id).queue_status == "FINISHED"
+
+
+def test_xz_image_is_unpacked_sparse_and_sent_by_ebs_direct(env, moto_clean, tmp_path) -> None:
+    import lzma
+
+    raw = tmp_path / "image.raw"
+    write_image(raw, 16 * MiB, [(2 * EBS_BLOCK, EBS_BLOCK), (12 * MiB, 1000)])
+    upload_id, path = env.upload_for("aws", aws_settings(moto_clean.url), "ec2", "image.raw.xz")
+    with open(raw, "rb") as src, lzma.open(path, "wb", preset=0) as out:
+        out.write(src.read())
+    assert run_upload(env.config, upload_id, store=env.store) == "FINISHED"
+    result = env.store.upload(upload_id).result
+    assert result["method"] == "ebs-direct"
+    ebs = boto3.client("ebs", endpoint_url=moto_clean.url, **KEYS)
+    blocks = ebs.list_snapshot_blocks(SnapshotId=result["snapshot_id"])["Blocks"]
+    assert {b["BlockIndex"] for b in blocks} == {2, 12 * MiB // EBS_BLOCK}
+    assert sorted(p.name for p in path.parent.iterdir()) == ["image.raw.xz"]  # unpacked copy removed
