@@ -208,9 +208,10 @@ def run_upload(config: Any, upload_id: str, *, store: ComposeStore | None = None
             uploader.allowed_directories = tuple(allowed)  # type: ignore[attr-defined]
         result = uploader.upload(image_path, upload.image_name, settings, ctx)
     except UploadCancelled:
-        write_log("cancelled")
-        if _status(store, upload_id) not in ("CANCELLED", None):
-            store.update_upload(upload_id, status="CANCELLED")
+        message = f"cancelled on request after {ctx.bytes_sent} bytes were sent; partial data removed"
+        write_log(message)
+        if _status(store, upload_id) is not None:
+            store.update_upload(upload_id, status="CANCELLED", error=message)
         return "CANCELLED"
     except UploadError as exc:
         _fail(store, upload_id, str(exc), secrets, write_log)

@@ -167,7 +167,7 @@ def test_cancel_mid_upload_stops_and_cleans_up(env, moto_clean, proxy_to) -> Non
     assert run_upload(env.config, upload_id, store=env.store, workers=4) == "CANCELLED"
     canceller.join()
     upload = env.store.upload(upload_id)
-    assert upload.status == "CANCELLED"
+    assert upload.status == "CANCELLED" and upload.error.startswith("cancelled on request after ")
     assert proxy.sent < 48 * MiB  # stopped well before the end
     log = service.upload_store.read_log(env.db, upload_id)
     assert "cancel requested" in log and "deleted incomplete snapshot" in log
