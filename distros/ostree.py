@@ -30,6 +30,7 @@ class OSTreeOptionsError(ValueError):
     """
 
     api_id = "ManifestCreationFailed"
+    http_status = 400
 
     @property
     def api_message(self) -> str:
@@ -711,3 +712,33 @@ def prepare_compose(
     for pipeline, sources in image_type.ostree_sources(blueprint, options).items():
         commits[pipeline] = [(test_commit(s) if test else resolve(s)).to_dict() for s in sources]
     return warnings, commits
+
+
+class ContainerResolveError(OSTreeResolveError):
+    """A blueprint container image could not be resolved (osbuild-composer's ContainerResolveError)."""
+
+    api_id = "ContainerResolveError"
+    http_status = 500
+
+
+def prepare_containers(blueprint: Mapping[str, Any], *, test: bool = False, resolver: Any = None) -> dict[str, list[dict[str, Any]]]:
+    """The blueprint's `[[containers]]` resolved for the `os` pipeline (manifest option `containers`).
+
+    Test-mode composes get stand-ins derived from the source; otherwise `resolver(entry) -> dict`
+    (the golden cases' container shape) must be given: registry lookups are not built in.
+    """
+    entries = [dict(c) for c in blueprint.get("containers") or [] if c.get("source")]
+    if not entries:
+        return {}
+    specs = []
+    for entry in entries:
+        if test:
+            digest = "sha256:" + hashlib.sha256(("digest:" + entry["source"]).encode()).hexdigest()
+            image_id = "sha256:" + hashlib.sha256(("image:" + entry["source"]).encode()).hexdigest()
+            specs.append({"Source": entry["source"], "Digest": digest, "ImageID": image_id,
+                          "LocalName": entry.get("name") or entry["source"], "TLSVerify": entry.get("tls-verify")})
+        elif resolver is None:
+            raise ContainerResolveError(f"cannot resolve container image {entry['source']!r}: no registry resolver configured")
+        else:
+            specs.append(resolver(entry))
+    return {"os": specs}
