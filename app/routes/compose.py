@@ -101,13 +101,18 @@ def _entries(summaries: list[cs.ComposeSummary], store: cs.ComposeStore) -> list
 
 
 class _ListingCache:
-    """Rendered listing bodies, valid while the store's generation is unchanged."""
+    """Rendered listing bodies, valid while the store's generation is unchanged.
+
+    A large body is also kept gzip-compressed for clients that accept it: composer-cli (Go's
+    HTTP client) always does, and `compose/status/*` over 10,000 composes is 2 MB of JSON.
+    """
 
     MAX = 64
+    GZIP_FROM = 64 * 1024
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._bodies: dict[tuple, tuple[int, str, bytes]] = {}
+        self._bodies: dict[tuple, tuple[int, str, bytes, list[bytes]]] = {}
 
     def get(self, key: tuple, render: Callable[[], Any]) -> Response:
         store = _store()
@@ -115,15 +120,45 @@ class _ListingCache:
         generation = store.generation()
         with self._lock:
             hit = self._bodies.get(key)
-        if hit is not None and hit[0] == generation and hit[1] == db_key:
-            body = hit[2]
-        else:
+        if hit is None or hit[0] != generation or hit[1] != db_key:
             body = json_response(render()).get_data()
+            hit = (generation, db_key, body, [])
             with self._lock:
                 if len(self._bodies) >= self.MAX:
                     self._bodies.clear()
-                self._bodies[key] = (generation, db_key, body)
-        return Response(body, status=200, content_type="application/json; charset=utf-8")
+                self._bodies[key] = hit
+        body, packed = hit[2], hit[3]
+        headers = {}
+        if len(body) >= self.GZIP_FROM:
+            headers["Vary"] = "Accept-Encoding"
+            if "gzip" in request.headers.get("Accept-Encoding", ""):
+                if not packed:
+                    import gzip
+
+                    packed.append(gzip.compress(body, compresslevel=1, mtime=0))
+                body = packed[0]
+                headers["Content-Encoding"] = "gzip"
+        if len(body) >= self.GZIP_FROM:
+            _widen_send_buffer(len(body))
+        return Response(body, status=200, headers=headers,
+                        content_type="application/json; charset=utf-8")
+
+
+def _widen_send_buffer(size: int) -> None:
+    """Let a multi-megabyte reply go out in a few writes instead of hundreds of 200 kB ones:
+    on a unix socket the sender's buffer bounds every write (the kernel caps it at wmem_max)."""
+    import socket
+
+    import os
+    if os.environ.get("NOWIDEN"):
+        return
+    sock = request.environ.get("gunicorn.socket")
+    if sock is None:
+        return
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, min(size, 4 << 20))
+    except OSError:
+        pass
 
 
 _cache = _ListingCache()
@@ -448,12 +483,13 @@ def compose_start() -> Response:
     if distro not in sources.list_distros(config):
         raise WeldrError("DistroError", f"Unknown distribution: {distro} for arch {arch}")
     image_type = _image_type(distro, arch, compose_type)
-    from distros.ostree import OSTreeOptionsError, prepare_compose
+    from distros.ostree import OSTreeOptionsError, prepare_compose, prepare_containers
 
-    try:  # the image type's checks, then the ostree commits it needs, resolved now
+    try:  # the image type's checks, then the ostree commits and containers it needs, resolved now
         warnings, ostree_commits = prepare_compose(image_type, blueprint, ostree, test=test_mode != 0)
+        containers = prepare_containers(blueprint, test=test_mode != 0)
     except OSTreeOptionsError as exc:
-        raise WeldrError(exc.api_id, exc.api_message) from exc
+        raise WeldrError(exc.api_id, exc.api_message, exc.http_status) from exc
     upload_requests = []
     if api_version() >= 1 and body.get("upload"):
         upload = body["upload"]
@@ -468,7 +504,8 @@ def compose_start() -> Response:
         size=image_size, image_filename=getattr(image_type, "filename", "") or "",
         mime_type=getattr(image_type, "mime_type", "") or "application/octet-stream",
         ostree=ostree, upload_requests=upload_requests, test_mode=test_mode,
-        options={"requested_size": size, **({"ostree_commits": ostree_commits} if ostree_commits else {})})
+        options={"requested_size": size, **({"ostree_commits": ostree_commits} if ostree_commits else {}),
+                 **({"containers": containers} if containers else {})})
     if test_mode == 0:
         submit_compose(compose.id)
     reply: dict[str, Any] = {"build_id": compose.id, "status": True, "warnings": warnings}
