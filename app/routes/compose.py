@@ -483,7 +483,8 @@ def compose_start() -> Response:
     if distro not in sources.list_distros(config):
         raise WeldrError("DistroError", f"Unknown distribution: {distro} for arch {arch}")
     image_type = _image_type(distro, arch, compose_type)
-    from distros.ostree import OSTreeOptionsError, prepare_compose, prepare_containers
+    from distros.inputs import prepare_compose, prepare_containers
+    from distros.ostree import OSTreeOptionsError
 
     try:  # the image type's checks, then the ostree commits and containers it needs, resolved now
         warnings, ostree_commits = prepare_compose(image_type, blueprint, ostree, test=test_mode != 0)

@@ -5,7 +5,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from distros.ostree import OSTreeResolveError, RHSM_SECRETS, SourceSpec, resolve_commit
+from distros.inputs import resolve_commit
+from distros.ostree import RHSM_SECRETS, OSTreeResolveError, SourceSpec
 
 CHECKSUM = "8119013dc0bbd4a0140d7392c3a07395399d5a12112f911bd3fc37ba6b7df6ad"
 
