@@ -381,7 +381,7 @@ def run_upload(config: "Config", compose_id: str, target: str) -> str:
     with Heartbeat(ctx.store, claim, heartbeat_interval(config)):
         from uploaders.service import run_compose_uploads
 
-        run_compose_uploads(config, compose_id, target)
+        run_compose_uploads(config, compose_id, target, store=ctx.store)
     runs.done(db, claim)
     return "uploaded"
 

@@ -38,6 +38,7 @@ def test_build_step_with_upload_chain(redis_url, make_env):
     env = make_env(redis_url)
     env.start_worker("build,upload", concurrency=1)
     out_dir = env.base / "uploaded"
+    out_dir.mkdir()
     cid = env.build_compose({"mode": "ok", "size": 3000, "stage_sleep": 0.2},
                             uploads=[{"provider": "local", "image_name": "img",
                                       "settings": {"directory": str(out_dir)}}])
@@ -61,6 +62,9 @@ def test_build_step_with_upload_chain(redis_url, make_env):
             break
         time.sleep(0.1)
     assert jobs.get("upload:local") == "done", jobs
+    [upload] = store.uploads(cid)
+    assert upload.status == "FINISHED", upload.error
+    assert (out_dir / "img.tar").read_bytes() == image.read_bytes()
 
 
 def test_failing_build_fails_compose_with_reason_last(redis_url, make_env):
