@@ -19,6 +19,7 @@ from distros.pipelines.build import build_ref
 from distros.stages import fstab_stage, rpm_stage, selinux_stage, source_file_input, stage
 
 MACHINE_ID_PLACEHOLDER = "ffffffffffffffffffffffffffffffff"
+OSCAP_DATA_DIR = "/oscap_data"
 FIPS_FILES = {
     "/etc/system-fips": b"# FIPS module installation complete\n",
 }
@@ -148,6 +149,8 @@ class OSTree(PipelineKind):
             pkgs.append("python3-iniparse")
         if ctx.os.users or ctx.os.groups:
             pkgs.append("shadow-utils")
+        if ctx.os.openscap and (ctx.os.openscap.get("tailoring") or {}):
+            pkgs.append("openscap-utils")
         if ctx.options.containers.get(spec["name"]) or ctx.blueprint.get("containers"):
             if spec.get("ostree"):
                 pkgs.append("python3-toml")
@@ -280,7 +283,7 @@ class OSTree(PipelineKind):
             stages += file_stages(ctx, [FileNode(path=p, data=d, mode="0644", user="root", group="root")
                                         for p, d in FIPS_FILES.items()])
         if o.openscap:
-            stages.append(self._openscap(ctx))
+            stages += self._openscap(ctx)
         if o.selinux:
             stages.append(selinux_stage(o.selinux))
         if spec.get("ostree"):
@@ -308,8 +311,23 @@ class OSTree(PipelineKind):
         opts["config"] = {"default": "saved", **ctx.os.grub2_config}
         return stage("grub2", opts)
 
-    def _openscap(self, ctx: ManifestContext) -> dict[str, Any]:
+    def _openscap(self, ctx: ManifestContext) -> list[dict[str, Any]]:
+        """Remediation last before labelling; a blueprint tailoring becomes a tailored profile first."""
         scap = ctx.os.openscap or {}
         datastream = scap.get("datastream") or ctx.image_type.image_config().get("oscap_datastream", "")
-        config: dict[str, Any] = {"profile_id": scap["profile_id"], "datastream": datastream}
-        return stage("oscap.remediation", {"data_dir": "/oscap_data", "config": config})
+        profile = scap["profile_id"]
+        config: dict[str, Any] = {"profile_id": profile, "datastream": datastream}
+        stages = []
+        tailoring = scap.get("tailoring") or {}
+        if tailoring.get("selected") or tailoring.get("unselected"):
+            tailored = f"{profile}_osbuild_tailoring"
+            path = f"{OSCAP_DATA_DIR}/tailoring.xml"
+            tcfg: dict[str, Any] = {"profile_id": profile, "datastream": datastream, "new_profile": tailored}
+            for key in ("selected", "unselected"):
+                if tailoring.get(key):
+                    tcfg[key] = list(tailoring[key])
+            stages.append(stage("mkdir", {"paths": [{"path": OSCAP_DATA_DIR, "exist_ok": True}]}))
+            stages.append(stage("oscap.autotailor", {"filepath": path, "config": tcfg}))
+            config = {"profile_id": tailored, "datastream": datastream, "tailoring": path}
+        stages.append(stage("oscap.remediation", {"data_dir": OSCAP_DATA_DIR, "config": config}))
+        return stages
