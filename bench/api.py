@@ -110,6 +110,9 @@ def serve(socket_path: str, state_dir: str, workers: int) -> None:
 
 def _client(args: tuple[str, str, float]) -> list[float]:
     socket_path, path, seconds = args
+    headers = {}
+    if path.endswith("#gzip"):  # ask for gzip as Go's HTTP client (composer-cli) always does
+        path, headers = path[:-len("#gzip")], {"Accept-Encoding": "gzip"}
     conn = UnixConnection(socket_path)
     latencies = []
     end = time.perf_counter() + seconds
@@ -117,7 +120,7 @@ def _client(args: tuple[str, str, float]) -> list[float]:
         t0 = time.perf_counter()
         if t0 >= end:
             break
-        conn.request("GET", path)
+        conn.request("GET", path, headers=headers)
         resp = conn.getresponse()
         resp.read()
         if resp.status != 200:
@@ -183,7 +186,8 @@ def main() -> int:
             routes = [("empty route (baseline)", EMPTY),
                       ("blueprints/list", "/api/v0/blueprints/list"),
                       (f"blueprints/info/{one}", f"/api/v0/blueprints/info/{one}"),
-                      ("compose/status/*", "/api/v1/compose/status/*")]
+                      ("compose/status/*", "/api/v1/compose/status/*"),
+                      ("compose/status/* (gzip, composer-cli)", "/api/v1/compose/status/*#gzip")]
             print(f"server: gunicorn, {args.workers} workers x 4 threads; "
                   f"{args.clients} keep-alive clients, {args.seconds:.0f} s per route in "
                   f"{args.rounds} turns, "

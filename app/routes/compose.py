@@ -138,27 +138,8 @@ class _ListingCache:
                     packed.append(gzip.compress(body, compresslevel=1, mtime=0))
                 body = packed[0]
                 headers["Content-Encoding"] = "gzip"
-        if len(body) >= self.GZIP_FROM:
-            _widen_send_buffer(len(body))
         return Response(body, status=200, headers=headers,
                         content_type="application/json; charset=utf-8")
-
-
-def _widen_send_buffer(size: int) -> None:
-    """Let a multi-megabyte reply go out in a few writes instead of hundreds of 200 kB ones:
-    on a unix socket the sender's buffer bounds every write (the kernel caps it at wmem_max)."""
-    import socket
-
-    import os
-    if os.environ.get("NOWIDEN"):
-        return
-    sock = request.environ.get("gunicorn.socket")
-    if sock is None:
-        return
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, min(size, 4 << 20))
-    except OSError:
-        pass
 
 
 _cache = _ListingCache()

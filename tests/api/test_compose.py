@@ -285,3 +285,17 @@ def test_start_with_upload_v1(client, store):
 def test_types_unknown_arch(client):
     e = _err(client.get(f"{V1}/compose/types?distro=centos-9&arch=pdp11"))
     assert e == {"id": "DistroError", "msg": "Unknown distribution: centos-9 for arch pdp11"}
+
+
+def test_big_listing_gzip_for_clients_that_ask(client, store):
+    import gzip
+    import json
+
+    ids = [_start(client, "2") for _ in range(400)]  # ~90 kB of status JSON
+    plain = client.get(f"{V1}/compose/status/*")
+    assert "Content-Encoding" not in plain.headers and plain.headers["Vary"] == "Accept-Encoding"
+    packed = client.get(f"{V1}/compose/status/*", headers={"Accept-Encoding": "gzip"})
+    assert packed.headers["Content-Encoding"] == "gzip" and len(packed.body) < len(plain.body)
+    assert json.loads(gzip.decompress(packed.body)) == plain.json()
+    for i in range(0, len(ids), 100):
+        assert client.delete(f"{V1}/compose/delete/{','.join(ids[i:i + 100])}").status == 200
