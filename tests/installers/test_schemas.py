@@ -46,3 +46,51 @@ def test_simplified_installer_with_fdo_and_ignition_validates(schema_dir: Path, 
     deployment = manifest["pipelines"][1]
     users = [s for s in deployment["stages"] if s["type"] == "org.osbuild.users"]
     assert users[0]["options"]["users"]["core"]["key"] == "ssh-ed25519 AAAA core"
+
+
+OSTREE_BLUEPRINT = {
+    "name": "edge-everything",
+    "packages": [{"name": "tmux", "version": "*"}],
+    "customizations": {
+        "hostname": "edge1",
+        "user": [{"name": "alice", "password": "$6$salt$hash", "key": "ssh-ed25519 AAAA alice", "groups": ["wheel"]},
+                 {"name": "root", "key": "ssh-ed25519 AAAA root"}],
+        "group": [{"name": "ops", "gid": 1500}],
+        "timezone": {"timezone": "Europe/Prague", "ntpservers": ["ntp.example.com"]},
+        "locale": {"languages": ["cs_CZ.UTF-8"], "keyboard": "cz"},
+        "services": {"enabled": ["podman.socket"]},
+        "directories": [{"path": "/etc/edge", "mode": "0750"}],
+        "files": [{"path": "/etc/edge/app.conf", "data": "x=1\n", "mode": "0640"}],
+    },
+}
+
+
+@pytest.mark.parametrize("distro,name", [("centos-9", "edge-commit"), ("rhel-9.2", "edge-container"),
+                                         ("fedora-38", "iot-commit"), ("centos-9", "edge-installer"),
+                                         ("centos-9", "image-installer"), ("fedora-42", "iot-installer")])
+def test_ostree_and_installer_types_with_accounts_and_files_validate(schema_dir: Path, distro: str, name: str) -> None:
+    it = distros.get_distro(distro).image_type("x86_64", name)
+    bp = OSTREE_BLUEPRINT
+    if name.endswith("installer"):
+        bp = {"customizations": {k: OSTREE_BLUEPRINT["customizations"][k] for k in ("user", "group")}}
+    options = {"ostree": {"url": COMMIT["URL"], "ref": COMMIT["Ref"]},
+               "ostree_commits": {p: [COMMIT] for p in ("os", "bootiso-tree")}}
+    sets = it.package_sets(bp, options)
+    manifest = it.manifest(bp, fake_packages("x86_64", list(sets)), [], options, seed=9)
+    validate_manifest(manifest)
+    stages = [s for p in manifest["pipelines"] for s in p["stages"]]
+    types = [s["type"] for s in stages]
+    if name.endswith("installer"):
+        kickstart = next(s for s in stages if s["type"] == "org.osbuild.kickstart")["options"]
+        assert set(kickstart["users"]) == {"alice", "root"} and "ops" in kickstart["groups"]
+        # the installed payload gets its accounts from the kickstart only
+        assert "org.osbuild.users" not in [s["type"] for p in manifest["pipelines"] if p["name"] == "os"
+                                           for s in p["stages"]]
+    else:
+        users = next(s for s in stages if s["type"] == "org.osbuild.users")["options"]["users"]
+        assert "key" not in users["alice"] and "org.osbuild.first-boot" in types
+        first_boot = next(s for s in stages if s["type"] == "org.osbuild.first-boot")["options"]["commands"]
+        assert first_boot[0] == "mkdir -p /var/home/alice/.ssh" and "mkdir -p /var/roothome/.ssh" in first_boot
+        os_types = [s["type"] for p in manifest["pipelines"] if p["name"] == "os" for s in p["stages"]]
+        assert os_types[0] == "org.osbuild.ostree.passwd" and os_types[-1] == "org.osbuild.ostree.preptree"
+        assert manifest["sources"]["org.osbuild.ostree"]["items"] == {COMMIT["Checksum"]: {"remote": {"url": COMMIT["URL"]}}}
