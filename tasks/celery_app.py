@@ -132,6 +132,27 @@ def _prepare_embedded(config: "Config") -> None:
     sqla_transport.Transport.polling_interval = EMBEDDED_POLLING_INTERVAL
 
 
+def prune_embedded_broker(config: "Config") -> int:
+    """Delete the messages the SQLite transport has delivered; returns how many.
+
+    kombu keeps every delivered message as a row marked invisible and never deletes it (acks live
+    in the worker's memory), so without this the broker file grows with every task ever run.
+    Deleting them is safe at any time: an unacked message a worker returns on shutdown is written
+    back as a new row.
+    """
+    path = Path(config.state_dir) / BROKER_DB
+    if not is_embedded(config) or not path.exists():
+        return 0
+    conn = sqlite3.connect(path, timeout=30)
+    try:
+        with conn:
+            return conn.execute("DELETE FROM kombu_message WHERE visible = 0").rowcount
+    except sqlite3.OperationalError:  # tables not created yet
+        return 0
+    finally:
+        conn.close()
+
+
 def configure(config: "Config") -> Celery:
     """Point the application at the configured broker; idempotent, cheap to call again."""
     global _config

@@ -86,6 +86,9 @@ class Recovery:
         self._reap(counts)
         self._resend(counts, first)
         self._orphans(counts)
+        from tasks.celery_app import prune_embedded_broker
+
+        prune_embedded_broker(self.config)
         if any(counts.values()):
             log.info("recovery: %s", counts)
         return counts
