@@ -9,6 +9,7 @@ small query per request until something changes.
 
 from __future__ import annotations
 
+import logging
 import threading
 from typing import Any, Callable, Iterable
 
@@ -23,6 +24,7 @@ from app.store import sources
 from app.tarstream import tar_response
 
 bp = Blueprint("compose", __name__)
+log = logging.getLogger(__name__)
 
 
 def _store() -> cs.ComposeStore:
@@ -277,7 +279,10 @@ def compose_cancel(uuid: str) -> Response:
                          f"Build {compose_id} is not in WAITING or RUNNING.") from exc
     module = pipeline_module()
     if module is not None and hasattr(module, "cancel"):
-        module.cancel(get_config(), compose_id)
+        try:
+            module.cancel(get_config(), compose_id)
+        except Exception:  # noqa: BLE001 - the store holds the request; workers poll it
+            log.exception("compose %s: the pipeline was not told about the cancel", compose_id)
     return json_response({"status": True, "uuid": compose_id})
 
 
@@ -489,7 +494,10 @@ def compose_start() -> Response:
         options={"requested_size": size, **({"ostree_commits": ostree_commits} if ostree_commits else {}),
                  **({"containers": containers} if containers else {})})
     if test_mode == 0:
-        submit_compose(compose.id)
+        try:
+            submit_compose(compose.id)
+        except Exception:  # noqa: BLE001 - stored and acknowledged: the recovery loop sends it
+            log.exception("compose %s stored WAITING but not handed to the pipeline", compose.id)
     reply: dict[str, Any] = {"build_id": compose.id, "status": True, "warnings": warnings}
     if upload_requests:
         uploads = _store().uploads(compose.id)
