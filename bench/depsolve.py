@@ -342,25 +342,51 @@ def _timed_process(argv: list[str]) -> tuple[float, float, str]:
     return elapsed, peak, proc.stdout.decode()
 
 
-def in_process(repos: list[dict], request: dict) -> tuple[dict, dict]:
-    with tempfile.TemporaryDirectory(prefix="bench-ours-") as ours_cache, \
-            tempfile.TemporaryDirectory(prefix="bench-dnf-") as dnf_cache:
-        code = ("import json, sys; sys.path.insert(0, %r); import bench.depsolve as b; "
-                "json.dump(b._child_ours(json.loads(sys.argv[1]), json.loads(sys.argv[2]), "
-                "sys.argv[3]), sys.stdout)" % str(ROOT))
-        _, _, out = _timed_process([sys.executable, "-c", code, json.dumps(repos),
-                                    json.dumps(request), ours_cache])
-        ours = json.loads(out)
-        _, _, out = _timed_process([SYSTEM_PYTHON, "-c", DNF_SCRIPT, json.dumps(repos),
-                                    json.dumps(request), dnf_cache, "full"])
-        theirs = json.loads(out)
-    return ours, theirs
+ROUNDS = 3
 
 
-def whole_processes(repos: list[dict], request: dict) -> dict:
-    results: dict[str, dict] = {}
-    with tempfile.TemporaryDirectory(prefix="bench-ours-") as ours_cache, \
-            tempfile.TemporaryDirectory(prefix="bench-dnf-") as dnf_cache:
+def _median_of(runs: list[dict]) -> dict:
+    out = dict(runs[0])
+    for key, value in runs[0].items():
+        if isinstance(value, (int, float)):
+            out[key] = statistics.median(r[key] for r in runs)
+    return out
+
+
+def in_process(repos: list[dict], request: dict, rounds: int = ROUNDS) -> tuple[dict, dict]:
+    """Each solver's child process, alternated `rounds` times (the machine's load drifts),
+    every round from empty caches; the median of each figure."""
+    code = ("import json, sys; sys.path.insert(0, %r); import bench.depsolve as b; "
+            "json.dump(b._child_ours(json.loads(sys.argv[1]), json.loads(sys.argv[2]), "
+            "sys.argv[3]), sys.stdout)" % str(ROOT))
+    ours_runs, dnf_runs = [], []
+    for _ in range(rounds):
+        with tempfile.TemporaryDirectory(prefix="bench-ours-") as ours_cache, \
+                tempfile.TemporaryDirectory(prefix="bench-dnf-") as dnf_cache:
+            _, _, out = _timed_process([sys.executable, "-c", code, json.dumps(repos),
+                                        json.dumps(request), ours_cache])
+            ours_runs.append(json.loads(out))
+            _, _, out = _timed_process([SYSTEM_PYTHON, "-c", DNF_SCRIPT, json.dumps(repos),
+                                        json.dumps(request), dnf_cache, "full"])
+            dnf_runs.append(json.loads(out))
+    return _median_of(ours_runs), _median_of(dnf_runs)
+
+
+def _wait_for_solver_caches(cache: str, count: int, timeout: float = 300) -> None:
+    """The CLI writes its .solv caches in a child after answering; a user's next run comes
+    later than the benchmark's would, so wait for them before timing warm runs."""
+    deadline = time.monotonic() + timeout
+    while len(list(Path(cache).glob("rpmmd/*/*.solv"))) < count:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the CLI left no solver caches in {cache}")
+        time.sleep(0.1)
+    time.sleep(0.5)  # the writer renames last; let it exit
+
+
+def whole_processes(repos: list[dict], request: dict, rounds: int = ROUNDS,
+                    warm_rounds: int = 5) -> dict:
+    """`celery-composer depsolve` vs a dnf-json-like process, alternated, cold then warm."""
+    def commands(ours_cache: str, dnf_cache: str) -> tuple[list[str], list[str]]:
         # What the `celery-composer` entry script runs (it may be mid-reinstall on a busy tree).
         cli = [sys.executable, "-m", "app.cli", "depsolve", "--arch", "x86_64",
                "--releasever", "9", "--cache-dir", ours_cache]
@@ -371,13 +397,25 @@ def whole_processes(repos: list[dict], request: dict) -> dict:
         cli += request["include"]
         dnf = [SYSTEM_PYTHON, "-c", DNF_SCRIPT, json.dumps(repos), json.dumps(request), dnf_cache,
                "once"]
-        for label, argv in (("ours", cli), ("dnf", dnf)):
-            cold = _timed_process(argv)
-            warm = [_timed_process(argv) for _ in range(3)]
-            results[label] = {"cold": cold[0], "cold_peak_mb": cold[1],
-                              "warm": statistics.median(w[0] for w in warm),
-                              "warm_peak_mb": max(w[1] for w in warm)}
-    return results
+        return cli, dnf
+
+    cold: dict[str, list[tuple[float, float, str]]] = {"ours": [], "dnf": []}
+    warm: dict[str, list[tuple[float, float, str]]] = {"ours": [], "dnf": []}
+    with tempfile.TemporaryDirectory(prefix="bench-proc-") as base:
+        for index in range(rounds):
+            ours_cache, dnf_cache = f"{base}/ours{index}", f"{base}/dnf{index}"
+            cli, dnf = commands(ours_cache, dnf_cache)
+            cold["ours"].append(_timed_process(cli))
+            _wait_for_solver_caches(ours_cache, len(repos))
+            cold["dnf"].append(_timed_process(dnf))
+        for _ in range(warm_rounds):
+            warm["ours"].append(_timed_process(cli))
+            warm["dnf"].append(_timed_process(dnf))
+    return {label: {"cold": statistics.median(r[0] for r in cold[label]),
+                    "cold_peak_mb": statistics.median(r[1] for r in cold[label]),
+                    "warm": statistics.median(r[0] for r in warm[label]),
+                    "warm_peak_mb": statistics.median(r[1] for r in warm[label])}
+            for label in ("ours", "dnf")}
 
 
 def pool_round_trip(repos: list[dict], request: dict) -> float:
@@ -549,6 +587,8 @@ def main(argv: list[str] | None = None) -> int:
         datasets.append((f"generated {args.packages}-package repository",
                          *generated_dataset(args.packages)))
     results = []
+    print(f"load average before: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs; medians of "
+          f"{ROUNDS} alternated rounds (5 for warm processes)")
     for name, repos, request in datasets:
         ours, theirs = in_process(repos, request)
         processes = whole_processes(repos, request)
