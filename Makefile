@@ -37,7 +37,7 @@ debian-deps: ## Install the Debian packages the tests need (tests/debian-package
 	fi
 
 # Azurite (Azure Storage emulator) for the uploader tests: npm, into a local node_modules/ (gitignored)
-AZURITE_VERSION ?= 3
+AZURITE_VERSION ?= 3.35.0
 node_modules/.bin/azurite-blob:
 	@command -v npm >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm; }
 	npm install --no-save --no-audit --no-fund --prefix $(CURDIR) azurite@$(AZURITE_VERSION)
