@@ -174,6 +174,32 @@ class RpmCacheProbe:
         return hit, downloaded
 
 
+def record_depsolve(config: "Config", seconds: float, *, image_type: str,
+                    traffic: dict[str, int] | None = None) -> None:
+    """Everything a depsolve step knows, in one call that never fails the compose.
+
+    `traffic` is `tasks.depsolve.take_metadata_traffic()`: {"cache_hit": n, "downloaded": n}.
+    """
+    try:
+        observe_duration(config, "depsolve", seconds, image_type=image_type)
+        traffic = traffic or {}
+        add_bytes(config, "metadata_cache_hit", int(traffic.get("cache_hit", 0)))
+        add_bytes(config, "metadata_download", int(traffic.get("downloaded", 0)))
+    except Exception:  # noqa: BLE001 - a metric is never worth a failed compose
+        log.exception("recording depsolve metrics")
+
+
+def record_build(config: "Config", seconds: float, *, image_type: str,
+                 probe: RpmCacheProbe | None = None) -> None:
+    """Everything a build step knows (duration, RPM cache split), never failing the compose."""
+    try:
+        observe_duration(config, "build", seconds, image_type=image_type)
+        if probe is not None:
+            probe.record(config)
+    except Exception:  # noqa: BLE001
+        log.exception("recording build metrics")
+
+
 # --- reading, at scrape time --------------------------------------------------------------------
 
 def compose_counts(db: Database) -> dict[tuple[str, str], int]:

@@ -173,3 +173,17 @@ def test_rpm_cache_probe_splits_hits_and_downloads(config, tmp_path):
     s = scrape(config)
     assert s["celery_composer_rpm_cache_hit_bytes_total"][()] == 3000
     assert s["celery_composer_rpm_download_bytes_total"][()] == 500
+
+
+def test_step_helpers_record_and_never_raise(config, tmp_path, caplog):
+    metrics.record_depsolve(config, 2.0, image_type="qcow2",
+                            traffic={"cache_hit": 100, "downloaded": 40})
+    metrics.record_build(config, 30.0, image_type="qcow2", probe=None)
+    s = scrape(config)
+    assert s["celery_composer_metadata_cache_hit_bytes_total"][()] == 100
+    assert s["celery_composer_metadata_download_bytes_total"][()] == 40
+    assert s["celery_composer_build_duration_seconds_count"][(("image_type", "qcow2"),)] == 1
+    broken = config.replace(state_dir=tmp_path / "file")
+    (tmp_path / "file").write_text("not a directory")
+    metrics.record_depsolve(broken, 1.0, image_type="qcow2")  # logged, not raised
+    assert "recording depsolve metrics" in caplog.text
