@@ -214,7 +214,8 @@ def os_config(image_config: dict[str, Any], blueprint: dict[str, Any], rng: rand
                                   user=f.get("user"), group=f.get("group")))
     _apply_repositories(cfg, c)
     import_keys = (c.get("rpm") or {}).get("import_keys") or {}
-    cfg.gpgkey_files = list(import_keys.get("files") or [])
+    cfg.gpgkey_files = list(ic.get("gpgkey_files") or []) + [
+        f for f in import_keys.get("files") or [] if f not in (ic.get("gpgkey_files") or [])]
     return cfg
 
 
