@@ -153,8 +153,12 @@ class RpmCacheProbe:
 
     def __init__(self, manifest: dict[str, Any], store: Path):
         self.files_dir = Path(store).joinpath(*_SOURCE_FILES_DIR)
-        self.wanted = manifest_checksums(manifest)
-        self.present = {c for c in self.wanted if (self.files_dir / c).exists()}
+        try:
+            self.wanted = manifest_checksums(manifest)
+            self.present = {c for c in self.wanted if (self.files_dir / c).exists()}
+        except Exception:  # noqa: BLE001 - an odd manifest is osbuild's to refuse, not ours
+            log.exception("rpm cache probe: cannot read the manifest's sources")
+            self.wanted, self.present = set(), set()
 
     def sizes(self) -> tuple[int, int]:
         """(bytes found in the store before the build, bytes the build downloaded)."""

@@ -187,3 +187,8 @@ def test_step_helpers_record_and_never_raise(config, tmp_path, caplog):
     (tmp_path / "file").write_text("not a directory")
     metrics.record_depsolve(broken, 1.0, image_type="qcow2")  # logged, not raised
     assert "recording depsolve metrics" in caplog.text
+
+
+def test_rpm_cache_probe_tolerates_odd_manifests(tmp_path):
+    probe = metrics.RpmCacheProbe({"sources": {"org.osbuild.curl": ["not", "a", "dict"]}}, tmp_path)
+    assert probe.sizes() == (0, 0)
