@@ -134,6 +134,7 @@ def _make_base() -> type:
                 "proc_name": "celery-composer-api",
                 "when_ready": self._when_ready,
                 "on_exit": self._on_exit,
+                "post_worker_init": _warm_worker,
                 # The Weldr socket is the only client door; the peer is always local.
                 "forwarded_allow_ips": "127.0.0.1",
                 # gunicorn ≥ 24 opens a control socket under $HOME; we do not want a second door.
@@ -224,6 +225,23 @@ def _make_base() -> type:
 
 
 _EMBEDDED_ENV = "CELERY_COMPOSER_EMBEDDED_CONFIG"
+
+
+def _warm_worker(worker: Any) -> None:
+    """Load the image definitions in the background as a worker starts, so the first
+    compose/types or POST /compose does not pay for it (about half a second)."""
+    import threading
+
+    def warm() -> None:
+        try:
+            import distros
+
+            for name in distros.list_distros():
+                distros.get_distro(name)
+        except Exception:  # noqa: BLE001 - only a warm-up; the request path reports errors
+            pass
+
+    threading.Thread(target=warm, name="warm-definitions", daemon=True).start()
 
 
 def _embedded_main() -> None:
