@@ -200,13 +200,14 @@ def run_upload(config: Any, upload_id: str, *, store: ComposeStore | None = None
                         log=write_log, workers=workers or 10)
     started = time.monotonic()
     try:
-        settings = cls.validate(merged, upload.image_name)
-        uploader = cls()
-        if upload.target == "local":
-            allowed = (getattr(config, "upload_defaults", None) or {}).get("local", {}).get(
-                "allowed_directories") or ()
-            uploader.allowed_directories = tuple(allowed)  # type: ignore[attr-defined]
-        result = uploader.upload(image_path, upload.image_name, settings, ctx)
+        with _RedactingLogs(secrets + [str(merged.get("aws_access_key") or "")]):
+            settings = cls.validate(merged, upload.image_name)
+            uploader = cls()
+            if upload.target == "local":
+                allowed = (getattr(config, "upload_defaults", None) or {}).get("local", {}).get(
+                    "allowed_directories") or ()
+                uploader.allowed_directories = tuple(allowed)  # type: ignore[attr-defined]
+            result = uploader.upload(image_path, upload.image_name, settings, ctx)
     except UploadCancelled:
         message = f"cancelled on request after {ctx.bytes_sent} bytes were sent; partial data removed"
         write_log(message)
@@ -240,6 +241,43 @@ def _record_metrics(config: Any, target: str, seconds: float, nbytes: int) -> No
         metrics.add_bytes(config, "upload", nbytes, target=target)
     except sqlite3.Error as exc:  # a busy metrics table must not turn a finished upload FAILED
         log.warning("could not record upload metrics: %s", exc)
+
+
+class _RedactingLogs(logging.Filter):
+    """While an upload runs, every record reaching the root handlers loses the upload's secrets.
+
+    The SDKs log at DEBUG what they send (botocore prints the Authorization header with the key
+    id, errors may quote URLs with a SAS signature); an operator turning DEBUG on must still not
+    get credentials in the journal.
+    """
+
+    def __init__(self, secrets: list[str]):
+        super().__init__()
+        self.secrets = [s for s in secrets if s]
+        self.handlers: list[logging.Handler] = []
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not self.secrets:
+            return True
+        message = record.getMessage()
+        cleaned = redact(message, self.secrets)
+        if cleaned != message:
+            record.msg, record.args = cleaned, ()
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = redact(record.exc_text, self.secrets)
+        return True
+
+    def __enter__(self) -> "_RedactingLogs":
+        self.handlers = list(logging.getLogger().handlers)
+        for handler in self.handlers:
+            handler.addFilter(self)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        for handler in self.handlers:
+            handler.removeFilter(self)
 
 
 def _status(store: ComposeStore, upload_id: str) -> str | None:

@@ -144,8 +144,11 @@ def test_bad_credentials_fail_clearly_and_stay_secret(env, moto_auth, caplog) ->
     assert upload.error.startswith("starting the EBS snapshot: InvalidClientTokenId")
     assert env.store.get(upload.compose_id).queue_status == "FINISHED"
     log = service.upload_store.read_log(env.db, upload_id)
+    assert "Credential=********/" in caplog.text  # the SDK's wire log was there, redacted
     for text in (log, upload.error, caplog.text):
         assert secret not in text
+        # botocore's DEBUG lines carry the Authorization header with the key id: redacted too
+        assert "AKIANOTAREALKEY00000" not in text
 
 
 
