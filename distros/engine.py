@@ -203,7 +203,7 @@ class ImageTypeDef:
     def check(self, blueprint: dict[str, Any] | None, options: Any = None) -> list[str]:
         """osbuild-composer's checks of a request against the image type: warnings, or
         distros.ostree.OSTreeOptionsError (Weldr `ManifestCreationFailed`)."""
-        from distros.ostree import OSTreeOptions, check_options
+        from distros.ostree import OSTreeOptions, RequestRules, check_options
 
         bp = blueprint or {}
         opts = ManifestOptions.from_any(options)
@@ -211,7 +211,8 @@ class ImageTypeDef:
                              boot_iso=bool(self.data.get("boot_iso")),
                              options=OSTreeOptions.from_request(opts.ostree),
                              customizations=bp_customizations(bp),
-                             has_containers=bool(bp.get("containers")), distro_name=self.distro.name)
+                             has_containers=bool(bp.get("containers")), distro_name=self.distro.name,
+                             rules=RequestRules.from_data(self.data.get("request_rules")))
 
     def ostree_sources(self, blueprint: dict[str, Any] | None, options: Any = None) -> dict[str, list[Any]]:
         """Per pipeline, the ostree commits to resolve before `manifest` (pass the resolved

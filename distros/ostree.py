@@ -151,6 +151,36 @@ def payload_commit_source(options: OSTreeOptions | None, image_default_ref: str,
     return SourceSpec(url=options.url, ref=options.ref or image_default_ref, rhsm=options.rhsm)
 
 
+@dataclass(frozen=True)
+class RequestRules:
+    """What an image type accepts in a compose request (its data's `request_rules:`).
+
+    osbuild-composer hard-codes these per image type name; here they are data, so a new ostree or
+    installer type states its own. `allowed` lists customizations by osbuild-composer's names
+    (User, Group, Kernel, ...); None means no restriction.
+    """
+
+    allowed: tuple[str, ...] | None = None
+    kernel_append: bool = False  # ostree types refuse `kernel.append` unless this is set
+    requires_url: bool = False  # a deployed commit must come from somewhere
+    containers: bool = False  # ostree types embed blueprint containers only when set
+    deprecated_accounts: bool = False  # users/groups still work but earn a warning
+    installation_device: bool = False  # simplified installers: device, FDO and ignition rules
+
+    @classmethod
+    def from_data(cls, data: Mapping[str, Any] | None) -> "RequestRules":
+        data = dict(data or {})
+        allowed = data.get("allowed")
+        return cls(
+            allowed=tuple(allowed) if allowed is not None else None,
+            kernel_append=bool(data.get("kernel_append", False)),
+            requires_url=bool(data.get("requires_url", False)),
+            containers=bool(data.get("containers", False)),
+            deprecated_accounts=bool(data.get("deprecated_accounts", False)),
+            installation_device=bool(data.get("installation_device", False)),
+        )
+
+
 def check_options(
     *,
     type_name: str,
@@ -160,15 +190,17 @@ def check_options(
     customizations: Mapping[str, Any] | None = None,
     has_containers: bool = False,
     distro_name: str = "",
+    rules: RequestRules | None = None,
 ) -> list[str]:
-    """Reject what osbuild-composer rejects for ostree image types; return its warnings.
+    """Reject what osbuild-composer rejects for this image type; return its warnings.
 
     `customizations` is the blueprint's customizations table with Weldr keys (user, group, kernel,
     filesystem, fdo, ignition, installation_device, openscap, ...).
     """
+    rules = rules or RequestRules()
     cust = dict(customizations or {})
     warnings: list[str] = []
-    if has_containers and rpm_ostree and type_name not in ("edge-commit", "edge-container", "iot-commit", "iot-container"):
+    if has_containers and rpm_ostree and not rules.containers:
         raise OSTreeOptionsError(f"embedding containers is not supported for {type_name} on {distro_name}")
 
     url = ""
@@ -177,55 +209,39 @@ def check_options(
             raise OSTreeOptionsError("ostree parent ref specified, but no URL to retrieve it")
         url = options.url
 
-    present = {key for key, value in cust.items() if value not in (None, "", [], {})}
+    if boot_iso and rpm_ostree and not url:
+        raise OSTreeOptionsError(
+            f'boot ISO image type "{type_name}" requires specifying a URL from which to retrieve the OSTree commit'
+        )
+    if rules.requires_url and not url:
+        raise OSTreeOptionsError(f'"{type_name}" images require specifying a URL from which to retrieve the OSTree commit')
 
-    def check_allowed(allowed: Iterable[str], message: str) -> None:
-        names = {_CUSTOMIZATION_NAMES.get(key, key) for key in present}
-        if names - set(allowed):
-            raise OSTreeOptionsError(f"{message} (allowed: {', '.join(allowed)})")
-
-    if boot_iso and rpm_ostree:
-        if not url:
+    if rules.allowed is not None:
+        present = {_CUSTOMIZATION_NAMES.get(k, k) for k, v in cust.items() if v not in (None, "", [], {})}
+        if present - set(rules.allowed):
+            kind = "boot ISO image type" if boot_iso else "image type"
+            allowed = ", ".join(rules.allowed) or "None"
             raise OSTreeOptionsError(
-                f'boot ISO image type "{type_name}" requires specifying a URL from which to retrieve the OSTree commit'
+                f'unsupported blueprint customizations found for {kind} "{type_name}": (allowed: {allowed})'
             )
-        if type_name.endswith("simplified-installer"):
-            allowed = ["InstallationDevice", "FDO", "Ignition", "Kernel", "User", "Group"]
-            check_allowed(allowed, f'unsupported blueprint customizations found for boot ISO image type "{type_name}":')
-            if not cust.get("installation_device"):
-                raise OSTreeOptionsError(
-                    f'boot ISO image type "{type_name}" requires specifying an installation device to install to'
+
+    if rules.installation_device:
+        if not cust.get("installation_device"):
+            raise OSTreeOptionsError(
+                f'boot ISO image type "{type_name}" requires specifying an installation device to install to'
+            )
+        _check_fdo(type_name, cust.get("fdo"))
+        _check_ignition(cust.get("ignition"))
+
+    if rules.deprecated_accounts:
+        for key, what in (("user", "user"), ("group", "group")):
+            if cust.get(key):
+                warnings.append(
+                    f'Please note that {what} customizations on "{type_name}" image type are deprecated and will be removed in the near future\n'
                 )
-            _check_fdo(type_name, cust.get("fdo"))
-            _check_ignition(cust.get("ignition"))
-        elif type_name.endswith("-installer") and type_name != "image-installer":
-            allowed = ["User", "Group"]
-            check_allowed(allowed, f'unsupported blueprint customizations found for boot ISO image type "{type_name}":')
-
-    if type_name in ("edge-raw-image", "edge-ami", "edge-vsphere", "iot-raw-image"):
-        if not url:
-            raise OSTreeOptionsError(
-                f'"{type_name}" images require specifying a URL from which to retrieve the OSTree commit'
-            )
-        allowed = ["Ignition", "Kernel", "User", "Group"]
-        check_allowed(allowed, f'unsupported blueprint customizations found for image type "{type_name}":')
-
-    if type_name in ("edge-commit", "edge-container"):
-        if cust.get("user"):
-            warnings.append(
-                f'Please note that user customizations on "{type_name}" image type are deprecated and will be removed in the near future\n'
-            )
-        if cust.get("group"):
-            warnings.append(
-                f'Please note that group customizations on "{type_name}" image type are deprecated and will be removed in the near future\n'
-            )
 
     kernel = cust.get("kernel") or {}
-    if (
-        rpm_ostree
-        and kernel.get("append")
-        and type_name not in ("edge-raw-image", "edge-simplified-installer", "iot-raw-image", "iot-simplified-installer")
-    ):
+    if rpm_ostree and kernel.get("append") and not rules.kernel_append:
         raise OSTreeOptionsError("kernel boot parameter customizations are not supported for ostree types")
     if rpm_ostree and cust.get("filesystem"):
         raise OSTreeOptionsError("Custom mountpoints are not supported for ostree types")

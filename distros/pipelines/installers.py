@@ -287,6 +287,8 @@ def deployment_spec(ctx: ManifestContext, commit: ostree.CommitSpec) -> ostree.D
     append = (cust.get("kernel") or {}).get("append")
     if append:
         kernel_opts.append(append)
+    from distros.pipelines.os_tree import directory_stages, file_stages
+
     fstab = grub = None
     if pt is not None:
         from distros.stages import fstab_stage
@@ -309,8 +311,10 @@ def deployment_spec(ctx: ManifestContext, commit: ostree.CommitSpec) -> ostree.D
         users_options={"users": ctx.os.users} if ctx.os.users else None,
         groups_options={"groups": ctx.os.groups} if ctx.os.groups else None,
         has_root_user="root" in ctx.os.users,
-        enabled_services=list(data.get("enabled_services") or []),
-        disabled_services=list(data.get("disabled_services") or []),
+        extra_stages=directory_stages(ctx.os.directories) + file_stages(ctx, ctx.os.files),
+        # only the blueprint's services: the commit brought the image's own presets
+        enabled_services=list((cust.get("services") or {}).get("enabled") or []),
+        disabled_services=list((cust.get("services") or {}).get("disabled") or []),
     )
 
 

@@ -30,6 +30,12 @@ def test_payload_commit_requires_a_url():
     assert O.payload_commit_source(O.OSTreeOptions(url="u"), "d", "t") == O.SourceSpec(url="u", ref="d")
 
 
+RAW = O.RequestRules(allowed=("Ignition", "Kernel", "User", "Group"), requires_url=True, kernel_append=True)
+ISO = O.RequestRules(allowed=("User", "Group"))
+SIMPLIFIED = O.RequestRules(allowed=("InstallationDevice", "FDO", "Ignition", "Kernel", "User", "Group"),
+                            kernel_append=True, installation_device=True)
+
+
 @pytest.mark.parametrize(
     "kwargs, message",
     [
@@ -37,19 +43,21 @@ def test_payload_commit_requires_a_url():
          "ostree parent ref specified, but no URL to retrieve it"),
         (dict(type_name="edge-installer", rpm_ostree=True, boot_iso=True, options=O.OSTreeOptions()),
          'boot ISO image type "edge-installer" requires specifying a URL'),
-        (dict(type_name="edge-raw-image", rpm_ostree=True, boot_iso=False, options=None),
+        (dict(type_name="edge-raw-image", rpm_ostree=True, boot_iso=False, options=None, rules=RAW),
          '"edge-raw-image" images require specifying a URL'),
         (dict(type_name="edge-installer", rpm_ostree=True, boot_iso=True, options=O.OSTreeOptions(url="u"),
-              customizations={"hostname": "h"}),
+              customizations={"hostname": "h"}, rules=ISO),
          r"unsupported blueprint customizations found for boot ISO image type \"edge-installer\": \(allowed: User, Group\)"),
         (dict(type_name="edge-simplified-installer", rpm_ostree=True, boot_iso=True, options=O.OSTreeOptions(url="u"),
-              customizations={}),
+              customizations={}, rules=SIMPLIFIED),
          "requires specifying an installation device"),
         (dict(type_name="edge-simplified-installer", rpm_ostree=True, boot_iso=True, options=O.OSTreeOptions(url="u"),
-              customizations={"installation_device": "/dev/vda", "fdo": {"manufacturing_server_url": "http://m"}}),
+              customizations={"installation_device": "/dev/vda", "fdo": {"manufacturing_server_url": "http://m"}},
+              rules=SIMPLIFIED),
          r"requires specifying one of \[FDO.DiunPubKeyHash"),
         (dict(type_name="edge-simplified-installer", rpm_ostree=True, boot_iso=True, options=O.OSTreeOptions(url="u"),
-              customizations={"installation_device": "/dev/vda", "ignition": {"firstboot": {"url": ""}}}),
+              customizations={"installation_device": "/dev/vda", "ignition": {"firstboot": {"url": ""}}},
+              rules=SIMPLIFIED),
          "ignition.firstboot requires a provisioning url"),
         (dict(type_name="edge-commit", rpm_ostree=True, boot_iso=False, options=None,
               customizations={"kernel": {"append": "quiet"}}),
@@ -57,6 +65,12 @@ def test_payload_commit_requires_a_url():
         (dict(type_name="edge-commit", rpm_ostree=True, boot_iso=False, options=None,
               customizations={"filesystem": [{"mountpoint": "/var", "size": 1}]}),
          "Custom mountpoints are not supported for ostree types"),
+        (dict(type_name="live-installer", rpm_ostree=False, boot_iso=True, options=None,
+              customizations={"user": [{"name": "u"}]}, rules=O.RequestRules(allowed=())),
+         r'boot ISO image type "live-installer": \(allowed: None\)'),
+        (dict(type_name="edge-raw-image", rpm_ostree=True, boot_iso=False, options=O.OSTreeOptions(url="u"),
+              has_containers=True, distro_name="centos-9", rules=RAW),
+         "embedding containers is not supported for edge-raw-image on centos-9"),
     ],
 )
 def test_check_options_rejects_what_osbuild_composer_rejects(kwargs, message):
@@ -68,12 +82,15 @@ def test_check_options_rejects_what_osbuild_composer_rejects(kwargs, message):
 
 def test_check_options_warns_about_users_on_edge_commits_and_accepts_valid_requests():
     warnings = O.check_options(type_name="edge-commit", rpm_ostree=True, boot_iso=False, options=None,
-                               customizations={"user": [{"name": "u"}]})
+                               customizations={"user": [{"name": "u"}]},
+                               rules=O.RequestRules(deprecated_accounts=True, containers=True))
     assert len(warnings) == 1 and "user customizations" in warnings[0]
     assert O.check_options(type_name="edge-simplified-installer", rpm_ostree=True, boot_iso=True,
-                           options=O.OSTreeOptions(url="u"),
-                           customizations={"installation_device": "/dev/vda",
+                           options=O.OSTreeOptions(url="u"), rules=SIMPLIFIED,
+                           customizations={"installation_device": "/dev/vda", "kernel": {"append": "quiet"},
                                            "fdo": {"manufacturing_server_url": "http://m", "diun_pub_key_insecure": "true"}}) == []
+    assert O.RequestRules.from_data({"allowed": ["User"], "kernel_append": True}) == O.RequestRules(
+        allowed=("User",), kernel_append=True)
 
 
 def test_test_mode_commit_checksum_is_sha256_of_url_and_ref():
