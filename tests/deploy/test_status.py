@@ -131,3 +131,14 @@ def test_workers_per_queue_with_a_real_worker(tmp_path, base_env, private_redis)
         except subprocess.TimeoutExpired:
             os.killpg(worker.pid, signal.SIGKILL)
             worker.wait()
+
+
+def test_osbuild_missing_matters_only_where_builds_run(base_env):
+    """With a shared broker the API host needs no osbuild: the report says so, exit code 0 for
+    that part; `--check osbuild` (a build worker's healthcheck) still fails."""
+    env = dict(base_env, CELERY_COMPOSER_OSBUILD_COMMAND="no-such-osbuild-here",
+               CELERY_COMPOSER_BROKER_URL=f"redis://127.0.0.1:{free_port()}/0")
+    report = json.loads(status("--json", "--timeout", "1", env=env).stdout)["osbuild"]
+    assert report["ok"] is False and report["required"] is False
+    assert "needed only where a worker for queue 'build' runs" in report["detail"]
+    assert status("--check", "osbuild", env=env).returncode == 1
