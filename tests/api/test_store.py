@@ -1,0 +1,147 @@
+"""The store's domain code without a server: compose lifecycle rules and source handling."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from app.config import load
+from app.db import Database
+from app.store import composes as cs
+from app.store import sources
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> cs.ComposeStore:
+    return cs.ComposeStore(Database.in_state_dir(tmp_path / "state"), tmp_path / "artifacts")
+
+
+def _new(store: cs.ComposeStore, **kw) -> cs.Compose:
+    return store.create(blueprint={"name": "bp", "version": "1.0.0"}, compose_type="qcow2",
+                        distro="centos-9", arch="x86_64", size=1 << 30,
+                        image_filename="disk.qcow2", **kw)
+
+
+def test_lifecycle_transitions_and_generation(store):
+    c = _new(store)
+    g0 = store.generation()
+    assert c.queue_status == cs.WAITING and store.ids_by_status(cs.WAITING) == [c.id]
+    assert not store.mark_finished(c.id), "FINISHED only from RUNNING"
+    assert store.mark_running(c.id) and not store.mark_running(c.id)
+    assert store.get(c.id).job_started is not None
+    assert store.mark_finished(c.id)
+    done = store.get(c.id)
+    assert done.queue_status == cs.FINISHED and done.image_size == 1 << 30
+    assert not store.mark_failed(c.id, "late"), "a finished compose stays finished"
+    assert store.generation() > g0
+    with pytest.raises(cs.UnknownCompose):
+        store.get("00000000-0000-0000-0000-000000000000")
+
+
+def test_failed_message_logged_and_cancel_rules(store):
+    c = _new(store)
+    store.mark_running(c.id)
+    assert store.request_cancel(c.id) == cs.RUNNING and store.cancel_requested(c.id)
+    assert store.get(c.id).queue_status == cs.RUNNING, "the worker finishes a running cancel"
+    assert store.mark_failed(c.id, "cancelled by the user")
+    assert "cancelled by the user" in store.read_log(c.id)
+    assert store.get(c.id).error == "cancelled by the user"
+    with pytest.raises(cs.WrongState):
+        store.request_cancel(c.id)
+    w = _new(store)
+    assert store.request_cancel(w.id) == cs.WAITING and store.get(w.id).queue_status == cs.FAILED
+    assert not store.mark_running(w.id), "a cancelled compose is never built"
+
+
+def test_delete_only_final_and_removes_files(store):
+    c = _new(store)
+    store.append_log(c.id, "x\n")
+    with pytest.raises(cs.WrongState):
+        store.delete(c.id)
+    store.mark_failed(c.id, "boom")
+    store.delete(c.id)
+    assert not store.exists(c.id) and not store.compose_dir(c.id).exists()
+    with pytest.raises(ValueError):
+        store.compose_dir("../../etc")
+
+
+def test_test_modes_and_uploads(store):
+    finished, failed = _new(store, test_mode=2), _new(store, test_mode=1)
+    assert (finished.queue_status, failed.queue_status) == (cs.FINISHED, cs.FAILED)
+    up = _new(store, upload_requests=[{"provider": "aws", "image_name": "i", "settings": {"k": 1}}])
+    [u] = store.uploads(up.id)
+    assert (u.target, u.status, u.settings) == ("aws", "WAITING", {"k": 1})
+    store.update_upload(u.id, status="RUNNING", progress=0.5)
+    store.update_upload(u.id, status="FINISHED", result={"ami": "ami-1"})
+    u = store.upload(u.id)
+    assert u.started and u.finished and u.result == {"ami": "ami-1"} and u.progress == 0.5
+    with pytest.raises(ValueError):
+        store.update_upload(u.id, status="BOGUS")
+    assert store.delete_upload(u.id) and store.uploads(up.id) == []
+
+
+def test_payloads_roundtrip_and_damage(store):
+    c = _new(store)
+    store.record_packages(c.id, {"os": [{"name": "bash"}]})
+    store.record_manifest(c.id, {"version": "2"})
+    assert store.packages(c.id) == {"os": [{"name": "bash"}]}
+    assert store.manifest(c.id) == {"version": "2"}
+    store.db.conn.execute("UPDATE compose_payloads SET manifest = 'nope' WHERE compose_id = ?",
+                          (c.id,))
+    with pytest.raises(cs.DamagedCompose):
+        store.manifest(c.id)
+
+
+def test_summaries_filters(store):
+    a, b = _new(store), _new(store, test_mode=2)
+    assert [s.id for s in store.summaries(statuses=[cs.FINISHED])] == [b.id]
+    assert {s.id for s in store.summaries(ids=[a.id, b.id])} == {a.id, b.id}
+    assert store.summaries(ids=[]) == [] and store.summaries(blueprint="other") == []
+    assert [s.id for s in store.summaries(compose_type="qcow2")] == sorted([a.id, b.id])
+
+
+def test_source_normalise_v0_v1_and_table_form():
+    v1 = sources.normalise_source({"id": "a", "name": "A", "type": "yum-baseurl", "url": "u",
+                                   "gpgkey_urls": ["k"], "check_gpg": True}, 1)
+    assert v1["id"] == "a" and v1["gpgkeys"] == ["k"] and v1["check_gpg"] is True
+    v0 = sources.normalise_source({"name": "b", "type": "yum-metalink", "url": "u"}, 0)
+    assert v0["id"] == "b"
+    table = sources.normalise_source({"t": {"name": "T", "type": "yum-baseurl", "url": "u"}}, 1)
+    assert table["id"] == "t"
+    with pytest.raises(sources.SourceError, match="'url' field is missing"):
+        sources.normalise_source({"id": "a", "name": "A", "type": "yum-baseurl"}, 1)
+    with pytest.raises(sources.SourceError, match="check_ssl"):
+        sources.normalise_source({"id": "a", "name": "A", "type": "yum-baseurl", "url": "u",
+                                  "check_ssl": "yes"}, 1)
+    assert sources.as_v0(v1)["gpgkey_urls"] == ["k"] and "id" not in sources.as_v0(v1)
+
+
+def test_substitution_releasever_and_defaults(tmp_path):
+    src = {"id": "x", "name": "$releasever-$basearch", "type": "yum-baseurl",
+           "url": "http://h/$releasever/$basearch", "gpgkeys": ["http://h/$releasever.key"]}
+    out = sources.substitute(src, "rhel-9.6", "aarch64")
+    assert out["name"] == "9-aarch64" and out["url"] == "http://h/9/aarch64"
+    assert out["gpgkeys"] == ["http://h/9.key"] and src["url"].endswith("$basearch")
+    assert sources.releasever("fedora-43") == "43"
+    config = load(state_dir=tmp_path, default_distro="fedora-43")
+    assert sources.default_distro(config) == "fedora-43"
+    offered = sources.list_distros(load(state_dir=tmp_path), "x86_64")
+    assert "centos-9" in offered and offered == sorted(offered)
+    assert sources.default_distro(load(state_dir=tmp_path)) in offered
+
+
+def test_system_sources_and_repositories_for(tmp_path):
+    config = load(state_dir=tmp_path)
+    db = Database.in_state_dir(tmp_path)
+    system = sources.system_sources(config, "centos-9", "x86_64")
+    assert system and all(s["system"] and s["type"].startswith("yum-") for s in system.values())
+    store = sources.SourceStore(db)
+    store.put(sources.normalise_source({"id": "mine", "name": "m", "type": "yum-baseurl",
+                                        "url": "http://h/$basearch", "distros": ["fedora-43"]}, 1))
+    assert [r.get("id") for r in sources.repositories_for(config, db, "centos-9", "x86_64")
+            if r.get("id")] == []
+    fed = sources.repositories_for(config, db, "fedora-43", "x86_64")
+    assert fed[-1]["url"] == "http://h/x86_64"
+    repos, rel, platform = sources.solver_inputs(config, db, "centos-9", "x86_64")
+    assert repos and rel == "9" and platform == "platform:el9"
