@@ -30,6 +30,7 @@ from uploaders.base import (SettingInfo, SettingsError, UploadContext, UploadErr
 from uploaders.s3 import check_bucket, client_config, describe_client_error, multipart_upload
 
 EBS_BLOCK = 512 * 1024
+SNAPSHOT_TIMEOUT_MINUTES = 24 * 60
 GiB = 1024 ** 3
 ACCOUNT_RE = r"[0-9]{12}(,[0-9]{12})*"
 RAW_SUFFIXES = (".raw", ".img")
@@ -158,9 +159,13 @@ class AWSUploader(Uploader):
         size = image_path.stat().st_size
         total = allocated_bytes(image_path)
         try:
+            # Timeout: minutes AWS keeps a pending snapshot open for blocks (default 60); a big
+            # image over a slow link needs longer, and AWS errors the snapshot when it runs out.
             snap = ebs.start_snapshot(VolumeSize=max(1, math.ceil(size / GiB)),
                                       Description=f"celery-composer: {image_name}",
-                                      Tags=[{"Key": "Name", "Value": image_name}])
+                                      Tags=[{"Key": "Name", "Value": image_name}],
+                                      Timeout=SNAPSHOT_TIMEOUT_MINUTES,
+                                      ClientToken=str(uuid.uuid4()))
         except Exception as exc:
             raise UploadError(describe_client_error(exc, "starting the EBS snapshot")) from exc
         snapshot_id = snap["SnapshotId"]
