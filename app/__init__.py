@@ -25,7 +25,6 @@ ROUTE_MODULES = (
     "app.routes.status",
     "app.routes.blueprints",
     "app.routes.sources",
-    "app.routes.distros",
     "app.routes.projects",
     "app.routes.compose",
     "app.routes.upload",

@@ -1,4 +1,5 @@
-"""`/projects/source/*`: list, show, add/replace and delete package sources (catalogue §6.18–6.21).
+"""`/projects/source/*` (catalogue §6.18–6.21) and `/distros/list` (§6.47): package sources and
+the distros they make buildable.
 
 System sources are those of the default distro on the host arch, as osbuild-composer shows them;
 they can be read but never changed.  v0 speaks of sources by `name`, v1 by `id`.
@@ -10,8 +11,8 @@ from flask import Blueprint, Response, abort
 
 from app import get_config, get_db
 from app.errors import WeldrError, error_entry, json_response
-from app.params import (JSON_TYPE, TOML_TYPE, DocumentError, api_version, body_text,
-                        check_api_string, content_type, output_format, parse_document)
+from app.params import (JSON_TYPE, TOML_TYPE, DocumentError, api_version, arch_arg, body_text,
+                        check_api_string, content_type, output_format, parse_document, v1_only)
 from app.store import sources as src
 
 bp = Blueprint("sources", __name__)
@@ -104,3 +105,10 @@ def source_delete(source_id: str) -> Response:
     if not src.SourceStore(get_db()).delete(source_id):
         raise WeldrError("UnknownSource", f"{source_id} is not a valid source.")
     return json_response({"status": True})
+
+
+@bp.get("/distros/list")
+@v1_only
+def distros_list() -> Response:
+    """Distros with repositories for the arch (v1 only, as in osbuild-composer)."""
+    return json_response({"distros": src.list_distros(get_config(), arch_arg())})
