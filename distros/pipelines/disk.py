@@ -57,6 +57,10 @@ class RawDisk(PipelineKind):
         stages.append(stage("copy", {"paths": [{"from": "input://root-tree/", "to": "mount://root/"}]},
                             inputs={"root-tree": tree_input(spec.get("tree", "os"))},
                             devices=devices, mounts=mounts))
+        if spec.get("tree") == "ostree-deployment":
+            from distros.pipelines.installers import ostree_boot_files_stages
+
+            stages += ostree_boot_files_stages(ctx, filename)
         for prefix, vg in vgs:
             stages.append(stage("lvm2.metadata", {"vg_name": vg.name},
                                 devices=container_devices(filename, prefix, "device", lock=True)))

@@ -318,6 +318,26 @@ def deployment_spec(ctx: ManifestContext, commit: ostree.CommitSpec) -> ostree.D
     )
 
 
+def ostree_boot_files_stages(ctx: ManifestContext, filename: str) -> list[dict[str, Any]]:
+    """Board firmware (e.g. Raspberry Pi) copied from the deployed commit onto the disk's ESP.
+
+    The platform lists `boot_files: [[path in the commit, destination], ...]`; the files come
+    from a checkout of the commit, since the deployment tree only has them under /usr.
+    """
+    from distros.pipelines.os_tree import platform
+    from distros.stages import stage, tree_mounts
+
+    boot_files = platform(ctx).get("boot_files") or []
+    pt = ctx.partition_table
+    if not boot_files or pt is None:
+        return []
+    commit = payload_commit(ctx, "ostree-deployment")
+    devices, mounts = tree_mounts(pt, filename)
+    paths = [{"from": f"input://ostree-tree/{commit.checksum}{src}", "to": f"mount://root{dst}"} for src, dst in boot_files]
+    checkout = {"type": "org.osbuild.ostree.checkout", "origin": "org.osbuild.source", "references": [commit.checksum]}
+    return [stage("copy", {"paths": paths}, inputs={"ostree-tree": checkout}, devices=devices, mounts=mounts)]
+
+
 def deployment_partition_kernel_opts(ctx: ManifestContext) -> list[str]:
     """Options the partition table implies: `luks.uuid=` of encrypted containers."""
     pt = ctx.partition_table
