@@ -19,6 +19,7 @@ import os
 import shutil
 import socket
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
@@ -217,11 +218,17 @@ def run_depsolve(config: "Config", compose_id: str,
                 config, ctx.store.db, compose.distro, compose.arch, image_type.name)
             options = manifest_options(compose)
             sets = image_type.package_sets(compose.blueprint, options)
+            started = time.monotonic()
             packages = _depsolve_sets(config, compose, sets, repositories, releasever,
                                       platform_id, depsolver)
+            _record_depsolve_metrics(config, time.monotonic() - started, compose.compose_type)
             ctx.store.record_packages(compose_id, packages)
-            manifest = image_type.manifest(compose.blueprint, packages, repositories,
-                                           options, manifest_seed(compose, options))
+            # the rpm stages take repository keys as text; a URL key is fetched here, once
+            from distros.gpgkeys import inline_gpgkeys
+
+            manifest = image_type.manifest(compose.blueprint, packages,
+                                           inline_gpgkeys(repositories), options,
+                                           manifest_seed(compose, options))
             ctx.store.record_manifest(compose_id, manifest)
             pipeline_names = [p.get("name") for p in manifest.get("pipelines", [])]
             plan = {"exports": list(image_type.exports),
@@ -240,6 +247,17 @@ def run_depsolve(config: "Config", compose_id: str,
         raise Skip("job was taken over by another worker")
     ctx.store.append_log(compose_id, f"depsolved {sum(len(v) for v in packages.values())} packages\n")
     return "depsolved"
+
+
+def _record_depsolve_metrics(config: "Config", seconds: float, image_type: str) -> None:
+    try:
+        from app import metrics
+        from tasks import depsolve as depsolve_mod
+
+        metrics.record_depsolve(config, seconds, image_type=image_type,
+                                traffic=depsolve_mod.take_metadata_traffic())
+    except ImportError:
+        pass
 
 
 def manifest_options(compose: Any) -> dict[str, Any]:
@@ -326,6 +344,12 @@ def run_build(config: "Config", compose_id: str) -> str:
             except Exception:  # noqa: BLE001 - progress is advisory
                 log.exception("recording progress of %s", compose_id)
 
+    try:
+        from app.metrics import RpmCacheProbe, record_build
+
+        probe = RpmCacheProbe(manifest, config.store_path)
+    except ImportError:
+        probe = record_build = None  # type: ignore[assignment]
     with Heartbeat(ctx.store, claim, heartbeat_interval(config)) as hb:
         outcome = run_osbuild(manifest, command=config.osbuild_command, store=config.store_path,
                               output_dir=work, log_path=ctx.store.log_path(compose_id),
@@ -336,6 +360,9 @@ def run_build(config: "Config", compose_id: str) -> str:
     if hb.lost.is_set() and not hb.cancelled.is_set():
         shutil.rmtree(work, ignore_errors=True)
         raise Skip("job was taken over by another worker")
+    if record_build is not None:
+        record_build(config, outcome.duration, image_type=compose.compose_type,
+                     probe=probe if outcome.ok else None)
     if not outcome.ok:
         shutil.rmtree(work, ignore_errors=True)
         raise _fail(ctx, claim, compose_id, outcome.reason)
