@@ -42,7 +42,10 @@ def pipeline_file_input(pipeline: str, filename: str) -> dict[str, Any]:
 def rpm_input(packages: list[dict[str, Any]]) -> dict[str, Any]:
     refs = []
     for pkg in packages:
-        ref: dict[str, Any] = {"id": pkg["checksum"], "options": {"metadata": {"rpm.check_gpg": bool(pkg.get("check_gpg", False))}}}
+        ref: dict[str, Any] = {"id": pkg["checksum"]}
+        if pkg.get("check_gpg"):
+            # only signature-checked packages carry the flag (osbuild-composer leaves it out otherwise)
+            ref["options"] = {"metadata": {"rpm.check_gpg": True}}
         refs.append(ref)
     return {"type": "org.osbuild.files", "origin": "org.osbuild.source", "references": refs}
 
