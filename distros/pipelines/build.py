@@ -8,6 +8,7 @@ from distros.engine import ManifestContext, PipelineKind, kind_of, pipeline_kind
 from distros.stages import rpm_stage, selinux_stage
 
 INSTALL_EXEC = "system_u:object_r:install_exec_t:s0"
+PACKAGE_LABELS = {"coreutils": "/usr/bin/cp", "tar": "/usr/bin/tar"}
 
 
 def build_ref(ctx: ManifestContext) -> dict[str, str]:
@@ -41,6 +42,11 @@ class BuildRoot(PipelineKind):
 
     def serialize(self, ctx: ManifestContext, spec: dict[str, Any]) -> dict[str, Any]:
         name = spec["name"]
+        labels = dict(self._needs(ctx)[1])
+        # the build root's own copies of cp and tar may write any label: whenever the depsolved
+        # build root has them (also as a dependency), as osbuild-composer decides it
+        installed = {pkg["name"] for pkg in ctx.packages.get(name, [])}
+        labels.update({path: INSTALL_EXEC for pkg, path in PACKAGE_LABELS.items() if pkg in installed})
         stages = [rpm_stage(ctx.packages.get(name, []), ctx.gpgkeys_for(name)),
-                  selinux_stage(labels=self._needs(ctx)[1])]
+                  selinux_stage(labels=dict(sorted(labels.items())))]
         return {"name": name, "runner": ctx.distro.runner, "stages": stages}
