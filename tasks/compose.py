@@ -83,6 +83,3 @@ def canvas_from(compose_id: str, step: str, upload_targets_: list[str]) -> Any:
         return _sig(upload_task_name(target), compose_id, step)
     raise ValueError(f"unknown step {step!r}")
 
-
-def step_ids(compose_id: str, all_steps: list[str]) -> list[str]:
-    return [f"{compose_id}.{s}" for s in all_steps]

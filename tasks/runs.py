@@ -148,14 +148,6 @@ def reset(db: Database, compose_id: str, step: str) -> None:
                      (compose_id, step, time.time()))
 
 
-def release(db: Database, claim: Claim) -> None:
-    """Give the step back unfinished (worker shutting down): it is queued again for the next run."""
-    with db.transaction() as conn:
-        conn.execute("UPDATE pipeline_jobs SET state = 'queued', token = NULL, enqueued_at = ?"
-                     " WHERE compose_id = ? AND step = ? AND token = ?",
-                     (time.time(), claim.compose_id, claim.step, claim.token))
-
-
 def mark_done(db: Database, compose_id: str, step: str | None = None) -> None:
     """Close the steps of a compose that ended another way (failed, cancelled before it ran)."""
     _ensure(db)
