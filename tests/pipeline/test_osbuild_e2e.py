@@ -1,9 +1,9 @@
 """A real compose through the API, built by real osbuild, then the same compose again.
 
-Needs osbuild, which is not installed on the test machines: the test skips, saying why.  To run it,
-install osbuild, or point `TEST_OSBUILD_COMMAND` at a source checkout, e.g.
-`env PYTHONPATH=/src/osbuild python3 -m osbuild --libdir /src/osbuild` (with bubblewrap,
-python3-jsonschema and an existing /etc/containers; qcow2 also needs qemu-utils, fdisk, xfsprogs).
+Needs osbuild, which is not installed on the test machines: the test skips, saying why
+(`tests.conftest.real_osbuild`).  To run it, install osbuild, or point `TEST_OSBUILD_COMMAND` at a
+source checkout, e.g. `env PYTHONPATH=/src/osbuild python3 -m osbuild --libdir /src/osbuild` (with
+bubblewrap, python3-jsonschema and an existing /etc/containers; qcow2 also needs qemu-utils, fdisk).
 
 The distro is the distros area's `test-distro-1` (the host is the build root); its system
 repository is the depsolve tests' local RPM repository, given through a repositories directory
@@ -15,26 +15,14 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import shlex
-import shutil
 import tarfile
 import time
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import WeldrServer
-
-
-def osbuild_command() -> list[str]:
-    given = os.environ.get("TEST_OSBUILD_COMMAND")
-    if given:
-        return shlex.split(given)
-    if shutil.which("osbuild"):
-        return ["osbuild"]
-    pytest.skip("osbuild is not installed (set TEST_OSBUILD_COMMAND to run it from a "
-                "source checkout); the build runner is tested with a stand-in instead")
+from tests.conftest import WeldrServer, real_osbuild
 
 
 def tree_bytes(path: Path) -> int:
@@ -53,13 +41,7 @@ def wait_info(client, compose_id: str, timeout: float = 600) -> dict:
 @pytest.mark.parametrize("image_type", ["tar", "qcow2"])
 def test_real_compose_twice_downloads_once_and_reuses_checkpoints(tmp_path, redis_url, make_env,
                                                                   image_type):
-    command = osbuild_command()
-    if shutil.which("bwrap") is None:
-        pytest.skip("osbuild needs bubblewrap (bwrap), which is not installed")
-    if not Path("/etc/containers").is_dir():
-        pytest.skip("osbuild bind-mounts /etc/containers, which does not exist on this host")
-    if image_type == "qcow2" and shutil.which("qemu-img") is None:
-        pytest.skip("qcow2 needs qemu-img (qemu-utils)")
+    command = real_osbuild(image_type)
     from tests.depsolve.repos import built_repos
 
     repos_dir = tmp_path / "repositories"
