@@ -15,7 +15,7 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from distros.anaconda import BASE_DRACUT_MODULES, EFIBOOT_IMG, Installer, efiboot_image_stages
+from distros.anaconda import BASE_DRACUT_MODULES, Installer, efiboot_image_stages
 from distros.ostree import OSTreeOptionsError, tree_input
 
 RAW_IMAGE = "image.raw.xz"
@@ -235,16 +235,3 @@ def coi_installer(si: SimplifiedInstaller) -> Installer:
         additional_kernel_opts=si.kernel_opts(),
     )
 
-
-__all__ = [
-    "EFIBOOT_IMG",
-    "FDO",
-    "RAW_IMAGE",
-    "SimplifiedInstaller",
-    "coi_bootiso_tree_pipeline",
-    "coi_installer",
-    "coi_tree_pipeline",
-    "embedded_ignition",
-    "firstboot_ignition_url",
-    "inline_sources",
-]
