@@ -152,3 +152,47 @@ def test_serve_with_embedded_broker_runs_its_own_workers_and_stops_them(tmp_path
     while any(_alive(p) for p in helpers) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not [p for p in helpers if _alive(p)], "serve left processes behind"
+
+
+def test_composes_posted_to_the_api_survive_api_kill_and_lost_queue(tmp_path, redis_url, make_env):
+    """POST /compose (real route, test distro, stand-in osbuild), then the API is killed -9 and
+    the queue is emptied before any worker ran: the restarted API's recovery sends them again."""
+    import json as jsonlib
+
+    from tests.depsolve.repos import built_repos
+
+    from .conftest import flush_redis
+
+    repos_dir = tmp_path / "repositories"
+    repos_dir.mkdir()
+    (repos_dir / "test-distro-1.json").write_text(jsonlib.dumps({"x86_64": [{
+        "name": "test-baseos", "baseurl": built_repos()["baseos"].as_uri() + "/",
+        "check_gpg": False}]}))
+    server = WeldrServer(tmp_path / "api")
+    env = make_env(redis_url, state_dir=server.state_dir, repositories_dir=repos_dir,
+                   default_distro="test-distro-1")
+    server.extra_env = {k: v for k, v in env.environ.items() if k.startswith("CELERY_COMPOSER_")}
+    server.start()
+    client = server.client
+    bp = {"name": "restart", "version": "0.0.1", "distro": "test-distro-1",
+          "packages": [{"name": "bash", "version": "*"}], "modules": [], "groups": []}
+    assert client.post("/api/v1/blueprints/new", bp).status == 200
+    ids = []
+    for _ in range(2):
+        r = client.post("/api/v1/compose", {"blueprint_name": "restart", "compose_type": "tar",
+                                            "branch": "master"})
+        assert r.status == 200, r.text
+        ids.append(r.json()["build_id"])
+    server.kill()
+    flush_redis(redis_url)  # and the broker lost its queue too
+    env.start_worker("depsolve,build")
+    time.sleep(0.5)
+    assert set(env.wait_for(ids, timeout=0.5).values()) == {"WAITING"}
+    server.start()
+    try:
+        assert env.wait_for(ids, timeout=60) == {cid: "FINISHED" for cid in ids}
+        info = client.get(f"/api/v1/compose/info/{ids[0]}").json()
+        assert info["queue_status"] == "FINISHED"
+        assert "bash" in {p["name"] for p in info["deps"]["packages"]}
+    finally:
+        server.stop()
