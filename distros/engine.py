@@ -183,7 +183,11 @@ class ImageTypeDef:
 
     # --- the public operations -------------------------------------------------------------
     def context(self, blueprint: dict[str, Any] | None, options: Any, seed: int) -> ManifestContext:
+        from distros.partition import check_mountpoints
+
         bp = blueprint or {}
+        # osbuild-composer applies its mountpoint policy to every image type, disk or not
+        check_mountpoints(bp_customizations(bp).get("filesystem") or [])
         rng = random.Random(seed)
         opts = ManifestOptions.from_any(options)
         return ManifestContext(distro=self.distro, arch=self.arch, image_type=self, blueprint=bp,

@@ -413,3 +413,12 @@ def test_boot_requested_where_the_table_has_none() -> None:
     assert paths.count("/boot") == 1
     parts = m["pipelines"][2]["stages"][1]["options"]["partitions"]
     assert 1024**3 // 512 in [p["size"] for p in parts]
+
+
+def test_mountpoint_policy_applies_to_archives_too(toy: dict[str, distros.Distro]) -> None:
+    from distros.partition import PartitioningError
+
+    it = toy["toy-1"].image_type("x86_64", "tarball")
+    it.manifest({"customizations": {"filesystem": [{"mountpoint": "/var", "minsize": 1}]}}, PACKAGES, REPOS)
+    with pytest.raises(PartitioningError, match="not supported"):
+        it.package_sets({"customizations": {"filesystem": [{"mountpoint": "/etc", "minsize": 1}]}})
