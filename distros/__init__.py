@@ -25,9 +25,10 @@ from pathlib import Path
 
 from distros.definitions import DEFS_DIR, DefinitionError, DistroDef, load_distros, resolved_family_data
 from distros.engine import ImageTypeDef, ManifestOptions
+from distros.errors import RequestError
 
 __all__ = ["list_distros", "get_distro", "Distro", "ImageTypeDef", "ManifestOptions",
-           "UnknownDistro", "UnknownImageType", "UnknownArch", "DefinitionError"]
+           "UnknownDistro", "UnknownImageType", "UnknownArch", "DefinitionError", "RequestError"]
 
 
 class UnknownDistro(LookupError):

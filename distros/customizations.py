@@ -15,6 +15,8 @@ import random
 from dataclasses import dataclass, field
 from typing import Any
 
+from distros.errors import RequestError
+
 # image config keys whose values are osbuild stage options, in the order osbuild-composer adds
 # the stages to the OS tree; `True` marks keys that hold a list of stages.
 CONFIG_STAGES: list[tuple[str, str, bool]] = [
@@ -46,7 +48,7 @@ CONFIG_STAGES: list[tuple[str, str, bool]] = [
 GPG_KEY_DIR = "/etc/pki/rpm-gpg"
 
 
-class CustomizationError(ValueError):
+class CustomizationError(RequestError):
     """The blueprint asks for something this image type cannot do."""
 
 

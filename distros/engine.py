@@ -211,12 +211,15 @@ class ImageTypeDef:
 
         bp = blueprint or {}
         opts = ManifestOptions.from_any(options)
-        return check_options(type_name=self.name, rpm_ostree=bool(self.data.get("rpm_ostree")),
-                             boot_iso=bool(self.data.get("boot_iso")),
-                             options=OSTreeOptions.from_request(opts.ostree),
-                             customizations=bp_customizations(bp),
-                             has_containers=bool(bp.get("containers")), distro_name=self.distro.name,
-                             rules=RequestRules.from_data(self.data.get("request_rules")))
+        warnings = check_options(type_name=self.name, rpm_ostree=bool(self.data.get("rpm_ostree")),
+                                 boot_iso=bool(self.data.get("boot_iso")),
+                                 options=OSTreeOptions.from_request(opts.ostree),
+                                 customizations=bp_customizations(bp),
+                                 has_containers=bool(bp.get("containers")), distro_name=self.distro.name,
+                                 rules=RequestRules.from_data(self.data.get("request_rules")))
+        # mountpoint and path policies, partitioning (distros.errors.RequestError subclasses)
+        self._prepare_disk(self.context(bp, options, seed=0))
+        return warnings
 
     def ostree_sources(self, blueprint: dict[str, Any] | None, options: Any = None) -> dict[str, list[Any]]:
         """Per pipeline, the ostree commits to resolve before `manifest` (pass the resolved

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterator, Union
 
 from distros.definitions import DefinitionError, parse_size
+from distros.errors import RequestError
 
 MiB = 1024 * 1024
 GiB = 1024 * MiB
@@ -37,7 +38,7 @@ FILESYSTEM_DATA_GUID = "0FC63DAF-8483-4772-8E79-3D69D8477DE4"
 DEFAULT_REQUIRED_SIZES = {"/": 1 * GiB, "/usr": 2 * GiB}
 
 
-class PartitioningError(ValueError):
+class PartitioningError(RequestError):
     """A blueprint's filesystem customization cannot be applied to the table."""
 
 

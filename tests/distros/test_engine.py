@@ -422,3 +422,14 @@ def test_mountpoint_policy_applies_to_archives_too(toy: dict[str, distros.Distro
     it.manifest({"customizations": {"filesystem": [{"mountpoint": "/var", "minsize": 1}]}}, PACKAGES, REPOS)
     with pytest.raises(PartitioningError, match="not supported"):
         it.package_sets({"customizations": {"filesystem": [{"mountpoint": "/etc", "minsize": 1}]}})
+
+
+def test_request_errors_render_as_weldr_errors(toy: dict[str, distros.Distro]) -> None:
+    it = toy["toy-1"].image_type("x86_64", "disk")
+    with pytest.raises(distros.RequestError) as info:
+        it.check({"customizations": {"files": [{"path": "/etc/passwd", "data": "x"}]}})
+    assert info.value.api_id == "ManifestCreationFailed"
+    assert info.value.api_message.startswith("failed to initialize osbuild manifest: ")
+    with pytest.raises(distros.RequestError):
+        it.check({"customizations": {"filesystem": [{"mountpoint": "/proc", "minsize": 1}]}})
+    assert it.check({"customizations": {"filesystem": [{"mountpoint": "/srv", "minsize": 1}]}}) == []
