@@ -14,23 +14,32 @@ from tests.conftest import WeldrServer
 
 
 def test_redis_restart_mid_queue_loses_nothing(own_redis, make_env):
+    """A worker is busy with a build while five composes wait in Redis; Redis restarts (no
+    persistence: the five messages are gone) and one more compose is posted while it is down."""
     env = make_env(own_redis.url)
+    env.start_worker("build")
+    busy = env.build_compose({"mode": "ok", "stage_sleep": 1.0})
+    pipeline.send(env.config, busy, steps.BUILD, [])
+    store = env.store
+    deadline = time.monotonic() + 20
+    while not store.progress(busy) and time.monotonic() < deadline:
+        time.sleep(0.05)
     queued = [env.test_compose(2) for _ in range(5)]
     for cid in queued:
         assert pipeline.submit(env.config, cid)
-    own_redis.stop()  # no persistence: the five messages are gone
+    own_redis.stop()
     down = env.test_compose(2)
     t0 = time.monotonic()
     assert pipeline.submit(env.config, down) is False  # broker down: stays WAITING, no exception
     assert time.monotonic() - t0 < 15
     own_redis.start()
-    env.start_worker("build")
-    time.sleep(1)
     ids = queued + [down]
+    # the build in progress finishes on its own: it needs the store, not the broker
+    assert env.wait_for([busy], timeout=30) == {busy: "FINISHED"}
     assert set(env.wait_for(ids, timeout=1).values()) == {"WAITING"}  # nobody re-sent them yet
     counts = Recovery(env.config, requeue_after=0).run_once()
     assert counts["resent"] == 6
-    assert env.wait_for(ids) == {cid: "FINISHED" for cid in ids}
+    assert env.wait_for(ids, timeout=60) == {cid: "FINISHED" for cid in ids}
     # a second pass finds nothing to do
     assert Recovery(env.config, requeue_after=0).run_once()["resent"] == 0
 
