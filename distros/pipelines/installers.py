@@ -20,11 +20,13 @@ from __future__ import annotations
 from typing import Any
 
 from distros import anaconda, ostree, simplified
+from distros.customizations import FileNode
 from distros.definitions import parse_size
 from distros.engine import ManifestContext, PipelineKind, pipeline_kind
 from distros.pipelines.build import INSTALL_EXEC, build_ref
 from distros.pipelines.disk import output_filename
-from distros.stages import rpm_stage
+from distros.pipelines.os_tree import directory_stages, file_stages, platform
+from distros.stages import fstab_stage, rpm_stage, stage, tree_mounts
 
 
 class MissingCommit(ostree.OSTreeOptionsError):
@@ -152,9 +154,6 @@ class AnacondaTree(PipelineKind):
         inst = make_installer(ctx)
         live_files = None
         if inst.live:
-            from distros.customizations import FileNode
-            from distros.pipelines.os_tree import file_stages
-
             node = FileNode(path=anaconda.LIVESYS_PATH, data=anaconda.LIVESYS_DATA, mode="0644", user="root", group="root")
             live_files = file_stages(ctx, [node])
         pipeline = anaconda.anaconda_tree_pipeline(
@@ -287,12 +286,8 @@ def deployment_spec(ctx: ManifestContext, commit: ostree.CommitSpec) -> ostree.D
     append = (cust.get("kernel") or {}).get("append")
     if append:
         kernel_opts.append(append)
-    from distros.pipelines.os_tree import directory_stages, file_stages
-
     fstab = grub = None
     if pt is not None:
-        from distros.stages import fstab_stage
-
         fstab = fstab_stage(pt)["options"]
         grub = deployment_grub_options(ctx)
     return ostree.Deployment(
@@ -324,9 +319,6 @@ def ostree_boot_files_stages(ctx: ManifestContext, filename: str) -> list[dict[s
     The platform lists `boot_files: [[path in the commit, destination], ...]`; the files come
     from a checkout of the commit, since the deployment tree only has them under /usr.
     """
-    from distros.pipelines.os_tree import platform
-    from distros.stages import stage, tree_mounts
-
     boot_files = platform(ctx).get("boot_files") or []
     pt = ctx.partition_table
     if not boot_files or pt is None:
@@ -348,8 +340,6 @@ def deployment_partition_kernel_opts(ctx: ManifestContext) -> list[str]:
 
 
 def deployment_grub_options(ctx: ManifestContext) -> dict[str, Any]:
-    from distros.pipelines.os_tree import platform
-
     pt = ctx.partition_table
     assert pt is not None
     plat = platform(ctx)
