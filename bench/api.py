@@ -1,6 +1,6 @@
 """Weldr API throughput and latency over the unix socket, against a store of realistic size.
 
-    python bench/api.py [--blueprints 1000] [--composes 10000] [--seconds 5] [--clients 4]
+    python bench/api.py [--blueprints 1000] [--composes 10000] [--seconds 5] [--clients N]
 
 Fills a fresh state directory (1,000 blueprints, 10,000 composes in all four states), serves
 it with the production stack (`celery-composer serve`'s gunicorn, 2 workers × 4 threads) and
@@ -157,7 +157,8 @@ def main() -> int:
     parser.add_argument("--blueprints", type=int, default=1000)
     parser.add_argument("--composes", type=int, default=10000)
     parser.add_argument("--seconds", type=float, default=5.0)
-    parser.add_argument("--clients", type=int, default=4)
+    parser.add_argument("--clients", type=int, default=os.cpu_count() or 2,
+                        help="client processes (default: one per CPU)")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=5, help="turns each route takes")
     parser.add_argument("--serve", nargs=2, metavar=("SOCKET", "STATE"), help=argparse.SUPPRESS)
