@@ -8,6 +8,7 @@ the resolved specs are stored with the compose and handed to the engine as manif
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 import urllib.error
@@ -16,6 +17,9 @@ import urllib.request
 from typing import Any, Mapping
 
 from distros.ostree import RHSM_SECRETS, CommitSpec, OSTreeResolveError, SourceSpec, test_commit
+from distros.registry import ContainerResolveError, resolve_container
+
+__all__ = ["ContainerResolveError", "prepare_compose", "prepare_containers", "resolve_commit"]
 
 _REF_RE = re.compile(r"^(?:[\w\d][-._\w\d]*/)*[\w\d][-._\w\d]*$")
 _CHECKSUM_RE = re.compile(r"^[0-9a-f]{64}$")
@@ -87,22 +91,18 @@ def prepare_compose(
     return warnings, commits
 
 
-class ContainerResolveError(OSTreeResolveError):
-    """A blueprint container image could not be resolved (osbuild-composer's ContainerResolveError)."""
-
-    api_id = "ContainerResolveError"
-    http_status = 500
-
-
-def prepare_containers(blueprint: Mapping[str, Any], *, test: bool = False, resolver: Any = None) -> dict[str, list[dict[str, Any]]]:
+def prepare_containers(
+    blueprint: Mapping[str, Any], *, arch: str = "x86_64", test: bool = False, resolver: Any = None
+) -> dict[str, list[dict[str, Any]]]:
     """The blueprint's `[[containers]]` resolved for the `os` pipeline (manifest option `containers`).
 
-    Test-mode composes get stand-ins derived from the source; otherwise `resolver(entry) -> dict`
-    (the golden cases' container shape) must be given: registry lookups are not built in.
+    Test-mode composes get stand-ins derived from the source; otherwise each image is looked up in
+    its registry (`resolver(entry) -> spec dict`, default distros.registry.resolve_container).
     """
     entries = [dict(c) for c in blueprint.get("containers") or [] if c.get("source")]
     if not entries:
         return {}
+    resolve = resolver or functools.partial(resolve_container, arch=arch)
     specs = []
     for entry in entries:
         if test:
@@ -110,8 +110,6 @@ def prepare_containers(blueprint: Mapping[str, Any], *, test: bool = False, reso
             image_id = "sha256:" + hashlib.sha256(("image:" + entry["source"]).encode()).hexdigest()
             specs.append({"Source": entry["source"], "Digest": digest, "ImageID": image_id,
                           "LocalName": entry.get("name") or entry["source"], "TLSVerify": entry.get("tls-verify")})
-        elif resolver is None:
-            raise ContainerResolveError(f"cannot resolve container image {entry['source']!r}: no registry resolver configured")
         else:
-            specs.append(resolver(entry))
+            specs.append(resolve(entry))
     return {"os": specs}

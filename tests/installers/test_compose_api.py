@@ -20,7 +20,7 @@ V1 = "/api/v1"
 BP = 'name = "edge-bp"\ndescription = "edge"\nversion = "0.1.0"\ndistro = "centos-9"\n' \
      '[[customizations.user]]\nname = "alice"\nkey = "ssh-ed25519 AAAA alice"\ngroups = ["wheel"]\n'
 BP_CONTAINERS = 'name = "edge-containers"\ndescription = "edge"\nversion = "0.1.0"\ndistro = "centos-9"\n' \
-                '[[containers]]\nsource = "registry.example.com/app:1"\nname = "app"\n'
+                '[[containers]]\nsource = "127.0.0.1:9/app:1"\nname = "app"\ntls-verify = false\n'
 BP_HOST = 'name = "edge-host"\ndescription = "edge"\nversion = "0.1.0"\ndistro = "centos-9"\n' \
           '[customizations]\nhostname = "edge1"\n'
 
@@ -103,16 +103,16 @@ def test_edge_commit_with_users_warns_like_osbuild_composer(client):
     assert warnings and 'user customizations on "edge-commit" image type are deprecated' in warnings[0]
 
 
-def test_blueprint_containers_are_resolved_in_test_mode_and_refused_without_a_resolver(client, store):
+def test_blueprint_containers_are_resolved_in_test_mode_and_unreachable_registries_refused(client, store):
     r = _start(client, "edge-commit", "edge-containers", test="2")
     assert r.status == 200, r
     specs = store.get(r.json()["build_id"]).options["containers"]["os"]
-    assert [(s["Source"], s["LocalName"]) for s in specs] == [("registry.example.com/app:1", "app")]
+    assert [(s["Source"], s["LocalName"]) for s in specs] == [("127.0.0.1:9/app:1", "app")]
     assert specs[0]["ImageID"].startswith("sha256:") and specs[0]["Digest"].startswith("sha256:")
     r = _start(client, "edge-commit", "edge-containers")
     assert r.status == 500, r
     error = r.json()["errors"][0]
-    assert error["id"] == "ContainerResolveError" and "registry.example.com/app:1" in error["msg"]
+    assert error["id"] == "ContainerResolveError" and "127.0.0.1:9/v2/app/manifests/1" in error["msg"]
     r = _start(client, "edge-raw-image", "edge-containers", ostree={"url": "http://127.0.0.1:9/repo"})
     assert r.status == 400 and r.json()["errors"][0]["msg"] == (
         "failed to initialize osbuild manifest: embedding containers is not supported for edge-raw-image on centos-9")
