@@ -524,7 +524,7 @@ def compose_start() -> Response:
 
     try:  # the image type's checks, then the ostree commits and containers it needs, resolved now
         warnings, ostree_commits = prepare_compose(image_type, blueprint, ostree, test=test_mode != 0)
-        containers = prepare_containers(blueprint, test=test_mode != 0)
+        containers = prepare_containers(blueprint, arch=arch, test=test_mode != 0)
     except OSTreeOptionsError as exc:
         raise WeldrError(exc.api_id, exc.api_message, exc.http_status) from exc
     upload_requests = []
