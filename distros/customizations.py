@@ -121,6 +121,7 @@ class OSConfig:
     files: list[FileNode] = field(default_factory=list)
     gpgkey_files: list[str] = field(default_factory=list)   # keys rpm imports from the tree
     kernel_options_bootloader: bool = False   # EL 8: options live in the bootloader config only
+    ca_certs: list[str] = field(default_factory=list)      # PEM texts for the trust anchors
 
 
 def _customizations(blueprint: dict[str, Any]) -> dict[str, Any]:
@@ -215,6 +216,10 @@ def os_config(image_config: dict[str, Any], blueprint: dict[str, Any], rng: rand
         cfg.files.append(FileNode(path=f["path"], data=(data or "").encode(), mode=f.get("mode"),
                                   user=f.get("user"), group=f.get("group")))
     _apply_repositories(cfg, c)
+    for pem in (c.get("cacerts") or {}).get("pem_certs") or []:
+        if "-----BEGIN CERTIFICATE-----" not in pem:
+            raise CustomizationError("cacerts: pem_certs must hold PEM certificates")
+        cfg.ca_certs.append(pem)
     import_keys = (c.get("rpm") or {}).get("import_keys") or {}
     cfg.gpgkey_files = list(ic.get("gpgkey_files") or []) + [
         f for f in import_keys.get("files") or [] if f not in (ic.get("gpgkey_files") or [])]

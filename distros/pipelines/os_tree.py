@@ -20,6 +20,14 @@ from distros.stages import fstab_stage, rpm_stage, selinux_stage, source_file_in
 
 MACHINE_ID_PLACEHOLDER = "ffffffffffffffffffffffffffffffff"
 OSCAP_DATA_DIR = "/oscap_data"
+CA_ANCHORS = "/etc/pki/ca-trust/source/anchors"
+
+
+def _cert_name(pem: str) -> str:
+    """A stable file name per certificate (osbuild-composer uses the serial; the digest is as stable)."""
+    import hashlib
+
+    return hashlib.sha256(pem.strip().encode()).hexdigest()[:16]
 FIPS_FILES = {
     "/etc/system-fips": b"# FIPS module installation complete\n",
 }
@@ -284,6 +292,11 @@ class OSTree(PipelineKind):
                                         for p, d in FIPS_FILES.items()])
         if o.openscap:
             stages += self._openscap(ctx)
+        if o.ca_certs:
+            # anchors, then the trust store rebuilt from them
+            stages += file_stages(ctx, [FileNode(path=f"{CA_ANCHORS}/{_cert_name(pem)}.pem", data=pem.encode(),
+                                                 mode="0644", user="root", group="root") for pem in o.ca_certs])
+            stages.append(stage("pki.update-ca-trust", {}))
         if o.selinux:
             stages.append(selinux_stage(o.selinux))
         if spec.get("ostree"):

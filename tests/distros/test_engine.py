@@ -433,3 +433,18 @@ def test_request_errors_render_as_weldr_errors(toy: dict[str, distros.Distro]) -
     with pytest.raises(distros.RequestError):
         it.check({"customizations": {"filesystem": [{"mountpoint": "/proc", "minsize": 1}]}})
     assert it.check({"customizations": {"filesystem": [{"mountpoint": "/srv", "minsize": 1}]}}) == []
+
+
+def test_ca_certificates_become_trust_anchors(toy: dict[str, distros.Distro]) -> None:
+    from distros.customizations import CustomizationError
+
+    pem = "-----BEGIN CERTIFICATE-----\nMIIBfake\n-----END CERTIFICATE-----\n"
+    it = toy["toy-1"].image_type("x86_64", "tarball")
+    m = it.manifest({"customizations": {"cacerts": {"pem_certs": [pem]}}}, PACKAGES, REPOS, None, 0)
+    os_ = m["pipelines"][1]
+    types = stage_types(os_)
+    assert types[-3:] == ["chown", "pki.update-ca-trust", "selinux"]
+    copy = next(s for s in os_["stages"] if s["type"] == "org.osbuild.copy")
+    assert copy["options"]["paths"][0]["to"].startswith("tree:///etc/pki/ca-trust/source/anchors/")
+    with pytest.raises(CustomizationError):
+        it.manifest({"customizations": {"cacerts": {"pem_certs": ["nope"]}}}, PACKAGES, REPOS, None, 0)

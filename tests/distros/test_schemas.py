@@ -43,6 +43,7 @@ CUSTOM_BLUEPRINT: dict[str, Any] = {
         "openscap": {"profile_id": "xccdf_org.ssgproject.content_profile_cis",
                      "tailoring": {"selected": ["rule_a"], "unselected": ["rule_b"]}},
         "fips": True,
+        "cacerts": {"pem_certs": ["-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"]},
         "rpm": {"import_keys": {"files": ["/etc/pki/rpm-gpg/RPM-GPG-KEY-extra"]}},
     },
 }
