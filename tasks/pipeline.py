@@ -95,6 +95,9 @@ def cancel(config: "Config", compose_id: str) -> None:
     store = _store(config)
     if not store.exists(compose_id):
         return
+    if store.get(compose_id).queue_status == "FAILED":  # cancelled while WAITING: nothing will run
+        steps.close_uploads(store, compose_id, "compose cancelled before it started")
+        runs.mark_done(store.db, compose_id)
     if celery_app.is_embedded(config):
         return  # no remote control on the SQLite transport; the claim sees the cancel flag
     try:

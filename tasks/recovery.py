@@ -120,6 +120,7 @@ class Recovery:
                     self._send(compose_id, step)
                     counts["retried"] += 1
             elif runs.fail_stale(self.db, row):
+                steps.close_uploads(self.store, compose_id, "its worker stopped responding")
                 self.store.mark_failed(
                     compose_id, f"{step} failed: {worker} stopped responding (no heartbeat for "
                     f"{stale_after} s) after {row['attempt']} attempt(s)")
@@ -180,6 +181,7 @@ class Recovery:
             compose = self.store.get(compose_id)
             last = max([j["finished_at"] or 0 for j in jobs] + [compose.job_started or 0])
             if time.time() - last > self.config.task_stale_after:
+                steps.close_uploads(self.store, compose_id, "the pipeline lost track of it")
                 self.store.mark_failed(compose_id, "the pipeline lost track of this compose "
                                        "(no step queued or running)")
                 counts["failed"] += 1

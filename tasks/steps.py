@@ -130,7 +130,21 @@ def _claim(ctx: StepContext, compose_id: str, step: str) -> runs.Claim:
     return claim
 
 
+def close_uploads(store: "ComposeStore", compose_id: str, message: str) -> None:
+    """A compose that failed has no image: its waiting uploads end too, saying why."""
+    try:
+        cancelled = store.cancel_requested(compose_id)
+        for upload in store.uploads(compose_id):
+            if upload.status == "WAITING":
+                store.update_upload(upload.id, status="CANCELLED" if cancelled else "FAILED",
+                                    error=f"the compose failed: {message}")
+    except Exception:  # noqa: BLE001 - the compose's own state matters more
+        log.exception("closing the uploads of %s", compose_id)
+
+
 def _fail(ctx: StepContext, claim: runs.Claim | None, compose_id: str, message: str) -> ComposeFailed:
+    # uploads first: whoever sees the compose FAILED also sees its uploads ended
+    close_uploads(ctx.store, compose_id, message)
     ctx.store.mark_failed(compose_id, message)
     ctx.store.set_progress(compose_id, None)
     runs.mark_done(ctx.store.db, compose_id)

@@ -70,7 +70,9 @@ def test_build_step_with_upload_chain(redis_url, make_env):
 def test_failing_build_fails_compose_with_reason_last(redis_url, make_env):
     env = make_env(redis_url)
     env.start_worker("build")
-    schema, stage = env.build_compose({"mode": "schema"}), env.build_compose({"mode": "fail"})
+    schema = env.build_compose({"mode": "schema"})
+    stage = env.build_compose({"mode": "fail"}, uploads=[
+        {"provider": "local", "image_name": "never", "settings": {"directory": "/nonexistent"}}])
     for cid in (schema, stage):
         pipeline.send(env.config, cid, steps.BUILD, [])
     assert env.wait_for([schema, stage]) == {schema: "FAILED", stage: "FAILED"}
@@ -78,6 +80,8 @@ def test_failing_build_fails_compose_with_reason_last(redis_url, make_env):
     assert store.read_log(schema).rstrip().endswith("schema validation failed); see the messages above")
     assert "'stages' is a required property" in store.read_log(schema)
     assert store.read_log(stage).rstrip().endswith("stage org.osbuild.tar in pipeline archive failed")
+    [upload] = store.uploads(stage)  # no image, no upload: it ends too, saying why
+    assert upload.status == "FAILED" and upload.error.startswith("the compose failed: osbuild failed")
 
 
 def test_missing_osbuild_fails_with_clear_message(redis_url, make_env):

@@ -205,3 +205,17 @@ def test_composes_posted_to_the_api_survive_api_kill_and_lost_queue(tmp_path, re
         assert "bash" in {p["name"] for p in info["deps"]["packages"]}
     finally:
         server.stop()
+
+
+def test_cancel_of_waiting_compose_ends_its_uploads(make_env):
+    env = make_env("")
+    store = env.store
+    compose = store.create(blueprint={"name": "bp", "version": "0.0.1"}, compose_type="tar",
+                           distro="test-distro-1", arch="x86_64", upload_requests=[
+                               {"provider": "local", "image_name": "x", "settings": {"directory": "/tmp"}}])
+    runs.enqueue(store.db, compose.id, steps.DEPSOLVE)
+    assert store.request_cancel(compose.id) == "WAITING"
+    pipeline.cancel(env.config, compose.id)
+    [upload] = store.uploads(compose.id)
+    assert upload.status == "CANCELLED"
+    assert [j["state"] for j in runs.jobs(store.db, compose.id)] == ["done"]
