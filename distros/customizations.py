@@ -216,6 +216,7 @@ def os_config(image_config: dict[str, Any], blueprint: dict[str, Any], rng: rand
         cfg.files.append(FileNode(path=f["path"], data=(data or "").encode(), mode=f.get("mode"),
                                   user=f.get("user"), group=f.get("group")))
     _apply_repositories(cfg, c)
+    _apply_rhsm(cfg, c)
     for pem in (c.get("cacerts") or {}).get("pem_certs") or []:
         if "-----BEGIN CERTIFICATE-----" not in pem:
             raise CustomizationError("cacerts: pem_certs must hold PEM certificates")
@@ -308,6 +309,31 @@ def _apply_repositories(cfg: OSConfig, c: dict[str, Any]) -> None:
     if by_file:
         existing = list(cfg.stages.get("yum_repos") or [])
         cfg.stages["yum_repos"] = existing + [{"filename": f, "repos": repos} for f, repos in sorted(by_file.items())]
+
+
+def _apply_rhsm(cfg: OSConfig, c: dict[str, Any]) -> None:
+    """Blueprint RHSM settings override the image type's, key by key (stage option spelling)."""
+    conf = (c.get("rhsm") or {}).get("config") or {}
+    if not conf:
+        return
+    opts: dict[str, Any] = {k: dict(v) for k, v in (cfg.stages.get("rhsm") or {}).items()}
+    plugins = conf.get("dnf_plugins") or {}
+    for bp_key, stage_key in (("product_id", "product-id"), ("subscription_manager", "subscription-manager")):
+        if (plugins.get(bp_key) or {}).get("enabled") is not None:
+            opts.setdefault("dnf-plugins", {})[stage_key] = {"enabled": bool(plugins[bp_key]["enabled"])}
+    subman = conf.get("subscription_manager") or {}
+    rhsm_section = {k: v for k, v in (subman.get("rhsm") or {}).items()
+                    if k in ("manage_repos", "auto_enable_yum_plugins") and v is not None}
+    certd = {k: v for k, v in (subman.get("rhsmcertd") or {}).items() if k == "auto_registration" and v is not None}
+    if rhsm_section or certd:
+        sm = dict(opts.get("subscription-manager") or {})
+        if rhsm_section:
+            sm["rhsm"] = {**(sm.get("rhsm") or {}), **rhsm_section}
+        if certd:
+            sm["rhsmcertd"] = {**(sm.get("rhsmcertd") or {}), **certd}
+        opts["subscription-manager"] = sm
+    if opts:
+        cfg.stages["rhsm"] = opts
 
 
 def inline_source(node: FileNode) -> tuple[str, dict[str, str]]:

@@ -448,3 +448,15 @@ def test_ca_certificates_become_trust_anchors(toy: dict[str, distros.Distro]) ->
     assert copy["options"]["paths"][0]["to"].startswith("tree:///etc/pki/ca-trust/source/anchors/")
     with pytest.raises(CustomizationError):
         it.manifest({"customizations": {"cacerts": {"pem_certs": ["nope"]}}}, PACKAGES, REPOS, None, 0)
+
+
+def test_blueprint_rhsm_config_overrides_the_image_type() -> None:
+    it = distros.get_distro("rhel-9.2").image_type("x86_64", "qcow2")
+    bp = {"customizations": {"rhsm": {"config": {
+        "dnf_plugins": {"product_id": {"enabled": True}},
+        "subscription_manager": {"rhsm": {"manage_repos": True}, "rhsmcertd": {"auto_registration": True}}}}}}
+    m = it.manifest(bp, {"build": [pkg("rpm", n=1)], "os": [pkg("kernel", n=2)]}, REPOS, None, 0)
+    rhsm = next(s for s in m["pipelines"][1]["stages"] if s["type"] == "org.osbuild.rhsm")["options"]
+    assert rhsm == {"dnf-plugins": {"product-id": {"enabled": True}, "subscription-manager": {"enabled": False}},
+                    "subscription-manager": {"rhsm": {"manage_repos": True},
+                                             "rhsmcertd": {"auto_registration": True}}}
