@@ -553,9 +553,11 @@ class ComposeStore:
             rows = self._uploads("", ())
         else:
             ids = list(compose_ids)
-            if not ids:
-                return {}
-            rows = self._uploads(f"WHERE compose_id IN ({','.join('?' * len(ids))})", tuple(ids))
+            rows = []
+            for i in range(0, len(ids), 900):  # SQLite bounds the number of parameters
+                chunk = ids[i:i + 900]
+                rows += self._uploads(f"WHERE compose_id IN ({','.join('?' * len(chunk))})",
+                                      tuple(chunk))
         grouped: dict[str, list[Upload]] = {}
         for u in rows:
             grouped.setdefault(u.compose_id, []).append(u)

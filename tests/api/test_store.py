@@ -145,3 +145,11 @@ def test_system_sources_and_repositories_for(tmp_path):
     assert fed[-1]["url"] == "http://h/x86_64"
     repos, rel, platform = sources.solver_inputs(config, db, "centos-9", "x86_64")
     assert repos and rel == "9" and platform == "platform:el9"
+
+
+def test_uploads_of_many_composes(store):
+    with store.db.transaction():
+        made = [_new(store) for _ in range(2000)]
+    store.add_upload(made[-1].id, "aws", "img", {})
+    grouped = store.uploads_of(c.id for c in made)
+    assert list(grouped) == [made[-1].id]
