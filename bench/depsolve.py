@@ -136,7 +136,10 @@ def generate_repository(dest: Path, count: int, seed: int = 9) -> dict:
                 e, v, r = versions[j][0]
                 requires.append(_entry(names[j], "GE", (e, v, "0")))
             else:
-                requires.append(_entry(f"/usr/share/{names[j]}/data" if rng.random() < 0.5
+                # File requires are mostly on paths primary.xml lists (bin/, /etc); packaging
+                # guidelines keep the others rare, but there are some, and only filelists
+                # answer them.
+                requires.append(_entry(f"/usr/share/{names[j]}/data" if rng.random() < 0.03
                                        else f"/usr/bin/{names[j]}"))
         recommends = [_entry(names[pick_dependency(i)])] if i and rng.random() < 0.15 else []
         for e, v, r in versions[i]:
@@ -217,7 +220,7 @@ def _write_repomd(repodata: Path, documents: dict[str, str]) -> None:
 
 
 def generated_dataset(count: int) -> tuple[list[dict], dict]:
-    dest = CACHE / f"generated-{count}-v2"
+    dest = CACHE / f"generated-{count}-v3"
     request_file = dest / "request.json"
     if not request_file.exists():
         shutil.rmtree(dest, ignore_errors=True)
