@@ -153,3 +153,47 @@ def test_uploads_of_many_composes(store):
     store.add_upload(made[-1].id, "aws", "img", {})
     grouped = store.uploads_of(c.id for c in made)
     assert list(grouped) == [made[-1].id]
+
+
+SHARED_REPOS = Path(__file__).resolve().parents[3] / "shared" / "reference" / "images-repositories"
+
+
+def test_our_repository_files_are_well_formed():
+    import json
+
+    import distros
+
+    known = set(distros.list_distros())
+    files = sorted((Path(__file__).resolve().parents[2] / "repositories").glob("*.json"))
+    assert len(files) >= 8
+    for path in files:
+        assert path.stem in known, f"{path.name}: no image definitions for this distro"
+        data = json.loads(path.read_text())
+        assert "x86_64" in data and "aarch64" in data, path.name
+        for arch, repos in data.items():
+            assert repos, (path.name, arch)
+            for repo in repos:
+                assert repo["name"] and isinstance(repo["check_gpg"], bool)
+                urls = [k for k in ("baseurl", "metalink", "mirrorlist") if repo.get(k)]
+                assert len(urls) == 1, (path.name, repo)
+                assert arch in repo[urls[0]], "each arch points at its own tree"
+                assert all(k.startswith("https://") for k in repo.get("gpgkeys", []))
+
+
+def test_repository_files_use_the_images_schema_keys():
+    import json
+
+    if not SHARED_REPOS.is_dir():
+        pytest.skip(f"osbuild/images repositories not present at {SHARED_REPOS}")
+    theirs: set[str] = set()
+    for path in SHARED_REPOS.glob("*.json"):
+        for repos in json.loads(path.read_text()).values():
+            for repo in repos:
+                theirs |= set(repo)
+    ours: set[str] = set()
+    for path in (Path(__file__).resolve().parents[2] / "repositories").glob("*.json"):
+        for repos in json.loads(path.read_text()).values():
+            for repo in repos:
+                ours |= set(repo)
+    # `gpgkeys` (key URLs) is the list form of `gpgkey` that osbuild's repository configs accept
+    assert ours - theirs <= {"gpgkeys"}
