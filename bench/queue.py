@@ -224,6 +224,7 @@ def main() -> int:
     ap.add_argument("--via", choices=("api", "store"), default="api")
     ap.add_argument("--broker", default="redis://127.0.0.1:6379/14")
     ap.add_argument("--timeout", type=float, default=300)
+    ap.add_argument("--pool", default="prefork", choices=("prefork", "threads", "solo"))
     ap.add_argument("--idle-samples", type=int, default=50,
                     help="afterwards, this many composes one at a time on the idle queue")
     ap.add_argument("--osbuild", metavar="COMMAND", default=None,
@@ -254,7 +255,7 @@ def main() -> int:
             log = base / f"worker{i}.log"
             env_i = dict(env, CELERY_COMPOSER_LOG_LEVEL="INFO")
             procs.append(start([sys.executable, "-m", "app.cli", "worker", "--queues", "build",
-                                "--concurrency", "1"], env_i, log))
+                                "--concurrency", "1", "--pool", args.pool], env_i, log))
             wait_ready(log, procs[-1], b"ready.")
         t0 = time.time()
         if args.via == "api":

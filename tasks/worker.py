@@ -33,6 +33,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "or all (default)")
     parser.add_argument("--concurrency", "-c", type=int, default=None,
                         help="worker processes (default: worker_concurrency; 0 = one per CPU)")
+    parser.add_argument("--pool", choices=("prefork", "threads", "solo"), default="prefork",
+                        help="Celery execution pool (default prefork: a task that crashes takes only "
+                             "its child process down)")
     parser.add_argument("--broker", default=None, help="override broker_url")
     parser.add_argument("--state-dir", default=None, help="override state_dir")
     parser.add_argument("--name", default=None, help="node name (default composer-<pid>@<host>)")
@@ -87,7 +90,7 @@ def run(args: argparse.Namespace, config: "Config") -> int:
     concurrency = args.concurrency if args.concurrency is not None else config.worker_concurrency
     argv = ["worker", "--queues", ",".join(queues), "--loglevel", config.log_level.upper(),
             "--hostname", args.name or f"composer-{os.getpid()}@%h",
-            "--without-mingle", "--without-gossip"]
+            "--without-mingle", "--without-gossip", "--pool", args.pool]
     if concurrency:
         argv += ["--concurrency", str(concurrency)]
     log.info("worker for queues %s (broker %s)", ",".join(queues),
