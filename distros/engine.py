@@ -257,11 +257,25 @@ class ImageTypeDef:
         base = self.base_partition_table()
         if base is None:
             return
-        filesystems = bp_customizations(ctx.blueprint).get("filesystem") or []
+        custom = bp_customizations(ctx.blueprint)
+        filesystems = custom.get("filesystem") or []
         required = self.data.get("required_sizes")
         required_bytes = {k: parse_size(v) for k, v in required.items()} if required is not None else None
+        if custom.get("disk"):
+            # the blueprint designs the whole disk; the platform adds what booting needs
+            from distros.partition import PartitioningError, from_blueprint_disk, laid_out
+
+            if filesystems:
+                raise PartitioningError("the disk and filesystem customizations cannot be used together")
+            from distros.pipelines.os_tree import platform
+
+            plat = platform(ctx)
+            table = from_blueprint_disk(custom["disk"], bios=str(plat.get("bios") or ""), uefi=bool(plat.get("uefi")),
+                                        default_fs_type=self.distro.default_fs_type)
+            ctx.partition_table = laid_out(table, self.image_size(ctx), required_bytes, ctx.rng)
+            return
         # newer blueprints choose the mode themselves; the request's option is the fallback
-        mode = bp_customizations(ctx.blueprint).get("partitioning_mode") or ctx.options.partitioning_mode
+        mode = custom.get("partitioning_mode") or ctx.options.partitioning_mode
         ctx.partition_table = customized(base, filesystems, self.image_size(ctx), mode,
                                          required_bytes, ctx.rng)
 

@@ -444,3 +444,85 @@ def customized(base: PartitionTable, filesystems: list[dict[str, Any]], image_si
     pt.relayout(image_size)
     pt.generate_uuids(rng)
     return pt
+
+
+ESP_GUID = "C12A7328-F81F-11D2-BA4B-00A0C93EC93B"
+BIOS_BOOT_GUID = "21686148-6449-6E6F-744E-656564454649"
+ESP_FSTAB = "defaults,uid=0,gid=0,umask=077,shortname=winnt"
+
+
+PREP_GUID = "9E1A2D38-C612-4316-AA26-8B49521E5A8B"
+
+
+def from_blueprint_disk(disk: dict[str, Any], *, bios: str, uefi: bool, default_fs_type: str) -> PartitionTable:
+    """A table laid out as the blueprint's `disk` customization asks, plus what booting needs.
+
+    Boot partitions come first (BIOS boot or PReP where GRUB needs one, an ESP on UEFI, `/boot` when `/`
+    would otherwise sit on LVM), then the blueprint's partitions in order; `plain` ones hold a
+    filesystem, `lvm` ones a volume group with logical volumes. Sizes are minimums.
+    """
+    ptype = disk.get("type") or "gpt"
+    if ptype not in ("gpt", "dos"):
+        raise PartitioningError(f"unknown partition table type {ptype!r}")
+    gpt = ptype == "gpt"
+    wanted: list[Partition] = []
+    mountpoints: list[dict[str, Any]] = []
+    vg_count = 0
+    for p in disk.get("partitions") or []:
+        kind = p.get("type") or "plain"
+        if kind == "plain":
+            mp = p.get("mountpoint") or ""
+            mountpoints.append({"mountpoint": mp})
+            fs = Filesystem(type=p.get("fs_type") or default_fs_type, mountpoint=mp, label=p.get("label", ""))
+            if fs.type == "vfat":
+                fs.fstab_options = ESP_FSTAB
+            wanted.append(Partition(size=_bp_size(p), type=FILESYSTEM_DATA_GUID if gpt else "83", payload=fs))
+        elif kind == "lvm":
+            vg_count += 1
+            vg = VolumeGroup(name=p.get("name") or ("rootvg" if vg_count == 1 else f"vg{vg_count:02d}"),
+                             description="created via lvm2 and osbuild")
+            for lv in p.get("logical_volumes") or []:
+                mp = lv.get("mountpoint") or ""
+                mountpoints.append({"mountpoint": mp})
+                fs = Filesystem(type=lv.get("fs_type") or default_fs_type, mountpoint=mp, label=lv.get("label", ""))
+                vg.volumes.append(LogicalVolume(name=lv.get("name") or lv_name(mp, vg),
+                                                size=align_up(_bp_size(lv), LVM_EXTENT), payload=fs))
+            size = max(_bp_size(p), align_up(vg.used(), GRAIN))
+            wanted.append(Partition(size=size, type=LVM_PARTITION_GUID if gpt else LVM_PARTITION_DOS, payload=vg))
+        else:
+            raise PartitioningError(f"partition type {kind!r} is not supported")
+    check_mountpoints(mountpoints)
+    pt = PartitionTable(type=ptype, uuid="", partitions=wanted, size=_bp_size(disk))
+    if pt.find("/") is None:
+        raise PartitioningError("the disk customization has no root filesystem (\"/\")")
+    front: list[Partition] = []
+    if bios == "i386-pc" and gpt:
+        front.append(Partition(size=MiB, bootable=True, type=BIOS_BOOT_GUID))
+    elif bios == "powerpc-ieee1275":
+        front.append(Partition(size=4 * MiB, bootable=True, type=PREP_GUID if gpt else "41"))
+    if uefi and pt.find("/boot/efi") is None:
+        front.append(Partition(size=200 * MiB, type=ESP_GUID if gpt else "ef",
+                               payload=Filesystem(type="vfat", mountpoint="/boot/efi", label="ESP",
+                                                  fstab_options=ESP_FSTAB, fstab_passno=2)))
+    root_path = pt.find("/")[1]   # type: ignore[index]
+    if len(root_path) > 1 and pt.find("/boot") is None:
+        front.append(Partition(size=GiB, type=FILESYSTEM_DATA_GUID if gpt else "83",
+                               payload=Filesystem(type=default_fs_type, mountpoint="/boot", label="boot")))
+    pt.partitions = front + pt.partitions
+    if not gpt and len(pt.partitions) > 4:
+        raise PartitioningError("a dos partition table holds at most four partitions")
+    return pt
+
+
+def _bp_size(d: dict[str, Any]) -> int:
+    value = d.get("minsize") or d.get("size") or 0
+    return parse_size(value) if isinstance(value, str) else int(value)
+
+
+def laid_out(pt: PartitionTable, image_size: int, required_sizes: dict[str, int] | None,
+             rng: random.Random) -> PartitionTable:
+    """Lay out a table the blueprint designed itself (no growth beyond its own minimums)."""
+    pt.ensure_directory_sizes(DEFAULT_REQUIRED_SIZES if required_sizes is None else required_sizes)
+    pt.relayout(image_size)
+    pt.generate_uuids(rng)
+    return pt

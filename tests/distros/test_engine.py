@@ -460,3 +460,32 @@ def test_blueprint_rhsm_config_overrides_the_image_type() -> None:
     assert rhsm == {"dnf-plugins": {"product-id": {"enabled": True}, "subscription-manager": {"enabled": False}},
                     "subscription-manager": {"rhsm": {"manage_repos": True},
                                              "rhsmcertd": {"auto_registration": True}}}
+
+
+def test_blueprint_disk_layout() -> None:
+    it = distros.get_distro("centos-9").image_type("x86_64", "qcow2")
+    disk = {"minsize": "12 GiB", "partitions": [
+        {"type": "plain", "mountpoint": "/data", "fs_type": "ext4", "minsize": "1 GiB"},
+        {"type": "lvm", "name": "mainvg", "minsize": "6 GiB", "logical_volumes": [
+            {"name": "rootlv", "mountpoint": "/", "fs_type": "xfs", "minsize": "3 GiB", "label": "root"},
+            {"mountpoint": "/home", "minsize": "1 GiB"}]}]}
+    m = it.manifest({"customizations": {"disk": disk}}, {"build": [pkg("rpm", n=1)], "os": [pkg("kernel", n=2)]},
+                    REPOS, None, 0)
+    image = m["pipelines"][2]
+    assert int(image["stages"][0]["options"]["size"]) == 12 * 1024**3
+    parts = image["stages"][1]["options"]["partitions"]
+    assert [p["type"] for p in parts] == ["21686148-6449-6E6F-744E-656564454649",        # BIOS boot
+                                         "C12A7328-F81F-11D2-BA4B-00A0C93EC93B",          # ESP
+                                         "0FC63DAF-8483-4772-8E79-3D69D8477DE4",          # /boot (root on LVM)
+                                         "0FC63DAF-8483-4772-8E79-3D69D8477DE4",          # /data
+                                         "E6D6D379-F507-44C2-A23C-238F2A3DF928"]          # mainvg
+    assert image["stages"][2]["options"]["volumes"] == [{"name": "rootlv", "size": f"{3 * 1024**3}B"},
+                                                        {"name": "homelv", "size": f"{1024**3}B"}]
+    fstab = next(s for s in m["pipelines"][1]["stages"] if s["type"] == "org.osbuild.fstab")
+    assert {f["path"]: f["vfs_type"] for f in fstab["options"]["filesystems"]} == {
+        "/": "xfs", "/boot": "xfs", "/data": "ext4", "/home": "xfs", "/boot/efi": "vfat"}
+    from distros.partition import PartitioningError
+
+    with pytest.raises(PartitioningError):
+        it.manifest({"customizations": {"disk": {"partitions": [{"type": "plain", "mountpoint": "/data"}]}}},
+                    {"os": []}, REPOS, None, 0)

@@ -157,12 +157,20 @@ def options_for(it: Any) -> dict[str, Any]:
             "ostree_commits": {s["name"]: [commit] for s in it.pipelines}}
 
 
-@pytest.mark.parametrize("customized", [False, True], ids=["plain", "customized"])
-def test_every_manifest_validates(schema_dir: Path, customized: bool) -> None:
+DISK_BLUEPRINT: dict[str, Any] = {"customizations": {"disk": {"partitions": [
+    {"type": "plain", "mountpoint": "/data", "fs_type": "ext4", "minsize": "1 GiB"},
+    {"type": "lvm", "logical_volumes": [{"mountpoint": "/", "fs_type": "xfs", "minsize": "3 GiB"},
+                                        {"mountpoint": "/var", "minsize": "1 GiB"}]}]}}}
+BLUEPRINTS = {"plain": {}, "customized": CUSTOM_BLUEPRINT, "disk": DISK_BLUEPRINT}
+
+
+@pytest.mark.parametrize("which", list(BLUEPRINTS))
+def test_every_manifest_validates(schema_dir: Path, which: str) -> None:
+    customized = which != "plain"
     count = 0
     for distro, arch, name in all_image_types():
         it = distros.get_distro(distro).image_type(arch, name)
-        bp = CUSTOM_BLUEPRINT if customized else {}
+        bp = BLUEPRINTS[which]
         if name.endswith("simplified-installer"):
             # it needs a device to install to; the customized variant adds FDO and embedded ignition
             bp = SIMPLIFIED_CUSTOMIZED if customized else {"customizations": {"installation_device": "/dev/vda"}}
