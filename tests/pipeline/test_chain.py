@@ -13,6 +13,8 @@ import signal
 import time
 from pathlib import Path
 
+import pytest
+
 from tasks import pipeline, runs, steps
 
 
@@ -150,7 +152,21 @@ def test_cancel_running_build_kills_osbuild(redis_url, make_env):
     assert store.read_log(cid).rstrip().endswith("osbuild was stopped")
 
 
-def test_kill_9_of_worker_mid_build_retries_on_another(redis_url, make_env):
+def _pool_child(worker_pid: int) -> int:
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == worker_pid:
+            return int(stat.parent.name)
+    raise AssertionError("worker has no pool process")
+
+
+@pytest.mark.parametrize("victim", ["worker", "pool-process"])
+def test_kill_9_of_worker_mid_build_retries_on_another(redis_url, make_env, victim):
+    """`worker`: the whole worker (main and pool) dies; `pool-process`: only the process running
+    the task dies, and Celery hands the message back (task_reject_on_worker_lost)."""
     env = make_env(redis_url, task_stale_after=2)
     first = env.start_worker("build")
     cid = env.build_compose({"mode": "ok", "stage_sleep": 1.5})
@@ -160,9 +176,12 @@ def test_kill_9_of_worker_mid_build_retries_on_another(redis_url, make_env):
     while not store.progress(cid) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert store.get(cid).queue_status == "RUNNING"
-    os.killpg(first.pid, signal.SIGKILL)  # the worker and its pool; osbuild dies with them
-    first.wait()
-    env.start_worker("build")
+    if victim == "worker":
+        os.killpg(first.pid, signal.SIGKILL)  # the worker and its pool; osbuild dies with them
+        first.wait()
+        env.start_worker("build")
+    else:
+        os.kill(_pool_child(first.pid), signal.SIGKILL)  # the worker lives on and gets it back
     from tasks.recovery import RecoveryLoop
 
     loop = RecoveryLoop(env.config, interval=0.5)
