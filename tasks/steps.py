@@ -374,9 +374,8 @@ def run_build(config: "Config", compose_id: str) -> str:
     if hb.lost.is_set() and not hb.cancelled.is_set():
         shutil.rmtree(work, ignore_errors=True)
         raise Skip("job was taken over by another worker")
-    if record_build is not None:
-        record_build(config, outcome.duration, image_type=compose.compose_type,
-                     probe=probe if outcome.ok else None)
+    if record_build is not None and outcome.ok:
+        record_build(config, outcome.duration, image_type=compose.compose_type, probe=probe)
     if not outcome.ok:
         shutil.rmtree(work, ignore_errors=True)
         raise _fail(ctx, claim, compose_id, outcome.reason)
