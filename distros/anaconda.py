@@ -12,9 +12,12 @@ installs it with `liveimg`) or an ostree repo holding one pulled commit (edge/io
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
+from distros.kickstart import KickstartSettings, anaconda_modules, kickstart_options, kickstart_stages
 from distros.ostree import CommitSpec, init_stage, pull_stage, source_commit_input, tree_input
+
+FileStages = Callable[[list[tuple[str, bytes]]], list[dict[str, Any]]]
 
 KICKSTART_PATH = "/osbuild.ks"
 ISO_ROOT = "/run/install/repo"
@@ -28,11 +31,6 @@ ROOTFS_UUID = "2fe99653-f7ff-44fd-bea8-fa70107524fb"
 LIVESYS_PATH = "/etc/sysconfig/livesys"
 LIVESYS_DATA = b'livesys_session="gnome"'
 
-BASE_ANACONDA_MODULES = [
-    "org.fedoraproject.Anaconda.Modules.Network",
-    "org.fedoraproject.Anaconda.Modules.Payloads",
-    "org.fedoraproject.Anaconda.Modules.Storage",
-]
 USERS_MODULE = "org.fedoraproject.Anaconda.Modules.Users"
 
 # dracut modules an installer initramfs needs to find and boot its stage2 from any medium
@@ -75,6 +73,7 @@ class Installer:
     only_additional_kernel_opts: bool = False  # coreos-installer ISOs: no anaconda/live boot options
     users_options: dict[str, Any] | None = None  # org.osbuild.users options (kickstart `users`)
     groups_options: dict[str, Any] | None = None  # org.osbuild.groups options (kickstart `groups`)
+    kickstart: KickstartSettings = field(default_factory=KickstartSettings)
 
     @property
     def biosdevname(self) -> bool:
@@ -112,30 +111,17 @@ def iso_root_url(path: str) -> str:
     return "file://" + ISO_ROOT.rstrip("/") + "/" + path.lstrip("/")
 
 
-def kickstart_options(
-    path: str,
-    *,
-    liveimg_url: str = "",
-    ostree_url: str = "",
-    ostree_ref: str = "",
-    os_name: str = "",
-    users_options: Mapping[str, Any] | None = None,
-    groups_options: Mapping[str, Any] | None = None,
-) -> dict[str, Any]:
-    options: dict[str, Any] = {"path": path}
-    if ostree_url:
-        options["ostree"] = {"osname": os_name, "url": ostree_url, "ref": ostree_ref, "gpg": False}
-    if liveimg_url:
-        options["liveimg"] = {"url": liveimg_url}
-    if users_options and users_options.get("users"):
-        options["users"] = users_options["users"]
-    if groups_options and groups_options.get("groups"):
-        options["groups"] = groups_options["groups"]
-    return options
+def _no_files(files: list[tuple[str, bytes]]) -> list[dict[str, Any]]:
+    raise InstallerError("this installer cannot write the extra kickstart file")
 
 
 def anaconda_tree_pipeline(
-    inst: Installer, *, rpm_stage: dict[str, Any], kernel_ver: str, live_file_stages: list[dict[str, Any]] | None = None
+    inst: Installer,
+    *,
+    rpm_stage: dict[str, Any],
+    kernel_ver: str,
+    live_file_stages: list[dict[str, Any]] | None = None,
+    file_stages: FileStages = _no_files,
 ) -> dict[str, Any]:
     stages: list[dict[str, Any]] = [
         rpm_stage,
@@ -179,7 +165,7 @@ def anaconda_tree_pipeline(
         stages.append(
             {
                 "type": "org.osbuild.anaconda",
-                "options": {"kickstart-modules": BASE_ANACONDA_MODULES + list(inst.additional_anaconda_modules)},
+                "options": {"kickstart-modules": anaconda_modules(inst.additional_anaconda_modules, inst.kickstart)},
             }
         )
         stages.append(
@@ -203,17 +189,13 @@ def anaconda_tree_pipeline(
     stages.append({"type": "org.osbuild.dracut", "options": dracut})
     stages.append({"type": "org.osbuild.selinux.config", "options": {"state": "permissive"}})
     if not inst.live and not inst.kickstart_in_iso_root:
-        stages.append(
-            {
-                "type": "org.osbuild.kickstart",
-                "options": kickstart_options(
-                    "/usr/share/anaconda/interactive-defaults.ks",
-                    liveimg_url=iso_root_url(TAR_PAYLOAD),
-                    users_options=inst.users_options,
-                    groups_options=inst.groups_options,
-                ),
-            }
+        options = kickstart_options(
+            "/usr/share/anaconda/interactive-defaults.ks",
+            liveimg_url=iso_root_url(TAR_PAYLOAD),
+            users_options=inst.users_options,
+            groups_options=inst.groups_options,
         )
+        stages += kickstart_stages(options, inst.kickstart, file_stages)
     return {"name": "anaconda-tree", "build": "name:build", "stages": stages}
 
 
@@ -270,6 +252,7 @@ def bootiso_tree_pipeline(
     efiboot_volid: str,
     os_tree: str | None = None,
     commit: CommitSpec | None = None,
+    file_stages: FileStages = _no_files,
 ) -> dict[str, Any]:
     """The ISO's files. Payload: `os_tree` (tarball + liveimg kickstart) or `commit` (ostree repo)."""
     if not inst.live and (os_tree is None) == (commit is None):
@@ -316,33 +299,25 @@ def bootiso_tree_pipeline(
     if commit is not None:
         stages.append(init_stage(OSTREE_PAYLOAD))
         stages.append(pull_stage(OSTREE_PAYLOAD, source_commit_input(commit)))
-        stages.append(
-            {
-                "type": "org.osbuild.kickstart",
-                "options": kickstart_options(
-                    KICKSTART_PATH,
-                    ostree_url=iso_root_url(OSTREE_PAYLOAD),
-                    ostree_ref=commit.ref,
-                    os_name=inst.os_name,
-                    users_options=inst.users_options,
-                    groups_options=inst.groups_options,
-                ),
-            }
+        options = kickstart_options(
+            KICKSTART_PATH,
+            ostree_url=iso_root_url(OSTREE_PAYLOAD),
+            ostree_ref=commit.ref,
+            os_name=inst.os_name,
+            users_options=inst.users_options,
+            groups_options=inst.groups_options,
         )
+        stages += kickstart_stages(options, inst.kickstart, file_stages)
     if os_tree is not None:
         stages.append({"type": "org.osbuild.tar", "inputs": {"tree": tree_input(os_tree)}, "options": {"filename": TAR_PAYLOAD}})
         if inst.kickstart_in_iso_root:
-            stages.append(
-                {
-                    "type": "org.osbuild.kickstart",
-                    "options": kickstart_options(
-                        KICKSTART_PATH,
-                        liveimg_url=iso_root_url(TAR_PAYLOAD),
-                        users_options=inst.users_options,
-                        groups_options=inst.groups_options,
-                    ),
-                }
+            options = kickstart_options(
+                KICKSTART_PATH,
+                liveimg_url=iso_root_url(TAR_PAYLOAD),
+                users_options=inst.users_options,
+                groups_options=inst.groups_options,
             )
+            stages += kickstart_stages(options, inst.kickstart, file_stages)
     stages.append({"type": "org.osbuild.discinfo", "options": {"basearch": inst.arch, "release": inst.release}})
     return {"name": "bootiso-tree", "build": "name:build", "stages": stages}
 

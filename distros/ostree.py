@@ -14,6 +14,8 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
+from distros.kickstart import KickstartError, KickstartSettings
+
 # osbuild's name for the subscription-manager secrets of an ostree remote
 RHSM_SECRETS = "org.osbuild.rhsm.consumer"
 
@@ -224,6 +226,12 @@ def check_options(
             raise OSTreeOptionsError(
                 f'unsupported blueprint customizations found for {kind} "{type_name}": (allowed: {allowed})'
             )
+
+    if boot_iso and cust.get("installer"):
+        try:
+            KickstartSettings.from_blueprint(cust)
+        except KickstartError as exc:
+            raise OSTreeOptionsError(str(exc)) from exc
 
     if rules.installation_device:
         if not cust.get("installation_device"):

@@ -17,12 +17,13 @@ Image-type data keys used here:
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 from distros import anaconda, ostree, simplified
 from distros.customizations import FileNode
 from distros.definitions import parse_size
 from distros.engine import ManifestContext, PipelineKind, pipeline_kind
+from distros.kickstart import KickstartSettings
 from distros.pipelines.build import INSTALL_EXEC, build_ref
 from distros.pipelines.disk import output_filename
 from distros.pipelines.os_tree import directory_stages, file_stages, platform
@@ -113,7 +114,13 @@ def make_installer(ctx: ManifestContext) -> anaconda.Installer:
         additional_kernel_opts=list(cfg.get("kernel_opts") or []),
         users_options={"users": ctx.os.users} if ctx.os.users else None,
         groups_options={"groups": ctx.os.groups} if ctx.os.groups else None,
+        kickstart=KickstartSettings.from_blueprint(ctx.blueprint.get("customizations")),
     )
+
+
+def tree_file_stages(ctx: ManifestContext) -> Callable[[list[tuple[str, bytes]]], list[dict[str, Any]]]:
+    """Write extra files (e.g. the including kickstart) into a tree via inline sources."""
+    return lambda files: file_stages(ctx, [FileNode(path=path, data=data) for path, data in files])
 
 
 def data_package_chain(ctx: ManifestContext, name: str, extra: list[str]) -> list[dict[str, Any]]:
@@ -161,6 +168,7 @@ class AnacondaTree(PipelineKind):
             rpm_stage=rpm_stage(ctx.packages.get(name, []), ctx.gpgkeys_for(name)),
             kernel_ver=kernel_of(ctx, name),
             live_file_stages=live_files,
+            file_stages=tree_file_stages(ctx),
         )
         return _with_build(ctx, pipeline)
 
@@ -205,10 +213,16 @@ class BootISOTree(PipelineKind):
         volid = efiboot_volid(ctx)
         if payload == "ostree":
             commit = payload_commit(ctx, spec["name"])
-            pipeline = anaconda.bootiso_tree_pipeline(inst, kernel_ver=kver, efiboot_volid=volid, commit=commit)
+            pipeline = anaconda.bootiso_tree_pipeline(
+                inst, kernel_ver=kver, efiboot_volid=volid, commit=commit, file_stages=tree_file_stages(ctx)
+            )
         else:
             pipeline = anaconda.bootiso_tree_pipeline(
-                inst, kernel_ver=kver, efiboot_volid=volid, os_tree=spec.get("input", "os") if payload == "os" else None
+                inst,
+                kernel_ver=kver,
+                efiboot_volid=volid,
+                os_tree=spec.get("input", "os") if payload == "os" else None,
+                file_stages=tree_file_stages(ctx),
             )
         return _with_build(ctx, pipeline)
 
