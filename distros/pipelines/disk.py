@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from distros.engine import ManifestContext, PipelineKind, pipeline_kind
-from distros.partition import SECTOR, VolumeGroup
+from distros.partition import SECTOR
 from distros.pipelines.build import build_ref
 from distros.pipelines.os_tree import platform
 from distros.stages import (container_devices, fs_devices, loopback, luks_finish_stages, luks_format_stages,
