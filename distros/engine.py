@@ -167,7 +167,8 @@ class ImageTypeDef:
         target = Target(self.distro.family, self.distro.version, self.arch)
         merged = dict(resolve(self.distro.image_config, target))
         merged.update(self.data.get("image_config") or {})
-        return merged
+        return _substitute(merged, {"{os_version}": self.distro.os_version,
+                                    "{release_version}": self.distro.release_version})
 
     def base_partition_table(self) -> PartitionTable | None:
         name = self.data.get("partition_table")
@@ -278,6 +279,19 @@ class ImageTypeDef:
         mode = custom.get("partitioning_mode") or ctx.options.partitioning_mode
         ctx.partition_table = customized(base, filesystems, self.image_size(ctx), mode,
                                          required_bytes, ctx.rng)
+
+
+def _substitute(node: Any, values: dict[str, str]) -> Any:
+    """Release facts inside image config strings (e.g. a DNF `releasever` pinned to the minor)."""
+    if isinstance(node, str):
+        for key, value in values.items():
+            node = node.replace(key, value)
+        return node
+    if isinstance(node, list):
+        return [_substitute(v, values) for v in node]
+    if isinstance(node, dict):
+        return {k: _substitute(v, values) for k, v in node.items()}
+    return node
 
 
 def bp_customizations(blueprint: dict[str, Any]) -> dict[str, Any]:
