@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import shlex
 import tarfile
 import time
@@ -29,13 +30,42 @@ def tree_bytes(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.exists() else 0
 
 
-def wait_info(client, compose_id: str, timeout: float = 600) -> dict:
+def wait_info(client, compose_id: str, running: list, timeout: float = 600) -> dict:
+    """Poll until the compose ends; `running` collects (info, live log) seen while it RUNs."""
     deadline = time.monotonic() + timeout
     while True:
         info = client.get(f"/api/v1/compose/info/{compose_id}").json()
+        if info["queue_status"] == "RUNNING":
+            running.append((info, client.get(f"/api/v1/compose/log/{compose_id}?size=64").text))
         if info["queue_status"] in ("FINISHED", "FAILED") or time.monotonic() > deadline:
             return info
-        time.sleep(0.5)
+        time.sleep(0.2)
+
+
+def tar_members(body: bytes) -> dict[str, bytes]:
+    with tarfile.open(fileobj=io.BytesIO(body)) as tar:
+        return {m.name: tar.extractfile(m).read() for m in tar.getmembers() if m.isfile()}
+
+
+def check_first_compose(client, compose_id: str, running: list, manifest_pipelines: int) -> None:
+    """What a user sees of a real build: live progress and log while it runs, then the logs,
+    metadata and results tars (issue 5, deliverables 2 and 3)."""
+    progress = [info["progress"] for info, _ in running if info.get("progress")]
+    assert progress, "compose/info never showed osbuild's progress while RUNNING"
+    # osbuild counts the download of each source type as a step ahead of the pipelines
+    assert all(p["pipeline_m"] >= manifest_pipelines for p in progress), progress
+    assert any(p["pipeline"] and p["stage"] for p in progress), progress
+    assert any("--export" in log for _, log in running), "compose/log showed nothing while RUNNING"
+    info = client.get(f"/api/v1/compose/info/{compose_id}").json()
+    assert "bash" in {p["name"] for p in info["deps"]["packages"]}
+    logs = tar_members(client.get(f"/api/v1/compose/logs/{compose_id}").body)
+    assert b"org.osbuild.rpm" in logs["logs/osbuild.log"]
+    metadata = tar_members(client.get(f"/api/v1/compose/metadata/{compose_id}").body)
+    manifest = json.loads(metadata[f"{compose_id}.json"])
+    assert manifest["version"] == "2" and len(manifest["pipelines"]) == manifest_pipelines
+    results = tar_members(client.get(f"/api/v1/compose/results/{compose_id}").body)
+    image = [name for name in results if name.startswith(f"{compose_id}-")]
+    assert len(image) == 1 and len(results[image[0]]) == info["image_size"] > 0
 
 
 @pytest.mark.parametrize("image_type", ["tar", "qcow2"])
@@ -46,7 +76,7 @@ def test_real_compose_twice_downloads_once_and_reuses_checkpoints(tmp_path, redi
 
     repos_dir = tmp_path / "repositories"
     repos_dir.mkdir()
-    (repos_dir / "test-distro-1.json").write_text(json.dumps({"x86_64": [{
+    (repos_dir / "test-distro-1.json").write_text(json.dumps({os.uname().machine: [{
         "name": "test-baseos", "baseurl": built_repos()["baseos"].as_uri() + "/",
         "check_gpg": False}]}))
     server = WeldrServer(tmp_path / "api")
@@ -70,10 +100,14 @@ def test_real_compose_twice_downloads_once_and_reuses_checkpoints(tmp_path, redi
                                                 "branch": "master"})
             assert r.status == 200, r.text
             compose_id = r.json()["build_id"]
-            info = wait_info(client, compose_id)
+            running: list = []
+            info = wait_info(client, compose_id, running)
             elapsed = time.monotonic() - t0
             log = env.store.read_log(compose_id)
             assert info["queue_status"] == "FINISHED", log[-3000:]
+            if not results:
+                pipelines = len(env.store.manifest(compose_id)["pipelines"])
+                check_first_compose(client, compose_id, running, pipelines)
             results.append((compose_id, elapsed, tree_bytes(sources) - before, log))
         (first, t1, dl1, log1), (second, t2, dl2, log2) = results
         assert dl1 > 0 and dl2 == 0, "the repeated compose downloaded RPMs again"
