@@ -57,11 +57,7 @@ class OVAArchive(PipelineKind):
 
     def serialize(self, ctx: ManifestContext, spec: dict[str, Any]) -> dict[str, Any]:
         source = spec.get("input", "ovf")
-        ovf_spec = next(s for s in ctx.image_type.pipelines if s["name"] == source)
-        vmdk = output_filename(ctx, ovf_spec.get("input", "vmdk"))
-        base = vmdk.rsplit(".", 1)[0]
-        options = {"filename": output_filename(ctx, spec["name"]), "format": "ustar",
-                   "paths": [f"{base}.ovf", f"{base}.mf", vmdk]}
+        options = {"filename": output_filename(ctx, spec["name"]), "format": "oldgnu", "root-node": "omit"}
         return {"name": spec["name"], **build_ref(ctx), "stages": [
             stage("tar", options, inputs={"tree": tree_input(source)})]}
 

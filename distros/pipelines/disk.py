@@ -54,6 +54,9 @@ class RawDisk(PipelineKind):
         for fs, path in pt.filesystems():
             stages.append(mkfs_stage(fs, path, filename))
         devices, mounts = tree_mounts(pt, filename)
+        if platform(ctx).get("bootloader") == "zipl":
+            # osbuild-composer's copy stage shares its device map with zipl.inst, whole disk included
+            devices["disk"] = loopback(filename)
         stages.append(stage("copy", {"paths": [{"from": "input://root-tree/", "to": "mount://root/"}]},
                             inputs={"root-tree": tree_input(spec.get("tree", "os"))},
                             devices=devices, mounts=mounts))
@@ -73,12 +76,12 @@ class RawDisk(PipelineKind):
         assert pt is not None
         plat = platform(ctx)
         if plat.get("bootloader") == "zipl":
-            root = pt.find("/")
-            assert root is not None
+            boot = pt.find("/boot") or pt.find("/")
+            assert boot is not None
             devices, mounts = tree_mounts(pt, filename)
             devices["disk"] = loopback(filename)
             return [stage("zipl.inst", {"kernel": ctx.kernel_version(),
-                                        "location": root[1][0].start // SECTOR},
+                                        "location": boot[1][0].start // SECTOR},
                           devices=devices, mounts=mounts)]
         if not plat.get("bios"):
             return []
