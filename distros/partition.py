@@ -210,6 +210,9 @@ class PartitionTable:
             part, vg = path[0], path[-2]
             luks = LUKS_METADATA if isinstance(path[1], LUKSContainer) else 0
             part.size = max(part.size, align_up(vg.used() + luks, GRAIN))
+        elif isinstance(target, LUKSContainer):
+            # a filesystem directly in the container: the partition holds it and the LUKS header
+            path[0].size = max(path[0].size, align_up(size + LUKS_METADATA, GRAIN))
         else:
             target.size = max(target.size, align_up(size, GRAIN))
 
