@@ -61,3 +61,16 @@ def test_edge_raw_image_encrypts_root_and_unlocks_it_by_uuid():
     config = next(s for s in stages_of(old, "ostree-deployment") if s["type"] == "org.osbuild.ostree.config")
     assert config["options"]["config"]["sysroot"]["readonly"] is False
     assert "org.osbuild.ignition" not in [s["type"] for s in stages_of(old, "ostree-deployment")]
+
+
+def test_el8_edge_disk_has_root_directly_in_luks_and_no_ignition():
+    manifest = build("rhel-8.8", "x86_64", "edge-raw-image")
+    image = stages_of(manifest, "image")
+    types = [s["type"] for s in image]
+    assert "org.osbuild.lvm2.create" not in types and types.count("org.osbuild.luks2.format") == 1
+    root_mkfs = [s for s in image if s["type"] == "org.osbuild.mkfs.xfs"][-1]
+    assert root_mkfs["devices"]["device"]["type"] == "org.osbuild.luks2"
+    luks_uuid = next(s for s in image if s["type"] == "org.osbuild.luks2.format")["options"]["uuid"]
+    deploy = next(s for s in stages_of(manifest, "ostree-deployment") if s["type"] == "org.osbuild.ostree.deploy")
+    assert deploy["options"]["kernel_opts"] == [f"luks.uuid={luks_uuid}", "modprobe.blacklist=vc4"]
+    assert "edge-raw-image" not in distros.get_distro("rhel-8.4").image_types("x86_64")
