@@ -164,6 +164,8 @@ def configure(config: "Config") -> Celery:
             # longer than any build may legitimately run: redelivery of a live build's message would
             # start it twice; dead workers are found through heartbeats long before this
             "visibility_timeout": int(config.build_timeout + 2 * config.task_stale_after + 60),
+            # a broker host that does not answer must fail a publish in seconds, not hang the API
+            "socket_connect_timeout": 5,
         }
     exchange = Exchange("celery-composer", type="direct")
     celery.conf.update(

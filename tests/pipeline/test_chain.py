@@ -135,7 +135,7 @@ def test_cancel_running_build_kills_osbuild(redis_url, make_env):
     store = env.store
     pid_file = store.compose_dir(cid) / "osbuild-output" / "child.pid"
     deadline = time.monotonic() + 20
-    while not pid_file.exists() and time.monotonic() < deadline:
+    while not (pid_file.exists() and pid_file.read_text().strip()) and time.monotonic() < deadline:
         time.sleep(0.05)
     child = int(pid_file.read_text())
     progress = store.progress(cid)

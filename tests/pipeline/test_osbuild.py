@@ -159,7 +159,11 @@ def test_cancel_and_timeout_kill_the_whole_process_group(tmp_path, how):
     assert not outcome.ok
     assert outcome.cancelled if how == "cancel" else outcome.timed_out
     assert elapsed < 10  # SIGTERM suffices for the stand-in; SIGKILL follows after 5 s otherwise
-    child = int((tmp_path / "out" / "child.pid").read_text())
+    pid_file = tmp_path / "out" / "child.pid"
+    deadline = time.monotonic() + 5
+    while not pid_file.read_text().strip() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    child = int(pid_file.read_text())
     deadline = time.monotonic() + 3
     while _alive(child) and time.monotonic() < deadline:
         time.sleep(0.05)
