@@ -126,11 +126,6 @@ def test_commit(source: SourceSpec) -> CommitSpec:
     )
 
 
-def default_ref(template: str, *, distro_name: str, major_version: str, arch: str) -> str:
-    """Expand an image type's default ref, e.g. `{name}/{major}/{arch}/edge` → `rhel/9/x86_64/edge`."""
-    return template.format(name=distro_name, major=major_version, arch=arch)
-
-
 def parent_commit_source(options: OSTreeOptions | None, image_default_ref: str) -> tuple[SourceSpec | None, str]:
     """For commit-producing types: the optional parent to resolve and the ref of the new commit.
 
