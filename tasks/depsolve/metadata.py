@@ -286,11 +286,41 @@ class MetadataCache:
             except (ET.ParseError, ValueError) as exc:
                 failures.append(f"{url}: broken repomd.xml ({exc})")
                 continue
+            if repo.check_repogpg:
+                problem = self._signature_problem(repo, url, body, options)
+                if problem:
+                    failures.append(f"{url}.asc: {problem}")
+                    continue
             return baseurl, body
         first = failures[0].split(": ", 1)[0] if failures else repo.source_url
         detail = "; ".join(failures)
         raise RepositoryError(f"repository '{repo.id}': cannot download repodata: {detail}",
                               repo.id, first)
+
+    def _signature_problem(self, repo: Repository, url: str, body: bytes,
+                           options: transport.FetchOptions) -> str | None:
+        """Why this repomd.xml is not signed by the repository's keys, or None if it is."""
+        from tasks.depsolve.signature import SignatureError, verify_detached
+
+        try:
+            signature = transport.fetch_bytes(url + ".asc", options)
+        except transport.TransportError as exc:
+            return f"no signature ({exc.reason})"
+        keys: list[bytes] = []
+        for key in repo.gpgkeys:
+            if key.lstrip().startswith("-----BEGIN PGP"):
+                keys.append(key.encode())
+                continue
+            try:
+                keys.append(transport.fetch_bytes(key, options))
+            except transport.TransportError as exc:
+                return f"cannot download gpgkey {key}: {exc.reason}"
+        try:
+            fingerprint = verify_detached(body, signature, keys)
+        except SignatureError as exc:
+            return f"signature check failed: {exc}"
+        log.info("repository %s: repomd.xml signed by %s", repo.id, fingerprint)
+        return None
 
     def _refresh(self, repo: Repository, directory: Path,
                  current: RepoMetadata | None) -> RepoMetadata:

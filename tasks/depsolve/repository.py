@@ -209,7 +209,10 @@ class Repository:
 
     def cache_key(self) -> str:
         """Names the cache directory: the metadata source, not the id, decides what is shared."""
-        ident = json.dumps([list(self.baseurl), self.metalink, self.mirrorlist, self.proxy or ""])
+        # A signature-checked copy is never served to a definition that asks for the check
+        # from a cache filled without it.
+        ident = json.dumps([list(self.baseurl), self.metalink, self.mirrorlist, self.proxy or ""]
+                           + (["repogpg"] if self.check_repogpg else []))
         digest = hashlib.sha256(ident.encode()).hexdigest()[:20]
         # A readable hint of the source for people browsing the cache; the digest decides.
         tail = [part for part in self.source_url.split("?")[0].split("/") if part][-2:]
