@@ -36,6 +36,7 @@ LVM_PARTITION_GUID = "E6D6D379-F507-44C2-A23C-238F2A3DF928"
 LVM_PARTITION_DOS = "8e"
 FILESYSTEM_DATA_GUID = "0FC63DAF-8483-4772-8E79-3D69D8477DE4"
 DEFAULT_REQUIRED_SIZES = {"/": 1 * GiB, "/usr": 2 * GiB}
+NEW_MOUNTPOINT_FS = "xfs"
 
 
 class PartitioningError(RequestError):
@@ -244,7 +245,8 @@ class PartitionTable:
     def create_mountpoint(self, mountpoint: str, size: int, mode: str) -> None:
         root = self.find("/")
         assert root is not None
-        fs_type = root[0].type
+        # osbuild-composer formats the mountpoints a blueprint adds with XFS, whatever / uses
+        fs_type = NEW_MOUNTPOINT_FS
         if self.has_lvm() and mode != "raw":
             _, path = root
             vg = next((x for x in path if isinstance(x, VolumeGroup)), None)
