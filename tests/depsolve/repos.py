@@ -125,10 +125,11 @@ def built_repos() -> dict[str, Path]:
 class RepoServer:
     """Serves a directory over HTTP on 127.0.0.1, counting requests and failing on demand."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, tls: tuple[str, str] | None = None) -> None:
         self.root = root
         self.requests: Counter[str] = Counter()
         self.documents: dict[str, tuple[int, bytes]] = {}
+        self.proxied: list[str] = []
         self._failures: dict[str, list[int]] = {}
         self._lock = threading.Lock()
         server = self
@@ -139,6 +140,10 @@ class RepoServer:
 
             def do_GET(self) -> None:
                 path = self.path
+                if "://" in path:  # asked as a proxy: "GET http://host/path"
+                    with server._lock:
+                        server.proxied.append(path)
+                    path = "/" + path.split("://", 1)[1].split("/", 1)[1]
                 with server._lock:
                     server.requests[path] += 1
                     queue = server._failures.get(path)
@@ -165,7 +170,15 @@ class RepoServer:
 
         self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        scheme = "http"
+        if tls is not None:  # (certificate, key): serve HTTPS
+            import ssl
+
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(*tls)
+            self.httpd.socket = context.wrap_socket(self.httpd.socket, server_side=True)
+            scheme = "https"
+        self.url = f"{scheme}://127.0.0.1:{self.httpd.server_address[1]}"
         self._thread = threading.Thread(target=self.httpd.serve_forever,
                                         kwargs={"poll_interval": 0.05}, daemon=True)
         self._thread.start()

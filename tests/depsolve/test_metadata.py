@@ -234,3 +234,37 @@ def test_metadata_traffic_is_counted_for_the_metrics(server, cache_dir):
     solve(http_repos(server), cache_dir)
     second = take_metadata_traffic()
     assert second == {"cache_hit": first["downloaded"], "downloaded": 0}
+
+
+def test_proxy_carries_the_requests(server, cache_dir):
+    # The repository's host does not exist; only the proxy (on 127.0.0.1) is ever connected to.
+    repos = [{"id": "baseos", "baseurl": "http://mirror.example.invalid/baseos/",
+              "proxy": server.url}]
+    packages = solve(repos, cache_dir, include=["bash"])
+    assert packages[0]["remote_location"].startswith("http://mirror.example.invalid/baseos/")
+    assert "http://mirror.example.invalid/baseos/repodata/repomd.xml" in server.proxied
+
+
+@pytest.fixture(scope="module")
+def tls_server(test_repos, tmp_path_factory):
+    import subprocess
+
+    from tests.depsolve.repos import RepoServer
+
+    directory = tmp_path_factory.mktemp("tls")
+    cert, key = directory / "cert.pem", directory / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    srv = RepoServer(test_repos["baseos"].parent, tls=(str(cert), str(key)))
+    yield srv
+    srv.close()
+
+
+def test_https_with_an_untrusted_certificate_needs_sslverify_off(tls_server, cache_dir):
+    repo = {"id": "selfsigned", "baseurl": f"{tls_server.url}/baseos/"}
+    with pytest.raises(RepositoryError) as info:
+        solve([repo], cache_dir, include=["bash"])
+    assert "certificate" in str(info.value) and "'selfsigned'" in str(info.value)
+    packages = solve([dict(repo, sslverify=False)], cache_dir, include=["bash"])
+    assert packages[0]["remote_location"].startswith(f"{tls_server.url}/baseos/Packages/")
