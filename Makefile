@@ -62,6 +62,10 @@ bench-depsolve: venv ## Depsolve benchmark vs dnf 4 (installs Debian's python3-d
 bench-queue: venv ## Queue benchmark: 500 test-mode composes through the API, Redis, 2 workers
 	$(BIN)/python bench/queue.py $(ARGS)
 
+.PHONY: bench-build
+bench-build: venv ## Build benchmark: the same compose twice with real osbuild (ARGS='--osbuild CMD'; needs root)
+	$(BIN)/python bench/build.py $(ARGS)
+
 .PHONY: flower
 flower: venv ## Flower on 127.0.0.1:5555 for the configured (Redis) broker; installs the flower extra
 	$(BIN)/pip install -q -e '.[flower]'
