@@ -20,7 +20,7 @@ from tasks.depsolve.packageset import PackageSet, as_chain
 from tasks.depsolve.repository import Repository
 
 __all__ = ["Repository", "PackageSet", "DepsolveError", "RepositoryError", "depsolve", "search",
-           "package_names", "nevra", "frozen_version", "take_metadata_traffic"]
+           "search_page", "package_names", "nevra", "frozen_version", "take_metadata_traffic"]
 
 RepositoryLike = Repository | Mapping[str, Any]
 
@@ -80,6 +80,20 @@ def search(repositories: Iterable[RepositoryLike], *, arch: str, releasever: str
     return backend.current().module.search(
         repos, arch=arch, releasever=releasever, cache=_cache(cache_dir, metadata_expire),
         globs=None if globs is None else list(globs))
+
+
+def search_page(repositories: Iterable[RepositoryLike], *, arch: str, releasever: str,
+                cache_dir: Path | str, globs: list[str] | None = None, offset: int = 0,
+                limit: int = 20, metadata_expire: int | None = None
+                ) -> tuple[int, list[dict[str, Any]]]:
+    """(total, one page of `search`): projects/list pages without moving the whole catalogue
+    out of the solver process on every request."""
+    from tasks.depsolve import backend
+
+    repos = _prepare(repositories, arch, releasever)
+    return backend.current().module.search_page(
+        repos, arch=arch, releasever=releasever, cache=_cache(cache_dir, metadata_expire),
+        globs=None if globs is None else list(globs), offset=int(offset), limit=int(limit))
 
 
 def package_names(repositories: Iterable[RepositoryLike], *, arch: str, releasever: str,

@@ -39,7 +39,7 @@ def _call(function: str, args: tuple, kwargs: dict) -> Any:
     """Runs in the worker: the same public functions the in-process callers use."""
     import tasks.depsolve as depsolve_api
 
-    if function not in ("depsolve", "search", "package_names"):
+    if function not in ("depsolve", "search", "search_page", "package_names"):
         raise ValueError(f"not a depsolve function: {function}")
     return getattr(depsolve_api, function)(*args, **kwargs)
 
@@ -56,7 +56,8 @@ def _warm_worker(level: int) -> None:
 
 
 class SolverProcesses:
-    """A process pool for `depsolve`, `search` and `package_names`, safe to call from threads."""
+    """A process pool for `depsolve`, `search`, `search_page` and `package_names`, safe to call
+    from threads."""
 
     def __init__(self, max_workers: int = DEFAULT_WORKERS, start_method: str = "forkserver"
                  ) -> None:
@@ -105,6 +106,10 @@ class SolverProcesses:
     def search(self, *args: Any, timeout: float | None = None, **kwargs: Any
                ) -> list[dict[str, Any]]:
         return self.call("search", *args, timeout=timeout, **kwargs)
+
+    def search_page(self, *args: Any, timeout: float | None = None, **kwargs: Any
+                    ) -> tuple[int, list[dict[str, Any]]]:
+        return self.call("search_page", *args, timeout=timeout, **kwargs)
 
     def package_names(self, *args: Any, timeout: float | None = None, **kwargs: Any
                       ) -> list[str]:

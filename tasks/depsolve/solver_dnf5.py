@@ -265,6 +265,14 @@ def search(repositories: list[Repository], *, arch: str, releasever: str, cache:
                     cache=cache).projects(globs)
 
 
+def search_page(repositories: list[Repository], *, arch: str, releasever: str,
+                cache: MetadataCache, globs: list[str] | None, offset: int, limit: int
+                ) -> tuple[int, list[dict[str, Any]]]:
+    everything = search(repositories, arch=arch, releasever=releasever, cache=cache, globs=globs)
+    start = max(0, offset)
+    return len(everything), everything[start:start + max(0, limit)]
+
+
 def names(repositories: list[Repository], *, arch: str, releasever: str, cache: MetadataCache,
           globs: list[str] | None) -> list[str]:
     return _session(repositories, arch=arch, releasever=releasever, module_platform_id=None,

@@ -113,6 +113,7 @@ class LoadedPool:
         self._considered_for: dict[tuple[str, ...], list[int]] = {}
         self._excluded_for: dict[tuple[str, ...], set[int]] = {}
         self._projects: list[dict] | None = None
+        self._names: list[str] | None = None
         log.info("libsolv pool for %s (%s): %d packages in %.2fs (%s)", arch,
                  ", ".join(self.sources), len(self.visible), time.monotonic() - started,
                  "warm" if all(warm) else "cold")
@@ -444,9 +445,26 @@ class LoadedPool:
             yield s
 
     def names(self, globs: list[str] | None) -> list[str]:
+        if globs is None:
+            if self._names is None:
+                self._names = sorted({s.name for s in self._visible_solvables()},
+                                     key=lambda n: (n.lower(), n))
+            return list(self._names)
         matcher = _matcher(globs)
         return sorted({s.name for s in self._visible_solvables() if matcher(s.name)},
                       key=lambda n: (n.lower(), n))
+
+    def projects_page(self, globs: list[str] | None, offset: int, limit: int
+                      ) -> tuple[int, list[dict[str, Any]]]:
+        """One page of `projects(globs)` and the total: only the page crosses to the caller."""
+        if globs is None:
+            if self._projects is None:
+                self._projects = self._build_projects(lambda name: True)
+            everything = self._projects
+        else:
+            everything = self._build_projects(_matcher(globs))
+        start = max(0, offset)
+        return len(everything), [dict(p) for p in everything[start:start + max(0, limit)]]
 
     def projects(self, globs: list[str] | None) -> list[dict[str, Any]]:
         if globs is None:
@@ -598,6 +616,17 @@ def search(repositories: list[Repository], *, arch: str, releasever: str, cache:
     pool = loaded_pool(repositories, arch=arch, cache=cache)
     try:
         return pool.projects(globs)
+    finally:
+        pool.write_caches_in_background()
+
+
+def search_page(repositories: list[Repository], *, arch: str, releasever: str,
+                cache: MetadataCache, globs: list[str] | None, offset: int, limit: int
+                ) -> tuple[int, list[dict[str, Any]]]:
+    del releasever
+    pool = loaded_pool(repositories, arch=arch, cache=cache)
+    try:
+        return pool.projects_page(globs, offset, limit)
     finally:
         pool.write_caches_in_background()
 

@@ -148,3 +148,17 @@ def test_backend_falls_back_to_libsolv_and_says_why(monkeypatch, caplog):
     caplog.set_level(logging.INFO, logger="tasks.depsolve.backend")
     backend.current()
     assert any(r.getMessage().startswith("depsolve backend: libsolv ") for r in caplog.records)
+
+
+def test_search_page_hands_out_one_page_and_the_total(repo_defs, cache_dir):
+    from tasks.depsolve import search_page
+
+    everything = search(repo_defs, arch="x86_64", releasever="9", cache_dir=cache_dir)
+    total, page = search_page(repo_defs, arch="x86_64", releasever="9", cache_dir=cache_dir,
+                              offset=5, limit=4)
+    assert total == len(everything) and page == everything[5:9]
+    total, page = search_page(repo_defs, arch="x86_64", releasever="9", cache_dir=cache_dir,
+                              globs=["vim*"], offset=1, limit=10)
+    assert total == 3 and [p["name"] for p in page] == ["vim-enhanced", "vim-filesystem"]
+    assert search_page(repo_defs, arch="x86_64", releasever="9", cache_dir=cache_dir,
+                       offset=0, limit=0)[1] == []
