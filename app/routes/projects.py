@@ -37,7 +37,8 @@ class _Solver:
         self.repos, self.releasever, self.platform_id = sources.solver_inputs(
             config, get_db(), self.distro, self.arch)
         self.common = {"arch": self.arch, "releasever": self.releasever,
-                       "cache_dir": config.cache_dir}
+                       "cache_dir": config.cache_dir,
+                       "metadata_expire": getattr(config, "metadata_expire", None)}
 
     def call(self, fn: Callable[..., Any], *args: Any, prefix: str = "msg: ",
              error_id: str | None = None, **kw: Any) -> Any:
@@ -48,6 +49,11 @@ class _Solver:
 
     def search(self, globs: list[str] | None) -> list[dict[str, Any]]:
         return self.call(self.pool.search, self.repos, globs=globs, **self.common)
+
+    def search_page(self, offset: int, limit: int) -> tuple[int, list[dict[str, Any]]]:
+        """Total and one page, cut in the solver process (the whole list stays there)."""
+        return self.call(self.pool.search_page, self.repos, globs=None, offset=offset,
+                         limit=limit, **self.common)
 
     def names(self, globs: list[str] | None) -> list[str]:
         return self.call(self.pool.package_names, self.repos, globs=globs, **self.common)
@@ -77,10 +83,9 @@ def _without_dependencies(project: dict[str, Any]) -> dict[str, Any]:
 def projects_list() -> Response:
     limit, offset = limit_offset()
     solver = _Solver("ProjectsError")
-    projects = solver.search(None)
-    return json_response({"projects": [_without_dependencies(p)
-                                       for p in page(projects, limit, offset)],
-                          "offset": offset, "limit": limit, "total": len(projects)})
+    total, projects = solver.search_page(offset, limit)
+    return json_response({"projects": [_without_dependencies(p) for p in projects],
+                          "offset": offset, "limit": limit, "total": total})
 
 
 def _info(names_value: str | None, error_id: str, unknown_id: str, with_deps: bool) -> Response:
