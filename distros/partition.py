@@ -237,10 +237,10 @@ class PartitionTable:
     def _create_boot(self) -> None:
         root = self.find("/")
         assert root is not None
-        idx = self.partitions.index(root[1][0])
+        # appended to the table (the layout still puts the partition holding / last on disk)
         boot = Partition(size=512 * MiB, type=FILESYSTEM_DATA_GUID if self.type == "gpt" else "83",
-                         payload=Filesystem(type=root[0].type, mountpoint="/boot", label="boot"))
-        self.partitions.insert(idx, boot)
+                         payload=Filesystem(type=NEW_MOUNTPOINT_FS, mountpoint="/boot"))
+        self.partitions.append(boot)
 
     def create_mountpoint(self, mountpoint: str, size: int, mode: str) -> None:
         root = self.find("/")
@@ -259,8 +259,7 @@ class PartitionTable:
             return
         if self.type == "dos" and len(self.partitions) >= 4:
             raise PartitioningError(f"cannot create {mountpoint}: dos tables hold four partitions")
-        idx = self.partitions.index(root[1][0])
-        self.partitions.insert(idx, Partition(
+        self.partitions.append(Partition(
             size=align_up(size, GRAIN), type=FILESYSTEM_DATA_GUID if self.type == "gpt" else "83",
             payload=Filesystem(type=fs_type, mountpoint=mountpoint)))
 

@@ -315,7 +315,9 @@ class OSTree(PipelineKind):
         if plat.get("bios"):
             opts["legacy"] = plat["bios"]
         if plat.get("uefi"):
-            opts["uefi"] = {"vendor": ctx.distro.vendor, "unified": True}
+            opts["uefi"] = {"vendor": ctx.distro.vendor}
+            if plat.get("uefi_unified", True):   # EL 8 keeps a separate EFI grub.cfg
+                opts["uefi"]["unified"] = True
         kver = ctx.kernel_version()
         if kver:
             opts["saved_entry"] = f"{MACHINE_ID_PLACEHOLDER}-{kver}"
