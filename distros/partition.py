@@ -238,7 +238,7 @@ class PartitionTable:
         root = self.find("/")
         assert root is not None
         # appended to the table (the layout still puts the partition holding / last on disk)
-        boot = Partition(size=512 * MiB, type=FILESYSTEM_DATA_GUID if self.type == "gpt" else "83",
+        boot = Partition(size=512 * MiB, type=FILESYSTEM_DATA_GUID if self.type == "gpt" else "",
                          payload=Filesystem(type=NEW_MOUNTPOINT_FS, mountpoint="/boot"))
         self.partitions.append(boot)
 
@@ -260,7 +260,7 @@ class PartitionTable:
         if self.type == "dos" and len(self.partitions) >= 4:
             raise PartitioningError(f"cannot create {mountpoint}: dos tables hold four partitions")
         self.partitions.append(Partition(
-            size=align_up(size, GRAIN), type=FILESYSTEM_DATA_GUID if self.type == "gpt" else "83",
+            size=align_up(size, GRAIN), type=FILESYSTEM_DATA_GUID if self.type == "gpt" else "",
             payload=Filesystem(type=fs_type, mountpoint=mountpoint)))
 
     def ensure_directory_sizes(self, required: dict[str, int]) -> None:
