@@ -191,8 +191,9 @@ class Repository:
     def substituted(self, arch: str, releasever: str, extra: Mapping[str, str] | None = None
                     ) -> "Repository":
         """The same repository with `$arch`, `$basearch`, `$releasever` filled in its URLs."""
-        variables = {"arch": arch, "basearch": basearch(arch), "releasever": releasever}
-        if releasever:
+        variables = {"arch": arch, "basearch": basearch(arch)}
+        if releasever:  # unknown, `$releasever` stays visible in the URL an error names
+            variables["releasever"] = releasever
             variables["releasever_major"] = releasever.split(".")[0]
         variables.update(extra or {})
         return replace(

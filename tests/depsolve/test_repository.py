@@ -151,3 +151,9 @@ def test_golden_rpmmd_shape_matches(shared_repodata, tmp_path):
     [packages] = depsolve([PackageSet(["tmux"])], shared_repos(shared_repodata), arch="x86_64",
                           releasever="9", cache_dir=tmp_path)
     assert set(packages[0]) == expected_keys | {"repo_id"}
+
+
+def test_missing_releasever_stays_visible():
+    repo = Repository.from_dict({"id": "r", "baseurl": "http://h/$releasever/$basearch/"})
+    assert repo.substituted("x86_64", "").baseurl == ("http://h/$releasever/x86_64/",)
+    assert repo.substituted("aarch64", "9").baseurl == ("http://h/9/aarch64/",)
