@@ -544,7 +544,7 @@ def _matcher(globs: list[str] | None):
 
 
 def _describe(problems) -> str:
-    """dnf-like text: one `Problem:` per libsolv problem, its rules as `  - …` lines."""
+    """dnf's text: `Problem: conflicting requests` and the problem's rules as `  - …` lines."""
     blocks = []
     for number, problem in enumerate(problems, 1):
         lines: list[str] = []
@@ -556,7 +556,7 @@ def _describe(problems) -> str:
         if not lines:
             lines.append(str(problem))
         head = "Problem" if len(problems) == 1 else f"Problem {number}"
-        blocks.append(f"{head}: " + "\n  - ".join(lines))
+        blocks.append(f"{head}: conflicting requests\n  - " + "\n  - ".join(lines))
     return "\n ".join(blocks)
 
 
