@@ -1,0 +1,180 @@
+"""The osbuild runner against real osbuild: the failure reasons and cancel, on osbuild's own output.
+
+`test_osbuild.py` checks our side with a stand-in that imitates osbuild's monitor stream; these
+check that real osbuild's stream, exit codes and process tree give the same results.  They skip
+(saying why) where osbuild is not installed: see `tests.conftest.real_osbuild`.  The manifests are
+tiny hand-made ones on the host build root (no RPMs needed): one stage that fails, one manifest
+osbuild rejects, and one whose source download never ends, to cancel it mid-download.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.server
+import os
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from tasks.osbuild import run_osbuild
+from tests.conftest import real_osbuild
+
+
+def tree_manifest(*stages: dict, sources: dict | None = None) -> dict:
+    return {"version": "2", "pipelines": [{"name": "tree", "stages": list(stages)}],
+            "sources": sources or {}}
+
+
+def build(tmp_path: Path, manifest: dict, **kw):
+    return run_osbuild(manifest, command=real_osbuild(), store=tmp_path / "store",
+                       output_dir=tmp_path / "out", log_path=tmp_path / "osbuild.log",
+                       exports=["tree"], checkpoints=["tree"], min_free_bytes=1,
+                       poll_interval=0.1, **kw)
+
+
+def test_real_build_of_a_tiny_tree_is_exported(tmp_path):
+    outcome = build(tmp_path, tree_manifest({"type": "org.osbuild.mkdir",
+                                             "options": {"paths": [{"path": "/made"}]}}))
+    assert outcome.ok, (tmp_path / "osbuild.log").read_text()[-3000:]
+    assert (tmp_path / "out" / "tree" / "made").is_dir()
+    assert outcome.progress.pipeline == "tree"
+
+
+def test_real_stage_failure_names_the_stage_and_pipeline(tmp_path):
+    outcome = build(tmp_path, tree_manifest({"type": "org.osbuild.chmod", "options": {
+        "items": {"/does/not/exist": {"mode": "0755"}}}}))
+    log = (tmp_path / "osbuild.log").read_text()
+    assert not outcome.ok and outcome.returncode == 1, log[-3000:]
+    assert outcome.reason == "osbuild failed (exit 1): stage org.osbuild.chmod in pipeline tree failed"
+    assert log.rstrip().endswith(outcome.reason)
+
+
+def test_real_schema_error_is_exit_2_with_osbuild_messages_above(tmp_path):
+    outcome = build(tmp_path, tree_manifest({"type": "org.osbuild.mkdir",
+                                             "options": {"paths": "not a list"}}))
+    log = (tmp_path / "osbuild.log").read_text()
+    assert outcome.returncode == 2, log[-3000:]
+    assert "rejected the manifest" in outcome.reason
+    assert "not a list" in log  # osbuild's validation message names the bad value
+
+
+class Trickle(http.server.BaseHTTPRequestHandler):
+    """Answers every GET with a large body sent one byte per 100 ms: a download that never ends."""
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+        self.send_response(200)
+        self.send_header("Content-Length", str(10 * 1024 * 1024))
+        self.end_headers()
+        try:
+            for _ in range(3000):
+                self.wfile.write(b"x")
+                self.wfile.flush()
+                time.sleep(0.1)
+        except OSError:
+            pass
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+def processes() -> dict[int, tuple[int, str, str]]:
+    """pid → (parent pid, start time, command line) of every process now."""
+    found = {}
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2:].split()
+        found[int(pid)] = (int(fields[1]), fields[19], cmdline)
+    return found
+
+
+def tree_of(token: str) -> dict[int, str]:
+    """The processes whose command line holds `token`, and all their descendants: pid → start time."""
+    procs = processes()
+    tree = {pid: start for pid, (_, start, cmd) in procs.items() if token in cmd and pid != os.getpid()}
+    grew = True
+    while grew:
+        grew = False
+        for pid, (ppid, start, _) in procs.items():
+            if ppid in tree and pid not in tree:
+                tree[pid] = start
+                grew = True
+    return tree
+
+
+def still_alive(tree: dict[int, str]) -> list[str]:
+    """Those of `tree` that still run.  A zombie has exited: orphans are reparented to pid 1,
+    which on some machines reaps them only after a while."""
+    procs = processes()
+    out = []
+    for pid, start in tree.items():
+        if pid in procs and procs[pid][1] == start:
+            try:
+                state = Path(f"/proc/{pid}/stat").read_text()
+            except OSError:
+                continue
+            if state[state.rindex(")") + 2] not in "ZX":
+                out.append(f"{pid}: {procs[pid][2][:200]}")
+    return out
+
+
+def test_real_cancel_mid_download_stops_osbuild_and_its_children(tmp_path):
+    real_osbuild()
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Trickle)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    token = uuid.uuid4().hex  # in osbuild's command line (the store path)
+    checksum = "sha256:" + hashlib.sha256(token.encode()).hexdigest()
+    url = f"http://127.0.0.1:{server.server_address[1]}/{token}/never-ends.rpm"
+    manifest = tree_manifest({"type": "org.osbuild.mkdir", "options": {"paths": [{"path": "/x"}]}},
+                             sources={"org.osbuild.curl": {"items": {checksum: url}}})
+    log = tmp_path / "osbuild.log"
+    downloading = threading.Event()
+    seen_at: list[float] = []
+    tree: dict[int, str] = {}
+
+    def should_cancel() -> bool:
+        """Cancel a second after osbuild starts downloading, noting its process tree then."""
+        if not seen_at and log.exists() and "source/org.osbuild.curl" in log.read_text():
+            downloading.set()
+            seen_at.append(time.monotonic())
+        if seen_at and time.monotonic() - seen_at[0] > 1.0:
+            tree.update(tree_of(token))
+            return True
+        return False
+
+    store = tmp_path / token
+    try:
+        t0 = time.monotonic()
+        outcome = run_osbuild(manifest, command=real_osbuild(), store=store,
+                              output_dir=tmp_path / "out", log_path=log, exports=["tree"],
+                              min_free_bytes=1, poll_interval=0.1, timeout=60,
+                              should_cancel=should_cancel)
+        elapsed = time.monotonic() - t0
+    finally:
+        server.shutdown()
+    assert downloading.is_set(), "osbuild never started the download: " + log.read_text()[-2000:]
+    assert outcome.cancelled and not outcome.ok, log.read_text()[-2000:]
+    assert outcome.reason == "the compose was cancelled; osbuild was stopped"
+    assert elapsed < 60
+    assert len(tree) >= 2, tree  # osbuild and at least its curl
+    assert still_alive(tree) == []
+    # the store is not left locked or half-written: the next build on it works
+    outcome = run_osbuild(tree_manifest({"type": "org.osbuild.mkdir",
+                                         "options": {"paths": [{"path": "/y"}]}}),
+                          command=real_osbuild(), store=store, output_dir=tmp_path / "out2",
+                          log_path=log, exports=["tree"], min_free_bytes=1)
+    assert outcome.ok, log.read_text()[-2000:]
+
+
+@pytest.fixture(autouse=True)
+def _needs_osbuild() -> None:
+    real_osbuild()
