@@ -17,7 +17,7 @@ from typing import Any, Iterable
 
 from tasks.depsolve.metadata import atomic_write, open_document
 
-_CACHE_VERSION = 1
+_CACHE_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -28,6 +28,7 @@ class ModuleStream:
     context: str
     arch: str
     artifacts: tuple[str, ...]
+    profiles: dict[str, list[str]] = field(default_factory=dict, compare=False)
 
 
 @dataclass
@@ -36,11 +37,34 @@ class ModuleIndex:
 
     streams: list[ModuleStream] = field(default_factory=list)
     defaults: dict[str, str] = field(default_factory=dict)
+    # "module:stream" -> the profiles installed when none is named
+    default_profiles: dict[str, list[str]] = field(default_factory=dict)
 
     def extend(self, other: "ModuleIndex") -> None:
         self.streams.extend(other.streams)
         for module, stream in other.defaults.items():
             self.defaults.setdefault(module, stream)
+        for key, profiles in other.default_profiles.items():
+            self.default_profiles.setdefault(key, profiles)
+
+    def has_stream(self, name: str, stream: str) -> bool:
+        return any(s.name == name and s.stream == stream for s in self.streams)
+
+    def profile_packages(self, name: str, stream: str, profile: str | None) -> list[str] | None:
+        """Package names of a profile (the default profiles when None); None if no such one."""
+        wanted = [profile] if profile else self.default_profiles.get(f"{name}:{stream}", [])
+        if not wanted:
+            return None
+        names: list[str] = []
+        found = False
+        for s in self.streams:
+            if s.name != name or s.stream != stream:
+                continue
+            for want in wanted:
+                if want in s.profiles:
+                    found = True
+                    names += [n for n in s.profiles[want] if n not in names]
+        return names if found else None
 
     def exclusions(self, enabled: dict[str, str] | None = None
                    ) -> tuple[set[str], set[str]]:
@@ -91,13 +115,19 @@ def _parse(documents: Iterable[Any]) -> ModuleIndex:
         data = doc.get("data") or {}
         if kind == "modulemd":
             artifacts = ((data.get("artifacts") or {}).get("rpms")) or []
+            profiles = {str(name): [str(r) for r in ((body or {}).get("rpms") or [])]
+                        for name, body in (data.get("profiles") or {}).items()}
             index.streams.append(ModuleStream(
                 name=str(data.get("name", "")), stream=str(data.get("stream", "")),
                 version=int(data.get("version", 0) or 0), context=str(data.get("context", "")),
-                arch=str(data.get("arch", "")), artifacts=tuple(str(a) for a in artifacts)))
+                arch=str(data.get("arch", "")), artifacts=tuple(str(a) for a in artifacts),
+                profiles=profiles))
         elif kind == "modulemd-defaults":
-            if data.get("module") and data.get("stream") is not None:
-                index.defaults[str(data["module"])] = str(data["stream"])
+            module = str(data.get("module") or "")
+            if module and data.get("stream") is not None:
+                index.defaults[module] = str(data["stream"])
+            for stream, names in (data.get("profiles") or {}).items():
+                index.default_profiles[f"{module}:{stream}"] = [str(n) for n in names or []]
     return index
 
 
@@ -110,7 +140,7 @@ def load_modules(path: Path, cache_path: Path | None = None) -> ModuleIndex:
                 return ModuleIndex(
                     streams=[ModuleStream(**{**s, "artifacts": tuple(s["artifacts"])})
                              for s in cached["streams"]],
-                    defaults=cached["defaults"])
+                    defaults=cached["defaults"], default_profiles=cached["default_profiles"])
         except (FileNotFoundError, ValueError, KeyError, TypeError):
             pass
     import yaml
@@ -120,6 +150,7 @@ def load_modules(path: Path, cache_path: Path | None = None) -> ModuleIndex:
         index = _parse(yaml.load_all(stream, Loader=loader))
     if cache_path is not None:
         payload = {"version": _CACHE_VERSION, "defaults": index.defaults,
+                   "default_profiles": index.default_profiles,
                    "streams": [{**s.__dict__, "artifacts": list(s.artifacts)} for s in index.streams]}
         atomic_write(cache_path, json.dumps(payload).encode())
     return index

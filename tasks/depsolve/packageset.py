@@ -31,17 +31,26 @@ class PackageSet:
     `include` entries may be names, `name.arch`, NEVRAs, provides (`pkgconfig(glib-2.0)`),
     file paths or globs; `exclude` entries are name globs (`langpacks-*`) hidden from this
     transaction, as dnf's `exclude_specs`.  `install_weak_deps` pulls Recommends/Supplements.
+    `enable_modules` (`name:stream`, a blueprint's `enabled_modules`) makes a module stream's
+    packages available for this set and the ones after it; `@name:stream[/profile]` in `include`
+    enables the stream and installs its (default) profile, as dnf does.
     """
 
     include: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
     install_weak_deps: bool = True
+    enable_modules: tuple[str, ...] = ()
 
     def __init__(self, include: Iterable[str] = (), exclude: Iterable[str] = (),
-                 install_weak_deps: bool = True) -> None:
+                 install_weak_deps: bool = True, enable_modules: Iterable[str] = ()) -> None:
         object.__setattr__(self, "include", _names(include, "include"))
         object.__setattr__(self, "exclude", _names(exclude, "exclude"))
         object.__setattr__(self, "install_weak_deps", bool(install_weak_deps))
+        modules = _names(enable_modules, "enable_modules")
+        for spec in modules:
+            if ":" not in spec:
+                raise ValueError(f"module streams to enable are name:stream, got {spec!r}")
+        object.__setattr__(self, "enable_modules", modules)
 
     @classmethod
     def from_dict(cls, data: "PackageSet | Mapping[str, Any]") -> "PackageSet":
@@ -51,11 +60,15 @@ class PackageSet:
         include = data.get("include", data.get("package-specs", data.get("packages", ())))
         exclude = data.get("exclude", data.get("exclude-specs", ()))
         weak = data.get("install_weak_deps", True)
-        return cls(include or (), exclude or (), True if weak is None else weak)
+        modules = data.get("enable_modules", data.get("module-enable-specs", ()))
+        return cls(include or (), exclude or (), True if weak is None else weak, modules or ())
 
     def to_dict(self) -> dict[str, Any]:
-        return {"include": list(self.include), "exclude": list(self.exclude),
-                "install_weak_deps": self.install_weak_deps}
+        out: dict[str, Any] = {"include": list(self.include), "exclude": list(self.exclude),
+                               "install_weak_deps": self.install_weak_deps}
+        if self.enable_modules:
+            out["enable_modules"] = list(self.enable_modules)
+        return out
 
 
 def as_chain(chain: Iterable["PackageSet | Mapping[str, Any]"]) -> list[PackageSet]:

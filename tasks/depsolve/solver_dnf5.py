@@ -144,6 +144,9 @@ class _Session:
         results: list[list[dict[str, Any]]] = []
         previous: list = []
         for package_set in chain:
+            if package_set.enable_modules:
+                raise DepsolveError("enabling module streams is not supported with the libdnf5 "
+                                    f"backend: {', '.join(package_set.enable_modules)}")
             goal = libdnf5.base.Goal(base)
             sack = base.get_rpm_package_sack()
             sack.clear_user_excludes()

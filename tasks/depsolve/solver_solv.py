@@ -107,10 +107,17 @@ class LoadedPool:
             self.write_caches()
         self.comps = Comps.from_files(
             m.documents["group"] for m in metadata if "group" in m.documents)
-        self.hidden = self._modular_hidden()
-        hidden = self.hidden
-        self.visible = [i for i in self._all_ids() if i not in hidden]
-        self._considered_for: dict[tuple[str, ...], list[int]] = {}
+        self.modules = ModuleIndex()
+        for meta in metadata:
+            if "modules" in meta.documents:
+                self.modules.extend(load_modules(meta.documents["modules"],
+                                                 meta.derived_path(".modules.json")))
+        self._ids = self._all_ids()
+        self._hidden_for: dict[tuple, set[int]] = {}
+        self._visible_for: dict[tuple, list[int]] = {}
+        self.hidden = self._modular_hidden({})
+        self.visible = self._visible({})
+        self._considered_for: dict[tuple, list[int]] = {}
         self._excluded_for: dict[tuple[str, ...], set[int]] = {}
         self._projects: list[dict] | None = None
         self._names: list[str] | None = None
@@ -227,32 +234,62 @@ class LoadedPool:
                 ids.extend(s.id for s in handle.solvables_iter())
         return ids
 
-    def _modular_hidden(self) -> set[int]:
-        index = ModuleIndex()
-        for source in self.sources.values():
-            meta = source.meta
-            if "modules" in meta.documents:
-                index.extend(load_modules(meta.documents["modules"],
-                                          meta.derived_path(".modules.json")))
-        if not index.streams:
-            return set()
-        hidden_nevras, shadowed_names = index.exclusions()
-        exempt = {s.meta.repo.id for s in self.sources.values() if s.meta.repo.module_hotfixes}
-        names = shadowed_names | {n.rsplit("-", 2)[0] for n in hidden_nevras}
+    def _modular_hidden(self, enabled: dict[str, str]) -> set[int]:
+        """Packages dnf's modularity hides with these streams enabled (besides the defaults)."""
+        key = tuple(sorted(enabled.items()))
+        if key in self._hidden_for:
+            return self._hidden_for[key]
         hidden: set[int] = set()
-        # Only packages named in module metadata can be affected: look those up by name.
-        for name in names:
-            selection = self.pool.select(name, _SEL.SELECTION_NAME | _SEL.SELECTION_WITH_DISABLED
-                                         | _SEL.SELECTION_WITH_BADARCH)
-            for s in selection.solvables():
-                if s.repo.name in exempt:
-                    continue
-                epoch, version, release = _epoch_version_release(s.evr)
-                if f"{s.name}-{epoch}:{version}-{release}.{s.arch}" in hidden_nevras:
-                    hidden.add(s.id)
-                elif s.name in shadowed_names and "module" not in release:
-                    hidden.add(s.id)
+        if self.modules.streams:
+            hidden_nevras, shadowed_names = self.modules.exclusions(enabled)
+            exempt = {s.meta.repo.id for s in self.sources.values()
+                      if s.meta.repo.module_hotfixes}
+            names = shadowed_names | {n.rsplit("-", 2)[0] for n in hidden_nevras}
+            # Only packages named in module metadata can be affected: look those up by name.
+            for name in names:
+                selection = self.pool.select(name, _SEL.SELECTION_NAME
+                                             | _SEL.SELECTION_WITH_DISABLED
+                                             | _SEL.SELECTION_WITH_BADARCH)
+                for s in selection.solvables():
+                    if s.repo.name in exempt:
+                        continue
+                    epoch, version, release = _epoch_version_release(s.evr)
+                    if f"{s.name}-{epoch}:{version}-{release}.{s.arch}" in hidden_nevras:
+                        hidden.add(s.id)
+                    elif s.name in shadowed_names and "module" not in release:
+                        hidden.add(s.id)
+        self._hidden_for[key] = hidden
         return hidden
+
+    def _visible(self, enabled: dict[str, str]) -> list[int]:
+        key = tuple(sorted(enabled.items()))
+        visible = self._visible_for.get(key)
+        if visible is None:
+            hidden = self._modular_hidden(enabled)
+            visible = [i for i in self._ids if i not in hidden] if hidden else self._ids
+            self._visible_for[key] = visible
+        return visible
+
+    def _enabled_streams(self, package_set: PackageSet, enabled: dict[str, str]
+                         ) -> dict[str, str]:
+        """Streams enabled so far in the chain plus this set's (`enable_modules`, `@n:s` specs)."""
+        out = dict(enabled)
+        problems = []
+        specs = list(package_set.enable_modules)
+        specs += [spec[1:].split("/", 1)[0] for spec in package_set.include
+                  if spec.startswith("@") and ":" in spec]
+        for spec in specs:
+            name, _, stream = spec.partition(":")
+            if not self.modules.has_stream(name, stream):
+                problems.append(f"No match for module stream: {spec}")
+            elif out.get(name, stream) != stream:
+                problems.append(f"Module {name} cannot enable stream {stream}: "
+                                f"stream {out[name]} is enabled")
+            else:
+                out[name] = stream
+        if problems:
+            raise DepsolveError("\n".join(problems), kind="marking")
+        return out
 
     # -- helpers ----------------------------------------------------------------------------------
 
@@ -274,14 +311,15 @@ class LoadedPool:
             self._excluded_for[key] = cached
         return cached
 
-    def _considered(self, patterns: tuple[str, ...], pinned: list[int]) -> list[int]:
+    def _considered(self, patterns: tuple[str, ...], pinned: list[int],
+                    enabled: dict[str, str]) -> list[int]:
         """What a transaction may use: visible packages minus its excludes, plus pinned ones."""
-        key = tuple(sorted(set(patterns)))
+        key = (tuple(sorted(set(patterns))), tuple(sorted(enabled.items())))
         considered = self._considered_for.get(key)
         if considered is None:
-            excluded = self._excluded(key)
-            considered = [i for i in self.visible if i not in excluded] if excluded \
-                else self.visible
+            excluded = self._excluded(key[0])
+            visible = self._visible(enabled)
+            considered = [i for i in visible if i not in excluded] if excluded else visible
             if len(self._considered_for) > 16:
                 self._considered_for.clear()
             self._considered_for[key] = considered
@@ -311,12 +349,14 @@ class LoadedPool:
     def depsolve(self, chain: list[PackageSet]) -> list[list[dict[str, Any]]]:
         results: list[list[dict[str, Any]]] = []
         pinned: list[int] = []
+        enabled: dict[str, str] = {}
         for package_set in chain:
+            enabled = self._enabled_streams(package_set, enabled)
             excluded = self._excluded(package_set.exclude) - set(pinned)
-            self._consider(self._considered(package_set.exclude, pinned))
+            self._consider(self._considered(package_set.exclude, pinned, enabled))
             jobs = [self.pool.Job(solv.Job.SOLVER_INSTALL | solv.Job.SOLVER_SOLVABLE, i)
                     for i in pinned]
-            jobs += self._mark(package_set, excluded)
+            jobs += self._mark(package_set, excluded, self._modular_hidden(enabled))
             solvables = self._solve(jobs, package_set)
             pinned = [s.id for s in solvables]
             packages = [self.package(s) for s in solvables]
@@ -329,8 +369,8 @@ class LoadedPool:
         return self.pool.Job(solv.Job.SOLVER_INSTALL | solv.Job.SOLVER_SOLVABLE_ONE_OF,
                              self.pool.towhatprovides(ids))
 
-    def _spec_jobs(self, spec: str, excluded: set[int], names_only: bool = False
-                   ) -> tuple[list, str | None]:
+    def _spec_jobs(self, spec: str, excluded: set[int], names_only: bool = False,
+                   hidden: set[int] | None = None) -> tuple[list, str | None]:
         """Install jobs for one spec, or the reason it names nothing installable.
 
         Names win over provides, provides over nothing (dnf's order); a name glob installs
@@ -351,7 +391,7 @@ class LoadedPool:
         if not allowed:
             if any(s.id in excluded for s in candidates):
                 return [], f"All matches were filtered out by exclude filtering for argument: {spec}"
-            if any(s.id in self.hidden for s in candidates):
+            if any(s.id in (self.hidden if hidden is None else hidden) for s in candidates):
                 return [], f"All matches were filtered out by modular filtering for argument: {spec}"
             return [], f"No match for argument: {spec}"
         if not by_name:
@@ -387,10 +427,26 @@ class LoadedPool:
                 break
         return found
 
-    def _mark(self, package_set: PackageSet, excluded: set[int]) -> list:
+    def _mark(self, package_set: PackageSet, excluded: set[int], hidden: set[int]) -> list:
         jobs = []
         problems: list[str] = []
         for spec in package_set.include:
+            if spec.startswith("@") and ":" in spec:
+                # A module stream (already enabled by _enabled_streams): install its profile.
+                name, _, rest = spec[1:].partition(":")
+                stream, _, profile = rest.partition("/")
+                names = self.modules.profile_packages(name, stream, profile or None)
+                if names is None:
+                    problems.append(f"No profile {profile or '(default)'} in module "
+                                    f"{name}:{stream}")
+                    continue
+                for member in names:
+                    member_jobs, problem = self._spec_jobs(member, excluded, names_only=True,
+                                                           hidden=hidden)
+                    if problem:
+                        problems.append(problem)
+                    jobs += member_jobs
+                continue
             if spec.startswith("@"):
                 expanded = self.comps.expand(spec[1:])
                 if expanded is None:
@@ -412,7 +468,7 @@ class LoadedPool:
                         jobs.append(self.pool.Job(
                             solv.Job.SOLVER_INSTALL | solv.Job.SOLVER_SOLVABLE_PROVIDES, dep.id))
                 continue
-            spec_jobs, problem = self._spec_jobs(spec, excluded)
+            spec_jobs, problem = self._spec_jobs(spec, excluded, hidden=hidden)
             if problem:
                 problems.append(problem)
             jobs += spec_jobs

@@ -222,3 +222,28 @@ def test_version_globs_as_blueprints_write_them(repo_defs, cache_dir):
     assert "util-linux" in by_name(newest)
     with pytest.raises(DepsolveError, match="No match for argument: tmux-4"):
         solve(repo_defs, cache_dir, PackageSet(["tmux-4*"]))
+
+
+def test_enabled_module_stream_shows_its_packages(repo_defs, cache_dir):
+    [packages] = solve(repo_defs, cache_dir, PackageSet(["nginx"], enable_modules=["nginx:1.22"]))
+    assert by_name(packages)["nginx"]["release"] == "3.module_el9+1+0a1b2c3d"
+    # @module:stream[/profile] enables the stream and installs the (default) profile
+    for spec in ("@nginx:1.22", "@nginx:1.22/common"):
+        [packages] = solve(repo_defs, cache_dir, PackageSet([spec]))
+        assert by_name(packages)["nginx"]["version"] == "1.22.1", spec
+    # enabled for the rest of the chain, like dnf's module enable
+    base, later = solve(repo_defs, cache_dir, PackageSet(["bash"], enable_modules=["nginx:1.22"]),
+                        PackageSet(["nginx"]))
+    assert by_name(later)["nginx"]["version"] == "1.22.1"
+    # without it, the plain build
+    [plain] = solve(repo_defs, cache_dir, PackageSet(["nginx"]))
+    assert by_name(plain)["nginx"]["version"] == "1.20.1"
+
+
+def test_module_stream_errors(repo_defs, cache_dir):
+    with pytest.raises(DepsolveError, match="No match for module stream: nginx:9.9"):
+        solve(repo_defs, cache_dir, PackageSet(["nginx"], enable_modules=["nginx:9.9"]))
+    with pytest.raises(DepsolveError, match="No profile server in module nginx:1.22"):
+        solve(repo_defs, cache_dir, PackageSet(["@nginx:1.22/server"]))
+    with pytest.raises(ValueError):
+        PackageSet(["nginx"], enable_modules=["nginx"])
