@@ -1,8 +1,9 @@
 """Pipeline fixtures: real Redis, real `celery-composer worker` subprocesses, a temp state dir.
 
-Redis: the shared server on 127.0.0.1:6379, database 13, flushed before each test that uses it
-(only that database: other areas use others).  Tests that restart Redis start their own
-`redis-server` on a free port instead of touching the shared one.
+Redis: a `redis-server` of this test session on a free loopback port (no persistence), flushed
+before each test.  Not the shared one on 6379: several developers' suites run at once on these
+machines, and workers of one session would take the other session's messages from a shared
+database.  Tests that restart Redis start yet another one of their own.
 """
 
 from __future__ import annotations
@@ -23,8 +24,6 @@ import pytest
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 STAND_IN = [sys.executable, str(Path(__file__).with_name("stand_in_osbuild.py"))]
-REDIS_DB = 13
-SHARED_REDIS = f"redis://127.0.0.1:6379/{REDIS_DB}"
 
 
 def redis_answers(port: int = 6379) -> bool:
@@ -175,12 +174,32 @@ class Env:
             time.sleep(0.05)
 
 
+@pytest.fixture(scope="session")
+def session_redis() -> Iterator[str]:
+    exe = shutil.which("redis-server")
+    if exe is None:
+        pytest.fail("redis-server is not installed (tests/debian-packages.txt)")
+    port = free_port()
+    proc = subprocess.Popen([exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                             "--appendonly", "no"], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 10
+    while not redis_answers(port):
+        if time.monotonic() > deadline or proc.poll() is not None:
+            proc.kill()
+            raise RuntimeError("redis-server for the pipeline tests did not start")
+        time.sleep(0.05)
+    try:
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        proc.kill()
+        proc.wait()
+
+
 @pytest.fixture
-def redis_url() -> str:
-    if not redis_answers():
-        pytest.skip("no Redis on 127.0.0.1:6379 (.ci/run starts one)")
-    flush_redis(SHARED_REDIS)
-    return SHARED_REDIS
+def redis_url(session_redis: str) -> str:
+    flush_redis(session_redis)
+    return session_redis
 
 
 @pytest.fixture
