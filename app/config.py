@@ -110,6 +110,7 @@ class Config:
     osbuild_command: list[str] = field(default_factory=lambda: ["osbuild"])
     osbuild_store: Path | None = None  # default: <cache_dir>/osbuild-store
     osbuild_cache_max_size: str = "unlimited"
+    osbuild_checkpoint_images: bool = False  # also keep the image pipelines in the store
     build_timeout: int = 4 * 3600
     task_stale_after: int = 600  # a RUNNING task with no heartbeat for this long is failed
     # Depsolve
@@ -139,8 +140,8 @@ SECTIONS: dict[str, tuple[str, ...]] = {
     "api": ("socket", "socket_group", "listen", "api_workers", "body_limit", "default_distro"),
     "storage": ("state_dir", "cache_dir", "repositories_dir", "artifacts_dir"),
     "celery": ("broker_url", "result_backend", "worker_concurrency", "embedded_workers"),
-    "build": ("osbuild_command", "osbuild_store", "osbuild_cache_max_size", "build_timeout",
-              "task_stale_after"),
+    "build": ("osbuild_command", "osbuild_store", "osbuild_cache_max_size",
+              "osbuild_checkpoint_images", "build_timeout", "task_stale_after"),
     "depsolve": ("metadata_expire",),
     "logging": ("log_level", "log_format"),
 }

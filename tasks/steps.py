@@ -245,8 +245,11 @@ def run_depsolve(config: "Config", compose_id: str,
                                            manifest_seed(compose, options))
             ctx.store.record_manifest(compose_id, manifest)
             pipeline_names = [p.get("name") for p in manifest.get("pipelines", [])]
+            wanted = list(CHECKPOINTS)
+            if config.osbuild_checkpoint_images:
+                wanted += list(image_type.exports)
             plan = {"exports": list(image_type.exports),
-                    "checkpoints": [c for c in CHECKPOINTS if c in pipeline_names],
+                    "checkpoints": [c for c in wanted if c in pipeline_names],
                     "filename": compose.image_filename or image_type.filename}
             path = plan_path(ctx, compose_id)
             path.parent.mkdir(parents=True, exist_ok=True)
