@@ -160,7 +160,7 @@ def submit_via_store(config, n: int) -> list[str]:
     return ids
 
 
-def osbuild_repeat(command: list[str], image_type: str) -> int:
+def osbuild_repeat(command: list[str], image_type: str, checkpoint_images: bool = False) -> int:
     """First vs repeated build of the same compose with real osbuild: wall time, bytes downloaded.
 
     Runs the steps in this process (no broker: this measures the build, not the queue) on the test
@@ -179,7 +179,8 @@ def osbuild_repeat(command: list[str], image_type: str) -> int:
     import distros
 
     config = config_mod.load(environ={}, state_dir=base / "state", cache_dir=base / "cache",
-                             repositories_dir=repos, osbuild_command=command)
+                             repositories_dir=repos, osbuild_command=command,
+                             osbuild_checkpoint_images=checkpoint_images)
     store = steps.store_for(config)
     it = distros.get_distro("test-distro-1").image_type("x86_64", image_type)
     sources = Path(config.store_path) / "sources"
@@ -206,7 +207,8 @@ def osbuild_repeat(command: list[str], image_type: str) -> int:
                           if line.startswith("osbuild finished in")), float("nan"))
         rows.append((attempt, state, t1 - t0, t2 - t1, osbuild_s, size(sources) - before,
                      "Starting module org.osbuild.rpm" not in log))
-    print(f"build benchmark: test-distro-1 {image_type}, real osbuild ({' '.join(command)})")
+    print(f"build benchmark: test-distro-1 {image_type}, real osbuild ({' '.join(command)}), "
+          f"checkpoints: build, os{' and the image pipelines' if checkpoint_images else ''}")
     for attempt, state, dep, build, osb, dl, reused in rows:
         print(f"  {attempt:6} {state}: depsolve {dep:.2f} s, build step {build:.2f} s "
               f"(osbuild {osb:.2f} s), downloaded {dl} bytes, os checkpoint reused: {reused}")
@@ -241,11 +243,13 @@ def main() -> int:
                     help="instead: first vs repeated real build with this osbuild command line "
                          "(e.g. 'osbuild' or 'env PYTHONPATH=/src python3 -m osbuild --libdir /src')")
     ap.add_argument("--image-type", default="tar", help="with --osbuild: tar or qcow2")
+    ap.add_argument("--checkpoint-images", action="store_true",
+                    help="with --osbuild: as osbuild_checkpoint_images = true")
     args = ap.parse_args()
     if args.osbuild:
         import shlex
 
-        return osbuild_repeat(shlex.split(args.osbuild), args.image_type)
+        return osbuild_repeat(shlex.split(args.osbuild), args.image_type, args.checkpoint_images)
 
     if args.broker.startswith("redis://"):
         import redis
