@@ -238,11 +238,12 @@ def _test_repo_source() -> dict:
             "system": False, "rhsm": False}
 
 
-def test_full_chain_depsolve_manifest_build(redis_url, make_env):
+@pytest.mark.parametrize("checkpoint_images", [False, True])
+def test_full_chain_depsolve_manifest_build(redis_url, make_env, checkpoint_images):
     """depsolve (real solver, local test repository) → manifest (test distro) → build (stand-in)."""
     from app.store.sources import SourceStore
 
-    env = make_env(redis_url)
+    env = make_env(redis_url, osbuild_checkpoint_images=str(checkpoint_images).lower())
     store = env.store
     SourceStore(store.db).put(_test_repo_source())
     compose = store.create(blueprint={"name": "chain", "version": "0.0.1",
@@ -259,6 +260,7 @@ def test_full_chain_depsolve_manifest_build(redis_url, make_env):
     assert [p["name"] for p in manifest["pipelines"]] == ["os", "archive"]
     log = store.read_log(compose.id)
     assert "--export archive" in log and "--checkpoint os" in log
+    assert ("--checkpoint archive" in log) is checkpoint_images
     assert store.image_path(store.get(compose.id)).stat().st_size > 0
     assert [j["step"] for j in runs.jobs(store.db, compose.id)] == ["depsolve", "build"]
 
