@@ -31,7 +31,8 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 RS = b"\x1e"  # RFC 7464 record separator
-KILL_GRACE = 5.0  # seconds between SIGTERM and SIGKILL of the process group
+KILL_GRACE = 5.0  # seconds osbuild gets after SIGINT to unwind (unmount, detach loops)
+TERM_GRACE = 2.0  # then seconds between SIGTERM and SIGKILL of the process group
 MIN_FREE_BYTES = 256 * 1024 * 1024  # refuse to start a build with less free space than this
 ENOSPC_MARKERS = ("No space left on device", "ENOSPC", "Disk quota exceeded")
 
@@ -184,15 +185,23 @@ def _free_bytes(path: Path) -> int:
 
 
 def _kill_group(proc: subprocess.Popen, grace: float = KILL_GRACE) -> None:
-    """SIGTERM the build's process group, SIGKILL what is left after `grace` seconds."""
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    try:
-        proc.wait(timeout=grace)
-    except subprocess.TimeoutExpired:
-        pass
+    """Stop the build's process group as Ctrl-C would, harder if it does not stop.
+
+    SIGINT first: osbuild then unwinds, unmounting its build root (bind mounts of the host, a
+    devtmpfs under /run/osbuild) and detaching loop devices.  Killed by SIGTERM or SIGKILL it leaves
+    those mounted on the host, one set per cancelled build (seen with osbuild 191).  SIGTERM after
+    `grace` seconds, SIGKILL for what is left TERM_GRACE seconds later.
+    """
+    for sig, wait in ((signal.SIGINT, grace), (signal.SIGTERM, TERM_GRACE)):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            proc.wait(timeout=wait)
+            break
+        except subprocess.TimeoutExpired:
+            continue
     # children may outlive the leader: the group id still names them
     try:
         os.killpg(proc.pid, signal.SIGKILL)

@@ -175,7 +175,8 @@ def test_cancel_and_timeout_kill_the_whole_process_group(tmp_path, how):
 
 def test_process_that_ignores_sigterm_is_killed(tmp_path):
     script = ("import signal, time, sys; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
-              "print('ignoring TERM', flush=True); time.sleep(60)")
+              "signal.signal(signal.SIGINT, signal.SIG_IGN); "
+              "print('ignoring INT and TERM', flush=True); time.sleep(60)")
     flag = threading.Event()
     threading.Timer(0.5, flag.set).start()
     t0 = time.monotonic()
