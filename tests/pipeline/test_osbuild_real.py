@@ -175,6 +175,52 @@ def test_real_cancel_mid_download_stops_osbuild_and_its_children(tmp_path):
     assert outcome.ok, log.read_text()[-2000:]
 
 
+def distro_manifest(tmp_path: Path, image_type: str) -> tuple[dict, list[str]]:
+    """The test distro's manifest of `image_type` for bash from the local test repository."""
+    import distros
+    from tasks.depsolve import PackageSet, depsolve
+    from tests.depsolve.repos import built_repos
+
+    arch = os.uname().machine
+    repos = [{"id": "baseos", "baseurl": built_repos()["baseos"].as_uri() + "/", "check_gpg": False}]
+    it = distros.get_distro("test-distro-1").image_type(arch, image_type)
+    blueprint = {"packages": [{"name": "bash", "version": "*"}]}
+    packages = {pipeline: depsolve([PackageSet(**s) for s in chain], repos, arch=arch,
+                                   releasever="1", cache_dir=tmp_path / "rpmmd")[-1]
+                for pipeline, chain in it.package_sets(blueprint).items()}
+    return it.manifest(blueprint, packages, repos, None, seed=1), list(it.exports)
+
+
+@pytest.mark.parametrize("stage", ["org.osbuild.rpm", "org.osbuild.copy"])
+def test_real_cancel_mid_stage_leaves_no_mount_or_loop_device(tmp_path, stage):
+    """A cancelled build must not leave its build root's bind mounts or the disk image's loop
+    device behind on the host (osbuild killed by SIGTERM does: it gets SIGINT first)."""
+    real_osbuild("qcow2")
+    manifest, exports = distro_manifest(tmp_path, "qcow2")
+    store = tmp_path / "store"
+    started: list[float] = []
+
+    def on_progress(p) -> None:
+        if p.stage == stage and not started:
+            started.append(time.monotonic())
+
+    outcome = run_osbuild(manifest, command=real_osbuild("qcow2"), store=store,
+                          output_dir=tmp_path / "out", log_path=tmp_path / "osbuild.log",
+                          exports=exports, checkpoints=["os"], min_free_bytes=1,
+                          poll_interval=0.05, on_progress=on_progress,
+                          should_cancel=lambda: bool(started) and time.monotonic() - started[0] > 0.05)
+    log = (tmp_path / "osbuild.log").read_text()
+    assert started and outcome.cancelled, log[-3000:]
+    assert outcome.progress.stage == stage
+    mounts = [line.split()[1] for line in Path("/proc/mounts").read_text().splitlines()
+              if str(store) in line]
+    assert mounts == [], "osbuild's mounts outlived the cancelled build"
+    import subprocess
+
+    loops = subprocess.run(["losetup", "--all"], capture_output=True, text=True).stdout
+    assert str(store) not in loops, loops
+
+
 @pytest.fixture(autouse=True)
 def _needs_osbuild() -> None:
     real_osbuild()
