@@ -122,6 +122,7 @@ class OSConfig:
     gpgkey_files: list[str] = field(default_factory=list)   # keys rpm imports from the tree
     kernel_options_bootloader: bool = False   # EL 8: options live in the bootloader config only
     ca_certs: list[str] = field(default_factory=list)      # PEM texts for the trust anchors
+    shell_init: dict[str, Any] | None = None               # org.osbuild.shell.init options
 
 
 def _customizations(blueprint: dict[str, Any]) -> dict[str, Any]:
@@ -169,6 +170,7 @@ def os_config(image_config: dict[str, Any], blueprint: dict[str, Any], rng: rand
     cfg.install_weak_deps = bool(ic.get("install_weak_deps", True))
     cfg.rhsm_facts = bool(ic.get("rhsm_facts", False))
     cfg.kernel_options_bootloader = bool(ic.get("kernel_options_bootloader", False))
+    cfg.shell_init = dict(ic["shell_init"]) if ic.get("shell_init") else None
 
     # accounts and files an image type always has (e.g. vagrant's user), blueprint may add more
     if ic.get("users") or ic.get("files"):

@@ -284,6 +284,8 @@ class OSTree(PipelineKind):
             systemd["default_target"] = o.default_target
         if systemd:
             stages.append(stage("systemd", systemd))
+        if o.shell_init:
+            stages.append(stage("shell.init", o.shell_init))
 
         if o.fips:
             stages.append(stage("update-crypto-policies", {"policy": "FIPS"}))
