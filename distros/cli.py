@@ -5,7 +5,9 @@
         and containers): no network, the packages are given
     celery-composer manifest --distro centos-9 --arch x86_64 --image-type qcow2 --blueprint bp.toml
         resolves the image type's package sets with the depsolver against the distro's
-        repositories (`repositories/<distro>.json`, or --repo URLs) and prints the manifest
+        repositories (`repositories/<distro>.json`, or --repo URLs) and prints the manifest;
+        ostree-based types take --ostree-url/--ostree-ref/--ostree-parent (commits are resolved
+        as POST /compose resolves them)
 
 A preview users can read (or diff) before building.  Only the standard library is imported before
 `run`.
@@ -31,6 +33,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--size", type=int, default=0, help="image size in bytes (default: the image type's)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random identifiers (UUIDs)")
     parser.add_argument("--cache-dir", type=Path, default=None, help="depsolve metadata cache directory")
+    parser.add_argument("--ostree-url", default="", help="ostree repository of the commit to build on (edge/iot types)")
+    parser.add_argument("--ostree-ref", default="", help="ostree ref to build or to pull")
+    parser.add_argument("--ostree-parent", default="", help="ostree parent ref")
 
 
 def read_case(path: Path) -> dict[str, Any]:
@@ -70,12 +75,13 @@ def distro_repositories(config: Any, distro: str, arch: str) -> list[dict[str, A
 
 def resolve_packages(it: Any, blueprint: dict[str, Any], repos: list[dict[str, Any]], arch: str,
                      releasever: str, module_platform_id: str, cache_dir: Path,
-                     metadata_expire: int | None = None) -> dict[str, list[dict[str, Any]]]:
+                     metadata_expire: int | None = None,
+                     options: dict[str, Any] | None = None) -> dict[str, list[dict[str, Any]]]:
     """Depsolve each pipeline's chain; a pipeline gets the union of its chain's transactions."""
     from tasks.depsolve import PackageSet, depsolve
 
     packages: dict[str, list[dict[str, Any]]] = {}
-    for pipeline, chain in it.package_sets(blueprint).items():
+    for pipeline, chain in it.package_sets(blueprint, options).items():
         usable = [r for r in repos if not r.get("package_sets") or pipeline in r["package_sets"]]
         results = depsolve([PackageSet(**s) for s in chain], usable, arch=arch, releasever=releasever,
                            module_platform_id=module_platform_id, cache_dir=cache_dir,
@@ -113,11 +119,27 @@ def run(args: argparse.Namespace, config: Any) -> int:
             else:
                 repos = distro_repositories(config, distro.name, arch)
             cache_dir = args.cache_dir or Path(config.cache_dir)  # shared with the depsolve workers
+            options: dict[str, Any] = {"size": args.size}
+            ostree = {k: v for k, v in (("url", args.ostree_url), ("ref", args.ostree_ref),
+                                        ("parent", args.ostree_parent)) if v}
+            if ostree:
+                options["ostree"] = ostree
+            # what POST /compose does first: check the request, resolve ostree commits and containers
+            from distros.inputs import prepare_compose, prepare_containers
+
+            warnings, commits = prepare_compose(it, blueprint, ostree)
+            for warning in warnings:
+                print(f"celery-composer manifest: warning: {warning}", file=sys.stderr)
+            if commits:
+                options["ostree_commits"] = commits
+            containers = prepare_containers(blueprint, arch=arch)
+            if containers:
+                options["containers"] = containers
             packages = resolve_packages(it, blueprint, repos, arch, distro.release_version,
                                         distro.module_platform_id, cache_dir,
-                                        getattr(config, "metadata_expire", None))
-            manifest = it.manifest(blueprint, packages, repos, {"size": args.size}, args.seed)
-    except (LookupError, ValueError, OSError) as exc:
+                                        getattr(config, "metadata_expire", None), options)
+            manifest = it.manifest(blueprint, packages, repos, options, args.seed)
+    except (LookupError, ValueError, OSError, RuntimeError) as exc:
         print(f"celery-composer manifest: {exc}", file=sys.stderr)
         return 1
     except Exception as exc:  # depsolve and repository errors carry a message for the user
