@@ -162,17 +162,19 @@ def build_command(command: list[str], *, manifest_path: Path, store: Path, outpu
 
 
 def _die_with_worker() -> None:
-    """In the child before exec: if the worker dies (even `kill -9`), the kernel kills osbuild too.
+    """In the child before exec: if the worker dies (even `kill -9`), the kernel stops osbuild too.
 
     osbuild runs in its own session so cancel can signal its whole group; that also detaches it
-    from the worker's group, so without this a killed worker would leave a build running.
+    from the worker's group, so without this a killed worker would leave a build running.  The
+    signal is SIGINT, as for cancel: osbuild then stops its stage and unmounts what it mounted on
+    the host; SIGKILL left the build root's bind mounts and /run/osbuild's devtmpfs behind.
     """
     try:
         import ctypes
 
         libc = ctypes.CDLL(None, use_errno=True)
         PR_SET_PDEATHSIG = 1
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGINT, 0, 0, 0)
     except (OSError, AttributeError):
         pass
 

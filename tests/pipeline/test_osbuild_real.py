@@ -221,6 +221,40 @@ def test_real_cancel_mid_stage_leaves_no_mount_or_loop_device(tmp_path, stage):
     assert str(store) not in loops, loops
 
 
+def test_real_worker_killed_mid_stage_leaves_no_mount(tmp_path):
+    """`kill -9` of the process running the build: osbuild gets its parent-death signal (SIGINT)
+    and unwinds; nothing of it stays mounted or running."""
+    import json
+    import signal
+    import subprocess
+    import sys
+
+    command = real_osbuild("qcow2")
+    manifest, exports = distro_manifest(tmp_path, "qcow2")
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    store, log = tmp_path / "store", tmp_path / "osbuild.log"
+    worker = subprocess.Popen([sys.executable, "-c", (
+        "import json, sys; from pathlib import Path; from tasks.osbuild import run_osbuild; "
+        f"run_osbuild(json.loads(Path({str(tmp_path / 'manifest.json')!r}).read_text()), "
+        f"command={command!r}, store=Path({str(store)!r}), output_dir=Path({str(tmp_path / 'out')!r}), "
+        f"log_path=Path({str(log)!r}), exports={exports!r}, checkpoints=['os'], min_free_bytes=1)")],
+        cwd=Path(__file__).resolve().parents[2])
+    deadline = time.monotonic() + 300
+    while not (log.exists() and "Starting module org.osbuild.copy" in log.read_text()):
+        assert worker.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
+        time.sleep(0.02)
+    osbuild = tree_of(str(store))
+    worker.send_signal(signal.SIGKILL)
+    worker.wait()
+    deadline = time.monotonic() + 15
+    while still_alive(osbuild) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert still_alive(osbuild) == []
+    mounts = [line.split()[1] for line in Path("/proc/mounts").read_text().splitlines()
+              if str(store) in line]
+    assert mounts == [], "osbuild's mounts outlived its killed worker"
+
+
 @pytest.fixture(autouse=True)
 def _needs_osbuild() -> None:
     real_osbuild()
