@@ -22,7 +22,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 from tasks import runs
 
@@ -214,8 +214,7 @@ def plan_path(ctx: StepContext, compose_id: str) -> Path:
     return ctx.store.compose_dir(compose_id) / "build-plan.json"
 
 
-def run_depsolve(config: "Config", compose_id: str,
-                 depsolver: Callable[..., Any] | None = None) -> str:
+def run_depsolve(config: "Config", compose_id: str) -> str:
     """Resolve every pipeline's package set, then write the manifest the build will run."""
     ctx = context(config)
     claim, compose = _begin(ctx, compose_id, DEPSOLVE)
@@ -234,7 +233,7 @@ def run_depsolve(config: "Config", compose_id: str,
             sets = image_type.package_sets(compose.blueprint, options)
             started = time.monotonic()
             packages = _depsolve_sets(config, compose, sets, repositories, releasever,
-                                      platform_id, depsolver)
+                                      platform_id)
             _record_depsolve_metrics(config, time.monotonic() - started, compose.compose_type)
             ctx.store.record_packages(compose_id, packages)
             # the rpm stages take repository keys as text; a URL key is fetched here, once
@@ -302,8 +301,8 @@ def manifest_seed(compose: Any, options: dict[str, Any]) -> int:
 
 
 def _depsolve_sets(config: "Config", compose: Any, sets: dict[str, list[Any]],
-                   repositories: list[dict], releasever: str, platform_id: str | None,
-                   depsolver: Callable[..., Any] | None) -> dict[str, list[dict]]:
+                   repositories: list[dict], releasever: str,
+                   platform_id: str | None) -> dict[str, list[dict]]:
     """Each pipeline's chain of package sets → the packages that pipeline installs.
 
     The union of the chain's transactions, so it holds whether a transaction lists only what it
@@ -311,14 +310,14 @@ def _depsolve_sets(config: "Config", compose: Any, sets: dict[str, list[Any]],
     """
     from tasks import depsolve as depsolve_mod
 
-    solve = depsolver or depsolve_mod.depsolve
     out: dict[str, list[dict]] = {}
     for pipeline, chain in sets.items():
         if not chain:
             continue
-        results = solve(chain, repositories, arch=compose.arch, releasever=releasever,
-                        module_platform_id=platform_id, cache_dir=Path(config.cache_dir) / "rpmmd",
-                        metadata_expire=config.metadata_expire)
+        results = depsolve_mod.depsolve(chain, repositories, arch=compose.arch,
+                                        releasever=releasever, module_platform_id=platform_id,
+                                        cache_dir=Path(config.cache_dir) / "rpmmd",
+                                        metadata_expire=config.metadata_expire)
         seen: dict[tuple, dict] = {}
         for transaction in results:
             for pkg in transaction:
