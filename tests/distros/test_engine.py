@@ -490,3 +490,18 @@ def test_blueprint_disk_layout() -> None:
     with pytest.raises(PartitioningError):
         it.manifest({"customizations": {"disk": {"partitions": [{"type": "plain", "mountpoint": "/data"}]}}},
                     {"os": []}, REPOS, None, 0)
+
+
+def test_release_facts_and_shell_init_in_image_config() -> None:
+    pkgs = {"build": [pkg("rpm", n=1)], "os": [pkg("kernel", n=2)]}
+    sap = distros.get_distro("rhel-9.2").image_type("x86_64", "ec2-sap").manifest({}, pkgs, REPOS, None, 0)
+    dnf = next(s for s in sap["pipelines"][1]["stages"] if s["type"] == "org.osbuild.dnf.config")
+    assert dnf["options"] == {"variables": [{"name": "releasever", "value": "9.2"}]}
+    eap = distros.get_distro("rhel-8.8").image_type("x86_64", "azure-eap7-rhui").manifest({}, pkgs, REPOS, None, 0)
+    types = stage_types(eap["pipelines"][1])
+    assert types[types.index("systemd") + 1] == "shell.init"
+    # and the type exists only from 8.6, on RHEL only
+    with pytest.raises(distros.UnknownImageType):
+        distros.get_distro("rhel-8.4").image_type("x86_64", "azure-eap7-rhui")
+    with pytest.raises(distros.UnknownImageType):
+        distros.get_distro("centos-8").image_type("x86_64", "azure-rhui")
