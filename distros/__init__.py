@@ -8,11 +8,13 @@ Public interface (used by the API and the build pipeline)::
     d.arches(); d.image_types(arch)
     it = d.image_type(arch, "qcow2")               # raises UnknownImageType
     it.filename, it.mime_type, it.default_size, it.exports
+    it.check(blueprint, options) -> warnings       # raises RequestError (Weldr ManifestCreationFailed)
     it.package_sets(blueprint, options)            # {pipeline: [PackageSet dict, ...]} chains
     it.manifest(blueprint, packages, repositories, options, seed) -> manifest dict
 
 The data lives in `distros/defs/`; `distros.engine` explains how to add image types and pipeline
-kinds.  Nothing here touches the network or the disk beyond reading the YAML once.
+kinds.  Manifests are made without touching the network (`distros.gpgkeys` fetches key URLs
+beforehand, `distros.inputs` resolves ostree commits and containers for the installer types).
 """
 
 from __future__ import annotations
