@@ -68,9 +68,11 @@ def check_first_compose(client, compose_id: str, running: list, manifest_pipelin
     assert len(image) == 1 and len(results[image[0]]) == info["image_size"] > 0
 
 
-@pytest.mark.parametrize("image_type", ["tar", "qcow2"])
-def test_real_compose_twice_downloads_once_and_reuses_checkpoints(tmp_path, redis_url, make_env,
-                                                                  image_type):
+@pytest.mark.parametrize("image_type,broker", [("tar", "redis"), ("qcow2", "redis"),
+                                               ("tar", "embedded")])
+def test_real_compose_twice_downloads_once_and_reuses_checkpoints(tmp_path, request, make_env,
+                                                                  image_type, broker):
+    """`embedded` is `make run`'s setup: no Redis, `serve` starts its own workers."""
     command = real_osbuild(image_type)
     from tests.depsolve.repos import built_repos
 
@@ -80,13 +82,16 @@ def test_real_compose_twice_downloads_once_and_reuses_checkpoints(tmp_path, redi
         "name": "test-baseos", "baseurl": built_repos()["baseos"].as_uri() + "/",
         "check_gpg": False}]}))
     server = WeldrServer(tmp_path / "api")
-    env = make_env(redis_url, state_dir=server.state_dir, repositories_dir=repos_dir,
+    embedded = {"embedded_workers": "true"} if broker == "embedded" else {}
+    env = make_env("" if embedded else request.getfixturevalue("redis_url"),
+                   state_dir=server.state_dir, repositories_dir=repos_dir,
                    osbuild_command=shlex.join(command), task_stale_after=60,
-                   default_distro="test-distro-1")
+                   default_distro="test-distro-1", **embedded)
     server.extra_env = {k: v for k, v in env.environ.items() if k.startswith("CELERY_COMPOSER_")}
     server.start()
     try:
-        env.start_worker("depsolve,build")
+        if not embedded:
+            env.start_worker("depsolve,build")
         client = server.client
         bp = {"name": "e2e", "version": "0.0.1", "distro": "test-distro-1",
               "packages": [{"name": "bash", "version": "*"}], "modules": [], "groups": []}
@@ -124,7 +129,7 @@ def test_real_compose_twice_downloads_once_and_reuses_checkpoints(tmp_path, redi
             assert any(n.endswith("bin/bash") for n in names)
         else:
             assert image.body[:4] == b"QFI\xfb"  # qcow2 magic
-        print(f"{image_type}: first {t1:.1f} s ({dl1} bytes downloaded), "
+        print(f"{image_type} ({broker}): first {t1:.1f} s ({dl1} bytes downloaded), "
               f"repeat {t2:.1f} s ({dl2} bytes)")
     finally:
         server.stop()
