@@ -14,25 +14,18 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
+from distros.errors import RequestError
 from distros.kickstart import KickstartError, KickstartSettings
 
 # osbuild's name for the subscription-manager secrets of an ostree remote
 RHSM_SECRETS = "org.osbuild.rhsm.consumer"
 
 
-class OSTreeOptionsError(ValueError):
+class OSTreeOptionsError(RequestError):
     """A compose request's ostree options or blueprint do not fit the image type.
 
-    osbuild-composer reports these as `ManifestCreationFailed` ("failed to initialize osbuild
-    manifest: ...") from POST /compose, before anything is queued.
+    A `RequestError`, so POST /compose answers it as every other request check does.
     """
-
-    api_id = "ManifestCreationFailed"
-    http_status = 400
-
-    @property
-    def api_message(self) -> str:
-        return f"failed to initialize osbuild manifest: {self}"
 
 
 class OSTreeResolveError(OSTreeOptionsError):

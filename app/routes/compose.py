@@ -519,13 +519,13 @@ def compose_start() -> Response:
     if distro not in sources.list_distros(config):
         raise WeldrError("DistroError", f"Unknown distribution: {distro} for arch {arch}")
     image_type = _image_type(distro, arch, compose_type)
+    from distros.errors import RequestError
     from distros.inputs import prepare_compose, prepare_containers
-    from distros.ostree import OSTreeOptionsError
 
     try:  # the image type's checks, then the ostree commits and containers it needs, resolved now
         warnings, ostree_commits = prepare_compose(image_type, blueprint, ostree, test=test_mode != 0)
         containers = prepare_containers(blueprint, arch=arch, test=test_mode != 0)
-    except OSTreeOptionsError as exc:
+    except RequestError as exc:  # blueprint/options the image type refuses, unresolvable inputs
         raise WeldrError(exc.api_id, exc.api_message, exc.http_status) from exc
     upload_requests = []
     if api_version() >= 1 and body.get("upload"):

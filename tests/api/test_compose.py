@@ -299,3 +299,16 @@ def test_big_listing_gzip_for_clients_that_ask(client, store):
     assert json.loads(gzip.decompress(packed.body)) == plain.json()
     for i in range(0, len(ids), 100):
         assert client.delete(f"{V1}/compose/delete/{','.join(ids[i:i + 100])}").status == 200
+
+
+def test_start_refused_by_image_type_changes_nothing(client):
+    """A blueprint the store accepts but the image type refuses: 400, as osbuild-composer answers."""
+    bp = ('name = "compose-etc"\nversion = "0.0.1"\n'
+          '[[customizations.filesystem]]\nmountpoint = "/etc"\nminsize = 1073741824\n')
+    assert client.post_toml(f"{V0}/blueprints/new", bp).status == 200
+    before = client.get(f"{V1}/compose/status/*").json()
+    r = client.post(f"{V1}/compose", {"blueprint_name": "compose-etc", "compose_type": "qcow2"})
+    assert _err(r) == {"id": "ManifestCreationFailed",
+                       "msg": "failed to initialize osbuild manifest: The following custom "
+                              "mountpoints are not supported ['/etc']"}
+    assert client.get(f"{V1}/compose/status/*").json() == before
