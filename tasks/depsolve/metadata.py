@@ -105,7 +105,10 @@ class RepoMetadata:
 @contextlib.contextmanager
 def directory_lock(directory: Path) -> Iterator[None]:
     """An exclusive flock on `directory/.lock`, shared by threads, processes and containers."""
-    fd = os.open(directory / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fd = os.open(directory / ".lock", os.O_RDWR | os.O_CREAT, 0o664)
+    except PermissionError:  # made by another user: flock needs no write access
+        fd = os.open(directory / ".lock", os.O_RDONLY)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield
@@ -117,6 +120,7 @@ def atomic_write(path: Path, data: bytes) -> None:
     """Write a file so that readers see the old content or the new, never a mix."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".part-")
     try:
+        _share(fd)
         with os.fdopen(fd, "wb") as out:
             out.write(data)
         os.replace(tmp, path)
@@ -124,6 +128,14 @@ def atomic_write(path: Path, data: bytes) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def _share(fd: int) -> None:
+    """Cache files are read by every worker on the host, which may run as other users of the
+    same group: mkstemp's 0600 would lock them out (the umask still applies)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.fchmod(fd, 0o664 & ~umask)
 
 
 def open_document(path: Path) -> BinaryIO:

@@ -34,7 +34,7 @@ import solv
 
 from tasks.depsolve.comps import Comps
 from tasks.depsolve.errors import DepsolveError, RepositoryError
-from tasks.depsolve.metadata import MetadataCache, RepoMetadata, open_document
+from tasks.depsolve.metadata import MetadataCache, RepoMetadata, _share, open_document
 from tasks.depsolve.modularity import ModuleIndex, load_modules
 from tasks.depsolve.packageset import PackageSet
 from tasks.depsolve.repository import Repository
@@ -207,6 +207,7 @@ class LoadedPool:
         try:
             with meta.lock():
                 fd, tmp = tempfile.mkstemp(dir=meta.directory, prefix=".part-")
+                _share(fd)
                 try:
                     fp = solv.xfopen_fd("cache.solv", fd, "w")
                     os.close(fd)

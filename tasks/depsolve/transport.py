@@ -154,6 +154,9 @@ def fetch_file(url: str, dest: Path, *, checksum_type: str | None = None,
     def attempt() -> None:
         digest = hashlib.new(checksum_type) if checksum_type else None
         fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=".part-")
+        umask = os.umask(0)
+        os.umask(umask)
+        os.fchmod(fd, 0o664 & ~umask)  # shared with the other workers (see metadata._share)
         try:
             with os.fdopen(fd, "wb") as out, _open_once(url, options) as response:
                 while True:

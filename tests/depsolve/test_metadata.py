@@ -268,3 +268,16 @@ def test_https_with_an_untrusted_certificate_needs_sslverify_off(tls_server, cac
     assert "certificate" in str(info.value) and "'selfsigned'" in str(info.value)
     packages = solve([dict(repo, sslverify=False)], cache_dir, include=["bash"])
     assert packages[0]["remote_location"].startswith(f"{tls_server.url}/baseos/Packages/")
+
+
+def test_cache_files_are_readable_by_the_other_workers(repo_defs, cache_dir, cold):
+    import stat
+
+    solve(repo_defs, cache_dir)
+    files = [p for p in (cache_dir / "rpmmd").rglob("*") if p.is_file()]
+    assert any(p.suffix == ".solv" for p in files)
+    umask = os.umask(0)
+    os.umask(umask)
+    for path in files:
+        if not umask & stat.S_IRGRP:
+            assert path.stat().st_mode & stat.S_IRGRP, path
