@@ -23,7 +23,22 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _chosen_subcommand(argv: list[str]) -> str | None:
+    """The subcommand named on the command line, if any (skipping `--config FILE`)."""
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--config":
+            skip = True
+        elif not arg.startswith("-"):
+            return arg if arg in SUBCOMMANDS else None
+    return None
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The parser; with `only`, just that subcommand's module is imported (the others' options
+    are not needed to parse its command line, and their imports would slow it down)."""
     parser = argparse.ArgumentParser(
         prog="celery-composer",
         description="Image builds through osbuild-composer's Weldr API, as Celery tasks.",
@@ -34,14 +49,16 @@ def build_parser() -> argparse.ArgumentParser:
     for name, (module, help_text) in SUBCOMMANDS.items():
         sp = sub.add_parser(name, help=help_text, description=help_text)
         sp.set_defaults(_module=module)
-        importlib.import_module(module).add_arguments(sp)
+        if only is None or name == only:
+            importlib.import_module(module).add_arguments(sp)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     from app import config as config_mod
 
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser(only=_chosen_subcommand(argv))
     args = parser.parse_args(argv)
     try:
         config = config_mod.load(args.config)
