@@ -142,10 +142,12 @@ def test_real_cancel_mid_download_stops_osbuild_and_its_children(tmp_path):
     tree: dict[int, str] = {}
 
     def should_cancel() -> bool:
-        """Cancel a second after osbuild starts downloading, noting its process tree then."""
-        if not seen_at and log.exists() and "source/org.osbuild.curl" in log.read_text():
-            downloading.set()
-            seen_at.append(time.monotonic())
+        """Cancel a second after osbuild starts curl, noting its process tree then."""
+        if not seen_at:
+            procs = processes()
+            if any(procs[pid][2].startswith("curl ") for pid in tree_of(token) if pid in procs):
+                downloading.set()
+                seen_at.append(time.monotonic())
         if seen_at and time.monotonic() - seen_at[0] > 1.0:
             tree.update(tree_of(token))
             return True
