@@ -82,8 +82,9 @@ def generate_repository(dest: Path, count: int, seed: int = 9) -> dict:
     """A repository of `count` packages; returns the package set to depsolve in it.
 
     Shape: a few hundred "core" libraries everything leans on (power-law popularity), sonames
-    as provides, requires on sonames, names and versioned names, file requires of which some
-    only filelists can answer, Recommends, ~8% of names in two versions, ~20% noarch.
+    as provides, requires on sonames, names and versioned names, file requires on the core
+    packages' paths (some only filelists can answer), Recommends, ~8% of names in two
+    versions, ~20% noarch.
     """
     rng = random.Random(seed)
     repodata = dest / "repodata"
@@ -135,12 +136,14 @@ def generate_repository(dest: Path, count: int, seed: int = 9) -> dict:
             elif kind < 0.9:
                 e, v, r = versions[j][0]
                 requires.append(_entry(names[j], "GE", (e, v, "0")))
-            else:
-                # File requires are mostly on paths primary.xml lists (bin/, /etc); packaging
-                # guidelines keep the others rare, but there are some, and only filelists
-                # answer them.
+            elif j < core_count:
+                # File requires name interpreters and tools of the base system (a few hundred
+                # distinct paths, as in Fedora where most are /bin/sh, /usr/bin/python3, perl,
+                # …), mostly where primary.xml lists them (bin/); a few only filelists answer.
                 requires.append(_entry(f"/usr/share/{names[j]}/data" if rng.random() < 0.03
                                        else f"/usr/bin/{names[j]}"))
+            else:
+                requires.append(_entry(names[j]))
         recommends = [_entry(names[pick_dependency(i)])] if i and rng.random() < 0.15 else []
         for e, v, r in versions[i]:
             nevra = f"{name}-{v}-{r}.{arch}"
@@ -220,7 +223,7 @@ def _write_repomd(repodata: Path, documents: dict[str, str]) -> None:
 
 
 def generated_dataset(count: int) -> tuple[list[dict], dict]:
-    dest = CACHE / f"generated-{count}-v3"
+    dest = CACHE / f"generated-{count}-v4"
     request_file = dest / "request.json"
     if not request_file.exists():
         shutil.rmtree(dest, ignore_errors=True)
