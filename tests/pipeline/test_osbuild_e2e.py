@@ -13,11 +13,13 @@ reuse the `os` checkpoint (osbuild does not run that pipeline again).
 
 from __future__ import annotations
 
+import http.server
 import io
 import json
 import os
 import shlex
 import tarfile
+import threading
 import time
 from pathlib import Path
 
@@ -133,3 +135,80 @@ def test_real_compose_twice_downloads_once_and_reuses_checkpoints(tmp_path, requ
               f"repeat {t2:.1f} s ({dl2} bytes)")
     finally:
         server.stop()
+
+
+class SlowRPMs(http.server.SimpleHTTPRequestHandler):
+    """Serves the test repository; repodata at once, every RPM one byte per 100 ms (never done)."""
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+        if not self.path.endswith(".rpm"):
+            return super().do_GET()
+        self.send_response(200)
+        self.send_header("Content-Length", str(10 * 1024 * 1024))
+        self.end_headers()
+        try:
+            for _ in range(3000):
+                self.wfile.write(b"x")
+                self.wfile.flush()
+                time.sleep(0.1)
+        except OSError:
+            pass
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+def test_real_build_cancelled_through_the_api_stops_osbuild(tmp_path, redis_url, make_env):
+    """DELETE /compose/cancel of a RUNNING real build: the worker's heartbeat sees the request and
+    stops osbuild (here downloading RPMs from a repository that never finishes sending them)."""
+    import functools
+
+    command = real_osbuild("tar")
+    from tests.depsolve.repos import built_repos
+    from tests.pipeline.test_osbuild_real import still_alive, tree_of
+
+    handler = functools.partial(SlowRPMs, directory=str(built_repos()["baseos"]))
+    http_server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    http_server.daemon_threads = True
+    threading.Thread(target=http_server.serve_forever, daemon=True).start()
+    repos_dir = tmp_path / "repositories"
+    repos_dir.mkdir()
+    (repos_dir / "test-distro-1.json").write_text(json.dumps({os.uname().machine: [{
+        "name": "slow", "baseurl": f"http://127.0.0.1:{http_server.server_address[1]}/",
+        "check_gpg": False}]}))
+    server = WeldrServer(tmp_path / "api")
+    env = make_env(redis_url, state_dir=server.state_dir, repositories_dir=repos_dir,
+                   osbuild_command=shlex.join(command), task_stale_after=2,
+                   default_distro="test-distro-1")
+    server.extra_env = {k: v for k, v in env.environ.items() if k.startswith("CELERY_COMPOSER_")}
+    server.start()
+    try:
+        env.start_worker("depsolve,build")
+        client = server.client
+        bp = {"name": "slow", "version": "0.0.1", "distro": "test-distro-1",
+              "packages": [{"name": "bash", "version": "*"}], "modules": [], "groups": []}
+        assert client.post("/api/v1/blueprints/new", bp).status == 200
+        r = client.post("/api/v1/compose", {"blueprint_name": "slow", "compose_type": "tar",
+                                            "branch": "master"})
+        assert r.status == 200, r.text
+        compose_id = r.json()["build_id"]
+        store_path = str(env.config.store_path)
+        deadline = time.monotonic() + 120
+        while "Starting pipeline source org.osbuild.curl" not in env.store.read_log(compose_id):
+            assert time.monotonic() < deadline, env.store.read_log(compose_id)[-3000:]
+            time.sleep(0.1)
+        time.sleep(0.5)
+        osbuild = tree_of(store_path)
+        assert osbuild, "no osbuild process holds the store"
+        assert client.delete(f"/api/v1/compose/cancel/{compose_id}").json() == {
+            "status": True, "uuid": compose_id}
+        info = wait_info(client, compose_id, [], timeout=60)
+        assert info["queue_status"] == "FAILED"
+        assert "osbuild was stopped" in env.store.read_log(compose_id)
+        deadline = time.monotonic() + 10
+        while still_alive(osbuild) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert still_alive(osbuild) == []
+    finally:
+        server.stop()
+        http_server.shutdown()
