@@ -44,6 +44,12 @@ def wait_info(client, compose_id: str, running: list, timeout: float = 600) -> d
         time.sleep(0.2)
 
 
+def metric(text: str, name: str) -> float:
+    """The sum of a Prometheus text-format metric over its label sets."""
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith(name) and line[len(name):len(name) + 1] in (" ", "{"))
+
+
 def tar_members(body: bytes) -> dict[str, bytes]:
     with tarfile.open(fileobj=io.BytesIO(body)) as tar:
         return {m.name: tar.extractfile(m).read() for m in tar.getmembers() if m.isfile()}
@@ -120,6 +126,10 @@ def test_real_compose_twice_downloads_once_and_reuses_checkpoints(tmp_path, requ
         assert dl1 > 0 and dl2 == 0, "the repeated compose downloaded RPMs again"
         assert "Starting module org.osbuild.rpm" in log1
         assert "Starting module org.osbuild.rpm" not in log2, "the os checkpoint was not reused"
+        # /metrics splits the two builds' RPM bytes the same way: all downloaded, then all found
+        metrics = client.get("/metrics").text
+        assert metric(metrics, "celery_composer_rpm_download_bytes_total") == dl1
+        assert metric(metrics, "celery_composer_rpm_cache_hit_bytes_total") == dl1
         image = client.get(f"/api/v1/compose/image/{second}")
         assert image.status == 200
         assert int(image.headers["Content-Length"]) == len(image.body) > 0
