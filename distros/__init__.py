@@ -70,23 +70,54 @@ class Distro:
         return _resolved(self._defs_dir, self.name, arch)
 
     def image_types(self, arch: str) -> list[str]:
-        data = self._family(arch)
-        return sorted(name for name, it in data["image_types"].items()
-                      if arch in (it.get("arches") or []) and not it.get("disabled"))
+        """The canonical names only, as osbuild-composer's `compose/types` lists them (aliases
+        are accepted by `image_type` but not listed)."""
+        return sorted(_available(self._family(arch), arch))
+
+    def aliases(self, arch: str) -> dict[str, str]:
+        """alias -> canonical image type name, for the types available on `arch`."""
+        return _alias_map(_available(self._family(arch), arch), self.name, arch)
 
     def image_type(self, arch: str, name: str) -> ImageTypeDef:
         data = self._family(arch)
-        types = data["image_types"]
-        key = name
-        if key not in types:
-            key = next((n for n, it in types.items() if name in (it.get("aliases") or [])), name)
-        it = types.get(key)
-        if it is None or arch not in (it.get("arches") or []) or it.get("disabled"):
+        available = _available(data, arch)
+        canonical = name if name in available else _alias_map(available, self.name, arch).get(name)
+        if canonical is None:
             raise UnknownImageType(f"{self.name}/{arch} has no image type {name!r}")
+        it = available[canonical]
         # a private copy: the resolved definitions are cached and shared between requests
-        return ImageTypeDef(name=key, distro=self._def, arch=arch,
+        return ImageTypeDef(name=canonical, distro=self._def, arch=arch,
                             data=copy.deepcopy(_with_family_defaults(data, it)),
                             partition_tables=data.get("partition_tables") or {})
+
+
+def _available(family: dict[str, Any], arch: str) -> dict[str, dict[str, Any]]:
+    """Image types of a resolved family file keyed by their canonical name on this release.
+
+    A definition's YAML key is its name unless a condition sets `name:` — one definition can
+    carry the July-2023 name for old releases and today's name (osbuild/images renamed the
+    Fedora types after variants) for newer ones, with the old name kept as an alias."""
+    out: dict[str, dict[str, Any]] = {}
+    for key, it in (family.get("image_types") or {}).items():
+        if arch not in (it.get("arches") or []) or it.get("disabled"):
+            continue
+        name = str(it.get("name") or key)
+        if name in out:
+            raise DefinitionError(f"image type {name!r} is defined twice")
+        out[name] = it
+    return out
+
+
+def _alias_map(available: dict[str, dict[str, Any]], distro: str, arch: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for name, it in available.items():
+        for alias in it.get("aliases") or []:
+            if alias in available:
+                continue          # a real type of that name wins (osbuild/images refuses such data)
+            if alias in out and out[alias] != name:
+                raise DefinitionError(f"{distro}/{arch}: alias {alias!r} names both {out[alias]!r} and {name!r}")
+            out[alias] = name
+    return out
 
 
 def _with_family_defaults(family: dict[str, Any], it: dict[str, Any]) -> dict[str, Any]:

@@ -116,14 +116,24 @@ class QemuConvert(PipelineKind):
 
 @pipeline_kind("xz")
 class XzCompress(PipelineKind):
+    # the stage and the build-root tool share a name (xz, zstd)
+    tool = "xz"
+
     def build_needs(self, ctx: ManifestContext, spec: dict[str, Any]) -> tuple[list[str], dict[str, str]]:
-        return ["xz"], {}
+        return [self.tool], {}
 
     def serialize(self, ctx: ManifestContext, spec: dict[str, Any]) -> dict[str, Any]:
         source = spec.get("input", "image")
         return {"name": spec["name"], **build_ref(ctx), "stages": [stage(
-            "xz", {"filename": output_filename(ctx, spec["name"])},
+            self.tool, {"filename": output_filename(ctx, spec["name"])},
             inputs={"file": pipeline_file_input(source, output_filename(ctx, source))})]}
 
 
-__all__ = ["RawDisk", "QemuConvert", "XzCompress", "output_filename", "fs_devices"]
+@pipeline_kind("zstd")
+class ZstdCompress(XzCompress):
+    """Fedora's minimal-raw-zst: the same single-file compression with zstd."""
+
+    tool = "zstd"
+
+
+__all__ = ["RawDisk", "QemuConvert", "XzCompress", "ZstdCompress", "output_filename", "fs_devices"]
