@@ -469,6 +469,9 @@ class Deployment:
     remote_gpgkey_paths: list[str] = field(default_factory=list)
     kernel_opts: list[str] = field(default_factory=list)  # partition-table options + appended ones
     ignition: bool = False
+    # today's image config names the ignition platform ("metal", "qemu"); the image config's own
+    # kernel options then carry coreos.no_persist_ip
+    ignition_platform: str = ""
     sysroot_readonly: bool = False
     keyboard: str = ""
     locale: str = ""
@@ -492,7 +495,9 @@ def deployment_mount(os_name: str, ref: str) -> dict[str, Any]:
 
 def deployment_kernel_opts(dep: Deployment) -> list[str]:
     opts = list(dep.kernel_opts)
-    if dep.ignition:
+    if dep.ignition_platform:
+        opts += [f"ignition.platform.id={dep.ignition_platform}", "$ignition_firstboot"]
+    elif dep.ignition:
         # no live ISO to configure networking: keep initrd connections out of the system
         opts += ["coreos.no_persist_ip", "ignition.platform.id=metal", "$ignition_firstboot"]
     return opts
@@ -551,7 +556,7 @@ def deployment_pipeline(commit: CommitSpec, dep: Deployment, name: str = "ostree
         stages.append(mounted({"type": "org.osbuild.users", "options": dep.users_options}))
     if dep.groups_options:
         stages.append(mounted({"type": "org.osbuild.groups", "options": dep.groups_options}))
-    if dep.ignition:
+    if dep.ignition or dep.ignition_platform:
         # ships /etc/machine-id, so systemd must be told it is the first boot for ignition's presets
         stages.append(
             {
@@ -571,7 +576,7 @@ def deployment_pipeline(commit: CommitSpec, dep: Deployment, name: str = "ostree
         grub["greenboot"] = True
         grub["write_cmdline"] = False
         grub["config"] = {"default": "saved", "terminal_output": ["console"], "timeout": 1}
-        if dep.ignition:
+        if dep.ignition or dep.ignition_platform:
             grub["ignition"] = True
         stages.append(mounted({"type": "org.osbuild.grub2", "options": _order_grub(grub)}))
     stages.extend(mounted(stage) for stage in dep.extra_stages)

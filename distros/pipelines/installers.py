@@ -312,6 +312,7 @@ def deployment_spec(ctx: ManifestContext, commit: ostree.CommitSpec) -> ostree.D
         remote_gpgkey_paths=list(data.get("remote_gpgkey_paths") or []),
         kernel_opts=kernel_opts,
         ignition=ignition,
+        ignition_platform=str(data.get("ignition_platform") or ""),
         sysroot_readonly=bool(data.get("sysroot_readonly", False)),
         keyboard=data.get("keyboard", ""),
         locale=data.get("locale", ""),
