@@ -1,0 +1,289 @@
+"""Today's image types (Fedora 40+): names, aliases and the facts taken from osbuild/images'
+2026 definitions, checked on expectations written by hand here (not read from ../shared).
+
+The alias machinery itself is tested on small hand-made definitions first.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+import distros
+from distros.definitions import DefinitionError
+from distros.partition import LUKSContainer, PartitionTable, VolumeGroup
+from tests.distros.test_engine import DISTROS_YAML
+from tests.distros.test_schemas import REPOS, fake_packages, options_for
+
+MiB = 1024**2
+GiB = 1024**3
+
+RENAMED_YAML = """
+image_types:
+  tarball:
+    aliases: [archive-tar]
+    filename: root.tar
+    arches: [x86_64]
+    pipelines:
+      - {name: build, kind: build}
+      - {name: os, kind: os}
+      - {name: archive, kind: tar}
+    exports: [archive]
+    package_sets:
+      os: [{include: [bash]}]
+    conditions:
+      - when: {version_ge: "2"}
+        merge: {name: generic-tar, aliases: [tarball, archive-tar]}
+  newer-only:
+    filename: x.tar
+    arches: [x86_64]
+    pipelines:
+      - {name: build, kind: build}
+      - {name: os, kind: os}
+      - {name: archive, kind: tar}
+    exports: [archive]
+    package_sets:
+      os: [{include: [bash]}]
+    conditions:
+      - when: {version_lt: "2"}
+        merge: {disabled: true}
+"""
+
+
+@pytest.fixture(scope="module")
+def renamed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, distros.Distro]:
+    d = tmp_path_factory.mktemp("defs-renamed")
+    (d / "distros.yaml").write_text(DISTROS_YAML)
+    (d / "toy.yaml").write_text(RENAMED_YAML)
+    return distros.load(d)
+
+
+def test_a_condition_renames_a_type_and_keeps_the_old_name_as_alias(renamed: dict[str, distros.Distro]) -> None:
+    old, new = renamed["toy-1"], renamed["toy-2"]
+    assert old.image_types("x86_64") == ["tarball"]
+    assert old.image_type("x86_64", "archive-tar").name == "tarball"
+    # aliases are accepted but never listed (compose/types lists canonical names, as osbuild/images)
+    assert new.image_types("x86_64") == ["generic-tar", "newer-only"]
+    assert new.aliases("x86_64") == {"tarball": "generic-tar", "archive-tar": "generic-tar"}
+    for name in ("generic-tar", "tarball", "archive-tar"):
+        it = new.image_type("x86_64", name)
+        assert (it.name, it.filename) == ("generic-tar", "root.tar")
+    with pytest.raises(distros.UnknownImageType):
+        new.image_type("x86_64", "generic")
+    with pytest.raises(distros.UnknownImageType):
+        old.image_type("x86_64", "generic-tar")
+    with pytest.raises(distros.UnknownImageType):
+        old.image_type("x86_64", "newer-only")
+
+
+@pytest.mark.parametrize("bad, message", [
+    ("  other:\n    aliases: [tarball]\n", "alias 'tarball' names both"),
+    ("  other:\n    name: generic-tar\n", "defined twice"),
+])
+def test_ambiguous_names_are_definition_errors(tmp_path, bad: str, message: str) -> None:
+    body = bad + "    filename: o.tar\n    arches: [x86_64]\n    pipelines: []\n    exports: []\n"
+    (tmp_path / "distros.yaml").write_text(DISTROS_YAML)
+    (tmp_path / "toy.yaml").write_text(RENAMED_YAML + body)
+    d = distros.load(tmp_path)["toy-2"]
+    with pytest.raises(DefinitionError, match=message):
+        d.image_type("x86_64", "tarball")
+
+
+# --- the real definitions ------------------------------------------------------------------
+
+FEDORA_TODAY_X86_64 = [
+    "generic-ami", "generic-container", "generic-oci", "generic-openstack", "generic-ova", "generic-qcow2",
+    "generic-vagrant-libvirt", "generic-vagrant-virtualbox", "generic-vhd", "generic-vmdk", "generic-wsl",
+    "iot-commit", "iot-container", "iot-installer", "iot-qcow2", "iot-raw-xz", "minimal-installer",
+    "minimal-raw-xz", "minimal-raw-zst", "server-qcow2", "workstation-live-installer"]
+
+ALIASES = {
+    "qcow2": "generic-qcow2", "guest-image": "generic-qcow2", "ami": "generic-ami", "aws": "generic-ami",
+    "oci": "generic-oci", "openstack": "generic-openstack", "vhd": "generic-vhd", "azure": "generic-vhd",
+    "vmdk": "generic-vmdk", "vsphere": "generic-vmdk", "ova": "generic-ova", "vsphere-ova": "generic-ova",
+    "wsl": "generic-wsl", "container": "generic-container", "minimal-raw": "minimal-raw-xz",
+    "image-installer": "minimal-installer", "live-installer": "workstation-live-installer",
+    "iot-raw-image": "iot-raw-xz", "iot-qcow2-image": "iot-qcow2",
+}
+
+
+@pytest.mark.parametrize("release", ["fedora-40", "fedora-42", "fedora-43", "fedora-44"])
+def test_fedora_today_names_and_aliases(release: str) -> None:
+    d = distros.get_distro(release)
+    assert d.image_types("x86_64") == FEDORA_TODAY_X86_64
+    for alias, name in ALIASES.items():
+        assert d.image_type("x86_64", alias).name == name, alias
+    assert "generic-vagrant-virtualbox" not in d.image_types("aarch64")
+    assert {"server-qcow2", "generic-qcow2"} <= set(d.image_types("s390x"))
+
+
+@pytest.mark.parametrize("release", ["fedora-37", "fedora-38", "fedora-39"])
+def test_july_2023_releases_keep_their_names(release: str) -> None:
+    d = distros.get_distro(release)
+    names = d.image_types("x86_64")
+    assert {"qcow2", "ami", "vhd", "minimal-raw", "iot-raw-image"} <= set(names)
+    assert not {"generic-qcow2", "server-qcow2", "iot-qcow2", "minimal-raw-zst"} & set(names)
+    assert d.image_type("x86_64", "generic-qcow2").name == "qcow2"
+
+
+def os_chain(it: Any) -> tuple[set[str], set[str]]:
+    chain = it.package_sets({}, options_for(it))["os"]
+    return ({p for s in chain for p in s["include"]}, {p for s in chain for p in s["exclude"]})
+
+
+def manifest(it: Any, blueprint: dict[str, Any] | None = None) -> dict[str, Any]:
+    sets = it.package_sets(blueprint or {}, options_for(it))
+    return it.manifest(blueprint or {}, fake_packages(it.arch, list(sets)), REPOS, options_for(it), seed=3)
+
+
+def stage(m: dict[str, Any], pipeline: str, kind: str) -> dict[str, Any]:
+    for p in m["pipelines"]:
+        if p["name"] == pipeline:
+            for s in p["stages"]:
+                if s["type"] == f"org.osbuild.{kind}":
+                    return s["options"]
+    raise AssertionError(f"no {kind} stage in {pipeline}")
+
+
+def layout(table: PartitionTable) -> list[tuple[Any, ...]]:
+    """(size MiB, type, what is on it) per partition: the facts we took from the definitions."""
+    out: list[tuple[Any, ...]] = []
+    for p in table.partitions:
+        pl = p.payload
+        if isinstance(pl, VolumeGroup):
+            what: Any = (pl.name, [(lv.name, lv.payload.type, lv.payload.mountpoint, lv.size // MiB)
+                                   for lv in pl.volumes])
+        elif isinstance(pl, LUKSContainer):
+            what = "luks"
+        elif pl is None:
+            what = None
+        else:
+            what = (pl.type, pl.mountpoint)
+        out.append((p.size // MiB, p.type.upper(), what))
+    return out
+
+
+ESP = "C12A7328-F81F-11D2-BA4B-00A0C93EC93B"
+XBOOTLDR = "BC13C2FF-59E6-4262-A352-B275FD6F7172"
+BIOS_BOOT = "21686148-6449-6E6F-744E-656564454649"
+LINUX = "0FC63DAF-8483-4772-8E79-3D69D8477DE4"
+
+
+def test_server_qcow2() -> None:
+    it = distros.get_distro("fedora-43").image_type("x86_64", "server-qcow2")
+    assert (it.filename, it.default_size, it.exports) == ("disk.qcow2", 10 * GiB, ["qcow2"])
+    include, exclude = os_chain(it)
+    assert {"@server-product-environment", "@domain-client", "@guest-agents", "glibc-all-langpacks",
+            "initial-setup", "lvm2", "xfsprogs", "kernel-core"} <= include
+    assert {"initial-setup-gui", "plymouth", "*-firmware", "smartmontools"} <= exclude
+    assert layout(it.base_partition_table()) == [
+        # the volume group partition: its volume plus 1 MiB of LVM metadata
+        (2, BIOS_BOOT, None), (500, ESP, ("vfat", "/boot/efi")), (2048, XBOOTLDR, ("xfs", "/boot")),
+        (3 * 1024 + 1, "4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709", ("systemVG", [("LVroot", "xfs", "/", 3072)]))]
+    s390x = distros.get_distro("fedora-43").image_type("s390x", "server-qcow2").base_partition_table()
+    assert s390x.type == "dos" and [p.type for p in s390x.partitions] == ["83", "8e"]
+    m = manifest(it)
+    assert stage(m, "os", "kernel-cmdline")["kernel_opts"] == "no_timer-check console=tty1 console=ttyS0,115200n8"
+    assert stage(m, "os", "systemd")["enabled_services"] == ["initial-setup.service"]
+    assert "lvm2.create" in {s["type"].removeprefix("org.osbuild.") for p in m["pipelines"] for s in p["stages"]}
+
+
+@pytest.mark.parametrize("release, first_unit", [("fedora-42", "cloud-init.service"),
+                                                 ("fedora-43", "cloud-init-network.service")])
+def test_generic_qcow2(release: str, first_unit: str) -> None:
+    it = distros.get_distro(release).image_type("x86_64", "qcow2")
+    assert (it.name, it.default_size) == ("generic-qcow2", 5 * GiB)
+    include, exclude = os_chain(it)
+    assert {"@Fedora Cloud Server", "chrony", "langpacks-en", "qemu-guest-agent", "cloud-init"} <= include
+    assert {"dracut-config-rescue", "firewalld", "plymouth"} <= exclude
+    m = manifest(it)
+    assert stage(m, "os", "systemd")["enabled_services"][0] == first_unit
+    assert stage(m, "os", "kernel-cmdline")["kernel_opts"].endswith(
+        "console=tty1 console=ttyS0,115200n8 earlyprintk=ttyS0 systemd.firstboot=off")
+    assert stage(m, "os", "locale")["language"] == "C.UTF-8"
+
+
+def test_generic_vhd_and_ami() -> None:
+    vhd = distros.get_distro("fedora-43").image_type("x86_64", "azure")
+    assert (vhd.name, vhd.filename, vhd.exports) == ("generic-vhd", "disk.vhd", ["vpc"])
+    assert "WALinuxAgent" in os_chain(vhd)[0]
+    m = manifest(vhd)
+    assert stage(m, "os", "systemd")["enabled_services"][-1] == "waagent"
+    assert stage(m, "os", "sshd.config")["config"] == {"ClientAliveInterval": 120}
+    ami = distros.get_distro("fedora-43").image_type("aarch64", "aws")
+    assert (ami.name, ami.filename, ami.exports) == ("generic-ami", "image.raw", ["image"])
+    assert {"cloud-init", "qemu-guest-agent"} <= os_chain(ami)[0]
+
+
+def test_generic_vagrant() -> None:
+    d = distros.get_distro("fedora-44")
+    it = d.image_type("aarch64", "generic-vagrant-libvirt")
+    assert [p["name"] for p in it.pipelines] == ["build", "os", "image", "qcow2", "vagrant", "archive"]
+    m = manifest(it)
+    assert stage(m, "vagrant", "vagrant")["provider"] == "libvirt"
+    assert "vagrant" in stage(m, "os", "users")["users"]
+    vbox = d.image_type("x86_64", "generic-vagrant-virtualbox")
+    assert stage(manifest(vbox), "vagrant", "vagrant")["provider"] == "virtualbox"
+
+
+@pytest.mark.parametrize("release, kernel_opt, weak_deps, firewalld", [
+    ("fedora-42", "ro", True, True), ("fedora-43", "rw", False, False)])
+def test_minimal_raw(release: str, kernel_opt: str, weak_deps: bool, firewalld: bool) -> None:
+    d = distros.get_distro(release)
+    it = d.image_type("x86_64", "minimal-raw")
+    assert (it.name, it.filename, it.exports) == ("minimal-raw-xz", "disk.raw.xz", ["xz"])
+    include, exclude = os_chain(it)
+    assert {"@core", "fwupd-efi", "initial-setup", "NetworkManager-wifi", "linux-firmware"} <= include
+    assert ("firewalld" in exclude) is not firewalld
+    assert "grub2-pc" not in include                                   # UEFI only
+    assert layout(it.base_partition_table()) == [
+        (200, ESP, ("vfat", "/boot/efi")), (2048, XBOOTLDR, ("ext4", "/boot")), (2048, LINUX, ("ext4", "/"))]
+    m = manifest(it)
+    assert stage(m, "os", "kernel-cmdline")["kernel_opts"].split()[-1] == kernel_opt
+    assert ("firewalld.service" in stage(m, "os", "systemd")["enabled_services"]) is firewalld
+    assert any(s["include"] and s["install_weak_deps"] is weak_deps
+               for s in it.package_sets({})["os"] if "@core" in s["include"])
+    arm = d.image_type("aarch64", "minimal-raw-xz").base_partition_table()
+    assert (arm.type, arm.start_offset) == ("dos", 16 * MiB)
+    assert [(p.type, p.bootable) for p in arm.partitions] == [("06", True), ("83", False), ("83", False)]
+    assert {"arm-image-installer", "uboot-images-armv8"} <= os_chain(d.image_type("aarch64", "minimal-raw-xz"))[0]
+
+
+def test_minimal_raw_zst() -> None:
+    it = distros.get_distro("fedora-43").image_type("x86_64", "minimal-raw-zst")
+    assert (it.filename, it.exports) == ("disk.raw.zst", ["zstd"])
+    m = manifest(it)
+    assert stage(m, "zstd", "zstd") == {"filename": "disk.raw.zst"}
+    assert "zstd" in it.package_sets({})["build"][0]["include"]
+
+
+@pytest.mark.parametrize("arch, compat", [("x86_64", ""), ("aarch64", "1.1")])
+def test_iot_qcow2(arch: str, compat: str) -> None:
+    it = distros.get_distro("fedora-43").image_type(arch, "iot-qcow2-image")
+    assert (it.name, it.filename, it.default_size) == ("iot-qcow2", "image.qcow2", 10 * GiB)
+    m = manifest(it)
+    assert stage(m, "qcow2", "qemu")["format"] == {"type": "qcow2", "compat": compat}
+    opts = stage(m, "ostree-deployment", "grub2")["kernel_opts"].split()
+    assert opts[-4:] == ["rw", "coreos.no_persist_ip", "ignition.platform.id=qemu", "$ignition_firstboot"]
+
+
+def test_iot_raw_xz_table() -> None:
+    it = distros.get_distro("fedora-43").image_type("x86_64", "iot-raw-image")
+    assert (it.name, it.default_size) == ("iot-raw-xz", 6 * GiB)
+    table = it.base_partition_table()
+    assert table.start_offset == 8 * MiB
+    assert layout(table) == [(501, ESP, ("vfat", "/boot/efi")), (2048, LINUX, ("ext4", "/boot")),
+                             (2569, LINUX, ("ext4", "/"))]
+    assert table.partitions[2].payload.fstab_options == "defaults,ro"
+    m = manifest(it)
+    assert stage(m, "image", "sfdisk")["partitions"][0]["start"] == 8 * MiB // 512
+    assert "ignition.platform.id=metal" in stage(m, "ostree-deployment", "grub2")["kernel_opts"]
+
+
+def test_generic_container() -> None:
+    it = distros.get_distro("fedora-43").image_type("s390x", "container")
+    include, exclude = os_chain(it)
+    assert it.name == "generic-container"
+    assert {"yum", "dnf", "fedora-release-container"} <= include and "dnf-yum" not in include
+    assert {"libss", "nano", "sudo-python-plugin", "systemd", "kernel"} <= exclude
