@@ -115,6 +115,7 @@ class Config:
     task_stale_after: int = 600  # a RUNNING task with no heartbeat for this long is failed
     # Depsolve
     metadata_expire: int = 6 * 3600
+    compose_depsolve_wait: int = 120  # POST /compose waits this long for the depsolve step's outcome
     # Logging
     log_level: str = "INFO"
     log_format: str = "text"  # "json": one JSON object per line
@@ -142,7 +143,7 @@ SECTIONS: dict[str, tuple[str, ...]] = {
     "celery": ("broker_url", "result_backend", "worker_concurrency", "embedded_workers"),
     "build": ("osbuild_command", "osbuild_store", "osbuild_cache_max_size",
               "osbuild_checkpoint_images", "build_timeout", "task_stale_after"),
-    "depsolve": ("metadata_expire",),
+    "depsolve": ("metadata_expire", "compose_depsolve_wait"),
     "logging": ("log_level", "log_format"),
 }
 _SECTION_OF = {key: section for section, keys in SECTIONS.items() for key in keys}
@@ -235,6 +236,7 @@ _CHECKS: dict[str, Callable[[Any], Any]] = {
     "build_timeout": _at_least(1),
     "task_stale_after": _at_least(1),
     "metadata_expire": _at_least(0),
+    "compose_depsolve_wait": _at_least(0),
     "log_level": _check_log_level,
     "log_format": _check_log_format,
     "upload_defaults": _check_upload_defaults,
