@@ -157,3 +157,17 @@ def test_missing_releasever_stays_visible():
     repo = Repository.from_dict({"id": "r", "baseurl": "http://h/$releasever/$basearch/"})
     assert repo.substituted("x86_64", "").baseurl == ("http://h/$releasever/x86_64/",)
     assert repo.substituted("aarch64", "9").baseurl == ("http://h/9/aarch64/",)
+
+
+def test_every_system_repository_definition_is_understood():
+    root = Path(__file__).resolve().parents[2] / "repositories"
+    count = 0
+    for path in sorted(root.glob("*.json")):
+        for arch, entries in json.loads(path.read_text()).items():
+            for entry in entries:
+                repo = Repository.from_dict(entry).substituted(arch, "9")
+                assert repo.baseurl or repo.metalink or repo.mirrorlist, (path.name, entry)
+                assert "$basearch" not in repo.source_url
+                count += 1
+    if count == 0:
+        pytest.skip("no repositories/*.json in this checkout")
