@@ -34,7 +34,11 @@ RS = b"\x1e"  # RFC 7464 record separator
 KILL_GRACE = 5.0  # seconds osbuild gets after SIGINT to unwind (unmount, detach loops)
 TERM_GRACE = 2.0  # then seconds between SIGTERM and SIGKILL of the process group
 MIN_FREE_BYTES = 256 * 1024 * 1024  # refuse to start a build with less free space than this
-ENOSPC_MARKERS = ("No space left on device", "ENOSPC", "Disk quota exceeded")
+# a full disk in osbuild's (and its tools') words; "database or disk is full" is SQLite's, seen
+# from rpm's database when the store's disk fills during the rpm stage
+ENOSPC_MARKERS = ("No space left on device", "ENOSPC", "Disk quota exceeded", "database or disk is full")
+# a disk image's loop device reports a full backing disk as EIO (seen from mkfs with osbuild 191)
+LOOP_EIO_MARKER = "Input/output error"
 
 
 @dataclass
@@ -225,10 +229,12 @@ def _explain_exit(returncode: int, log_tail: str, failed_stage: str | None,
             name = str(-returncode)
         return f"osbuild was killed by signal {name}"
     where = failed_stage or progress.stage
+    hint = (" (an input/output error on a disk image usually means the disk holding the osbuild "
+            "store is full)" if LOOP_EIO_MARKER in log_tail else "")
     if where:
         pipeline = f" in pipeline {progress.pipeline}" if progress.pipeline else ""
-        return f"osbuild failed (exit {returncode}): stage {where}{pipeline} failed"
-    return f"osbuild failed (exit {returncode})"
+        return f"osbuild failed (exit {returncode}): stage {where}{pipeline} failed{hint}"
+    return f"osbuild failed (exit {returncode}){hint}"
 
 
 def run_osbuild(manifest: dict, *, command: list[str], store: Path, output_dir: Path, log_path: Path,

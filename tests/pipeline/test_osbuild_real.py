@@ -257,6 +257,28 @@ def test_real_worker_killed_mid_stage_leaves_no_mount(tmp_path):
     assert mounts == [], "osbuild's mounts outlived its killed worker"
 
 
+@pytest.mark.parametrize("size", ["400K", "2M"])
+def test_real_full_disk_is_named_in_the_reason(tmp_path, size):
+    """The store on a tiny tmpfs: 400K fills up in the rpm stage (rpm's SQLite says "database or
+    disk is full"), 2M while mkfs writes the disk image through its loop device (EIO)."""
+    import subprocess
+
+    manifest, exports = distro_manifest(tmp_path, "qcow2")
+    small = tmp_path / "small"
+    small.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(small)], check=True)
+    try:
+        outcome = run_osbuild(manifest, command=real_osbuild("qcow2"), store=small / "store",
+                              output_dir=small / "out", log_path=tmp_path / "osbuild.log",
+                              exports=exports, checkpoints=["os"], min_free_bytes=1)
+    finally:
+        subprocess.run(["umount", "--lazy", str(small)], check=True)
+    log = (tmp_path / "osbuild.log").read_text()
+    assert not outcome.ok and outcome.returncode == 1, log[-3000:]
+    assert "full" in outcome.reason, log[-3000:]
+    assert log.rstrip().endswith(outcome.reason)
+
+
 @pytest.fixture(autouse=True)
 def _needs_osbuild() -> None:
     real_osbuild()
