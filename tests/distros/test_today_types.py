@@ -287,3 +287,33 @@ def test_generic_container() -> None:
     assert it.name == "generic-container"
     assert {"yum", "dnf", "fedora-release-container"} <= include and "dnf-yum" not in include
     assert {"libss", "nano", "sudo-python-plugin", "systemd", "kernel"} <= exclude
+
+
+# --- EL 10 and CentOS Stream as today's definitions have them --------------------------------
+
+@pytest.mark.parametrize("release", ["centos-10", "rhel-10.0", "rhel-10.2"])
+def test_el10_types_and_aliases(release: str) -> None:
+    d = distros.get_distro(release)
+    names = set(d.image_types("x86_64"))
+    # gone from today's EL 10 definitions
+    assert not {"minimal-raw", "openstack", "gce-rhui", "edge-commit"} & names
+    assert {"qcow2", "ami", "gce", "vmdk", "ova", "wsl", "vagrant-libvirt", "image-installer"} <= names
+    expected = {"guest-image": "qcow2", "aws": "ami", "gcp": "gce", "vsphere-ova": "ova", "vshpere": "vmdk"}
+    for alias, name in expected.items():
+        assert d.image_type("x86_64", alias).name == name
+    assert ("container-minimal" in names) is release.startswith("centos")
+
+
+def test_container_minimal() -> None:
+    it = distros.get_distro("centos-9").image_type("s390x", "container-minimal")
+    assert (it.filename, it.exports) == ("container-minimal.tar", ["container"])
+    include, exclude = os_chain(it)
+    assert include == {"bash", "coreutils-single", "redhat-release", "rpm", "microdnf"}
+    assert {"shadow-utils", "tzdata", "libxcrypt", "coreutils"} <= exclude
+    assert stage(manifest(it), "container", "oci-archive")["filename"] == "container-minimal.tar"
+
+
+def test_centos_stream_9_has_vagrant_boxes_rhel_only_from_9_6() -> None:
+    assert "vagrant-libvirt" in distros.get_distro("centos-9").image_types("x86_64")
+    assert "vagrant-libvirt" not in distros.get_distro("rhel-9.5").image_types("x86_64")
+    assert "vagrant-libvirt" in distros.get_distro("rhel-9.6").image_types("x86_64")
