@@ -333,6 +333,16 @@ def package_requests(bp: Blueprint, bootable: bool = True) -> list[str]:
     return out
 
 
+def package_set(bp: Blueprint, bootable: bool = True) -> dict[str, Any]:
+    """The depsolver's package set for this blueprint: its requests plus the module streams it
+    enables (`enabled_modules`), which select the packages of those streams."""
+    out: dict[str, Any] = {"include": package_requests(bp, bootable)}
+    streams = [f"{m['name']}:{m['stream']}" for m in bp.get("enabled_modules") or []]
+    if streams:
+        out["enable_modules"] = streams
+    return out
+
+
 def evra(dep: dict[str, Any]) -> str:
     epoch = int(dep.get("epoch") or 0)
     base = f"{dep['version']}-{dep['release']}.{dep['arch']}"

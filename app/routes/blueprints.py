@@ -217,7 +217,7 @@ def _solver() -> Solver:
         raise BlueprintError(f"depsolving is not available on this server ({exc})") from exc
     config, db = get_config(), get_db()
 
-    def solve(requests: list[str], distro: str, arch: str) -> list[dict[str, Any]]:
+    def solve(package_set: dict[str, Any], distro: str, arch: str) -> list[dict[str, Any]]:
         distro = distro or sources.default_distro(config)
         arch = arch or sources.host_arch()
         try:
@@ -226,7 +226,7 @@ def _solver() -> Solver:
             raise BlueprintError(f"Unknown distribution: {distro}") from exc
         repos = sources.repositories_for(config, db, distro, arch)
         try:
-            chain = shared().depsolve([PackageSet(include=requests)], repos, arch=arch,
+            chain = shared().depsolve([PackageSet.from_dict(package_set)], repos, arch=arch,
                                       releasever=sources.releasever(distro),
                                       module_platform_id=platform_id,
                                       cache_dir=Path(config.cache_dir) / "rpmmd",

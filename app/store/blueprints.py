@@ -267,18 +267,18 @@ class BlueprintStore:
 
 # --- depsolve and freeze ----------------------------------------------------------------------
 
-# solve(package_requests, distro or "", architecture or "") -> depsolved packages
-Solver = Callable[[list[str], str, str], list[dict[str, Any]]]
+# solve(package set (model.package_set), distro or "", architecture or "") -> depsolved packages
+Solver = Callable[[dict[str, Any], str, str], list[dict[str, Any]]]
 
 
 def depsolve(bp: Blueprint, solve: Solver) -> list[dict[str, Any]]:
     """The blueprint's whole transaction as Weldr NEVRAs, sorted by name."""
-    deps = solve(model.package_requests(bp), bp.get("distro") or "", bp.get("architecture") or "")
+    deps = solve(model.package_set(bp), bp.get("distro") or "", bp.get("architecture") or "")
     return sorted((model.nevra_entry(d) for d in deps), key=lambda d: (d["name"], d["arch"]))
 
 
 def freeze(bp: Blueprint, solve: Solver) -> Blueprint:
-    deps = solve(model.package_requests(bp), bp.get("distro") or "", bp.get("architecture") or "")
+    deps = solve(model.package_set(bp), bp.get("distro") or "", bp.get("architecture") or "")
     return model.freeze(bp, sorted(deps, key=lambda d: d["name"]))
 
 

@@ -73,8 +73,10 @@ def os_package_chain(ctx: ManifestContext, spec: dict[str, Any]) -> list[dict[st
     if extra:
         chain.append({"include": _unique(extra), "exclude": [], "install_weak_deps": False})
     bp = blueprint_packages(ctx.blueprint)
-    if bp:
-        chain.append({"include": _unique(bp), "exclude": [], "install_weak_deps": False})
+    streams = [f"{m['name']}:{m['stream']}" for m in ctx.blueprint.get("enabled_modules") or []]
+    if bp or streams:
+        chain.append({"include": _unique(bp), "exclude": [], "install_weak_deps": False,
+                      **({"enable_modules": streams} if streams else {})})
     return chain
 
 

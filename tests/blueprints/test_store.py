@@ -267,14 +267,17 @@ def test_depsolve_and_freeze_through_a_solver(store):
              "checksum": "sha256:00"},
             {"name": "bash", "epoch": "0", "version": "5.1.8", "release": "6.el9", "arch": "x86_64"}]
 
-    def solve(requests, distro, arch):
-        calls.append((requests, distro, arch))
+    def solve(package_set, distro, arch):
+        calls.append((package_set, distro, arch))
         return deps
 
     blueprint = bp("web", "0.0.1", "tmux", distro="centos-9")
     assert store_mod.depsolve(blueprint, solve) == [
         {"name": "bash", "epoch": 0, "version": "5.1.8", "release": "6.el9", "arch": "x86_64"},
         {"name": "tmux", "epoch": 0, "version": "3.2a", "release": "5.el9", "arch": "x86_64"}]
-    assert calls[0] == (["tmux", "kernel"], "centos-9", "")
+    assert calls[0] == ({"include": ["tmux", "kernel"]}, "centos-9", "")
+    blueprint["enabled_modules"] = [{"name": "nginx", "stream": "1.22"}]
+    store_mod.depsolve(blueprint, solve)
+    assert calls[-1][0] == {"include": ["tmux", "kernel"], "enable_modules": ["nginx:1.22"]}
     frozen = store_mod.freeze(blueprint, solve)
     assert frozen["packages"] == [{"name": "tmux", "version": "3.2a-5.el9.x86_64"}]

@@ -505,3 +505,13 @@ def test_release_facts_and_shell_init_in_image_config() -> None:
         distros.get_distro("rhel-8.4").image_type("x86_64", "azure-eap7-rhui")
     with pytest.raises(distros.UnknownImageType):
         distros.get_distro("centos-8").image_type("x86_64", "azure-rhui")
+
+
+def test_blueprint_enabled_modules_reach_the_os_package_set():
+    """A blueprint's enabled module streams travel with its packages to the depsolver."""
+    it = distros.get_distro("centos-9").image_type("x86_64", "qcow2")
+    blueprint = {"name": "m", "packages": [{"name": "nginx", "version": "*"}],
+                 "enabled_modules": [{"name": "nginx", "stream": "1.22"}]}
+    last = it.package_sets(blueprint)["os"][-1]
+    assert "nginx" in last["include"] and last["enable_modules"] == ["nginx:1.22"]
+    assert all("enable_modules" not in s for s in it.package_sets({"name": "m"})["os"])
