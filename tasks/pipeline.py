@@ -74,6 +74,36 @@ def submit(config: "Config", compose_id: str) -> bool:
     return send(config, compose_id, step, targets)
 
 
+def wait_depsolve(config: "Config", compose_id: str, timeout: float,
+                  interval: float = 0.05) -> Any:
+    """Wait, at most `timeout` s, for the depsolve step of a compose just submitted to end.
+
+    What POST /compose needs to answer a depsolve error as osbuild-composer does (it depsolves
+    inside the request) while the depsolve itself stays on its own queue.  Polls the store (two
+    small reads, no write transaction) with a sleep growing from `interval` to 0.5 s.  Returns a
+    `tasks.steps.DepsolveOutcome`, or None when the step is not over in time or was never queued
+    (nothing to wait for).
+    """
+    import time
+
+    from tasks import runs, steps
+
+    store = _store(config)
+    deadline = time.monotonic() + timeout
+    delay = interval
+    while True:
+        if not any(r["step"] == steps.DEPSOLVE for r in runs.jobs(store.db, compose_id)):
+            return None
+        outcome = steps.depsolve_outcome(store, compose_id)
+        if outcome is not None:
+            return outcome
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return None
+        time.sleep(min(delay, left))
+        delay = min(delay * 1.5, 0.5)
+
+
 def submit_upload(config: "Config", compose_id: str, target: str) -> bool:
     """Run the WAITING uploads of `target` for a FINISHED compose (schedule, reset)."""
     from tasks import runs, steps

@@ -142,11 +142,13 @@ def close_uploads(store: "ComposeStore", compose_id: str, message: str) -> None:
         log.exception("closing the uploads of %s", compose_id)
 
 
-def _fail(ctx: StepContext, claim: runs.Claim | None, compose_id: str, message: str) -> ComposeFailed:
+def _fail(ctx: StepContext, claim: runs.Claim | None, compose_id: str, message: str,
+          failure: dict[str, str] | None = None) -> ComposeFailed:
     # uploads first: whoever sees the compose FAILED also sees its uploads ended
     close_uploads(ctx.store, compose_id, message)
-    ctx.store.mark_failed(compose_id, message)
+    ctx.store.mark_failed(compose_id, message, failure=failure)
     ctx.store.set_progress(compose_id, None)
+    # last: a step closed as done has written everything (see `depsolve_outcome`)
     runs.mark_done(ctx.store.db, compose_id)
     log.info("compose %s failed: %s", compose_id, message)
     return ComposeFailed(message)
@@ -202,7 +204,7 @@ def run_test(config: "Config", compose_id: str) -> str:
     if compose.test_mode == 1:
         raise _fail(ctx, claim, compose_id, "TESTING FAILED compose")
     with ctx.store.db.transaction():
-        ctx.store.mark_finished(compose_id, image_size=0)
+        ctx.store.mark_finished(compose_id)  # no image; the size shown is the requested one, as OC
         runs.done(ctx.store.db, claim)
     return "FINISHED"
 
@@ -256,13 +258,54 @@ def run_depsolve(config: "Config", compose_id: str) -> str:
         except Exception as exc:  # noqa: BLE001 - any failure fails the compose, with its words
             if hb.lost.is_set():
                 raise Skip("job was taken over by another worker") from exc
-            raise _fail(ctx, claim, compose_id, f"depsolve failed: {exc}") from exc
+            raise _fail(ctx, claim, compose_id, f"depsolve failed: {exc}",
+                        depsolve_failure(exc)) from exc
     if hb.cancelled.is_set():
         raise _fail(ctx, claim, compose_id, "compose cancelled")
     if not runs.advance(ctx.store.db, claim, [BUILD]):
         raise Skip("job was taken over by another worker")
     ctx.store.append_log(compose_id, f"depsolved {sum(len(v) for v in packages.values())} packages\n")
     return "depsolved"
+
+
+def depsolve_failure(exc: BaseException) -> dict[str, str] | None:
+    """The Weldr error of a depsolve that the depsolver refused (unknown package, impossible
+    version, unusable repository): osbuild-composer's POST /compose answers these as a 500
+    `DepsolveError` with the depsolver's words.  None for anything else (manifest, keys, bugs)."""
+    from tasks.depsolve import DepsolveError, RepositoryError
+
+    if isinstance(exc, (DepsolveError, RepositoryError)):
+        return {"id": "DepsolveError", "msg": str(exc)}
+    return None
+
+
+@dataclass(frozen=True)
+class DepsolveOutcome:
+    """How the depsolve step of a compose ended; `failure` is empty when it succeeded (or the
+    compose failed for a reason that is not the depsolver's, e.g. cancelled)."""
+
+    failed: bool
+    failure: dict[str, str]
+
+
+def depsolve_outcome(store: "ComposeStore", compose_id: str) -> DepsolveOutcome | None:
+    """The outcome once the depsolve step is over, else None (queued, running, never queued).
+
+    Two small reads, no write: cheap enough to poll.  The step is over when its job is done:
+    `advance` (success) and `_fail` (failure, after the compose is FAILED) close it last.
+    """
+    from app.store.composes import FAILED, UnknownCompose
+
+    row = next((r for r in runs.jobs(store.db, compose_id) if r["step"] == DEPSOLVE), None)
+    if row is None or row["state"] != runs.DONE:
+        return None
+    try:
+        compose = store.get(compose_id)
+    except UnknownCompose:
+        return None
+    if compose.queue_status != FAILED:
+        return DepsolveOutcome(False, {})
+    return DepsolveOutcome(True, dict(compose.failure))
 
 
 def _record_depsolve_metrics(config: "Config", seconds: float, image_type: str) -> None:

@@ -4,6 +4,11 @@
 the whole session; `weldr_client` speaks plain HTTP/1.1 to it over that socket, as composer-cli
 does.  Tests that need a server of their own (restart, kill -9, other settings) use
 `start_weldr_server` and stop it themselves.
+
+Test-mode composes (`?test=1|2`) go through the queue, so a server whose tests start them needs a
+worker for queue `build` (`queue_workers="build"`: the session server has one) or the embedded
+workers (`env={"CELERY_COMPOSER_EMBEDDED_WORKERS": "true"}`).  Without a worker on `depsolve`,
+POST /compose does not wait for a depsolve outcome (`compose_depsolve_wait` 0) unless told to.
 """
 
 from __future__ import annotations
@@ -93,7 +98,7 @@ class WeldrServer:
     """A `celery-composer serve` subprocess on its own socket and state directory."""
 
     def __init__(self, base: Path, *, workers: int = 1, env: dict[str, str] | None = None,
-                 args: list[str] | None = None):
+                 args: list[str] | None = None, queue_workers: str = ""):
         self.base = Path(base)
         self.socket = self.base / "run" / "api.socket"
         self.state_dir = self.base / "state"
@@ -101,7 +106,9 @@ class WeldrServer:
         self.workers = workers
         self.extra_env = env or {}
         self.extra_args = args or []
+        self.queue_workers = queue_workers  # e.g. "build": a `celery-composer worker` beside it
         self.proc: subprocess.Popen | None = None
+        self.worker: subprocess.Popen | None = None
         self.client = WeldrClient(self.socket)
 
     def start(self, timeout: float = 30.0) -> "WeldrServer":
@@ -112,6 +119,11 @@ class WeldrServer:
                     # workers pass env={"CELERY_COMPOSER_EMBEDDED_WORKERS": "true"}.
                     "CELERY_COMPOSER_EMBEDDED_WORKERS": "false"})
         env.update(self.extra_env)
+        consumes_depsolve = env["CELERY_COMPOSER_EMBEDDED_WORKERS"] == "true" or any(
+            q in ("all", "depsolve") for q in self.queue_workers.split(","))
+        if "CELERY_COMPOSER_COMPOSE_DEPSOLVE_WAIT" not in self.extra_env and not consumes_depsolve:
+            env["CELERY_COMPOSER_COMPOSE_DEPSOLVE_WAIT"] = "0"  # nobody would ever answer
+        self.env = env
         cmd = [sys.executable, "-m", "app.cli", "serve", "--socket", str(self.socket),
                "--state-dir", str(self.state_dir), "--workers", str(self.workers),
                *self.extra_args]
@@ -127,6 +139,8 @@ class WeldrServer:
             if self.socket.exists():
                 try:
                     if self.client.get("/api/status", timeout=5).status == 200:
+                        if self.queue_workers:
+                            self._start_worker(deadline)
                         return self
                 except OSError:
                     pass
@@ -134,7 +148,43 @@ class WeldrServer:
         self.stop()
         raise RuntimeError(f"server did not answer: {self.log_path.read_text()[-3000:]}")
 
+    def _start_worker(self, deadline: float) -> None:
+        """A real `celery-composer worker` for `queue_workers` on this server's broker and store."""
+        log_path = self.base / "worker.log"
+        offset = log_path.stat().st_size if log_path.exists() else 0
+        self.worker = subprocess.Popen(
+            [sys.executable, "-m", "app.cli", "worker", "--queues", self.queue_workers,
+             "--concurrency", "1", "--state-dir", str(self.state_dir)],
+            # INFO: Celery says "ready." at that level
+            cwd=PROJECT_DIR, env={**self.env, "CELERY_COMPOSER_LOG_LEVEL": "INFO"},
+            stdout=(log := open(log_path, "ab")),
+            stderr=subprocess.STDOUT, start_new_session=True)
+        log.close()  # the child has its own copy
+        while time.monotonic() < deadline + 30:
+            if self.worker.poll() is not None:
+                raise RuntimeError(f"worker exited: {log_path.read_text()[-3000:]}")
+            with open(log_path, "rb") as fh:
+                fh.seek(offset)
+                if b"ready." in fh.read():
+                    return
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"worker not ready: {log_path.read_text()[-3000:]}")
+
+    def _stop_worker(self, sig: int) -> None:
+        if self.worker is None:
+            return
+        if self.worker.poll() is None:
+            os.killpg(self.worker.pid, sig)
+            try:
+                self.worker.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.worker.pid, signal.SIGKILL)
+                self.worker.wait()
+        self.worker = None
+
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 20.0) -> int | None:
+        self._stop_worker(sig)
         if self.proc is None:
             return None
         if self.proc.poll() is None:
@@ -157,7 +207,9 @@ class WeldrServer:
 @pytest.fixture(scope="session")
 def weldr_server() -> Iterator[WeldrServer]:
     with tempfile.TemporaryDirectory(prefix="weldr-") as base:
-        server = WeldrServer(Path(base), workers=2).start()
+        # a worker for queue `build` ends test-mode composes; nothing takes `depsolve`, so the
+        # other composes stay WAITING for the tests that drive them through the store
+        server = WeldrServer(Path(base), workers=2, queue_workers="build").start()
         try:
             yield server
         finally:

@@ -2,9 +2,11 @@
 
 The routes validate, call `app.store.composes`, and render osbuild-composer's shapes and
 messages.  Building is the pipeline's job: POST /compose stores the compose WAITING and hands
-its id to `app.submit_compose`.  Listing replies are cached per process on the store's
-generation counter, so cockpit polling `compose/status/*` over thousands of composes costs one
-small query per request until something changes.
+its id to `app.submit_compose` (test-mode composes too: the pipeline's test step ends them), then
+waits for its depsolve step so that a depsolve error is answered as osbuild-composer answers it.
+Listing replies are cached per process on the store's generation counter, so cockpit polling
+`compose/status/*` over thousands of composes costs one small query per request until something
+changes.
 """
 
 from __future__ import annotations
@@ -492,6 +494,28 @@ def _parse_compose_body() -> dict[str, Any]:
     return body
 
 
+def _refuse_on_depsolve_error(compose_id: str, module: Any) -> None:
+    """osbuild-composer depsolves inside POST /compose and answers a depsolve error with 500
+    `DepsolveError`, storing nothing.  Our depsolve runs on its own queue, so the request waits
+    for that step (at most `compose_depsolve_wait` s, polling the store, no write transaction
+    held); if it failed with a depsolve error the compose is removed (record, uploads, pipeline
+    jobs, files) and the error is the answer.  Success, any other failure, or no outcome in time:
+    the compose stays and the reply is the usual build_id."""
+    config = get_config()
+    if module is None or not hasattr(module, "wait_depsolve") or config.compose_depsolve_wait <= 0:
+        return
+    outcome = module.wait_depsolve(config, compose_id, config.compose_depsolve_wait)
+    if outcome is None or not outcome.failed or outcome.failure.get("id") != "DepsolveError":
+        return
+    try:
+        _store().delete(compose_id)
+    except (cs.UnknownCompose, cs.WrongState):
+        pass
+    if hasattr(module, "forget"):
+        module.forget(config, compose_id)
+    raise WeldrError("DepsolveError", outcome.failure.get("msg", ""), 500)
+
+
 @bp.post("/compose")
 def compose_start() -> Response:
     body = _parse_compose_body()
@@ -536,18 +560,22 @@ def compose_start() -> Response:
 
         upload_requests.append(validate_upload_request(upload, compose_type, config))
     image_size = max(size, getattr(image_type, "default_size", 0) or 0)
+    module = pipeline_module()
     compose = _store().create(
         blueprint=blueprint, compose_type=compose_type, distro=distro, arch=arch,
         size=image_size, image_filename=getattr(image_type, "filename", "") or "",
         mime_type=getattr(image_type, "mime_type", "") or "application/octet-stream",
         ostree=ostree, upload_requests=upload_requests, test_mode=test_mode,
+        queued=module is not None,  # test composes too go through the queue (lorax's way)
         options={"requested_size": size, **({"ostree_commits": ostree_commits} if ostree_commits else {}),
                  **({"containers": containers} if containers else {})})
-    if test_mode == 0:
+    if test_mode == 0 or module is not None:
         try:
             submit_compose(compose.id)
         except Exception:  # noqa: BLE001 - stored and acknowledged: the recovery loop sends it
             log.exception("compose %s stored WAITING but not handed to the pipeline", compose.id)
+    if test_mode == 0:
+        _refuse_on_depsolve_error(compose.id, module)
     reply: dict[str, Any] = {"build_id": compose.id, "status": True, "warnings": warnings}
     if upload_requests:
         uploads = _store().uploads(compose.id)

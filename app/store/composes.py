@@ -138,6 +138,9 @@ class Compose(ComposeSummary):
     error: str = ""
     cancel_requested: bool = False
     options: dict[str, Any] = field(default_factory=dict)
+    # why it failed, as a Weldr error ({"id": "DepsolveError", "msg": ...}) when the failing step
+    # knew one; POST /compose answers with it when the failure comes while it still waits
+    failure: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -213,15 +216,17 @@ class ComposeStore:
                size: int = 0, image_filename: str = "",
                mime_type: str = "application/octet-stream", ostree: dict[str, Any] | None = None,
                upload_requests: Iterable[dict[str, Any]] = (), test_mode: int = 0,
-               options: dict[str, Any] | None = None, now: float | None = None) -> Compose:
-        """Record a new compose, WAITING; in test mode 1/2 it is stored FAILED/FINISHED at once.
+               queued: bool = False, options: dict[str, Any] | None = None,
+               now: float | None = None) -> Compose:
+        """Record a new compose, WAITING; in test mode 1/2 it is stored FAILED/FINISHED at once,
+        unless `queued`: then it waits, like any compose, for the pipeline's test step to end it.
 
         Each upload request (`{"provider"/"target", "image_name", "settings"}`) becomes an upload
         entry WAITING.
         """
         compose_id = str(uuid.uuid4())
         now = time.time() if now is None else now
-        status = {1: FAILED, 2: FINISHED}.get(test_mode, WAITING)
+        status = WAITING if queued else {1: FAILED, 2: FINISHED}.get(test_mode, WAITING)
         started = finished = now if status != WAITING else None
         uploads = [dict(u) for u in upload_requests]
         record = {
@@ -283,7 +288,8 @@ class ComposeStore:
                 mime_type=str(record.get("mime_type") or "application/octet-stream"),
                 error=str(record.get("error") or ""),
                 cancel_requested=bool(row["cancel_requested"]),
-                options=dict(record.get("options") or {}))
+                options=dict(record.get("options") or {}),
+                failure=dict(record.get("failure") or {}))
         except (ValueError, TypeError, KeyError) as exc:
             raise DamagedCompose(compose_id, str(exc)) from exc
 
@@ -369,8 +375,12 @@ class ComposeStore:
         columns["image_size"] = int(image_size)
         return self._set_state(compose_id, (RUNNING,), FINISHED, columns)
 
-    def mark_failed(self, compose_id: str, message: str, *, now: float | None = None) -> bool:
-        """WAITING or RUNNING → FAILED; the message is kept and appended to the compose log."""
+    def mark_failed(self, compose_id: str, message: str, *, failure: dict[str, str] | None = None,
+                    now: float | None = None) -> bool:
+        """WAITING or RUNNING → FAILED; the message is kept and appended to the compose log.
+
+        `failure` is the Weldr error behind it (`{"id", "msg"}`) when the caller knows one.
+        """
         now = time.time() if now is None else now
         with self.db.transaction() as conn:
             row = conn.execute("SELECT job_started FROM composes WHERE id = ?",
@@ -379,7 +389,7 @@ class ComposeStore:
                 raise UnknownCompose(compose_id)
             columns = {"job_finished": now, "job_started": row["job_started"] or now}
             changed = self._set_state(compose_id, (WAITING, RUNNING), FAILED, columns,
-                                      {"error": message})
+                                      {"error": message, **({"failure": failure} if failure else {})})
         if changed and message:
             self.append_log(compose_id, message if message.endswith("\n") else message + "\n")
         return changed

@@ -2,13 +2,15 @@
 
 The build pipeline is not part of these tests: the lifecycle (RUNNING, FINISHED with an image,
 FAILED) is driven through `app.store.composes` on the server's own database from the test
-process, exactly as the pipeline's workers do from theirs.
+process, exactly as the pipeline's workers do from theirs.  Test-mode composes (`?test=1|2`) go
+through the queue: the session server's real worker on queue `build` ends them.
 """
 
 from __future__ import annotations
 
 import io
 import tarfile
+import time
 import uuid
 
 import pytest
@@ -42,13 +44,28 @@ def _err(r, status=400):
     return body["errors"][0]
 
 
-def _start(client, test: str = "", **extra) -> str:
+def _start(client, test: str = "", wait: bool = True, **extra) -> str:
+    """Start a compose; a test-mode one is waited for until its worker ended it (unless told)."""
     body = {"blueprint_name": "compose-bp", "compose_type": "qcow2", "branch": "master", **extra}
     r = client.post(f"{V1}/compose" + (f"?test={test}" if test else ""), body)
     assert r.status == 200, r
     reply = r.json()
     assert reply["status"] is True and reply["warnings"] == []
+    if test and wait:
+        _wait_ended(client, [reply["build_id"]])
     return reply["build_id"]
+
+
+def _wait_ended(client, ids: list[str], timeout: float = 120.0) -> dict[str, str]:
+    """Poll compose/status until every compose is FINISHED or FAILED (bounded; fails after)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        got = {e["id"]: e["queue_status"] for i in range(0, len(ids), 50)  # URL length
+               for e in client.get(f"{V1}/compose/status/{','.join(ids[i:i + 50])}").json()["uuids"]}
+        if all(got.get(i) in ("FINISHED", "FAILED") for i in ids):
+            return got
+        assert time.monotonic() < deadline, f"not ended in {timeout} s: {got}"
+        time.sleep(0.1)
 
 
 def _tar(r) -> dict[str, bytes]:
@@ -291,7 +308,8 @@ def test_big_listing_gzip_for_clients_that_ask(client, store):
     import gzip
     import json
 
-    ids = [_start(client, "2") for _ in range(400)]  # ~90 kB of status JSON
+    ids = [_start(client, "2", wait=False) for _ in range(400)]  # ~90 kB of status JSON
+    _wait_ended(client, ids)
     plain = client.get(f"{V1}/compose/status/*")
     assert "Content-Encoding" not in plain.headers and plain.headers["Vary"] == "Accept-Encoding"
     packed = client.get(f"{V1}/compose/status/*", headers={"Accept-Encoding": "gzip"})

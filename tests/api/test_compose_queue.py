@@ -1,0 +1,198 @@
+"""POST /compose with real workers behind it: depsolve errors answered as osbuild-composer answers
+them, the bound on that wait, and test-mode composes going through the queue.
+
+Servers here run `serve` with the embedded broker and its own workers (every queue), against the
+depsolve area's real RPM repository (built by rpmbuild + createrepo_c, served over file:// or a
+local HTTP server), for the test distro whose image types install only the blueprint's packages.
+"""
+
+from __future__ import annotations
+
+import http.server
+import json
+import os
+import shutil
+import threading
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+
+from tests.depsolve.repos import built_repos
+
+V1 = "/api/v1"
+DISTRO = "test-distro-1"
+WORKERS = {"CELERY_COMPOSER_EMBEDDED_WORKERS": "true", "CELERY_COMPOSER_WORKER_CONCURRENCY": "1",
+           "CELERY_COMPOSER_DEFAULT_DISTRO": DISTRO}
+
+
+@pytest.fixture(scope="module")
+def baseos() -> Path:
+    for tool in ("rpmbuild", "createrepo_c", "modifyrepo_c"):
+        if shutil.which(tool) is None:
+            pytest.fail(f"{tool} is not installed (tests/debian-packages.txt)")
+    return built_repos()["baseos"]
+
+
+def _repositories(base: Path, baseurl: str) -> Path:
+    repo_dir = base / "repositories"
+    repo_dir.mkdir(parents=True)
+    entry = {"name": "test-baseos", "baseurl": baseurl, "check_gpg": False}
+    (repo_dir / f"{DISTRO}.json").write_text(json.dumps({os.uname().machine: [entry]}))
+    return repo_dir
+
+
+def _blueprint(client: Any, name: str, packages: list[tuple[str, str]]) -> None:
+    bp = {"name": name, "version": "0.0.1", "distro": DISTRO, "modules": [], "groups": [],
+          "packages": [{"name": n, "version": v} for n, v in packages]}
+    r = client.post(f"{V1}/blueprints/new", bp)
+    assert r.status == 200, r
+
+
+def _compose(client: Any, blueprint: str, test: str = "") -> Any:
+    return client.post(f"{V1}/compose" + (f"?test={test}" if test else ""),
+                       {"blueprint_name": blueprint, "compose_type": "tar", "branch": "master"},
+                       timeout=180)
+
+
+def _wait_status(client: Any, compose_id: str, states: tuple[str, ...],
+                 timeout: float = 120.0) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        entries = client.get(f"{V1}/compose/status/{compose_id}").json()["uuids"]
+        if entries and entries[0]["queue_status"] in states:
+            return entries[0]
+        assert time.monotonic() < deadline, f"compose {compose_id} not in {states}: {entries}"
+        time.sleep(0.1)
+
+
+def _leftovers(server: Any) -> dict[str, Any]:
+    """Everything a compose can leave behind: records, pipeline jobs, artifact directories."""
+    from app.db import Database
+
+    db = Database.in_state_dir(server.state_dir)
+    artifacts = server.state_dir / "artifacts"
+    return {"composes": [r[0] for r in db.query("SELECT id FROM composes")],
+            "uploads": [r[0] for r in db.query("SELECT id FROM compose_uploads")],
+            "jobs": [tuple(r) for r in db.query("SELECT compose_id, step, state FROM pipeline_jobs")],
+            "artifacts": sorted(p.name for p in artifacts.iterdir()) if artifacts.exists() else []}
+
+
+def test_depsolve_error_is_a_500_and_leaves_nothing(start_weldr_server, tmp_path, baseos):
+    repos = _repositories(tmp_path, baseos.as_uri() + "/")
+    server = start_weldr_server(args=["--repositories", str(repos)], env=WORKERS)
+    client = server.client
+    _blueprint(client, "unknown-pkg", [("no-such-package", "*")])
+    _blueprint(client, "impossible", [("bash", "0")])  # weldr-client's case: tmux version "0"
+    _blueprint(client, "fine", [("bash", "*")])
+
+    for name, named in (("unknown-pkg", "no-such-package"), ("impossible", "bash")):
+        r = _compose(client, name)
+        assert r.status == 500, r
+        body = r.json()
+        assert body["status"] is False and len(body["errors"]) == 1, body
+        assert body["errors"][0]["id"] == "DepsolveError"
+        assert named in body["errors"][0]["msg"], body
+        assert _leftovers(server) == {"composes": [], "uploads": [], "jobs": [], "artifacts": []}
+    assert client.get(f"{V1}/compose/status/*").json() == {"uuids": []}
+
+    # a blueprint that depsolves: the usual reply, the compose goes on past depsolve
+    r = _compose(client, "fine")
+    assert r.status == 200, r
+    compose_id = r.json()["build_id"]
+    info = client.get(f"{V1}/compose/info/{compose_id}").json()
+    assert info["queue_status"] in ("RUNNING", "FINISHED", "FAILED")  # depsolved before the reply
+    assert "bash" in [p["name"] for p in info["deps"]["packages"]]
+    # (osbuild is not installed here: its build fails later; the depsolve is what this checks)
+    _wait_status(client, compose_id, ("FINISHED", "FAILED"))
+
+
+class _SlowRepository:
+    """The test repository over HTTP on 127.0.0.1, holding every answer back `delay` seconds:
+    a depsolve that takes longer than POST /compose is willing to wait."""
+
+    def __init__(self, root: Path, delay: float):
+        self.release = threading.Event()
+
+        class Handler(http.server.SimpleHTTPRequestHandler):
+            def __init__(self, *args: Any, **kw: Any) -> None:
+                super().__init__(*args, directory=str(root), **kw)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_GET(handler) -> None:  # noqa: N805 - the handler, not the repository
+                self.release.wait(delay)
+                super().do_GET()
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/"
+        threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05},
+                         daemon=True).start()
+
+    def close(self) -> None:
+        self.release.set()
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def slow_repository(baseos: Path) -> Iterator[_SlowRepository]:
+    repo = _SlowRepository(baseos, delay=8.0)
+    yield repo
+    repo.close()
+
+
+def test_depsolve_slower_than_the_bound_answers_the_build_id(start_weldr_server, tmp_path,
+                                                             slow_repository):
+    repos = _repositories(tmp_path, slow_repository.url)
+    server = start_weldr_server(args=["--repositories", str(repos)],
+                                env={**WORKERS, "CELERY_COMPOSER_COMPOSE_DEPSOLVE_WAIT": "1"})
+    client = server.client
+    _blueprint(client, "unknown-pkg", [("no-such-package", "*")])
+    r = _compose(client, "unknown-pkg")
+    assert r.status == 200, r
+    compose_id = r.json()["build_id"]
+    # the reply came while the depsolve was still waiting for the repository
+    assert slow_repository.release.is_set() is False
+    state = client.get(f"{V1}/compose/status/{compose_id}").json()["uuids"][0]["queue_status"]
+    assert state in ("WAITING", "RUNNING")
+    slow_repository.release.set()
+    # the depsolve error arrives later: it fails the compose, which stays (nobody waits any more)
+    entry = _wait_status(client, compose_id, ("FINISHED", "FAILED"))
+    assert entry["queue_status"] == "FAILED"
+    log = client.get(f"{V1}/compose/log/{compose_id}").text
+    assert "depsolve failed" in log and "no-such-package" in log
+
+
+def test_test_mode_composes_go_through_the_queue(start_weldr_server, tmp_path, baseos):
+    # no worker at first: the composes must be seen WAITING, then a real worker ends them
+    repos = _repositories(tmp_path, baseos.as_uri() + "/")
+    server = start_weldr_server(args=["--repositories", str(repos)])
+    client = server.client
+    _blueprint(client, "tm", [])
+    failed = _compose(client, "tm", test="1").json()["build_id"]
+    finished = _compose(client, "tm", test="2").json()["build_id"]
+    queue = client.get(f"{V1}/compose/queue").json()
+    assert {e["id"] for e in queue["new"]} == {failed, finished}
+    assert all(e["queue_status"] == "WAITING" and "job_started" not in e for e in queue["new"])
+
+    server.queue_workers = "build"
+    server._start_worker(time.monotonic() + 60)
+    f = _wait_status(client, failed, ("FINISHED", "FAILED"))
+    g = _wait_status(client, finished, ("FINISHED", "FAILED"))
+    assert f["queue_status"] == "FAILED" and g["queue_status"] == "FINISHED"
+    for entry in (f, g):
+        assert entry["job_created"] <= entry["job_started"] <= entry["job_finished"]
+    assert "TESTING FAILED compose" in client.get(f"{V1}/compose/log/{failed}").text
+    info = client.get(f"{V1}/compose/info/{finished}").json()
+    assert info["queue_status"] == "FINISHED" and info["deps"] == {"packages": []}
+    # no depsolve, no build: the test step was the only work
+    from app.db import Database
+
+    db = Database.in_state_dir(server.state_dir)
+    steps = {(r["compose_id"], r["step"], r["state"]) for r in db.query(
+        "SELECT compose_id, step, state FROM pipeline_jobs")}
+    assert steps == {(failed, "test", "done"), (finished, "test", "done")}
