@@ -5,6 +5,7 @@ from __future__ import annotations
 import http.client
 import re
 import socket
+import time
 
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -29,8 +30,10 @@ def tcp_get(port: int, path: str) -> http.client.HTTPResponse:
 
 def test_metrics_after_test_composes(start_weldr_server):
     port = free_port()
+    # test-mode composes go through the queue: a real worker on `build` ends them
     server = start_weldr_server(args=["--listen", f"127.0.0.1:{port}"],
-                                env={"CELERY_COMPOSER_EMBEDDED_WORKERS": "false"})
+                                env={"CELERY_COMPOSER_EMBEDDED_WORKERS": "false"},
+                                queue_workers="build")
     client = server.client
     assert client.post_toml(f"{V1}/blueprints/new", BP).status == 200
     ids = {}
@@ -39,6 +42,10 @@ def test_metrics_after_test_composes(start_weldr_server):
                         {"blueprint_name": "metrics-bp", "compose_type": "qcow2", "branch": "master"})
         assert r.status == 200, r
         ids.setdefault(mode, []).append(r.json()["build_id"])
+    deadline = time.monotonic() + 120
+    while client.get(f"{V1}/compose/queue").json() != {"new": [], "run": []}:
+        assert time.monotonic() < deadline, "test composes not ended by the worker"
+        time.sleep(0.1)
 
     response = tcp_get(port, "/metrics")
     assert response.status == 200

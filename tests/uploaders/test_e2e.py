@@ -32,12 +32,17 @@ def test_uploads_scheduled_over_the_api_run_on_the_worker(start_weldr_server, tm
     resp = client.post("/api/v0/blueprints/new", {"name": "e2e", "version": "0.0.1", "packages": [],
                                                   "modules": [], "groups": []})
     assert resp.status == 200, resp
-    # a test-mode compose is FINISHED at once (no build); its upload from POST /compose waits
+    # a test-mode compose goes through the queue to FINISHED (no build, no upload run); its upload
+    # from POST /compose waits until the schedule below runs the target's uploads
     resp = client.post("/api/v1/compose?test=2", {
         "blueprint_name": "e2e", "compose_type": "qcow2", "branch": "master",
         "upload": {"image_name": "from-compose", "provider": "local", "settings": {"directory": str(out)}}})
     assert resp.status == 200, resp
     compose_id, first_upload = resp.json()["build_id"], resp.json()["upload_id"]
+    deadline = time.monotonic() + 120
+    while client.get(f"/api/v1/compose/status/{compose_id}").json()["uuids"][0]["queue_status"] != "FINISHED":
+        assert time.monotonic() < deadline, "test compose not FINISHED by the worker"
+        time.sleep(0.1)
     store = ComposeStore(Database.in_state_dir(server.state_dir), server.state_dir / "artifacts")
     image = store.image_path(store.get(compose_id))
     image.parent.mkdir(parents=True, exist_ok=True)
