@@ -123,6 +123,10 @@ class OSConfig:
     kernel_options_bootloader: bool = False   # EL 8: options live in the bootloader config only
     ca_certs: list[str] = field(default_factory=list)      # PEM texts for the trust anchors
     shell_init: dict[str, Any] | None = None               # org.osbuild.shell.init options
+    # today's Fedora: root cannot log in until someone sets a password (server), and the image
+    # ships an uninitialized machine-id so the first boot runs as systemd's first boot
+    lock_root_user: bool = False
+    machine_id_uninitialized: bool = False
 
 
 def _customizations(blueprint: dict[str, Any]) -> dict[str, Any]:
@@ -171,6 +175,8 @@ def os_config(image_config: dict[str, Any], blueprint: dict[str, Any], rng: rand
     cfg.rhsm_facts = bool(ic.get("rhsm_facts", False))
     cfg.kernel_options_bootloader = bool(ic.get("kernel_options_bootloader", False))
     cfg.shell_init = dict(ic["shell_init"]) if ic.get("shell_init") else None
+    cfg.lock_root_user = bool(ic.get("lock_root_user", False))
+    cfg.machine_id_uninitialized = bool(ic.get("machine_id_uninitialized", False))
 
     # accounts and files an image type always has (e.g. vagrant's user), blueprint may add more
     if ic.get("users") or ic.get("files"):

@@ -226,6 +226,8 @@ class OSTree(PipelineKind):
         in_tree_accounts = not spec.get("installer_payload")
         if o.groups and in_tree_accounts:
             stages.append(stage("groups", {"groups": o.groups}))
+        if o.lock_root_user and in_tree_accounts:
+            stages.append(stage("users", {"users": {"root": {"password": "!locked"}}}))
         if o.users and in_tree_accounts:
             if spec.get("ostree"):
                 # keys are written on first boot: in a commit they would land in the read-only /usr side
@@ -301,6 +303,8 @@ class OSTree(PipelineKind):
             stages += file_stages(ctx, [FileNode(path=f"{CA_ANCHORS}/{_cert_name(pem)}.pem", data=pem.encode(),
                                                  mode="0644", user="root", group="root") for pem in o.ca_certs])
             stages.append(stage("pki.update-ca-trust", {}))
+        if o.machine_id_uninitialized:
+            stages.append(stage("machine-id", {"first-boot": "yes"}))
         if o.selinux:
             stages.append(selinux_stage(o.selinux))
         if spec.get("ostree"):

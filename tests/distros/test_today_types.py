@@ -317,3 +317,19 @@ def test_centos_stream_9_has_vagrant_boxes_rhel_only_from_9_6() -> None:
     assert "vagrant-libvirt" in distros.get_distro("centos-9").image_types("x86_64")
     assert "vagrant-libvirt" not in distros.get_distro("rhel-9.5").image_types("x86_64")
     assert "vagrant-libvirt" in distros.get_distro("rhel-9.6").image_types("x86_64")
+
+
+def test_fedora_today_first_boot_and_root_account() -> None:
+    d = distros.get_distro("fedora-43")
+    server = manifest(d.image_type("x86_64", "server-qcow2"))
+    assert stage(server, "os", "users") == {"users": {"root": {"password": "!locked"}}}
+    assert stage(server, "os", "machine-id") == {"first-boot": "yes"}
+    generic = manifest(d.image_type("x86_64", "generic-qcow2"))
+    assert stage(generic, "os", "machine-id") == {"first-boot": "yes"}
+    assert all(s["type"] != "org.osbuild.users" for p in generic["pipelines"] for s in p["stages"])
+    minimal = manifest(d.image_type("x86_64", "minimal-raw-xz"))
+    assert all(s["type"] != "org.osbuild.machine-id" for p in minimal["pipelines"] for s in p["stages"])
+    # the 2023 releases have neither
+    old = manifest(distros.get_distro("fedora-39").image_type("x86_64", "qcow2"))
+    assert not {"org.osbuild.machine-id", "org.osbuild.users"} & {s["type"] for p in old["pipelines"]
+                                                                   for s in p["stages"]}
