@@ -3,9 +3,10 @@
     .venv/bin/python bench/queue.py [--composes 500] [--workers 2] [--via api|store]
 
 `--via api` (default) starts a real `celery-composer serve` on a temporary socket and POSTs
-`/api/v1/compose?test=2` N times from 16 client threads, as composer-cli would (if that API stores
-test composes finished at once instead of queueing them, it says so and falls back); `--via store`
-records the composes in the store and calls `tasks.pipeline.submit` directly (the queue alone).
+`/api/v1/compose?test=2` N times from 16 client threads, as composer-cli would (the route stores
+test composes WAITING and queues them; an API that stored them finished at once is detected and
+measured `--via store` instead); `--via store` records the composes in the store and calls
+`tasks.pipeline.submit` directly (the queue alone).  The idle samples go the same way.
 Workers are real `celery-composer worker --queues build --concurrency 1` processes; the broker is
 Redis on 127.0.0.1:6379, database 14 (flushed), or `--broker URL`.
 
@@ -93,6 +94,9 @@ def wait_ready(log: Path, proc: subprocess.Popen, needle: bytes, timeout: float 
         time.sleep(0.1)
 
 
+API_CLIENT: list = []  # the started API's client, for the idle samples through the API too
+
+
 def submit_via_api(base: Path, env: dict[str, str], n: int, procs: list) -> list[str] | None:
     from tests.conftest import WeldrClient
 
@@ -132,6 +136,7 @@ def submit_via_api(base: Path, env: dict[str, str], n: int, procs: list) -> list
             raise RuntimeError(f"POST /compose: {resp.status} {resp.text}")
         return resp.json()["build_id"]
 
+    API_CLIENT[:] = [one]
     with ThreadPoolExecutor(16) as pool:
         return list(pool.map(one, range(n)))
 
@@ -289,7 +294,7 @@ def main() -> int:
             # one compose at a time on an idle queue: the pipeline's own pickup latency
             wait_all(store, ids, args.timeout)
             for _ in range(args.idle_samples):
-                [cid] = submit_via_store(config, 1)
+                [cid] = [API_CLIENT[0](0)] if args.via == "api" else submit_via_store(config, 1)
                 wait_all(store, [cid], 30)
                 job = runs.jobs(store.db, cid)[0]
                 idle.append((job["started_at"] - job["enqueued_at"]) * 1000)
