@@ -52,6 +52,28 @@ class Filesystem:
     fstab_options: str = "defaults"
     fstab_freq: int = 0
     fstab_passno: int = 0
+    subvol: str = ""          # a btrfs subvolume's name (its volume's UUID is the filesystem UUID)
+
+
+@dataclass
+class BtrfsVolume:
+    """One btrfs filesystem on a partition whose subvolumes are the mounted filesystems (today's
+    Fedora Cloud: root, home, var — and boot from Fedora 44)."""
+
+    subvolumes: list[Filesystem] = field(default_factory=list)
+    uuid: str = ""
+    label: str = ""
+    sizes: dict[str, int] = field(default_factory=dict)   # space a subvolume must have, by mountpoint
+
+    def add_subvolume(self, name: str, mountpoint: str, compress: str = "") -> Filesystem:
+        options = f"subvol={name}" + (f",compress={compress}" if compress else "")
+        fs = Filesystem(type="btrfs", mountpoint=mountpoint, subvol=name, fstab_options=options)
+        self.subvolumes.append(fs)
+        return fs
+
+
+# what a blueprint's new mountpoint on a btrfs volume gets (osbuild/images' default)
+BTRFS_DEFAULT_COMPRESSION = "zstd:1"
 
 
 @dataclass
@@ -95,7 +117,7 @@ class LUKSContainer:
         return LUKS_METADATA
 
 
-Payload = Union[Filesystem, VolumeGroup, LUKSContainer, None]
+Payload = Union[Filesystem, VolumeGroup, LUKSContainer, BtrfsVolume, None]
 
 
 @dataclass
@@ -150,6 +172,10 @@ class PartitionTable:
             elif isinstance(payload, VolumeGroup):
                 for lv in payload.volumes:
                     yield lv.payload, prefix + [payload, lv]
+            elif isinstance(payload, BtrfsVolume):
+                # the subvolume itself ends the path (it has no size of its own: the volume's sizes)
+                for sub in payload.subvolumes:
+                    yield sub, prefix + [payload, sub]
 
     def luks_containers(self) -> list[tuple[Partition, LUKSContainer]]:
         return [(p, p.payload) for p in self.partitions if isinstance(p.payload, LUKSContainer)]
@@ -206,7 +232,12 @@ class PartitionTable:
     def ensure_size(self, path: list[Any], size: int) -> None:
         """Grow the entity at the end of `path` (and its containers) to hold `size` bytes."""
         target = path[-1]
-        if isinstance(target, LogicalVolume):
+        if len(path) >= 2 and isinstance(path[-2], BtrfsVolume):
+            # subvolumes share their volume: the partition holds what they all need
+            vol: BtrfsVolume = path[-2]
+            vol.sizes[target.mountpoint] = max(vol.sizes.get(target.mountpoint, 0), size)
+            path[0].size = max(path[0].size, align_up(sum(vol.sizes.values()), GRAIN))
+        elif isinstance(target, LogicalVolume):
             target.size = max(target.size, align_up(size, LVM_EXTENT))
             part, vg = path[0], path[-2]
             luks = LUKS_METADATA if isinstance(path[1], LUKSContainer) else 0
@@ -247,6 +278,15 @@ class PartitionTable:
         assert root is not None
         # osbuild-composer formats the mountpoints a blueprint adds with XFS, whatever / uses
         fs_type = NEW_MOUNTPOINT_FS
+        _, root_path = root
+        if len(root_path) >= 2 and isinstance(root_path[-2], BtrfsVolume):
+            # on a btrfs root a new mountpoint is one more (compressed) subvolume
+            vol: BtrfsVolume = root_path[-2]
+            name = mountpoint.strip("/")
+            sub = vol.add_subvolume(name, mountpoint, BTRFS_DEFAULT_COMPRESSION)
+            sub.uuid = vol.uuid
+            self.ensure_size(root_path[:-1] + [sub], size)
+            return
         if self.has_lvm() and mode != "raw":
             _, path = root
             vg = next((x for x in path if isinstance(x, VolumeGroup)), None)
@@ -307,6 +347,10 @@ class PartitionTable:
             for holder in path:
                 if isinstance(holder, LUKSContainer) and not holder.uuid:
                     holder.uuid = random_uuid(rng)
+                if isinstance(holder, BtrfsVolume):
+                    if not holder.uuid:
+                        holder.uuid = random_uuid(rng)
+                    fs.uuid = holder.uuid
             if not fs.uuid:
                 if fs.type == "vfat":
                     v = "%08X" % rng.getrandbits(32)
@@ -327,6 +371,11 @@ def _payload_from_def(p: dict[str, Any], default_fs_type: str) -> Payload:
                              passphrase=payload.get("passphrase", ""), pbkdf=dict(payload.get("pbkdf") or {}),
                              clevis=dict(payload["clevis"]) if payload.get("clevis") else None,
                              uuid=payload.get("uuid", ""), sector_size=int(payload.get("sector_size", 0)))
+    if payload.get("kind", "filesystem") == "btrfs":
+        vol = BtrfsVolume(uuid=payload.get("uuid", ""), label=payload.get("label", ""))
+        for sub in payload.get("subvolumes", []):
+            vol.add_subvolume(sub["name"], sub["mountpoint"], sub.get("compress", ""))
+        return vol
     if payload.get("kind", "filesystem") == "lvm":
         vg = VolumeGroup(name=payload["name"], description=payload.get("description", ""))
         for lv in payload.get("volumes", []):
@@ -349,6 +398,8 @@ def _holds_root(part: Partition) -> bool:
         return payload.mountpoint == "/"
     if isinstance(payload, VolumeGroup):
         return any(lv.payload.mountpoint == "/" for lv in payload.volumes)
+    if isinstance(payload, BtrfsVolume):
+        return any(sub.mountpoint == "/" for sub in payload.subvolumes)
     return False
 
 

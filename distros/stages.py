@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from distros.partition import (Filesystem, LogicalVolume, LUKSContainer, Partition, PartitionTable, VolumeGroup,
-                               SECTOR)
+from distros.partition import (BtrfsVolume, Filesystem, LogicalVolume, LUKSContainer, Partition, PartitionTable,
+                               VolumeGroup, SECTOR)
 
 FAT_MOUNT = "org.osbuild.fat"
 
@@ -114,6 +114,9 @@ def container_devices(filename: str, prefix: list[Any], target_name: str, lock: 
 
 def fs_devices(filename: str, path: list[Any], target_name: str, lock: bool) -> dict[str, Any]:
     """Devices for one filesystem: its loopback (or LUKS device), or its LV on the VG's device."""
+    if len(path) >= 2 and isinstance(path[-2], BtrfsVolume):
+        # a subvolume lives on its volume's partition
+        return container_devices(filename, path[:-2], target_name, lock)
     if not isinstance(path[-1], LogicalVolume):
         return container_devices(filename, path, target_name, lock)
     vg: VolumeGroup = path[-2]
@@ -183,6 +186,22 @@ def mkfs_stage(fs: Filesystem, path: list[Any], filename: str) -> dict[str, Any]
     return stage(f"mkfs.{fs.type}", opts, devices=devices)
 
 
+def btrfs_device_name(vol: BtrfsVolume) -> str:
+    return "btrfs-" + vol.uuid[:4]
+
+
+def btrfs_stages(vol: BtrfsVolume, path: list[Any], filename: str) -> list[dict[str, Any]]:
+    """The volume's filesystem, then its subvolumes created with the volume mounted at /."""
+    opts: dict[str, Any] = {"uuid": vol.uuid}
+    if vol.label:
+        opts["label"] = vol.label
+    devices = container_devices(filename, path, "device", lock=True)
+    volume_mount = {"name": "volume", "type": "org.osbuild.btrfs", "source": "device", "target": "/"}
+    return [stage("mkfs.btrfs", opts, devices=devices),
+            stage("btrfs.subvol", {"subvolumes": [{"name": "/" + sub.subvol.lstrip("/")} for sub in vol.subvolumes]},
+                  devices=container_devices(filename, path, "device", lock=True), mounts=[volume_mount])]
+
+
 def mount_type(fs_type: str) -> str:
     return FAT_MOUNT if fs_type == "vfat" else f"org.osbuild.{fs_type}"
 
@@ -193,6 +212,16 @@ def tree_mounts(pt: PartitionTable, filename: str) -> tuple[dict[str, Any], list
     mounts = []
     for fs, path in pt.filesystems():
         name = device_name(fs.mountpoint)
+        if len(path) >= 2 and isinstance(path[-2], BtrfsVolume):
+            # one device for the volume, one mount per subvolume
+            source = btrfs_device_name(path[-2])
+            devices.update(fs_devices(filename, path, source, lock=False))
+            options = {"subvol": fs.subvol}
+            if "compress=" in fs.fstab_options:
+                options["compress"] = fs.fstab_options.split("compress=", 1)[1].split(",")[0]
+            mounts.append({"name": name, "type": "org.osbuild.btrfs", "source": source, "target": fs.mountpoint,
+                           "options": options})
+            continue
         devices.update(fs_devices(filename, path, name, lock=False))
         mounts.append({"name": name, "type": mount_type(fs.type), "source": name, "target": fs.mountpoint})
     mounts.sort(key=lambda m: m["target"])

@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from distros.engine import ManifestContext, PipelineKind, pipeline_kind
-from distros.partition import SECTOR
+from distros.partition import SECTOR, BtrfsVolume
 from distros.pipelines.build import build_ref
 from distros.pipelines.os_tree import platform
-from distros.stages import (container_devices, fs_devices, loopback, luks_finish_stages, luks_format_stages,
+from distros.stages import (btrfs_stages, container_devices, fs_devices, loopback, luks_finish_stages, luks_format_stages,
                             mkfs_stage, pipeline_file_input, sfdisk_stage, stage, tree_input, tree_mounts)
 
 
@@ -51,7 +51,13 @@ class RawDisk(PipelineKind):
             stages.append(stage("lvm2.create",
                                 {"volumes": [{"name": lv.name, "size": f"{lv.size}B"} for lv in vg.volumes]},
                                 devices=container_devices(filename, prefix, "device", lock=True)))
+        made: set[int] = set()
         for fs, path in pt.filesystems():
+            if len(path) >= 2 and isinstance(path[-2], BtrfsVolume):
+                if id(path[-2]) not in made:       # the volume once, with all its subvolumes
+                    made.add(id(path[-2]))
+                    stages += btrfs_stages(path[-2], path[:-2], filename)
+                continue
             stages.append(mkfs_stage(fs, path, filename))
         devices, mounts = tree_mounts(pt, filename)
         if platform(ctx).get("bootloader") == "zipl":
@@ -89,7 +95,8 @@ class RawDisk(PipelineKind):
         assert boot is not None
         number = pt.partitions.index(boot[1][0])
         bios_part = next((p for p in pt.partitions if p.bootable), pt.partitions[0])
-        prefix_path = "/grub2" if boot[0].mountpoint == "/boot" else "/boot/grub2"
+        # a /boot of its own holds grub2 at its top; a btrfs /boot subvolume is named boot
+        prefix_path = "/grub2" if boot[0].mountpoint == "/boot" and not boot[0].subvol else "/boot/grub2"
         return [stage("grub2.inst", {
             "filename": filename,
             "platform": plat["bios"],

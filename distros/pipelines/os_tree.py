@@ -250,6 +250,9 @@ class OSTree(PipelineKind):
             root = pt.find("/")
             assert root is not None
             root_uuid = root[0].uuid
+            if root[0].subvol:
+                # the initrd mounts the volume's root subvolume, not its top
+                kernel_opts.insert(0, f"rootflags=subvol={root[0].subvol}")
             if o.fips:
                 kernel_opts.append("fips=1")
                 boot = pt.find("/boot")

@@ -93,7 +93,7 @@ def test_ambiguous_names_are_definition_errors(tmp_path, bad: str, message: str)
 # --- the real definitions ------------------------------------------------------------------
 
 FEDORA_TODAY_X86_64 = [
-    "generic-ami", "generic-container", "generic-oci", "generic-openstack", "generic-ova", "generic-qcow2",
+    "cloud-azure", "cloud-ec2", "cloud-gce", "cloud-qcow2", "generic-ami", "generic-container", "generic-oci", "generic-openstack", "generic-ova", "generic-qcow2",
     "generic-vagrant-libvirt", "generic-vagrant-virtualbox", "generic-vhd", "generic-vmdk", "generic-wsl",
     "iot-commit", "iot-container", "iot-installer", "iot-qcow2", "iot-raw-xz", "minimal-installer",
     "minimal-raw-xz", "minimal-raw-zst", "server-qcow2", "workstation-live-installer"]
@@ -333,3 +333,74 @@ def test_fedora_today_first_boot_and_root_account() -> None:
     old = manifest(distros.get_distro("fedora-39").image_type("x86_64", "qcow2"))
     assert not {"org.osbuild.machine-id", "org.osbuild.users"} & {s["type"] for p in old["pipelines"]
                                                                    for s in p["stages"]}
+
+
+# --- Fedora Cloud: btrfs subvolumes ---------------------------------------------------------
+
+ROOT_X86 = "4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709"
+
+
+def subvolumes(table: PartitionTable) -> list[tuple[str, str, str]]:
+    return [(fs.subvol, fs.mountpoint, fs.fstab_options) for fs, _ in table.filesystems() if fs.subvol]
+
+
+@pytest.mark.parametrize("release, boot_subvolume", [("fedora-43", False), ("fedora-44", True)])
+def test_cloud_qcow2_btrfs_layout(release: str, boot_subvolume: bool) -> None:
+    it = distros.get_distro(release).image_type("x86_64", "cloud-qcow2")
+    table = it.base_partition_table()
+    expected = [("root", "/", "subvol=root"), ("home", "/home", "subvol=home"), ("var", "/var", "subvol=var")]
+    if boot_subvolume:
+        expected.insert(1, ("boot", "/boot", "subvol=boot"))
+        assert [p.size // MiB for p in table.partitions[:2]] == [2, 100]
+        assert len(table.partitions) == 3
+    else:
+        assert [(p.size // MiB, p.type) for p in table.partitions[:3]] == [(2, BIOS_BOOT), (100, ESP), (2048, XBOOTLDR)]
+    assert subvolumes(table) == expected
+    assert table.partitions[-1].type == ROOT_X86
+    include, exclude = os_chain(it)
+    assert {"@cloud-server-environment", "btrfs-progs", "qemu-guest-agent", "kernel-core"} <= include
+    assert {"firewalld", "fwupd", "*-firmware"} <= exclude
+
+    m = manifest(it)
+    volume = stage(m, "image", "mkfs.btrfs")["uuid"]
+    assert stage(m, "image", "btrfs.subvol")["subvolumes"] == [{"name": "/" + s[0]} for s in expected]
+    fstab = {e["path"]: e for e in stage(m, "os", "fstab")["filesystems"]}
+    assert {e["uuid"] for p, e in fstab.items() if p != "/boot/efi" and e["vfs_type"] == "btrfs"} == {volume}
+    cmdline = stage(m, "os", "kernel-cmdline")
+    assert cmdline["root_fs_uuid"] == volume
+    assert cmdline["kernel_opts"] == ("rootflags=subvol=root no_timer-check console=tty1 console=ttyS0,115200n8 "
+                                      "systemd.firstboot=off")
+    copy = next(s for p in m["pipelines"] if p["name"] == "image" for s in p["stages"]
+                if s["type"] == "org.osbuild.copy")
+    btrfs_mounts = [mnt for mnt in copy["mounts"] if mnt["type"] == "org.osbuild.btrfs"]
+    assert {mnt["source"] for mnt in btrfs_mounts} == {"btrfs-" + volume[:4]}      # one device, shared
+    assert sorted(mnt["options"]["subvol"] for mnt in btrfs_mounts) == sorted(s[0] for s in expected)
+    inst = stage(m, "image", "grub2.inst")
+    assert inst["core"]["filesystem"] == ("btrfs" if boot_subvolume else "ext4")
+    assert inst["prefix"]["path"] == ("/boot/grub2" if boot_subvolume else "/grub2")
+
+
+def test_blueprint_mountpoint_on_btrfs_is_a_compressed_subvolume() -> None:
+    it = distros.get_distro("fedora-43").image_type("aarch64", "cloud-qcow2")
+    bp = {"customizations": {"filesystem": [{"mountpoint": "/srv", "minsize": 3 * GiB}]}}
+    m = manifest(it, bp)
+    fstab = {e["path"]: e["options"] for e in stage(m, "os", "fstab")["filesystems"]}
+    assert fstab["/srv"] == "subvol=srv,compress=zstd:1"
+    assert {"name": "/srv"} in stage(m, "image", "btrfs.subvol")["subvolumes"]
+
+
+@pytest.mark.parametrize("name, filename, export, extra", [
+    ("cloud-ec2", "image.raw.xz", "xz", {"amazon-ec2-utils", "awscli2", "ec2-instance-connect"}),
+    ("cloud-azure", "disk.vhd", "vpc", {"WALinuxAgent", "azure-vm-utils", "hyperv-daemons"}),
+    ("cloud-gce", "image.tar.gz", "archive", {"google-guest-agent", "google-compute-engine-oslogin"}),
+])
+def test_cloud_types(name: str, filename: str, export: str, extra: set[str]) -> None:
+    d = distros.get_distro("fedora-43")
+    assert name in d.image_types("aarch64") and name not in d.image_types("s390x")
+    it = d.image_type("x86_64", name)
+    assert (it.filename, it.exports) == (filename, [export])
+    include, exclude = os_chain(it)
+    assert extra | {"@cloud-server-environment"} <= include
+    assert ("cloud-init" in exclude) is (name == "cloud-gce")
+    services = [s for p in manifest(it)["pipelines"] for s in p["stages"] if s["type"] == "org.osbuild.systemd"]
+    assert bool(services) is (name != "cloud-gce")
