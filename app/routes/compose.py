@@ -504,7 +504,11 @@ def _refuse_on_depsolve_error(compose_id: str, module: Any) -> None:
     config = get_config()
     if module is None or not hasattr(module, "wait_depsolve") or config.compose_depsolve_wait <= 0:
         return
-    outcome = module.wait_depsolve(config, compose_id, config.compose_depsolve_wait)
+    try:
+        outcome = module.wait_depsolve(config, compose_id, config.compose_depsolve_wait)
+    except Exception:  # noqa: BLE001 - stored and queued: the compose goes on, the reply stands
+        log.exception("compose %s: waiting for its depsolve step failed", compose_id)
+        return
     if outcome is None or not outcome.failed or outcome.failure.get("id") != "DepsolveError":
         return
     try:

@@ -196,3 +196,50 @@ def test_test_mode_composes_go_through_the_queue(start_weldr_server, tmp_path, b
     steps = {(r["compose_id"], r["step"], r["state"]) for r in db.query(
         "SELECT compose_id, step, state FROM pipeline_jobs")}
     assert steps == {(failed, "test", "done"), (finished, "test", "done")}
+
+
+def test_wait_depsolve_reads_the_step_outcome_from_the_store(tmp_path):
+    """The waiting itself, on a store of its own (no broker, no server): nothing queued → no wait;
+    queued → None after the bound; the outcome as soon as the step closes its job."""
+    from app import config as config_mod
+    from app.store.composes import ComposeStore
+    from tasks import pipeline, runs, steps
+
+    config = config_mod.load(environ={}, state_dir=tmp_path / "state", cache_dir=tmp_path / "cache")
+    store = ComposeStore.from_config(config)
+
+    def compose() -> str:
+        return store.create(blueprint={"name": "bp", "version": "0.0.1"}, compose_type="tar",
+                            distro=DISTRO, arch="x86_64").id
+
+    never_queued = compose()
+    answers: list[Any] = []
+    waiter = threading.Thread(target=lambda: answers.append(
+        pipeline.wait_depsolve(config, never_queued, 3600)), daemon=True)
+    waiter.start()
+    waiter.join(60)  # a hang detector: it must not sit out the hour-long bound
+    assert not waiter.is_alive() and answers == [None]
+
+    slow = compose()
+    runs.enqueue(store.db, slow, steps.DEPSOLVE)
+    assert pipeline.wait_depsolve(config, slow, 0.3) is None
+
+    refused = compose()
+    runs.enqueue(store.db, refused, steps.DEPSOLVE)
+
+    def fail_later() -> None:
+        time.sleep(0.3)
+        store.mark_failed(refused, "depsolve failed: No match for argument: nope",
+                          failure={"id": "DepsolveError", "msg": "No match for argument: nope"})
+        runs.mark_done(store.db, refused)
+
+    threading.Thread(target=fail_later).start()
+    outcome = pipeline.wait_depsolve(config, refused, 30)
+    assert outcome == steps.DepsolveOutcome(True, {"id": "DepsolveError",
+                                                   "msg": "No match for argument: nope"})
+
+    fine = compose()
+    runs.enqueue(store.db, fine, steps.DEPSOLVE)
+    store.mark_running(fine)
+    runs.mark_done(store.db, fine, steps.DEPSOLVE)
+    assert pipeline.wait_depsolve(config, fine, 30) == steps.DepsolveOutcome(False, {})
