@@ -4,4 +4,4 @@ Each module holds the kinds of one concept: the build root, the OS tree, disk im
 format conversions, archives.  A new module with new kinds is imported here.
 """
 
-from distros.pipelines import archive, build, disk, installers, os_tree  # noqa: F401
+from distros.pipelines import archive, build, disk, installers, os_tree, pxe  # noqa: F401

@@ -182,6 +182,10 @@ class OSTree(PipelineKind):
         pt = ctx.partition_table
         plat = platform(ctx)
         stages: list[dict[str, Any]] = []
+        if ctx.data.get("dracut_conf_first"):
+            # the initramfs is built while the kernel package installs: its dracut configuration
+            # has to be in the tree before (today's definitions put it first for every type)
+            stages += [stage("dracut.conf", options) for options in o.stages.get("dracut_conf") or []]
 
         rpm_options: dict[str, Any] = {}
         if o.exclude_docs:
@@ -240,7 +244,7 @@ class OSTree(PipelineKind):
             stages.append(stage("firewall", o.firewall))
         for key, type_, many in CONFIG_STAGES:
             value = o.stages.get(key)
-            if not value:
+            if not value or (key == "dracut_conf" and ctx.data.get("dracut_conf_first")):
                 continue
             for options in (value if many else [value]):
                 stages.append(stage(type_, options))

@@ -96,7 +96,7 @@ FEDORA_TODAY_X86_64 = [
     "cloud-azure", "cloud-ec2", "cloud-gce", "cloud-qcow2", "generic-ami", "generic-container", "generic-oci", "generic-openstack", "generic-ova", "generic-qcow2",
     "generic-vagrant-libvirt", "generic-vagrant-virtualbox", "generic-vhd", "generic-vmdk", "generic-wsl",
     "iot-commit", "iot-container", "iot-installer", "iot-qcow2", "iot-raw-xz", "minimal-installer",
-    "minimal-raw-xz", "minimal-raw-zst", "server-qcow2", "workstation-live-installer"]
+    "minimal-raw-xz", "minimal-raw-zst", "pxe-tar-xz", "server-qcow2", "workstation-live-installer"]
 
 ALIASES = {
     "qcow2": "generic-qcow2", "guest-image": "generic-qcow2", "ami": "generic-ami", "aws": "generic-ami",
@@ -404,3 +404,34 @@ def test_cloud_types(name: str, filename: str, export: str, extra: set[str]) -> 
     assert ("cloud-init" in exclude) is (name == "cloud-gce")
     services = [s for p in manifest(it)["pipelines"] for s in p["stages"] if s["type"] == "org.osbuild.systemd"]
     assert bool(services) is (name != "cloud-gce")
+
+
+@pytest.mark.parametrize("release, arch", [("fedora-43", "x86_64"), ("centos-10", "aarch64"), ("rhel-9.6", "x86_64")])
+def test_pxe_tar_xz(release: str, arch: str) -> None:
+    it = distros.get_distro(release).image_type(arch, "pxe-tar-xz")
+    assert (it.filename, it.exports) == ("pxe.tar.xz", ["xz"])
+    assert {"dracut-live", "dracut-network", "gawk"} <= os_chain(it)[0]
+    m = manifest(it, {"customizations": {"kernel": {"append": "console=ttyS0"}}})
+    assert [p["name"] for p in m["pipelines"]] == ["build", "os", "pxe-tree", "tar", "xz"]
+    os_stages = [s["type"] for p in m["pipelines"] if p["name"] == "os" for s in p["stages"]]
+    # the live modules must be configured before the kernel's initramfs is built
+    assert os_stages[:2] == ["org.osbuild.dracut.conf", "org.osbuild.rpm"]
+    assert stage(m, "os", "dracut.conf")["config"]["add_dracutmodules"] == ["qemu", "qemu-net", "livenet",
+                                                                             "dmsquash-live"]
+    copied = [p["to"] for p in stage(m, "pxe-tree", "copy")["paths"]]
+    assert copied == ["tree:///vmlinuz", "tree:///initrd.img", "tree:///EFI"]
+    squashfs = stage(m, "pxe-tree", "squashfs")
+    assert squashfs["filename"] == "rootfs.img" and "boot/efi/.*" in squashfs["exclude_paths"]
+    assert set(stage(m, "pxe-tree", "chmod")["items"]) == {"/EFI", "/vmlinuz", "/initrd.img", "/rootfs.img",
+                                                           "/grub.cfg", "/README"}
+    assert stage(m, "tar", "tar")["filename"] == "pxe.tar" and stage(m, "xz", "xz")["filename"] == "pxe.tar.xz"
+
+
+def test_pxe_grub_menu_carries_the_kernel_options() -> None:
+    import base64
+
+    it = distros.get_distro("fedora-43").image_type("x86_64", "pxe-tar-xz")
+    m = manifest(it, {"customizations": {"kernel": {"append": "console=ttyS0"}}})
+    texts = [base64.b64decode(item["data"]).decode() for item in m["sources"]["org.osbuild.inline"]["items"].values()]
+    menu = next(t for t in texts if "menuentry" in t)
+    assert "root=live:http://HTTP-SERVER/rootfs.img rd.live.image console=ttyS0" in menu
