@@ -119,8 +119,8 @@ class Round:
         return c.id, Sample(wall, cpu, tree_bytes(sources) - before, RPM_STAGE_MARK in log,
                             done.queue_status == "FINISHED")
 
-    def osbuild_alone(self, manifest: dict, store: Path, checkpoints: list[str]) -> Sample:
-        """osbuild on `manifest` with the product's runner but chosen store and checkpoints."""
+    def osbuild_alone(self, manifest: dict, store: Path) -> Sample:
+        """osbuild on `manifest` through the product's runner, in `store`, with no checkpoint."""
         from tasks.osbuild import run_osbuild
 
         out = Path(tempfile.mkdtemp(prefix="out-", dir=self.base))
@@ -130,7 +130,6 @@ class Round:
         cpu0, t0 = children_cpu(), time.monotonic()
         outcome = run_osbuild(manifest, command=self.command, store=store, output_dir=out / "o",
                               log_path=log, exports=self.image_type.exports,
-                              checkpoints=checkpoints,
                               cache_max_size=self.config.osbuild_cache_max_size)
         wall, cpu = time.monotonic() - t0, children_cpu() - cpu0
         text = log.read_text(errors="replace")
@@ -154,8 +153,8 @@ def run_image_type(command: list[str], image_type: str, rounds: int, repo_url: s
             manifest = r.store.manifest(cid)
             # nothing kept between builds: a fresh store every time
             fresh = Path(tempfile.mkdtemp(prefix="fresh-store-", dir=r.base))
-            rows["alone"].append(r.osbuild_alone(manifest, fresh, []))
-            rows["alone_repeat"].append(r.osbuild_alone(manifest, fresh, []))
+            rows["alone"].append(r.osbuild_alone(manifest, fresh))
+            rows["alone_repeat"].append(r.osbuild_alone(manifest, fresh))
         finally:
             r.close()
         # osbuild_checkpoint_images = true: the exported pipelines are kept in the store as well
