@@ -435,3 +435,15 @@ def test_pxe_grub_menu_carries_the_kernel_options() -> None:
     texts = [base64.b64decode(item["data"]).decode() for item in m["sources"]["org.osbuild.inline"]["items"].values()]
     menu = next(t for t in texts if "menuentry" in t)
     assert "root=live:http://HTTP-SERVER/rootfs.img rd.live.image console=ttyS0" in menu
+
+
+def test_today_containers_use_oci_architecture_names_and_run_config() -> None:
+    fedora = stage(manifest(distros.get_distro("fedora-43").image_type("x86_64", "container")),
+                   "container", "oci-archive")
+    assert fedora["architecture"] == "amd64"
+    assert fedora["config"]["Cmd"] == ["/bin/bash"] and fedora["config"]["WorkingDir"] == "/"
+    assert fedora["config"]["Labels"]["org.opencontainers.image.name"] == "fedora"
+    cs10 = stage(manifest(distros.get_distro("centos-10").image_type("aarch64", "container")), "container", "oci-archive")
+    assert cs10["architecture"] == "arm64"
+    old = stage(manifest(distros.get_distro("fedora-38").image_type("x86_64", "container")), "container", "oci-archive")
+    assert old["config"] == {}
