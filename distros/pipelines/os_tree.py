@@ -16,7 +16,7 @@ from distros.customizations import CONFIG_STAGES, FileNode, blueprint_packages, 
 from distros.engine import ManifestContext, PipelineKind, pipeline_kind
 from distros.ostree import CommitSpec, add_commit_sources, ostree_first_boot_stage
 from distros.pipelines.build import build_ref
-from distros.stages import fstab_stage, rpm_stage, selinux_stage, source_file_input, stage
+from distros.stages import fstab_stage, mount_unit_stages, rpm_stage, selinux_stage, source_file_input, stage
 
 MACHINE_ID_PLACEHOLDER = "ffffffffffffffffffffffffffffffff"
 OSCAP_DATA_DIR = "/oscap_data"
@@ -254,7 +254,15 @@ class OSTree(PipelineKind):
             root = pt.find("/")
             assert root is not None
             root_uuid = root[0].uuid
-            if root[0].subvol:
+            mount_units = ctx.data.get("mount_configuration") == "units"
+            if mount_units:
+                # without an fstab nothing remounts / read-write after the initrd: boot it rw, with
+                # its mount options on the command line
+                if "ro" in kernel_opts:
+                    kernel_opts[kernel_opts.index("ro")] = "rw"
+                if root[0].fstab_options != "defaults":
+                    kernel_opts.insert(0, f"rootflags={root[0].fstab_options}")
+            elif root[0].subvol:
                 # the initrd mounts the volume's root subvolume, not its top
                 kernel_opts.insert(0, f"rootflags=subvol={root[0].subvol}")
             if o.fips:
@@ -264,7 +272,7 @@ class OSTree(PipelineKind):
                     label = boot[0].label
                     kernel_opts.append(f"boot=LABEL={label}" if label else f"boot=UUID={boot[0].uuid}")
                 stages.append(stage("dracut", {"kernel": [ctx.kernel_version()], "add_modules": ["fips"]}))
-            stages.append(fstab_stage(pt))
+            stages += mount_unit_stages(pt) if mount_units else [fstab_stage(pt)]
             loader = plat.get("bootloader", "grub2")
             if loader == "grub2":
                 stages.append(self._grub2(ctx, plat, root_uuid, kernel_opts))

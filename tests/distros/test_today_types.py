@@ -447,3 +447,26 @@ def test_today_containers_use_oci_architecture_names_and_run_config() -> None:
     assert cs10["architecture"] == "arm64"
     old = stage(manifest(distros.get_distro("fedora-38").image_type("x86_64", "container")), "container", "oci-archive")
     assert old["config"] == {}
+
+
+@pytest.mark.parametrize("name", ["minimal-raw-xz", "minimal-raw-zst"])
+def test_minimal_raw_mount_units_from_fedora_43(name: str) -> None:
+    old = manifest(distros.get_distro("fedora-42").image_type("aarch64", name))
+    assert stage(old, "os", "fstab")["filesystems"]
+    m = manifest(distros.get_distro("fedora-43").image_type("aarch64", name))
+    os_types = [s["type"] for p in m["pipelines"] if p["name"] == "os" for s in p["stages"]]
+    assert "org.osbuild.fstab" not in os_types
+    units = {s["options"]["filename"]: s["options"] for p in m["pipelines"] if p["name"] == "os"
+             for s in p["stages"] if s["type"] == "org.osbuild.systemd.unit.create"}
+    assert sorted(units) == ["-.mount", "boot-efi.mount", "boot.mount"]
+    root = units["-.mount"]
+    assert root["unit-path"] == "etc" and root["config"]["Install"] == {"WantedBy": ["multi-user.target"]}
+    assert root["config"]["Mount"]["Where"] == "/" and root["config"]["Mount"]["Type"] == "ext4"
+    assert root["config"]["Mount"]["What"].startswith("/dev/disk/by-uuid/")
+    esp = units["boot-efi.mount"]["config"]["Mount"]
+    volid = esp["What"].split("/")[-1]
+    assert esp["Type"] == "vfat" and volid == volid.upper() and len(volid) == 9     # FAT ids keep their case
+    systemd_stages = [s["options"] for p in m["pipelines"] if p["name"] == "os" for s in p["stages"]
+                      if s["type"] == "org.osbuild.systemd"]
+    assert systemd_stages[0] == {"enabled_services": ["-.mount", "boot-efi.mount", "boot.mount"]}
+    assert stage(m, "os", "kernel-cmdline")["kernel_opts"].split()[-1] == "rw"
