@@ -50,10 +50,10 @@ def _blueprint(client: Any, name: str, packages: list[tuple[str, str]]) -> None:
     assert r.status == 200, r
 
 
-def _compose(client: Any, blueprint: str, test: str = "") -> Any:
+def _compose(client: Any, blueprint: str, test: str = "", **extra: Any) -> Any:
     return client.post(f"{V1}/compose" + (f"?test={test}" if test else ""),
-                       {"blueprint_name": blueprint, "compose_type": "tar", "branch": "master"},
-                       timeout=180)
+                       {"blueprint_name": blueprint, "compose_type": "tar", "branch": "master",
+                        **extra}, timeout=180)
 
 
 def _wait_status(client: Any, compose_id: str, states: tuple[str, ...],
@@ -87,8 +87,9 @@ def test_depsolve_error_is_a_500_and_leaves_nothing(start_weldr_server, tmp_path
     _blueprint(client, "impossible", [("bash", "0")])  # weldr-client's case: tmux version "0"
     _blueprint(client, "fine", [("bash", "*")])
 
+    upload = {"image_name": "img", "provider": "local", "settings": {"directory": str(tmp_path)}}
     for name, named in (("unknown-pkg", "no-such-package"), ("impossible", "bash")):
-        r = _compose(client, name)
+        r = _compose(client, name, upload=upload)  # its upload entry must go too
         assert r.status == 500, r
         body = r.json()
         assert body["status"] is False and len(body["errors"]) == 1, body
