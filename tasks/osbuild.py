@@ -3,8 +3,11 @@
 Plain code, no Celery: `run_osbuild` is what the build task calls, and tests call it with a stand-in
 command.  Why it is shaped like this:
 
-- osbuild runs in its own process group (it starts bubblewrap, stage helpers, loop devices, …); cancel
-  and timeout signal the whole group, first SIGTERM then SIGKILL, so nothing outlives the build.
+- osbuild runs under `tasks/osbuild_guard.py`, in its own session and process group (it starts
+  bubblewrap, stage helpers, loop devices, …).  Cancel and timeout send the guard one SIGTERM; the
+  guard signals osbuild's whole group, SIGINT first so osbuild unmounts what it mounted, then SIGTERM
+  and SIGKILL if it does not stop.  The guard gets the worker's parent-death signal and does the same
+  when the worker is killed, so no osbuild outlives its worker, even one hung after its SIGINT.
 - `--store` is shared by every build on the host: RPMs downloaded once are reused by every later build,
   and `--checkpoint` of the build/os trees lets an unchanged compose reuse its trees.  Checkpoints are
   only kept when `--cache-max-size` is given, so it always is.
@@ -25,14 +28,17 @@ import selectors
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
 
 RS = b"\x1e"  # RFC 7464 record separator
-KILL_GRACE = 5.0  # seconds osbuild gets after SIGINT to unwind (unmount, detach loops)
-TERM_GRACE = 2.0  # then seconds between SIGTERM and SIGKILL of the process group
+from tasks.osbuild_guard import EXEC_FAILED, KILL_GRACE, TERM_GRACE
+
+GUARD = Path(__file__).with_name("osbuild_guard.py")
+GUARD_SLACK = 3.0  # seconds past the guard's own escalation before the runner kills it all itself
 MIN_FREE_BYTES = 256 * 1024 * 1024  # refuse to start a build with less free space than this
 # a full disk in osbuild's (and its tools') words; "database or disk is full" is SQLite's, seen
 # from rpm's database when the store's disk fills during the rpm stage
@@ -165,22 +171,13 @@ def build_command(command: list[str], *, manifest_path: Path, store: Path, outpu
     return argv
 
 
-def _die_with_worker() -> None:
-    """In the child before exec: if the worker dies (even `kill -9`), the kernel stops osbuild too.
+def guarded(argv: list[str]) -> list[str]:
+    """`argv` run under the guard, which watches this process (see `tasks/osbuild_guard.py`).
 
-    osbuild runs in its own session so cancel can signal its whole group; that also detaches it
-    from the worker's group, so without this a killed worker would leave a build running.  The
-    signal is SIGINT, as for cancel: osbuild then stops its stage and unmounts what it mounted on
-    the host; SIGKILL left the build root's bind mounts and /run/osbuild's devtmpfs behind.
+    The guard runs from its file with `-I -S`: no site-packages, no project imports, ~10 ms.
     """
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL(None, use_errno=True)
-        PR_SET_PDEATHSIG = 1
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGINT, 0, 0, 0)
-    except (OSError, AttributeError):
-        pass
+    return [sys.executable or "python3", "-I", "-S", str(GUARD), "--parent", str(os.getpid()),
+            "--", *argv]
 
 
 def _free_bytes(path: Path) -> int:
@@ -190,34 +187,37 @@ def _free_bytes(path: Path) -> int:
     return shutil.disk_usage(probe).free
 
 
-def _kill_group(proc: subprocess.Popen, grace: float = KILL_GRACE) -> None:
-    """Stop the build's process group as Ctrl-C would, harder if it does not stop.
-
-    SIGINT first: osbuild then unwinds, unmounting its build root (bind mounts of the host, a
-    devtmpfs under /run/osbuild) and detaching loop devices.  Killed by SIGTERM or SIGKILL it leaves
-    those mounted on the host, one set per cancelled build (seen with osbuild 191).  SIGTERM after
-    `grace` seconds, SIGKILL for what is left TERM_GRACE seconds later.
-    """
-    for sig, wait in ((signal.SIGINT, grace), (signal.SIGTERM, TERM_GRACE)):
-        try:
-            os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            return
-        try:
-            proc.wait(timeout=wait)
-            break
-        except subprocess.TimeoutExpired:
-            continue
-    # children may outlive the leader: the group id still names them
+def _stop(proc: subprocess.Popen) -> None:
+    """Stop the build: one SIGTERM to the guard, which stops osbuild's group as Ctrl-C would and
+    harder if it does not stop (SIGINT, `KILL_GRACE` s, SIGTERM, `TERM_GRACE` s, SIGKILL), then exits
+    with osbuild's status.  Should the guard itself not end in time, the runner kills osbuild's group
+    and the guard."""
     try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=KILL_GRACE + TERM_GRACE + GUARD_SLACK)
+        return
+    except subprocess.TimeoutExpired:
         pass
+    for child in _children(proc.pid):
+        try:
+            os.killpg(child, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+    proc.kill()
     proc.wait()
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except (OSError, ValueError):
+        return []
 
 
 def _explain_exit(returncode: int, log_tail: str, failed_stage: str | None,
                   progress: Progress) -> str:
+    if returncode == EXEC_FAILED:
+        return f"osbuild could not be started (exit {EXEC_FAILED}); see the message above"
     if returncode == 2:
         return "osbuild rejected the manifest (exit 2: schema validation failed); see the messages above"
     if any(m in log_tail for m in ENOSPC_MARKERS):
@@ -307,10 +307,9 @@ def run_osbuild(manifest: dict, *, command: list[str], store: Path, output_dir: 
                              cache_max_size=cache_max_size, monitor_fd=write_fd)
         note("$ " + " ".join(argv))
         try:
-            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+            proc = subprocess.Popen(guarded(argv), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                     stderr=subprocess.STDOUT, pass_fds=(write_fd,),
-                                    start_new_session=True, env=env,
-                                    preexec_fn=_die_with_worker)
+                                    start_new_session=True, env=env)
         except OSError as exc:
             os.close(read_fd)
             os.close(write_fd)
@@ -371,13 +370,7 @@ def run_osbuild(manifest: dict, *, command: list[str], store: Path, output_dir: 
                 except subprocess.TimeoutExpired:
                     pass
             if proc.poll() is None:
-                _kill_group(proc)
-            else:
-                # the leader is gone; helpers it left in its group are not wanted either
-                try:
-                    os.killpg(proc.pid, signal.SIGKILL)
-                except (ProcessLookupError, PermissionError):
-                    pass
+                _stop(proc)  # the guard also kills what osbuild left in its group
             os.close(read_fd)
             proc.stdout.close()
             try:
