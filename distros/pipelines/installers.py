@@ -79,8 +79,11 @@ def payload_commit(ctx: ManifestContext, pipeline: str) -> ostree.CommitSpec:
 
 
 def iso_label(ctx: ManifestContext) -> str:
-    template = ctx.distro.raw.get("iso_label") or f"{ctx.distro.product.replace(' ', '-')}-{ctx.distro.version}-BaseOS-{{arch}}"
-    return template.format(arch=ctx.arch)
+    # today's Fedora ISOs name their variant in the label (Fedora-43-IoT-x86_64): an image type may
+    # bring its own template
+    template = (ctx.data.get("iso_label") or ctx.distro.raw.get("iso_label")
+                or f"{ctx.distro.product.replace(' ', '-')}-{ctx.distro.version}-BaseOS-{{arch}}")
+    return template.format(arch=ctx.arch, version=ctx.distro.version)
 
 
 def installer_config(ctx: ManifestContext) -> dict[str, Any]:

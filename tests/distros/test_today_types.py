@@ -95,7 +95,8 @@ def test_ambiguous_names_are_definition_errors(tmp_path, bad: str, message: str)
 FEDORA_TODAY_X86_64 = [
     "cloud-azure", "cloud-ec2", "cloud-gce", "cloud-qcow2", "generic-ami", "generic-container", "generic-oci", "generic-openstack", "generic-ova", "generic-qcow2",
     "generic-vagrant-libvirt", "generic-vagrant-virtualbox", "generic-vhd", "generic-vmdk", "generic-wsl",
-    "iot-commit", "iot-container", "iot-installer", "iot-qcow2", "iot-raw-xz", "minimal-installer",
+    "iot-commit", "iot-container", "iot-installer", "iot-qcow2", "iot-raw-xz", "iot-simplified-installer",
+    "minimal-installer",
     "minimal-raw-xz", "minimal-raw-zst", "pxe-tar-xz", "server-qcow2", "workstation-live-installer"]
 
 ALIASES = {
@@ -470,3 +471,24 @@ def test_minimal_raw_mount_units_from_fedora_43(name: str) -> None:
                       if s["type"] == "org.osbuild.systemd"]
     assert systemd_stages[0] == {"enabled_services": ["-.mount", "boot-efi.mount", "boot.mount"]}
     assert stage(m, "os", "kernel-cmdline")["kernel_opts"].split()[-1] == "rw"
+
+
+def test_iot_simplified_installer() -> None:
+    d = distros.get_distro("fedora-43")
+    assert "iot-simplified-installer" not in distros.get_distro("fedora-39").image_types("x86_64")
+    it = d.image_type("x86_64", "iot-simplified-installer")
+    assert (it.filename, it.exports) == ("simplified-installer.iso", ["bootiso"])
+    table = it.base_partition_table()
+    assert layout(table)[:2] == [(501, ESP, ("vfat", "/boot/efi")), (2048, XBOOTLDR, ("ext4", "/boot"))]
+    luks = table.partitions[2].payload
+    assert isinstance(luks, LUKSContainer) and luks.clevis == {"pin": "null", "policy": "{}", "remove_passphrase": True}
+    vg = luks.payload
+    assert isinstance(vg, VolumeGroup) and [(lv.name, lv.size // GiB, lv.payload.type, lv.payload.fstab_options)
+                                            for lv in vg.volumes] == [("rootlv", 8, "ext4", "defaults,ro")]
+    bp = {"customizations": {"installation_device": "/dev/vda"}}
+    chain = it.package_sets(bp, options_for(it))["coi-tree"]
+    assert {"coreos-installer", "coreos-installer-dracut", "fdo-init", "clevis-luks", "shim-x64"} <= {
+        p for s in chain for p in s["include"]}
+    m = manifest(it, bp)
+    assert stage(m, "bootiso", "xorrisofs")["volid"] == "Fedora-43-IoT-x86_64"
+    assert "ignition.platform.id=metal" in stage(m, "ostree-deployment", "grub2")["kernel_opts"]
