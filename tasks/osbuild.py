@@ -214,6 +214,56 @@ def _children(pid: int) -> list[int]:
         return []
 
 
+def guarded_builds() -> list[tuple[int, Path]]:
+    """(guard pid, osbuild's output directory) of every guarded osbuild this process can see.
+
+    Read from /proc command lines: the guard's is `<python> -I -S …/osbuild_guard.py --parent N --
+    <osbuild argv>`, as `guarded` writes it.  Builds in other PID namespaces (other containers) are
+    not visible, and not wanted either.
+    """
+    found = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        output_dir = _guarded_output_dir(int(entry.name))
+        if output_dir is not None:
+            found.append((int(entry.name), output_dir))
+    return found
+
+
+def _guarded_output_dir(pid: int) -> Path | None:
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return None
+    args = [a.decode("utf-8", "surrogateescape") for a in argv]
+    if len(args) < 5 or not args[3].endswith("/" + GUARD.name) or "--" not in args:
+        return None
+    osbuild_argv = args[args.index("--") + 1:]
+    if "--output-directory" not in osbuild_argv[:-1]:
+        return None
+    return Path(osbuild_argv[osbuild_argv.index("--output-directory") + 1])
+
+
+def stop_guarded(pid: int, output_dir: Path) -> bool:
+    """SIGTERM to the guard `pid` (it then stops its osbuild as cancel does), if that pid still is
+    the guard of a build into `output_dir`: a pidfd pins the process while its command line is
+    checked again, so a reused pid is never signalled."""
+    try:
+        pidfd = os.pidfd_open(pid)
+    except OSError:
+        return False
+    try:
+        if _guarded_output_dir(pid) != Path(output_dir):
+            return False
+        signal.pidfd_send_signal(pidfd, signal.SIGTERM)
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(pidfd)
+
+
 def _explain_exit(returncode: int, log_tail: str, failed_stage: str | None,
                   progress: Progress) -> str:
     if returncode == EXEC_FAILED:

@@ -12,6 +12,11 @@ one pass at start and then every `interval` seconds.  Each pass:
    A duplicate is harmless: a job runs only once its claim succeeds.
 3. **Never queued**: a WAITING compose without any job (the API died between storing it and
    sending it) is submitted; a RUNNING compose with nothing queued or running is FAILED.
+4. **Stray builds**: an osbuild (seen through its guard, `tasks/osbuild_guard.py`) building into the
+   directory of a compose that is not RUNNING any more (FAILED by step 1 while its worker hung,
+   deleted) is stopped as cancel stops it.  Only builds of this installation's artifacts directory
+   in this PID namespace are seen; a RUNNING compose's build is never touched (a retried build may
+   briefly overlap its killed predecessor, whose guard stops it by itself).
 
 Every change is guarded in the store (token and heartbeat must be unchanged), so several
 recovery loops (several API processes) do not fight.
@@ -23,6 +28,7 @@ import logging
 import threading
 import time
 from collections import defaultdict
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tasks import runs, steps
@@ -80,12 +86,14 @@ class Recovery:
         self.db = self.store.db
         self.requeue_after = (requeue_after if requeue_after is not None
                               else max(2.0, min(60.0, config.task_stale_after / 2)))
+        self._stopping: set[tuple[int, Path]] = set()  # guards told to stop (they take up to ~7 s)
 
     def run_once(self, first: bool = False) -> dict[str, int]:
         counts = {"retried": 0, "failed": 0, "resent": 0, "submitted": 0, "closed": 0}
         self._reap(counts)
         self._resend(counts, first)
         self._orphans(counts)
+        counts["stopped"] = self.stop_stray_builds()
         from tasks.celery_app import prune_embedded_broker
 
         prune_embedded_broker(self.config)
@@ -185,6 +193,43 @@ class Recovery:
                 self.store.mark_failed(compose_id, "the pipeline lost track of this compose "
                                        "(no step queued or running)")
                 counts["failed"] += 1
+
+    # 4. builds whose compose is over
+    def stop_stray_builds(self) -> int:
+        import uuid
+
+        from app.store.composes import RUNNING, UnknownCompose
+        from tasks.osbuild import guarded_builds, stop_guarded
+
+        artifacts = self.store.artifacts_dir.resolve()
+        stopped = 0
+        builds = guarded_builds()
+        self._stopping &= set(builds)
+        for pid, output_dir in builds:
+            if (pid, output_dir) in self._stopping:
+                continue
+            compose_dir = output_dir.parent
+            try:
+                if compose_dir.parent.resolve() != artifacts:
+                    continue  # another installation's build, or not a compose's
+                compose_id = str(uuid.UUID(compose_dir.name))
+            except (OSError, ValueError):
+                continue
+            try:
+                state = self.store.get(compose_id).queue_status
+            except UnknownCompose:
+                state = "deleted"
+            except Exception:  # noqa: BLE001 - in doubt, leave the build alone
+                log.exception("reading compose %s", compose_id)
+                continue
+            if state == RUNNING:
+                continue
+            if stop_guarded(pid, output_dir):
+                self._stopping.add((pid, output_dir))
+                log.warning("compose %s is %s but its osbuild still ran: stopped it (guard pid %d)",
+                            compose_id, state, pid)
+                stopped += 1
+        return stopped
 
     def _send(self, compose_id: str, step: str) -> bool:
         from tasks import pipeline

@@ -5,12 +5,15 @@ It accepts osbuild's command line (the options celery-composer passes), writes R
 records like osbuild's JSONSeqMonitor to `--monitor-fd`, and behaves as the manifest's `stand_in`
 object says: {"mode": "ok" | "fail" | "schema" | "hang" | "enospc", "stage_sleep": seconds}.
 "hang" starts a child process in its group and sleeps, for cancel/timeout tests; the child's pid is
-written to `<output-directory>/child.pid`.
+written to `<output-directory>/child.pid`, its own to `stand_in.pid`.  With "ignore_sigint": true it
+behaves as osbuild 191 hung after a SIGINT (see tasks/osbuild_guard.py): SIGINT does not stop it,
+SIGTERM does; each signal's name is appended to `<output-directory>/signals` as it arrives.
 """
 
 import argparse
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -32,6 +35,16 @@ def main() -> int:
     mode = behaviour.get("mode", "ok")
     stage_sleep = float(behaviour.get("stage_sleep", 0))
     mon = os.fdopen(args.monitor_fd, "w", buffering=1)
+    if behaviour.get("ignore_sigint"):
+        def noted(signum, frame):
+            with open(os.path.join(args.output_directory, "signals"), "a") as fh:
+                fh.write(signal.Signals(signum).name + "\n")
+            if signum == signal.SIGTERM:
+                signal.signal(signal.SIGTERM, signal.SIG_DFL)
+                os.kill(os.getpid(), signal.SIGTERM)
+
+        signal.signal(signal.SIGINT, noted)
+        signal.signal(signal.SIGTERM, noted)
     print(f"stand-in osbuild: store={args.store} exports={args.export}", flush=True)
 
     if mode == "schema":
@@ -63,6 +76,8 @@ def main() -> int:
             record(f"Starting module {stage['type']}", pipeline, stage["type"], i, j, len(stages))
             print(f"running {stage['type']}", flush=True)
             if mode == "hang":
+                with open(os.path.join(args.output_directory, "stand_in.pid"), "w") as fh:
+                    fh.write(str(os.getpid()))
                 child = subprocess.Popen(["sleep", "300"])
                 with open(os.path.join(args.output_directory, "child.pid"), "w") as fh:
                     fh.write(str(child.pid))
