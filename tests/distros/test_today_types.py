@@ -492,3 +492,13 @@ def test_iot_simplified_installer() -> None:
     m = manifest(it, bp)
     assert stage(m, "bootiso", "xorrisofs")["volid"] == "Fedora-43-IoT-x86_64"
     assert "ignition.platform.id=metal" in stage(m, "ostree-deployment", "grub2")["kernel_opts"]
+
+
+@pytest.mark.parametrize("release, bootc, nss_out", [("centos-10", True, False), ("rhel-10.1", True, False),
+                                                    ("rhel-9.6", False, True), ("centos-9", False, True)])
+def test_el_qcow2_package_set_today(release: str, bootc: bool, nss_out: bool) -> None:
+    include, exclude = os_chain(distros.get_distro(release).image_type("x86_64", "guest-image"))
+    assert ("system-reinstall-bootc" in include) is bootc
+    assert ("nss" in exclude) is nss_out
+    assert {"@core", "cloud-init", "qemu-guest-agent", "cockpit-ws"} <= include
+    assert {"firewalld", "plymouth", "langpacks-*"} <= exclude
