@@ -502,3 +502,11 @@ def test_el_qcow2_package_set_today(release: str, bootc: bool, nss_out: bool) ->
     assert ("nss" in exclude) is nss_out
     assert {"@core", "cloud-init", "qemu-guest-agent", "cockpit-ws"} <= include
     assert {"firewalld", "plymouth", "langpacks-*"} <= exclude
+
+
+@pytest.mark.parametrize("release", ["fedora-40", "fedora-43"])
+def test_generic_default_table_today(release: str) -> None:
+    table = distros.get_distro(release).image_type("x86_64", "qcow2").base_partition_table()
+    assert layout(table) == [(1, BIOS_BOOT, None), (200, ESP, ("vfat", "/boot/efi")), (2048, LINUX, ("ext4", "/boot")),
+                             (2048, LINUX, ("ext4", "/"))]
+    assert table.partitions[1].payload.label == "ESP"
