@@ -34,9 +34,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
 
-RS = b"\x1e"  # RFC 7464 record separator
 from tasks.osbuild_guard import EXEC_FAILED, KILL_GRACE, TERM_GRACE
 
+RS = b"\x1e"  # RFC 7464 record separator
 GUARD = Path(__file__).with_name("osbuild_guard.py")
 GUARD_SLACK = 3.0  # seconds past the guard's own escalation before the runner kills it all itself
 MIN_FREE_BYTES = 256 * 1024 * 1024  # refuse to start a build with less free space than this

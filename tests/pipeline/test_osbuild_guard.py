@@ -199,3 +199,19 @@ def test_recovery_stops_builds_of_composes_that_are_over(make_env):
         for thread in threads.values():
             thread.join(BOUND)
     assert outcomes["running"].cancelled and outcomes["elsewhere"].cancelled
+
+
+def test_what_osbuild_leaves_mounted_does_not_reach_the_host(tmp_path):
+    """As root the guard runs osbuild in a private mount namespace: a mount left behind (osbuild
+    SIGTERMed or SIGKILLed mid-build leaves its build root's) goes with osbuild's last process."""
+    import pytest
+
+    if os.geteuid() != 0:
+        pytest.skip("mounting needs root (so does osbuild)")
+    target = tmp_path / "left-mounted"
+    target.mkdir()
+    done = subprocess.run(guarded(["sh", "-c", f"mount -t tmpfs osbuild-leftover {target} && "
+                                   f"grep -c {target} /proc/mounts"]),
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and done.stdout.strip() == "1", done  # mounted where osbuild runs
+    assert str(target) not in Path("/proc/mounts").read_text()  # never on the host
