@@ -26,9 +26,13 @@ itself needs ~0.4 s of CPU to start), so it also runs from a plain file path, ou
 from __future__ import annotations
 
 import os
-import signal
 import sys
 import time
+
+try:  # the signal module without its enum wrappers, which cost half of the guard's start-up
+    import _signal as signal
+except ImportError:  # not CPython
+    import signal  # type: ignore[no-redef]
 
 KILL_GRACE = 5.0  # seconds osbuild gets after SIGINT to unwind (unmount, detach loop devices)
 TERM_GRACE = 2.0  # then seconds between SIGTERM and SIGKILL of osbuild's process group
