@@ -74,6 +74,15 @@ class Installer:
     users_options: dict[str, Any] | None = None  # org.osbuild.users options (kickstart `users`)
     groups_options: dict[str, Any] | None = None  # org.osbuild.groups options (kickstart `groups`)
     kickstart: KickstartSettings = field(default_factory=KickstartSettings)
+    # a network installer: no payload on the ISO, anaconda installs from repositories; a kickstart
+    # only when the blueprint asks for something (users, groups, installer options)
+    netinst: bool = False
+
+    @property
+    def netinst_kickstart(self) -> bool:
+        ks = self.kickstart
+        return bool((self.users_options or {}).get("users") or (self.groups_options or {}).get("groups")
+                    or ks.unattended or ks.sudo_nopasswd or ks.user_contents is not None)
 
     @property
     def biosdevname(self) -> bool:
@@ -93,7 +102,7 @@ class Installer:
             opts += [f"root=live:CDLABEL={self.iso_label}", "rd.live.image", "quiet", "rhgb"]
         else:
             opts.append(f"inst.stage2=hd:LABEL={self.iso_label}")
-            if self.kickstart_in_iso_root:
+            if self.netinst_kickstart if self.netinst else self.kickstart_in_iso_root:
                 opts.append(f"inst.ks=hd:LABEL={self.iso_label}:{KICKSTART_PATH}")
         return opts + list(self.additional_kernel_opts)
 
@@ -255,7 +264,9 @@ def bootiso_tree_pipeline(
     file_stages: FileStages = _no_files,
 ) -> dict[str, Any]:
     """The ISO's files. Payload: `os_tree` (tarball + liveimg kickstart) or `commit` (ostree repo)."""
-    if not inst.live and (os_tree is None) == (commit is None):
+    if inst.netinst and (os_tree is not None or commit is not None):
+        raise InstallerError("a network installer carries no payload")
+    if not (inst.live or inst.netinst) and (os_tree is None) == (commit is None):
         raise InstallerError("a payload installer needs exactly one payload: an os tree or an ostree commit")
     stages: list[dict[str, Any]] = [
         {"type": "org.osbuild.mkdir", "options": {"paths": [{"path": "images"}, {"path": "images/pxeboot"}]}}
@@ -318,6 +329,10 @@ def bootiso_tree_pipeline(
                 groups_options=inst.groups_options,
             )
             stages += kickstart_stages(options, inst.kickstart, file_stages)
+    if inst.netinst and inst.netinst_kickstart:
+        options = kickstart_options(KICKSTART_PATH, users_options=inst.users_options,
+                                    groups_options=inst.groups_options)
+        stages += kickstart_stages(options, inst.kickstart, file_stages)
     stages.append({"type": "org.osbuild.discinfo", "options": {"basearch": inst.arch, "release": inst.release}})
     return {"name": "bootiso-tree", "build": "name:build", "stages": stages}
 

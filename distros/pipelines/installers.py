@@ -118,6 +118,7 @@ def make_installer(ctx: ManifestContext) -> anaconda.Installer:
         users_options={"users": ctx.os.users} if ctx.os.users else None,
         groups_options={"groups": ctx.os.groups} if ctx.os.groups else None,
         kickstart=KickstartSettings.from_blueprint(ctx.blueprint.get("customizations")),
+        netinst=bool(cfg.get("netinst", False)),
     )
 
 

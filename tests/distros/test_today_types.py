@@ -94,10 +94,12 @@ def test_ambiguous_names_are_definition_errors(tmp_path, bad: str, message: str)
 
 FEDORA_TODAY_X86_64 = [
     "cloud-azure", "cloud-ec2", "cloud-gce", "cloud-qcow2", "generic-ami", "generic-container", "generic-oci", "generic-openstack", "generic-ova", "generic-qcow2",
-    "generic-vagrant-libvirt", "generic-vagrant-virtualbox", "generic-vhd", "generic-vmdk", "generic-wsl",
+    "everything-network-installer", "generic-vagrant-libvirt", "generic-vagrant-virtualbox", "generic-vhd",
+    "generic-vmdk", "generic-wsl",
     "iot-commit", "iot-container", "iot-installer", "iot-qcow2", "iot-raw-xz", "iot-simplified-installer",
     "minimal-installer",
-    "minimal-raw-xz", "minimal-raw-zst", "pxe-tar-xz", "server-qcow2", "workstation-live-installer"]
+    "minimal-raw-xz", "minimal-raw-zst", "pxe-tar-xz", "server-network-installer", "server-qcow2",
+    "workstation-live-installer"]
 
 ALIASES = {
     "qcow2": "generic-qcow2", "guest-image": "generic-qcow2", "ami": "generic-ami", "aws": "generic-ami",
@@ -112,7 +114,7 @@ ALIASES = {
 @pytest.mark.parametrize("release", ["fedora-40", "fedora-42", "fedora-43", "fedora-44"])
 def test_fedora_today_names_and_aliases(release: str) -> None:
     d = distros.get_distro(release)
-    assert d.image_types("x86_64") == FEDORA_TODAY_X86_64
+    assert d.image_types("x86_64") == sorted(FEDORA_TODAY_X86_64)
     for alias, name in ALIASES.items():
         assert d.image_type("x86_64", alias).name == name, alias
     assert "generic-vagrant-virtualbox" not in d.image_types("aarch64")
@@ -510,3 +512,36 @@ def test_generic_default_table_today(release: str) -> None:
     assert layout(table) == [(1, BIOS_BOOT, None), (200, ESP, ("vfat", "/boot/efi")), (2048, LINUX, ("ext4", "/boot")),
                              (2048, LINUX, ("ext4", "/"))]
     assert table.partitions[1].payload.label == "ESP"
+
+
+@pytest.mark.parametrize("release, name, label", [
+    ("fedora-43", "netinst", "Fedora-43-Everything-x86_64"),
+    ("fedora-44", "server-network-installer", "Fedora-44-Server-x86_64"),
+    ("centos-10", "network-installer", "CentOS-Stream-10-BaseOS-x86_64"),
+])
+def test_network_installers(release: str, name: str, label: str) -> None:
+    it = distros.get_distro(release).image_type("x86_64", name)
+    assert (it.filename, it.exports) == ("netinst.iso", ["bootiso"])
+    assert [p["name"] for p in it.pipelines] == ["build", "anaconda-tree", "rootfs-image", "efiboot-tree",
+                                                 "bootiso-tree", "bootiso"]
+    chain = it.package_sets({})["anaconda-tree"]
+    include = {p for s in chain for p in s["include"]}
+    assert {"anaconda", "anaconda-install-img-deps", "kernel", "dracut-network"} <= include
+    assert ("fedora-release-server" in include) is (name == "server-network-installer")
+    m = manifest(it)
+    # no payload and, without customizations, no kickstart: anaconda asks
+    tree = [s["type"] for p in m["pipelines"] if p["name"] == "bootiso-tree" for s in p["stages"]]
+    assert "org.osbuild.tar" not in tree and "org.osbuild.kickstart" not in tree
+    assert stage(m, "bootiso-tree", "isolinux")["kernel"]["opts"] == [f"inst.stage2=hd:LABEL={label}"]
+    assert stage(m, "bootiso", "xorrisofs")["volid"] == label
+
+
+def test_fedora_network_installer_kickstart_only_for_accounts() -> None:
+    it = distros.get_distro("fedora-43").image_type("x86_64", "everything-network-installer")
+    m = manifest(it, {"customizations": {"user": [{"name": "alice", "password": "$6$x"}]}})
+    assert stage(m, "bootiso-tree", "kickstart") == {"path": "/osbuild.ks", "users": {"alice": {"password": "$6$x"}}}
+    assert stage(m, "bootiso-tree", "isolinux")["kernel"]["opts"][-1] == (
+        "inst.ks=hd:LABEL=Fedora-43-Everything-x86_64:/osbuild.ks")
+    el = distros.get_distro("rhel-10.0").image_type("x86_64", "network-installer")
+    with pytest.raises(ValueError, match="allowed: Locale, FIPS"):
+        el.check({"customizations": {"user": [{"name": "alice"}]}})
