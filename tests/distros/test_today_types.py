@@ -545,3 +545,14 @@ def test_fedora_network_installer_kickstart_only_for_accounts() -> None:
     el = distros.get_distro("rhel-10.0").image_type("x86_64", "network-installer")
     with pytest.raises(ValueError, match="allowed: Locale, FIPS"):
         el.check({"customizations": {"user": [{"name": "alice"}]}})
+
+
+def test_minimal_installer_installs_the_minimal_raw_set() -> None:
+    it = distros.get_distro("fedora-43").image_type("x86_64", "image-installer")
+    assert it.name == "minimal-installer"
+    sets = it.package_sets({})
+    assert {"@core", "fwupd-efi", "initial-setup", "NetworkManager-wifi"} <= {p for s in sets["os"] for p in s["include"]}
+    assert "anaconda-webui" in {p for s in sets["anaconda-tree"] for p in s["include"]}
+    assert stage(manifest(it), "bootiso", "xorrisofs")["volid"] == "Fedora-43-Unknown-x86_64"
+    old = distros.get_distro("fedora-39").image_type("x86_64", "image-installer")
+    assert "fwupd-efi" not in {p for s in old.package_sets({})["os"] for p in s["include"]}
