@@ -3,7 +3,7 @@
 Plain code, no Celery: `run_osbuild` is what the build task calls, and tests call it with a stand-in
 command.  Why it is shaped like this:
 
-- osbuild runs under `tasks/osbuild_guard.py`, in its own session and process group (it starts
+- osbuild runs under `tasks/osbuild_guard.py`, in its own process group (it starts
   bubblewrap, stage helpers, loop devices, …).  Cancel and timeout send the guard one SIGTERM; the
   guard signals osbuild's whole group, SIGINT first so osbuild unmounts what it mounted, then SIGTERM
   and SIGKILL if it does not stop.  The guard gets the worker's parent-death signal and does the same

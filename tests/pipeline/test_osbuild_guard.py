@@ -121,7 +121,8 @@ def test_monitor_fd_and_output_pass_through_untouched(tmp_path):
     assert out == bytes(range(256)) and err == b"no newline"
     pid, ppid, pgid, sid = map(int, (tmp_path / "ids").read_text().split())
     assert ppid == proc.pid  # under the guard…
-    assert pgid == sid == pid != proc.pid  # …but in its own session and process group
+    assert pgid == pid != proc.pid  # …but leading its own process group, in the guard's session
+    assert sid == proc.pid  # the guard leads the session (and its own group) the runner starts
 
 
 def test_guard_whose_worker_is_gone_starts_nothing(tmp_path):
