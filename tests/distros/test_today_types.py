@@ -556,3 +556,9 @@ def test_minimal_installer_installs_the_minimal_raw_set() -> None:
     assert stage(manifest(it), "bootiso", "xorrisofs")["volid"] == "Fedora-43-Unknown-x86_64"
     old = distros.get_distro("fedora-39").image_type("x86_64", "image-installer")
     assert "fwupd-efi" not in {p for s in old.package_sets({})["os"] for p in s["include"]}
+
+
+def test_workstation_live_installer_label() -> None:
+    it = distros.get_distro("fedora-44").image_type("aarch64", "live-installer")
+    assert it.name == "workstation-live-installer"
+    assert stage(manifest(it), "bootiso", "xorrisofs")["volid"] == "Fedora-44-Workstation-aarch64"
