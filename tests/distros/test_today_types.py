@@ -562,3 +562,8 @@ def test_workstation_live_installer_label() -> None:
     it = distros.get_distro("fedora-44").image_type("aarch64", "live-installer")
     assert it.name == "workstation-live-installer"
     assert stage(manifest(it), "bootiso", "xorrisofs")["volid"] == "Fedora-44-Workstation-aarch64"
+
+
+def test_iot_installer_label() -> None:
+    it = distros.get_distro("fedora-43").image_type("x86_64", "fedora-iot-installer")
+    assert stage(manifest(it), "bootiso", "xorrisofs")["volid"] == "Fedora-43-IoT-x86_64"
