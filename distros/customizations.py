@@ -127,6 +127,8 @@ class OSConfig:
     # ships an uninitialized machine-id so the first boot runs as systemd's first boot
     lock_root_user: bool = False
     machine_id_uninitialized: bool = False
+    # packages dnf must keep at their installed version (a UKI image's shim, today's EL CVM types)
+    versionlock_packages: list[str] = field(default_factory=list)
 
 
 def _customizations(blueprint: dict[str, Any]) -> dict[str, Any]:
@@ -177,6 +179,7 @@ def os_config(image_config: dict[str, Any], blueprint: dict[str, Any], rng: rand
     cfg.shell_init = dict(ic["shell_init"]) if ic.get("shell_init") else None
     cfg.lock_root_user = bool(ic.get("lock_root_user", False))
     cfg.machine_id_uninitialized = bool(ic.get("machine_id_uninitialized", False))
+    cfg.versionlock_packages = list(ic.get("versionlock_packages") or [])
 
     # accounts and files an image type always has (e.g. vagrant's user), blueprint may add more
     if ic.get("users") or ic.get("files"):

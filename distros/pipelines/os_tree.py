@@ -65,6 +65,13 @@ def os_package_chain(ctx: ManifestContext, spec: dict[str, Any]) -> list[dict[st
         extra += ["openscap-scanner", "scap-security-guide", "xz"]
     if o.users or o.groups:
         extra += ["shadow-utils", "pam", "passwd"]
+    elif o.lock_root_user:
+        extra.append("shadow-utils")
+    if plat.get("bootloader") == "uki":
+        # the kernel's .hmac next to the UKI (older uki-direct does not write it)
+        extra.append("libkcapi-hmaccalc")
+    if o.versionlock_packages:
+        extra.append("python3-dnf-plugin-versionlock")
     if o.firewall is not None:
         extra.append("firewalld")
     chain = []
@@ -157,7 +164,7 @@ class OSTree(PipelineKind):
             pkgs.append("python3-pyyaml")
         if ctx.os.stages.get("dnf_config") or ctx.os.stages.get("rhsm"):
             pkgs.append("python3-iniparse")
-        if ctx.os.users or ctx.os.groups:
+        if ctx.os.users or ctx.os.groups or ctx.os.lock_root_user:
             pkgs.append("shadow-utils")
         if ctx.os.openscap and (ctx.os.openscap.get("tailoring") or {}):
             pkgs.append("openscap-utils")
@@ -193,6 +200,9 @@ class OSTree(PipelineKind):
         rpm_options.update(ctx.data.get("rpm_options") or {})
         if o.gpgkey_files:
             rpm_options["gpgkeys.fromtree"] = list(o.gpgkey_files)
+        if plat.get("bootloader") == "uki" and pt is not None:
+            # kernel-install puts the unified kernel image straight onto the ESP
+            rpm_options["kernel_install_env"] = {"boot_root": esp_mountpoint(pt)}
         if spec.get("ostree"):
             rpm_options.update({"dbpath": "/usr/share/rpm", "ostree_booted": True})
             parents = [CommitSpec.from_dict(c) for c in ctx.options.ostree_commits.get(name) or []]
@@ -278,6 +288,8 @@ class OSTree(PipelineKind):
                 stages.append(self._grub2(ctx, plat, root_uuid, kernel_opts))
             elif loader == "zipl":
                 stages.append(stage("zipl", {}))
+            elif loader == "uki":
+                stages += uki_boot_stages(ctx, pt, plat)
             if loader == "zipl" or (loader == "grub2" and not o.kernel_options_bootloader):
                 stages.insert(0, stage("kernel-cmdline", {"root_fs_uuid": root_uuid,
                                                           "kernel_opts": " ".join(kernel_opts)}))
@@ -318,6 +330,8 @@ class OSTree(PipelineKind):
             stages += file_stages(ctx, [FileNode(path=f"{CA_ANCHORS}/{_cert_name(pem)}.pem", data=pem.encode(),
                                                  mode="0644", user="root", group="root") for pem in o.ca_certs])
             stages.append(stage("pki.update-ca-trust", {}))
+        if o.versionlock_packages:
+            stages += versionlock_stages(ctx, name, o.versionlock_packages)
         if o.machine_id_uninitialized:
             stages.append(stage("machine-id", {"first-boot": "yes"}))
         if o.selinux:
@@ -369,3 +383,48 @@ class OSTree(PipelineKind):
             config = {"profile_id": tailored, "datastream": datastream, "tailoring": path}
         stages.append(stage("oscap.remediation", {"data_dir": OSCAP_DATA_DIR, "config": config}))
         return stages
+
+
+ESP_GUID = "C12A7328-F81F-11D2-BA4B-00A0C93EC93B"
+UKI_SHIM_ARCH = {"x86_64": "x64", "aarch64": "aa64"}
+# uki-direct writes the kernel's .hmac and add-on directory itself from this version on
+UKI_DIRECT_SELF_SUFFICIENT = (25, 3)
+
+
+def esp_mountpoint(pt: Any) -> str:
+    for fs, path in pt.filesystems():
+        if len(path) == 1 and path[0].type.upper() in (ESP_GUID, "EF"):
+            return fs.mountpoint
+    raise ValueError("a UKI image needs an EFI system partition")
+
+
+def uki_boot_stages(ctx: ManifestContext, pt: Any, plat: dict[str, Any]) -> list[dict[str, Any]]:
+    """No boot loader configuration: shim boots the UKI named in its BOOT<ARCH>.CSV (UTF-16)."""
+    esp = esp_mountpoint(pt)
+    short = UKI_SHIM_ARCH.get(ctx.arch)
+    if short is None:
+        raise ValueError(f"UKIs are built for x86_64 and aarch64, not {ctx.arch}")
+    vendor = str(plat.get("uefi_vendor") or ctx.distro.vendor)
+    kver = ctx.kernel_version()
+    uki = f"{MACHINE_ID_PLACEHOLDER}-{kver}.efi"
+    csv = f"shim{short}.efi,{vendor},\\EFI\\Linux\\{uki} ,UKI bootentry\n"
+    stages = file_stages(ctx, [FileNode(path=f"{esp}/EFI/{vendor}/BOOT{short.upper()}.CSV",
+                                        data=csv.encode("utf-16-le"))])
+    direct = next((p for p in ctx.packages.get("os", []) if p["name"] == "uki-direct"), None)
+    if direct is not None and _version(direct["version"]) < UKI_DIRECT_SELF_SUFFICIENT:
+        kernel_path = f"{esp}/EFI/Linux/{uki}"
+        stages.append(stage("hmac", {"paths": [kernel_path], "algorithm": "sha512"}))
+        stages += directory_stages([FileNode(path=kernel_path + ".extra.d", ensure_parents=True)])
+    return stages
+
+
+def _version(text: str) -> tuple[int, ...]:
+    return tuple(int(x) for x in text.split(".") if x.isdigit())
+
+
+def versionlock_stages(ctx: ManifestContext, pipeline: str, names: list[str]) -> list[dict[str, Any]]:
+    """dnf4's versionlock list: each named package at the version the image installed."""
+    installed = {p["name"]: p for p in ctx.packages.get(pipeline, [])}
+    locks = [f"{n}-{installed[n].get('epoch') or 0}:{installed[n]['version']}-{installed[n]['release']}"
+             for n in names if n in installed]
+    return [stage("dnf4.versionlock", {"add": locks})] if locks else []

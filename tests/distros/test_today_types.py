@@ -567,3 +567,39 @@ def test_workstation_live_installer_label() -> None:
 def test_iot_installer_label() -> None:
     it = distros.get_distro("fedora-43").image_type("x86_64", "fedora-iot-installer")
     assert stage(manifest(it), "bootiso", "xorrisofs")["volid"] == "Fedora-43-IoT-x86_64"
+
+
+def uki_packages(it: Any, uki_direct: str) -> dict[str, list[dict[str, Any]]]:
+    pkgs = fake_packages(it.arch, list(it.package_sets({})))
+    for n, (name, version) in enumerate([("shim-x64", "15.8"), ("uki-direct", uki_direct),
+                                         ("kernel-uki-virt", "6.12.0")]):
+        pkgs["os"].append(dict(pkgs["os"][0], name=name, version=version, release="3.el10",
+                               checksum=f"sha256:{n + 1:064x}"))
+    return pkgs
+
+
+@pytest.mark.parametrize("name", ["ec2-cvm", "azure-cvm"])
+def test_confidential_vm_types_boot_a_uki(name: str) -> None:
+    import base64
+
+    assert name not in distros.get_distro("rhel-9.5").image_types("x86_64")
+    assert name not in distros.get_distro("centos-10").image_types("x86_64")
+    it = distros.get_distro("rhel-10.1").image_type("x86_64", name)
+    assert it.default_size == 32 * GiB
+    assert layout(it.base_partition_table()) == [(512, ESP, ("vfat", "/boot/efi")),
+                                                 (5120, ROOT_X86, ("ext4", "/"))]
+    include, exclude = os_chain(it)
+    assert {"kernel-uki-virt", "uki-direct", "shim-x64", "libkcapi-hmaccalc", "python3-dnf-plugin-versionlock"} <= include
+    assert {"grub2-tools", "grubby"} <= exclude and "kernel" not in include
+    m = it.manifest({}, uki_packages(it, "24.11"), REPOS, seed=5)
+    types = [s["type"] for p in m["pipelines"] for s in p["stages"]]
+    assert not {"org.osbuild.grub2", "org.osbuild.grub2.inst", "org.osbuild.kernel-cmdline", "org.osbuild.fix-bls"} & set(types)
+    assert stage(m, "os", "rpm")["kernel_install_env"] == {"boot_root": "/boot/efi"}
+    assert stage(m, "os", "dnf4.versionlock") == {"add": ["shim-x64-0:15.8-3.el10"]}
+    uki = "/boot/efi/EFI/Linux/ffffffffffffffffffffffffffffffff-6.12.0-3.el10.x86_64.efi"
+    assert stage(m, "os", "hmac") == {"paths": [uki], "algorithm": "sha512"}     # uki-direct older than 25.3
+    csv = [base64.b64decode(i["data"]) for i in m["sources"]["org.osbuild.inline"]["items"].values()]
+    assert ("shimx64.efi,redhat,\\EFI\\Linux\\ffffffffffffffffffffffffffffffff-6.12.0-3.el10.x86_64.efi ,"
+            "UKI bootentry\n").encode("utf-16-le") in csv
+    newer = it.manifest({}, uki_packages(it, "25.3"), REPOS, seed=5)
+    assert "org.osbuild.hmac" not in {s["type"] for p in newer["pipelines"] for s in p["stages"]}
