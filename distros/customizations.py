@@ -129,6 +129,10 @@ class OSConfig:
     machine_id_uninitialized: bool = False
     # packages dnf must keep at their installed version (a UKI image's shim, today's EL CVM types)
     versionlock_packages: list[str] = field(default_factory=list)
+    # WSL images: /etc/wsl.conf and /etc/wsl-distribution.conf (stage options as osbuild takes them;
+    # `%s` in the OOBE default_name becomes the OS version)
+    wsl_conf: dict[str, Any] | None = None
+    wsl_distribution_conf: dict[str, Any] | None = None
 
 
 def _customizations(blueprint: dict[str, Any]) -> dict[str, Any]:
@@ -180,6 +184,8 @@ def os_config(image_config: dict[str, Any], blueprint: dict[str, Any], rng: rand
     cfg.lock_root_user = bool(ic.get("lock_root_user", False))
     cfg.machine_id_uninitialized = bool(ic.get("machine_id_uninitialized", False))
     cfg.versionlock_packages = list(ic.get("versionlock_packages") or [])
+    cfg.wsl_conf = dict(ic["wsl_conf"]) if ic.get("wsl_conf") else None
+    cfg.wsl_distribution_conf = dict(ic["wsl_distribution_conf"]) if ic.get("wsl_distribution_conf") else None
 
     # accounts and files an image type always has (e.g. vagrant's user), blueprint may add more
     if ic.get("users") or ic.get("files"):

@@ -162,7 +162,8 @@ class OSTree(PipelineKind):
             pkgs += ["policycoreutils", f"selinux-policy-{ctx.os.selinux}"]
         if ctx.os.stages.get("cloud_init"):
             pkgs.append("python3-pyyaml")
-        if ctx.os.stages.get("dnf_config") or ctx.os.stages.get("rhsm"):
+        if (ctx.os.stages.get("dnf_config") or ctx.os.stages.get("rhsm") or ctx.os.wsl_conf
+                or ctx.os.wsl_distribution_conf):
             pkgs.append("python3-iniparse")
         if ctx.os.users or ctx.os.groups or ctx.os.lock_root_user:
             pkgs.append("shadow-utils")
@@ -317,6 +318,14 @@ class OSTree(PipelineKind):
             stages.append(stage("systemd", systemd))
         if o.shell_init:
             stages.append(stage("shell.init", o.shell_init))
+        if o.wsl_conf:
+            stages.append(stage("wsl.conf", o.wsl_conf))
+        if o.wsl_distribution_conf:
+            dist = json_copy(o.wsl_distribution_conf)
+            oobe = dist.get("oobe") or {}
+            if "default_name" in oobe:
+                oobe["default_name"] = oobe["default_name"].replace("%s", ctx.distro.os_version)
+            stages.append(stage("wsl-distribution.conf", dist))
 
         if o.fips:
             stages.append(stage("update-crypto-policies", {"policy": "FIPS"}))
@@ -428,3 +437,9 @@ def versionlock_stages(ctx: ManifestContext, pipeline: str, names: list[str]) ->
     locks = [f"{n}-{installed[n].get('epoch') or 0}:{installed[n]['version']}-{installed[n]['release']}"
              for n in names if n in installed]
     return [stage("dnf4.versionlock", {"add": locks})] if locks else []
+
+
+def json_copy(value: Any) -> Any:
+    import copy
+
+    return copy.deepcopy(value)

@@ -603,3 +603,31 @@ def test_confidential_vm_types_boot_a_uki(name: str) -> None:
             "UKI bootentry\n").encode("utf-16-le") in csv
     newer = it.manifest({}, uki_packages(it, "25.3"), REPOS, seed=5)
     assert "org.osbuild.hmac" not in {s["type"] for p in newer["pipelines"] for s in p["stages"]}
+
+
+@pytest.mark.parametrize("release, rhel", [("rhel-10.0", True), ("centos-10", False)])
+def test_el10_wsl(release: str, rhel: bool) -> None:
+    it = distros.get_distro(release).image_type("aarch64", "wsl")
+    assert (it.filename, it.exports) == ("image.wsl", ["xz"])
+    include, exclude = os_chain(it)
+    assert {"openssh-server", "systemd", "sudo", "dnf"} <= include
+    assert ("wsl-setup" in include) is not rhel and ("subscription-manager" in include) is rhel
+    assert "redhat-release-eula" in exclude
+    m = manifest(it)
+    assert stage(m, "os", "systemd")["enabled_services"] == ["sshd.service"]
+    types = {s["type"] for p in m["pipelines"] for s in p["stages"]}
+    assert ("org.osbuild.wsl.conf" in types) is rhel
+    if rhel:
+        assert stage(m, "os", "wsl.conf") == {"boot": {"systemd": True}}
+        assert stage(m, "os", "wsl-distribution.conf")["oobe"] == {"default_uid": 1000,
+                                                                   "default_name": "RedHatEnterpriseLinux-10.0"}
+    assert stage(m, "xz", "xz")["filename"] == "image.wsl"
+    # EL 9 keeps the July-2023 shape
+    assert distros.get_distro("rhel-9.6").image_type("x86_64", "wsl").filename == "disk.tar.gz"
+
+
+def test_fedora_41_wsl_boots_systemd_through_wsl_conf() -> None:
+    m = manifest(distros.get_distro("fedora-41").image_type("x86_64", "wsl"))
+    assert stage(m, "os", "wsl.conf") == {"boot": {"systemd": True}}
+    m43 = manifest(distros.get_distro("fedora-43").image_type("x86_64", "wsl"))
+    assert "org.osbuild.wsl.conf" not in {s["type"] for p in m43["pipelines"] for s in p["stages"]}
