@@ -631,3 +631,19 @@ def test_fedora_41_wsl_boots_systemd_through_wsl_conf() -> None:
     assert stage(m, "os", "wsl.conf") == {"boot": {"systemd": True}}
     m43 = manifest(distros.get_distro("fedora-43").image_type("x86_64", "wsl"))
     assert "org.osbuild.wsl.conf" not in {s["type"] for p in m43["pipelines"] for s in p["stages"]}
+
+
+@pytest.mark.parametrize("name, hana", [("azure-sap-rhui", True), ("azure-sapapps-rhui", False)])
+def test_azure_sap_rhui(name: str, hana: bool) -> None:
+    assert name not in distros.get_distro("centos-10").image_types("x86_64")
+    assert name not in distros.get_distro("rhel-10.0").image_types("aarch64")
+    it = distros.get_distro("rhel-10.0").image_type("x86_64", name)
+    include, exclude = os_chain(it)
+    assert {"@Server", "uuidd", "libnsl", "WALinuxAgent"} <= include and "gtk2" not in include
+    assert ("tuned-profiles-sap-hana" in include) is hana and ("rhel-system-roles-sap" in include) is hana
+    assert "gtk2" in os_chain(distros.get_distro("rhel-9.6").image_type("x86_64", name))[0]
+    m = manifest(it)
+    assert stage(m, "os", "selinux.config") == {"state": "permissive"}
+    assert stage(m, "os", "sysctld")["filename"] == "sap.conf"
+    types = {s["type"] for p in m["pipelines"] for s in p["stages"]}
+    assert ("org.osbuild.tuned" in types) is hana
