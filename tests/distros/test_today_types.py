@@ -93,7 +93,8 @@ def test_ambiguous_names_are_definition_errors(tmp_path, bad: str, message: str)
 # --- the real definitions ------------------------------------------------------------------
 
 FEDORA_TODAY_X86_64 = [
-    "cloud-azure", "cloud-ec2", "cloud-gce", "cloud-qcow2", "generic-ami", "generic-container", "generic-oci", "generic-openstack", "generic-ova", "generic-qcow2",
+    "cloud-azure", "cloud-ec2", "cloud-gce", "cloud-qcow2", "generic-ami", "kinoite-qcow2", "kinoite-raw-xz",
+    "silverblue-qcow2", "silverblue-raw-xz", "generic-container", "generic-oci", "generic-openstack", "generic-ova", "generic-qcow2",
     "everything-network-installer", "generic-vagrant-libvirt", "generic-vagrant-virtualbox", "generic-vhd",
     "generic-vmdk", "generic-wsl",
     "iot-commit", "iot-container", "iot-installer", "iot-qcow2", "iot-raw-xz", "iot-simplified-installer",
@@ -647,3 +648,18 @@ def test_azure_sap_rhui(name: str, hana: bool) -> None:
     assert stage(m, "os", "sysctld")["filename"] == "sap.conf"
     types = {s["type"] for p in m["pipelines"] for s in p["stages"]}
     assert ("org.osbuild.tuned" in types) is hana
+
+
+@pytest.mark.parametrize("name, ref, export", [("kinoite-qcow2", "kinoite", "qcow2"),
+                                               ("silverblue-raw-xz", "silverblue", "xz")])
+def test_atomic_desktop_disks(name: str, ref: str, export: str) -> None:
+    it = distros.get_distro("fedora-43").image_type("aarch64", name)
+    assert it.exports == [export] and it.default_size == 10 * GiB
+    sources = it.ostree_sources({}, {"ostree": {"url": "http://127.0.0.1:9/repo"}})
+    assert sources["ostree-deployment"][0].ref == f"fedora/43/aarch64/{ref}"
+    m = manifest(it)
+    deploy = stage(m, "ostree-deployment", "ostree.deploy")
+    assert deploy["osname"] == "fedora" and deploy["remote"] == "fedora"
+    assert deploy["kernel_opts"][-2:] == ["ignition.platform.id=qemu", "$ignition_firstboot"]
+    remote = stage(m, "ostree-deployment", "ostree.remotes")["remotes"][0]
+    assert remote["contenturl"] == "mirrorlist=https://ostree.fedoraproject.org/mirrorlist"
