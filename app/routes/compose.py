@@ -547,6 +547,7 @@ def compose_start() -> Response:
     if distro not in sources.list_distros(config):
         raise WeldrError("DistroError", f"Unknown distribution: {distro} for arch {arch}")
     image_type = _image_type(distro, arch, compose_type)
+    compose_type = image_type.name  # an alias (e.g. "qcow2" on Fedora 43) is stored by its type's name
     from distros.errors import RequestError
     from distros.inputs import prepare_compose, prepare_containers
 

@@ -46,6 +46,11 @@ def test_post_compose_accepts_todays_names_and_aliases(client, requested):
     r = client.post(f"{V1}/compose?test=2", body)
     assert r.status == 200, r.text
     assert r.json()["status"] is True
+    # stored by its type's name, as osbuild-composer shows it in compose/status and info
+    canonical = {"qcow2": "generic-qcow2", "guest-image": "generic-qcow2", "iot-qcow2-image": "iot-qcow2",
+                 "netinst": "everything-network-installer"}.get(requested, requested)
+    info = client.get(f"{V1}/compose/info/{r.json()['build_id']}").json()
+    assert info["compose_type"] == canonical
 
 
 def test_post_compose_refuses_unknown_types_as_osbuild_composer(client):
