@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import lzma
 import math
 import threading
 import time
@@ -26,7 +25,8 @@ import boto3
 import botocore.exceptions
 
 from uploaders.base import (SettingInfo, SettingsError, UploadContext, UploadError,
-                            Uploader, allocated_bytes, nonzero_chunks, register, run_parallel)
+                            Uploader, allocated_bytes, nonzero_chunks, register, run_parallel,
+                            unpack_xz)
 from uploaders.s3 import check_bucket, client_config, describe_client_error, multipart_upload
 
 EBS_BLOCK = 512 * 1024
@@ -37,39 +37,12 @@ RAW_SUFFIXES = (".raw", ".img")
 IMPORT_FORMATS = {".vhd": "VHD", ".vmdk": "VMDK", ".raw": "RAW", ".img": "RAW"}
 
 
-def unpack_xz(path: Path, ctx: UploadContext) -> Path:
-    """Decompress `image.raw.xz` beside it into a sparse raw file: all-zero MiBs stay holes, so
-    the unpacked disk costs only its data on disk and the zero-skipping upload reads no zeros."""
-    raw = path.with_name(f".{path.name[:-3]}.{uuid.uuid4().hex[:8]}.unpacked{''.join(path.suffixes[-2:-1])}")
-    ctx.log(f"unpacking {path.name}")
-    chunk = 1024 * 1024
-    try:
-        with lzma.open(path, "rb") as src, open(raw, "wb") as out:
-            offset = 0
-            while True:
-                ctx.check_cancelled()
-                data = src.read(chunk)
-                if not data:
-                    break
-                if data.count(0) != len(data):
-                    out.seek(offset)
-                    out.write(data)
-                offset += len(data)
-            out.truncate(offset)
-    except (lzma.LZMAError, EOFError) as exc:
-        raw.unlink(missing_ok=True)
-        raise UploadError(f"{path.name} is not a valid xz file: {exc}") from exc
-    except BaseException:
-        raw.unlink(missing_ok=True)
-        raise
-    return raw
-
-
 @register
 class AWSUploader(Uploader):
     name = "aws"
     display = "AWS"
-    supported_types = ("ami", "ec2", "ec2-ha", "ec2-sap")
+    # July-2023 names, and today's (Fedora 40+: generic-ami, cloud-ec2; EL 9.6+: ec2-cvm)
+    supported_types = ("ami", "ec2", "ec2-ha", "ec2-sap", "ec2-cvm", "generic-ami", "cloud-ec2")
     settings_info = (
         SettingInfo("aws_access_key", "AWS Access Key", secret=True, aliases=("accessKeyID",)),
         SettingInfo("aws_secret_key", "AWS Secret Key", secret=True, aliases=("secretAccessKey",)),

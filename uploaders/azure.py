@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from uploaders.base import (SettingInfo, SettingsError, UploadContext, UploadError,
-                            Uploader, allocated_bytes, nonzero_runs, register, run_parallel)
+                            Uploader, allocated_bytes, nonzero_runs, register, run_parallel,
+                            unpack_xz)
 
 PAGE_RANGE = 4 * 1024 * 1024  # the largest Put Page
 PAGE_GRANULE = 64 * 1024  # zero detection inside a range; a multiple of the 512-byte page
@@ -58,7 +59,9 @@ def _describe(exc: Exception, what: str) -> str:
 class AzureUploader(Uploader):
     name = "azure"
     display = "Azure"
-    supported_types = ("vhd", "azure-rhui", "azure-sap-rhui", "azure-eap7-rhui")
+    # July-2023 names, and today's (Fedora 40+: generic-vhd, cloud-azure; EL: azure, SAP apps, CVM)
+    supported_types = ("vhd", "azure", "azure-rhui", "azure-sap-rhui", "azure-eap7-rhui",
+                       "azure-sapapps-rhui", "azure-cvm", "generic-vhd", "cloud-azure")
     settings_info = (
         SettingInfo("storage_account_name", "Storage account name", required=True,
                     regex=r"[a-z0-9]{3,24}", aliases=("storageAccount",)),
@@ -105,6 +108,12 @@ class AzureUploader(Uploader):
 
     def upload(self, image_path: Path, image_name: str, settings: dict[str, Any],
                ctx: UploadContext) -> dict[str, Any]:
+        if image_path.suffix == ".xz":  # the RHUI, SAP and CVM types ship disk.vhd.xz
+            vhd = unpack_xz(image_path, ctx)
+            try:
+                return self.upload(vhd, image_name, settings, ctx)
+            finally:
+                vhd.unlink(missing_ok=True)
         size = check_fixed_vhd(image_path)
         if (size - VHD_FOOTER) % MiB:
             ctx.log("warning: the VHD's virtual size is not a whole number of MiB; Azure refuses "

@@ -9,10 +9,12 @@ with one function instead of each route remembering which keys are sensitive.
 
 from __future__ import annotations
 
+import lzma
 import os
 import re
 import threading
 import time
+import uuid
 from abc import ABC, abstractmethod
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -367,3 +369,32 @@ class ProgressThrottle:
                 return
             self._last = now
         self.sink(done, total)
+
+
+def unpack_xz(path: Path, ctx: UploadContext) -> Path:
+    """Decompress an `.xz` image (`image.raw.xz`, `disk.vhd.xz`) beside it into a sparse file:
+    all-zero MiBs stay holes, so the unpacked disk costs only its data on disk and the
+    zero-skipping uploads read no zeros. No target takes xz itself."""
+    raw = path.with_name(f".{path.name[:-3]}.{uuid.uuid4().hex[:8]}.unpacked{''.join(path.suffixes[-2:-1])}")
+    ctx.log(f"unpacking {path.name}")
+    chunk = 1024 * 1024
+    try:
+        with lzma.open(path, "rb") as src, open(raw, "wb") as out:
+            offset = 0
+            while True:
+                ctx.check_cancelled()
+                data = src.read(chunk)
+                if not data:
+                    break
+                if data.count(0) != len(data):
+                    out.seek(offset)
+                    out.write(data)
+                offset += len(data)
+            out.truncate(offset)
+    except (lzma.LZMAError, EOFError) as exc:
+        raw.unlink(missing_ok=True)
+        raise UploadError(f"{path.name} is not a valid xz file: {exc}") from exc
+    except BaseException:
+        raw.unlink(missing_ok=True)
+        raise
+    return raw

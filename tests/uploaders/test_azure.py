@@ -53,6 +53,22 @@ def test_sparse_vhd_sends_only_data(env, azurite, container, proxy_to) -> None:
     assert written <= data_bytes + 64 * 1024
 
 
+def test_xz_vhd_is_unpacked_and_sent_as_a_page_blob(env, azurite, container, tmp_path) -> None:
+    """The RHUI, SAP and CVM Azure types ship `disk.vhd.xz`; Azure takes only the plain VHD."""
+    import lzma
+
+    vhd = tmp_path / "disk.vhd"
+    write_image(vhd, 8 * MiB, [(1 * MiB, 64 * 1024)], vhd=True)
+    upload_id, path = env.upload_for("azure", azurite_settings(azurite.url, container),
+                                     "azure-rhui", "disk.vhd.xz", image_name="rhui")
+    with open(vhd, "rb") as src, lzma.open(path, "wb", preset=0) as out:
+        out.write(src.read())
+    assert run_upload(env.config, upload_id, store=env.store) == "FINISHED"
+    blob = blob_service(azurite).get_blob_client(container, "rhui.vhd")
+    assert blob.download_blob().readall() == vhd.read_bytes()
+    assert sorted(p.name for p in path.parent.iterdir()) == ["disk.vhd.xz"]  # unpacked copy removed
+
+
 def test_sas_token_works_and_never_shows(env, azurite, container, proxy_to) -> None:
     sas = generate_container_sas(AZURITE_ACCOUNT, container, account_key=AZURITE_KEY,
                                  permission=ContainerSasPermissions(read=True, write=True, create=True,
