@@ -46,6 +46,21 @@ def _toml_response(text: str) -> Response:
     return Response(text, status=200, content_type="application/json; charset=utf-8")
 
 
+def _get_or_note(store: BlueprintStore, name: str, errors: list[dict[str, Any]],
+                 unknown_msg: str) -> tuple[dict[str, Any], bool] | None:
+    """`store.get` for the multi-name routes, which list a damaged or unknown blueprint in
+    `errors` (200) instead of failing the request; osbuild-composer's UnknownBlueprint wording
+    differs between routes, hence `unknown_msg`."""
+    try:
+        found = store.get(name)
+    except DamagedBlueprint as exc:
+        errors.append(error_entry("BlueprintsError", exc.msg))
+        return None
+    if found is None:
+        errors.append(error_entry("UnknownBlueprint", unknown_msg))
+    return found
+
+
 # --- reading ----------------------------------------------------------------------------------
 
 
@@ -67,13 +82,8 @@ def blueprints_info(names: str) -> Response:
     changes: list[dict] = []
     errors: list[dict] = []
     for name in wanted:
-        try:
-            found = store.get(name)
-        except DamagedBlueprint as exc:
-            errors.append(error_entry("BlueprintsError", exc.msg))
-            continue
+        found = _get_or_note(store, name, errors, f"{name}: ")
         if found is None:
-            errors.append(error_entry("UnknownBlueprint", f"{name}: "))
             continue
         blueprint, changed = found
         blueprints.append(blueprint)
@@ -246,13 +256,8 @@ def blueprints_depsolve(names: str) -> Response:
     errors: list[dict] = []
     solve: Solver | None = None
     for name in wanted:
-        try:
-            found = store.get(name)
-        except DamagedBlueprint as exc:
-            errors.append(error_entry("BlueprintsError", exc.msg))
-            continue
+        found = _get_or_note(store, name, errors, f"{name}: blueprint not found")
         if found is None:
-            errors.append(error_entry("UnknownBlueprint", f"{name}: blueprint not found"))
             continue
         blueprint = found[0]
         try:
@@ -274,13 +279,8 @@ def blueprints_freeze(names: str) -> Response:
     errors: list[dict] = []
     solve: Solver | None = None
     for name in wanted:  # osbuild-composer stops at the first failing blueprint
-        try:
-            found = store.get(name)
-        except DamagedBlueprint as exc:
-            errors.append(error_entry("BlueprintsError", exc.msg))
-            break
+        found = _get_or_note(store, name, errors, f"{name}: blueprint not found")
         if found is None:
-            errors.append(error_entry("UnknownBlueprint", f"{name}: blueprint not found"))
             break
         try:
             solve = solve or _solver()
