@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import json
-import lzma
 from pathlib import Path
 
 import pytest
 
-from distros.cases import manifest_for_case
-from distros.compare import diff
-from tests.distros.conftest import GOLDEN_DIR
+from tests.golden import assert_golden_manifest, load_case
 
 # disk, archive and container cases; installer and ostree cases belong to the installers' tests
 CASES = [
@@ -29,17 +25,9 @@ CASES = [
 ]
 
 
-def load_case(path: Path) -> dict:
-    with lzma.open(path) as f:
-        return json.load(f)
-
-
 @pytest.mark.parametrize("case", CASES)
 def test_golden_manifest(golden_dir: Path, case: str) -> None:
-    data = load_case(golden_dir / f"{case}.json.xz")
-    generated = manifest_for_case(data)
-    difference = diff(data["manifest"], generated)
-    assert not difference, f"{case}: generated manifest differs\n{difference[:6000]}"
+    assert_golden_manifest(golden_dir, case)
 
 
 def test_case_list_is_complete(golden_dir: Path) -> None:
