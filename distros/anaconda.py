@@ -124,6 +124,21 @@ def _no_files(files: list[tuple[str, bytes]]) -> list[dict[str, Any]]:
     raise InstallerError("this installer cannot write the extra kickstart file")
 
 
+def buildstamp_stage(inst: Installer) -> dict[str, Any]:
+    """/.buildstamp names the product to anaconda and dracut; every installer tree writes one."""
+    return {
+        "type": "org.osbuild.buildstamp",
+        "options": {
+            "arch": inst.arch,
+            "product": inst.product,
+            "version": inst.os_version,
+            "final": True,
+            "variant": inst.variant,
+            "bugurl": "",
+        },
+    }
+
+
 def anaconda_tree_pipeline(
     inst: Installer,
     *,
@@ -134,17 +149,7 @@ def anaconda_tree_pipeline(
 ) -> dict[str, Any]:
     stages: list[dict[str, Any]] = [
         rpm_stage,
-        {
-            "type": "org.osbuild.buildstamp",
-            "options": {
-                "arch": inst.arch,
-                "product": inst.product,
-                "version": inst.os_version,
-                "final": True,
-                "variant": inst.variant,
-                "bugurl": "",
-            },
-        },
+        buildstamp_stage(inst),
         {"type": "org.osbuild.locale", "options": {"language": "en_US.UTF-8"}},
     ]
     users: dict[str, Any] = {"root": {"password": ""}}

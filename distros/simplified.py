@@ -15,7 +15,7 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from distros.anaconda import BASE_DRACUT_MODULES, Installer, efiboot_image_stages
+from distros.anaconda import BASE_DRACUT_MODULES, Installer, buildstamp_stage, efiboot_image_stages
 from distros.ostree import OSTreeOptionsError, tree_input
 
 RAW_IMAGE = "image.raw.xz"
@@ -123,17 +123,7 @@ def coi_tree_pipeline(si: SimplifiedInstaller, *, rpm_stage: dict[str, Any], ker
     inst = si.installer
     stages: list[dict[str, Any]] = [
         rpm_stage,
-        {
-            "type": "org.osbuild.buildstamp",
-            "options": {
-                "arch": inst.arch,
-                "product": inst.product,
-                "version": inst.os_version,
-                "final": True,
-                "variant": inst.variant,
-                "bugurl": "",
-            },
-        },
+        buildstamp_stage(inst),
         {"type": "org.osbuild.locale", "options": {"language": "C.UTF-8"}},
     ]
     modules = list(BASE_DRACUT_MODULES)
