@@ -130,6 +130,17 @@ class Partition:
     payload: Payload = None
 
 
+def _unwrap_luks(part: Partition) -> tuple[list[Any], Any]:
+    """A partition's payload past its LUKS container, if any, with the containers passed on the
+    way (partition, then LUKS): the path the fstab/mount and LVM generators need."""
+    prefix: list[Any] = [part]
+    payload = part.payload
+    if isinstance(payload, LUKSContainer):
+        prefix.append(payload)
+        payload = payload.payload
+    return prefix, payload
+
+
 @dataclass
 class PartitionTable:
     type: str                      # "gpt" or "dos"
@@ -162,11 +173,7 @@ class PartitionTable:
     def filesystems(self) -> Iterator[tuple[Filesystem, list[Any]]]:
         """Every filesystem with the path of containers leading to it (partition first)."""
         for part in self.partitions:
-            prefix: list[Any] = [part]
-            payload = part.payload
-            if isinstance(payload, LUKSContainer):
-                prefix.append(payload)
-                payload = payload.payload
+            prefix, payload = _unwrap_luks(part)
             if isinstance(payload, Filesystem):
                 yield payload, prefix
             elif isinstance(payload, VolumeGroup):
@@ -184,11 +191,7 @@ class PartitionTable:
         """Each volume group with the containers holding it (partition, then LUKS if any)."""
         out = []
         for part in self.partitions:
-            prefix: list[Any] = [part]
-            payload = part.payload
-            if isinstance(payload, LUKSContainer):
-                prefix.append(payload)
-                payload = payload.payload
+            prefix, payload = _unwrap_luks(part)
             if isinstance(payload, VolumeGroup):
                 out.append((prefix, payload))
         return out
