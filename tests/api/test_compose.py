@@ -77,7 +77,11 @@ def test_types(client):
     types = client.get(f"{V1}/compose/types").json()["types"]
     names = [t["name"] for t in types]
     assert "qcow2" in names and all(t["enabled"] for t in types) and names == sorted(names)
-    assert client.get(f"{V0}/compose/types?distro=centos-9").status == 200
+    # the distro argument is honoured (v0 too): CentOS Stream 9's names, Fedora 41's canonical ones
+    c9 = [t["name"] for t in client.get(f"{V0}/compose/types?distro=centos-9").json()["types"]]
+    assert {"qcow2", "edge-commit", "image-installer"} <= set(c9) and "generic-qcow2" not in c9
+    f41 = [t["name"] for t in client.get(f"{V0}/compose/types?distro=fedora-41").json()["types"]]
+    assert "generic-qcow2" in f41 and "qcow2" not in f41 and "edge-commit" not in f41
     e = _err(client.get(f"{V1}/compose/types?distro=plan9-4"))
     assert e == {"id": "DistroError", "msg": "Invalid distro: plan9-4"}
 

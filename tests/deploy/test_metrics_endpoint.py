@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http.client
+import json
 import re
 import socket
 import time
@@ -64,8 +65,10 @@ def test_metrics_after_test_composes(start_weldr_server):
     for name in ("celery_composer_metadata_cache_hit_bytes_total",
                  "celery_composer_rpm_cache_hit_bytes_total"):
         assert name in samples
-    # the API itself still answers on the same listener
-    assert tcp_get(port, f"{V1}/compose/finished").status == 200
+    # the API itself still answers on the same listener, with the same store behind it
+    finished = tcp_get(port, f"{V1}/compose/finished")
+    assert finished.status == 200
+    assert set(ids["2"]) <= {c["id"] for c in json.loads(finished.body)["finished"]}
 
 
 def test_server_log_lines_are_structured(start_weldr_server):
