@@ -13,7 +13,9 @@ POST /compose does not wait for a depsolve outcome (`compose_depsolve_wait` 0) u
 
 from __future__ import annotations
 
+import contextlib
 import http.client
+import http.server
 import json as jsonlib
 import os
 import signal
@@ -21,6 +23,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any, Iterator
@@ -289,3 +292,16 @@ def _check_osbuild_runs(command: tuple[str, ...]) -> None:
         pytest.fail(f"osbuild command {' '.join(command)!r} --version failed "
                     f"(exit {done.returncode}): {(done.stderr or done.stdout)[-500:]}")
     _osbuild_checked.add(command)
+
+
+@contextlib.contextmanager
+def loopback_http(handler: type[http.server.BaseHTTPRequestHandler]) -> Iterator[int]:
+    """A threaded HTTP server on 127.0.0.1 (free port) for tests that need a real peer (container
+    registry, ostree repository, key server); yields the port, shuts it down afterwards."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield server.server_address[1]
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import http.server
-import threading
 from pathlib import Path
 from typing import Iterator
 
@@ -11,6 +10,7 @@ import pytest
 
 import distros
 from distros.gpgkeys import GPGKeyError, inline_gpgkeys
+from tests.conftest import loopback_http
 
 KEY = "-----BEGIN PGP PUBLIC KEY BLOCK-----\n\nmQINBFake\n=abcd\n-----END PGP PUBLIC KEY BLOCK-----\n"
 
@@ -32,14 +32,8 @@ def key_server(tmp_path: Path) -> Iterator[str]:
         def log_message(self, *args) -> None:  # type: ignore[no-untyped-def]
             pass
 
-    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=srv.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{srv.server_address[1]}", requests  # type: ignore[misc]
-    finally:
-        srv.shutdown()
-        srv.server_close()
+    with loopback_http(Handler) as port:
+        yield f"http://127.0.0.1:{port}", requests  # type: ignore[misc]
 
 
 def test_urls_are_fetched_once_and_text_kept(key_server, tmp_path: Path) -> None:

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 
 from distros.inputs import prepare_containers
 from distros.registry import ContainerResolveError, Reference, parse_reference, resolve_container
+from tests.conftest import loopback_http
 
 
 def _blob(obj: dict) -> tuple[bytes, str]:
@@ -67,12 +67,8 @@ class Registry(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def registry():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Registry)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    with loopback_http(Registry) as port:
+        yield f"127.0.0.1:{port}"
 
 
 def test_parse_reference_defaults_like_container_tools():

@@ -1,12 +1,12 @@
 """Resolving ostree refs against a real HTTP server on loopback serving a repository's refs."""
 
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 
 from distros.inputs import resolve_commit
 from distros.ostree import RHSM_SECRETS, OSTreeResolveError, SourceSpec
+from tests.conftest import loopback_http
 
 CHECKSUM = "8119013dc0bbd4a0140d7392c3a07395399d5a12112f911bd3fc37ba6b7df6ad"
 
@@ -31,12 +31,8 @@ class Repo(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def repo_url():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Repo)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/repo"
-    server.shutdown()
-    server.server_close()
+    with loopback_http(Repo) as port:
+        yield f"http://127.0.0.1:{port}/repo"
 
 
 def test_resolves_the_checksum_of_a_ref(repo_url):
