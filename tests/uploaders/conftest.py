@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import threading
+import time
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -11,8 +13,30 @@ import pytest
 
 from tests.uploaders.emulators import (AZURITE_ACCOUNT, AZURITE_KEY, AZURITE_BIN, Azurite,
                                        CountingProxy, MotoServer)
+from uploaders import service
 
 MiB = 1024 * 1024
+
+
+def wait_until(predicate: Callable[[], Any], timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached")
+        time.sleep(0.02)
+
+
+def cancel_once_sent(store: Any, upload_id: str, proxy: CountingProxy,
+                     sent: int = 4 * MiB) -> threading.Thread:
+    """Cancel the upload from another thread once `sent` bytes passed the proxy, so the cancel
+    lands mid-transfer as a user's would; join the returned thread after the upload ends."""
+    def cancel() -> None:
+        wait_until(lambda: proxy.sent > sent)
+        service.cancel_upload(store, upload_id)
+
+    canceller = threading.Thread(target=cancel)
+    canceller.start()
+    return canceller
 
 
 @pytest.fixture(scope="session")

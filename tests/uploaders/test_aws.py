@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import threading
 import time
 from typing import Any
 
 import boto3
 from botocore.stub import ANY, Stubber
 
-from tests.uploaders.conftest import MiB, aws_settings, write_image
+from tests.uploaders.conftest import MiB, aws_settings, cancel_once_sent, write_image
 from uploaders import service
 from uploaders.aws import EBS_BLOCK, AWSUploader
 from uploaders.service import run_upload
@@ -152,21 +151,11 @@ def test_bad_credentials_fail_clearly_and_stay_secret(env, moto_auth, caplog) ->
 
 
 
-def _when(predicate: Any, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached")
-        time.sleep(0.02)
-
-
 def test_cancel_mid_upload_stops_and_cleans_up(env, moto_clean, proxy_to) -> None:
     proxy = proxy_to(moto_clean.port, rate=2 * MiB)
     upload_id, path = env.upload_for("aws", aws_settings(proxy.url()), "ami", "image.raw")
     write_image(path, 128 * MiB, [(0, 96 * MiB)])
-    canceller = threading.Thread(target=lambda: (_when(lambda: proxy.sent > 4 * MiB),
-                                                 service.cancel_upload(env.store, upload_id)))
-    canceller.start()
+    canceller = cancel_once_sent(env.store, upload_id, proxy)
     assert run_upload(env.config, upload_id, store=env.store, workers=4) == "CANCELLED"
     canceller.join()
     upload = env.store.upload(upload_id)

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import threading
 import time
 import uuid
 from datetime import datetime, timedelta, timezone
-from typing import Any
 
 import pytest
 from azure.storage.blob import BlobServiceClient, ContainerSasPermissions, generate_container_sas
 
-from tests.uploaders.conftest import MiB, azurite_settings, write_image
+from tests.uploaders.conftest import MiB, azurite_settings, cancel_once_sent, write_image
 from tests.uploaders.emulators import AZURITE_ACCOUNT, AZURITE_KEY
 from uploaders import service
 from uploaders.service import run_upload
@@ -109,22 +107,12 @@ def test_failures_are_clear(env, azurite, container, case: str) -> None:
         assert "YmFkIGtleSBmb3IgdGVzdHMgb25seQ==" not in service.upload_store.read_log(env.db, upload_id)
 
 
-def _when(predicate: Any, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached")
-        time.sleep(0.02)
-
-
 def test_cancel_mid_upload(env, azurite, container, proxy_to) -> None:
     proxy = proxy_to(azurite.port, rate=2 * MiB)
     upload_id, path = env.upload_for("azure", azurite_settings(proxy.url(f"/{AZURITE_ACCOUNT}"), container),
                                      "vhd", "disk.vhd")
     write_image(path, 128 * MiB, [(0, 96 * MiB)], vhd=True)
-    canceller = threading.Thread(target=lambda: (_when(lambda: proxy.sent > 4 * MiB),
-                                                 service.cancel_upload(env.store, upload_id)))
-    canceller.start()
+    canceller = cancel_once_sent(env.store, upload_id, proxy)
     assert run_upload(env.config, upload_id, store=env.store, workers=4) == "CANCELLED"
     canceller.join()
     assert proxy.sent < 48 * MiB

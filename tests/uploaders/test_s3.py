@@ -3,15 +3,13 @@ registries this project uses, so moto's S3 stands in for any S3-compatible endpo
 
 from __future__ import annotations
 
-import threading
-import time
 import urllib.request
 from typing import Any
 
 import boto3
 import pytest
 
-from tests.uploaders.conftest import MiB, write_image
+from tests.uploaders.conftest import MiB, cancel_once_sent, wait_until, write_image
 from uploaders import service
 from uploaders.service import run_upload
 
@@ -76,26 +74,16 @@ def test_bad_and_good_credentials(env, moto_auth) -> None:
     assert run_upload(env.config, upload_id, store=env.store) == "FINISHED"
 
 
-def _when(predicate: Any, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached")
-        time.sleep(0.02)
-
-
 def test_cancel_aborts_multipart(env, moto_clean, bucket, proxy_to) -> None:
     proxy = proxy_to(moto_clean.port, rate=4 * MiB)
     upload_id, path = env.upload_for("s3", s3_settings(proxy.url()), "qcow2", "d.qcow2")
     write_image(path, 96 * MiB, [(0, 96 * MiB)])
-    canceller = threading.Thread(target=lambda: (_when(lambda: proxy.sent > 4 * MiB),
-                                                 service.cancel_upload(env.store, upload_id)))
-    canceller.start()
+    canceller = cancel_once_sent(env.store, upload_id, proxy)
     assert run_upload(env.config, upload_id, store=env.store, workers=2) == "CANCELLED"
     canceller.join()
     assert proxy.sent < 64 * MiB
     assert bucket.list_objects_v2(Bucket="images").get("KeyCount") == 0
-    _when(lambda: not bucket.list_multipart_uploads(Bucket="images").get("Uploads"), timeout=10)
+    wait_until(lambda: not bucket.list_multipart_uploads(Bucket="images").get("Uploads"), timeout=10)
 
 
 def test_network_failure(env, moto_clean, bucket, proxy_to) -> None:
