@@ -177,26 +177,14 @@ class WeldrServer:
     def _stop_worker(self, sig: int) -> None:
         if self.worker is None:
             return
-        if self.worker.poll() is None:
-            os.killpg(self.worker.pid, sig)
-            try:
-                self.worker.wait(20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.worker.pid, signal.SIGKILL)
-                self.worker.wait()
+        stop_group(self.worker, sig, 20)
         self.worker = None
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 20.0) -> int | None:
         self._stop_worker(sig)
         if self.proc is None:
             return None
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, sig)  # the whole group: arbiter and its workers
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
+        stop_group(self.proc, sig, timeout)  # the whole group: arbiter and its workers
         rc = self.proc.returncode
         self._log.close()
         self.proc = None
@@ -305,3 +293,16 @@ def loopback_http(handler: type[http.server.BaseHTTPRequestHandler]) -> Iterator
     finally:
         server.shutdown()
         server.server_close()
+
+
+def stop_group(proc: subprocess.Popen, sig: int = signal.SIGTERM, timeout: float = 30.0) -> None:
+    """Stop a process started in its own session together with what it started (gunicorn's
+    workers, celery's pool): `sig` to the group, SIGKILL when it has not ended within `timeout`."""
+    if proc.poll() is not None:
+        return
+    os.killpg(proc.pid, sig)
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()

@@ -11,6 +11,7 @@ import pytest
 
 from app.config import Config
 from app.logs import compose_context, current_compose_id, install_celery, install_flask, setup_logging
+from tests.conftest import stop_group
 
 COMPOSE = str(uuid.UUID(int=0x1234))
 
@@ -131,7 +132,6 @@ def test_real_worker_lines_carry_the_compose_id(tmp_path, private_redis):
     """A real `celery-composer worker` on a private Redis runs a task for a compose that does not
     exist (it skips it): each line about that task, Celery's own included, names the compose."""
     import os
-    import signal
     import subprocess
     import sys
     import time
@@ -158,12 +158,7 @@ def test_real_worker_lines_carry_the_compose_id(tmp_path, private_redis):
             assert time.monotonic() < deadline, log_path.read_text()[-3000:]
             time.sleep(0.5)
     finally:
-        os.killpg(worker.pid, signal.SIGTERM)
-        try:
-            worker.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(worker.pid, signal.SIGKILL)
-            worker.wait()
+        stop_group(worker)
     about_task = [line for line in log_path.read_text().splitlines() if "compose.depsolve[" in line]
     assert len(about_task) >= 2  # received, succeeded
     assert all(f"compose={compose_id} " in line for line in about_task), about_task

@@ -7,9 +7,7 @@ execs the service with LISTEN_FDS/LISTEN_PID set, exactly like PID 1 does for a 
 from __future__ import annotations
 
 import http.client
-import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -17,6 +15,8 @@ import time
 from pathlib import Path
 
 import pytest
+
+from tests.conftest import stop_group
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -80,15 +80,10 @@ def test_serve_uses_inherited_sockets_and_leaves_them_in_place(tmp_path):
         assert status == 200, log_path.read_text()
         assert b'"api"' in body
         # and on the TCP socket it was given too (config `listen` was never set)
-        status, _ = get(http.client.HTTPConnection("127.0.0.1", port, timeout=30), "/api/status")
-        assert status == 200
+        status, body = get(http.client.HTTPConnection("127.0.0.1", port, timeout=30), "/api/status")
+        assert status == 200 and b'"api"' in body
         assert "from systemd" in log_path.read_text()
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        stop_group(proc)
     # systemd owns the socket: a stopped service must not remove it, or the next activation fails
     assert sock.exists(), log_path.read_text()

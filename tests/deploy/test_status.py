@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -15,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from app.cli import build_parser
+from tests.conftest import stop_group
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -125,12 +125,7 @@ def test_workers_per_queue_with_a_real_worker(tmp_path, base_env, private_redis)
         build = status("--check", "workers", "--queue", "build", env=env)
         assert build.returncode == 1
     finally:
-        os.killpg(worker.pid, signal.SIGTERM)
-        try:
-            worker.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(worker.pid, signal.SIGKILL)
-            worker.wait()
+        stop_group(worker)
 
 
 def test_osbuild_missing_matters_only_where_builds_run(base_env):
