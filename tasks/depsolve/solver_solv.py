@@ -28,7 +28,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 import solv
 
@@ -641,6 +641,17 @@ def loaded_pool(repositories: list[Repository], *, arch: str, cache: MetadataCac
     return pool
 
 
+@contextlib.contextmanager
+def _pool_for(repositories: list[Repository], *, arch: str, cache: MetadataCache) -> Iterator[LoadedPool]:
+    """loaded_pool for one query; the .solv caches its loading left are written after the
+    answer (in a child when deferred), so every query pays for them off its own path."""
+    pool = loaded_pool(repositories, arch=arch, cache=cache)
+    try:
+        yield pool
+    finally:
+        pool.write_caches_in_background()
+
+
 def forget_pools() -> None:
     """Drop this process's warm pools (benchmarks measure cold starts with it)."""
     _POOLS.clear()
@@ -660,39 +671,27 @@ def depsolve(chain: list[PackageSet], repositories: list[Repository], *, arch: s
     # URLs are already substituted; only default module streams are active, so the platform
     # id (which decides which streams *may* be enabled) changes nothing here.
     del releasever, module_platform_id
-    pool = loaded_pool(repositories, arch=arch, cache=cache)
-    try:
+    with _pool_for(repositories, arch=arch, cache=cache) as pool:
         return pool.depsolve(chain)
-    finally:
-        pool.write_caches_in_background()
 
 
 def search(repositories: list[Repository], *, arch: str, releasever: str, cache: MetadataCache,
            globs: list[str] | None) -> list[dict[str, Any]]:
     del releasever
-    pool = loaded_pool(repositories, arch=arch, cache=cache)
-    try:
+    with _pool_for(repositories, arch=arch, cache=cache) as pool:
         return pool.projects(globs)
-    finally:
-        pool.write_caches_in_background()
 
 
 def search_page(repositories: list[Repository], *, arch: str, releasever: str,
                 cache: MetadataCache, globs: list[str] | None, offset: int, limit: int
                 ) -> tuple[int, list[dict[str, Any]]]:
     del releasever
-    pool = loaded_pool(repositories, arch=arch, cache=cache)
-    try:
+    with _pool_for(repositories, arch=arch, cache=cache) as pool:
         return pool.projects_page(globs, offset, limit)
-    finally:
-        pool.write_caches_in_background()
 
 
 def names(repositories: list[Repository], *, arch: str, releasever: str, cache: MetadataCache,
           globs: list[str] | None) -> list[str]:
     del releasever
-    pool = loaded_pool(repositories, arch=arch, cache=cache)
-    try:
+    with _pool_for(repositories, arch=arch, cache=cache) as pool:
         return pool.names(globs)
-    finally:
-        pool.write_caches_in_background()
