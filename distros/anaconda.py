@@ -139,6 +139,21 @@ def buildstamp_stage(inst: Installer) -> dict[str, Any]:
     }
 
 
+def pxeboot_copy_stage(tree: str, kernel_ver: str) -> dict[str, Any]:
+    """The installer tree's kernel and initramfs under images/pxeboot, where the ISO's boot
+    menus (and PXE setups copying the ISO) expect them."""
+    return {
+        "type": "org.osbuild.copy",
+        "inputs": {"tree": tree_input(tree)},
+        "options": {
+            "paths": [
+                {"from": f"input://tree/boot/vmlinuz-{kernel_ver}", "to": "tree:///images/pxeboot/vmlinuz"},
+                {"from": f"input://tree/boot/initramfs-{kernel_ver}.img", "to": "tree:///images/pxeboot/initrd.img"},
+            ]
+        },
+    }
+
+
 def anaconda_tree_pipeline(
     inst: Installer,
     *,
@@ -278,21 +293,7 @@ def bootiso_tree_pipeline(
     ]
     if inst.live:
         stages.append({"type": "org.osbuild.mkdir", "options": {"paths": [{"path": "LiveOS"}]}})
-    stages.append(
-        {
-            "type": "org.osbuild.copy",
-            "inputs": {"tree": tree_input("anaconda-tree")},
-            "options": {
-                "paths": [
-                    {"from": f"input://tree/boot/vmlinuz-{kernel_ver}", "to": "tree:///images/pxeboot/vmlinuz"},
-                    {
-                        "from": f"input://tree/boot/initramfs-{kernel_ver}.img",
-                        "to": "tree:///images/pxeboot/initrd.img",
-                    },
-                ]
-            },
-        }
-    )
+    stages.append(pxeboot_copy_stage("anaconda-tree", kernel_ver))
     squashfs: dict[str, Any] = {
         "filename": "LiveOS/squashfs.img" if inst.live else "images/install.img",
         "compression": {"method": inst.squashfs_compression or "xz"},

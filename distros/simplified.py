@@ -15,7 +15,8 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from distros.anaconda import BASE_DRACUT_MODULES, Installer, buildstamp_stage, efiboot_image_stages
+from distros.anaconda import (BASE_DRACUT_MODULES, Installer, buildstamp_stage, efiboot_image_stages,
+                              pxeboot_copy_stage)
 from distros.ostree import OSTreeOptionsError, tree_input
 
 RAW_IMAGE = "image.raw.xz"
@@ -173,21 +174,7 @@ def coi_bootiso_tree_pipeline(
     stages.append({"type": "org.osbuild.mkdir", "options": {"paths": [{"path": "images"}, {"path": "images/pxeboot"}]}})
     efiboot = efiboot_image_stages(efiboot_volid)
     stages += efiboot[:3]  # truncate, mkfs.fat, copy of the EFI tree into the FAT image
-    stages.append(
-        {
-            "type": "org.osbuild.copy",
-            "inputs": {"tree": tree_input("coi-tree")},
-            "options": {
-                "paths": [
-                    {"from": f"input://tree/boot/vmlinuz-{kernel_ver}", "to": "tree:///images/pxeboot/vmlinuz"},
-                    {
-                        "from": f"input://tree/boot/initramfs-{kernel_ver}.img",
-                        "to": "tree:///images/pxeboot/initrd.img",
-                    },
-                ]
-            },
-        }
-    )
+    stages.append(pxeboot_copy_stage("coi-tree", kernel_ver))
     if inst.isolinux:
         stages.append(
             {
