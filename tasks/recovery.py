@@ -101,17 +101,26 @@ class Recovery:
             log.info("recovery: %s", counts)
         return counts
 
+    def _compose_or_forget(self, compose_id: str) -> Any:
+        """The compose a job row names, or None after dropping the run records of a compose
+        deleted meanwhile (nothing is left to run or close for it)."""
+        from app.store.composes import UnknownCompose
+
+        try:
+            return self.store.get(compose_id)
+        except UnknownCompose:
+            runs.forget(self.db, compose_id)
+            return None
+
     # 1. dead workers
     def _reap(self, counts: dict[str, int]) -> None:
-        from app.store.composes import FINISHED, RUNNING, WAITING, UnknownCompose
+        from app.store.composes import FINISHED, RUNNING, WAITING
 
         stale_after = self.config.task_stale_after
         for row in runs.stale_jobs(self.db, stale_after):
             compose_id, step = row["compose_id"], row["step"]
-            try:
-                compose = self.store.get(compose_id)
-            except UnknownCompose:
-                runs.forget(self.db, compose_id)
+            compose = self._compose_or_forget(compose_id)
+            if compose is None:
                 continue
             if compose.queue_status not in (WAITING, RUNNING):
                 if runs.fail_stale(self.db, row):
@@ -143,7 +152,7 @@ class Recovery:
 
     # 2. lost messages
     def _resend(self, counts: dict[str, int], first: bool) -> None:
-        from app.store.composes import FINISHED, RUNNING, WAITING, UnknownCompose
+        from app.store.composes import FINISHED, RUNNING, WAITING
 
         waiting = runs.queued_jobs(self.db, 0 if first else self.requeue_after)
         if not waiting:
@@ -159,10 +168,8 @@ class Recovery:
                 continue  # the broker holds at least as many messages as jobs wait
             for row in rows:
                 compose_id, step = row["compose_id"], row["step"]
-                try:
-                    compose = self.store.get(compose_id)
-                except UnknownCompose:
-                    runs.forget(self.db, compose_id)
+                compose = self._compose_or_forget(compose_id)
+                if compose is None:
                     continue
                 wanted = (compose.queue_status in (WAITING, RUNNING) or
                           (compose.queue_status == FINISHED and step.startswith(steps.UPLOAD_PREFIX)))
