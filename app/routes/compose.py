@@ -20,12 +20,11 @@ from typing import Any, Callable, Iterable, Iterator
 
 from flask import Blueprint, Response, abort, request
 
-from app import get_config, get_db, pipeline_module, submit_compose
+from app import compose_request, get_config, get_db, pipeline_module, submit_compose
 from app.errors import WeldrError, error_entry, json_response
 from app.params import (JSON_TYPE, api_version, arch_arg, check_blueprint_name, distro_arg,
-                        host_arch, parse_uuid)
+                        parse_uuid)
 from app.store import composes as cs
-from app.store import sources
 
 bp = Blueprint("compose", __name__)
 log = logging.getLogger(__name__)
@@ -37,33 +36,10 @@ def _store() -> cs.ComposeStore:
 
 # --- image type definitions ---------------------------------------------------------------
 
-def _distro(name: str, arch: str) -> Any:
-    try:
-        import distros
-    except ImportError as exc:
-        raise WeldrError("DistroError", f"Unknown distribution: {name}") from exc
-    try:
-        d = distros.get_distro(name)
-    except (LookupError, KeyError) as exc:
-        raise WeldrError("DistroError", f"Unknown distribution: {name} for arch {arch}") from exc
-    if arch not in d.arches():
-        raise WeldrError("DistroError", f"Unknown distribution: {name} for arch {arch}")
-    return d
-
-
-def _image_type(distro: str, arch: str, compose_type: str) -> Any:
-    d = _distro(distro, arch)
-    try:
-        return d.image_type(arch, compose_type)
-    except (LookupError, KeyError) as exc:
-        raise WeldrError("ComposeError", f'Failed to get compose type "{compose_type}": '
-                         f"invalid image type: {compose_type}") from exc
-
-
 @bp.get("/compose/types")
 def compose_types() -> Response:
     distro, arch = distro_arg(), arch_arg()
-    d = _distro(distro, arch)
+    d = compose_request.distro_for(distro, arch)
     return json_response({"types": [{"name": name, "enabled": True}
                                     for name in sorted(d.image_types(arch))]})
 
@@ -467,19 +443,6 @@ def tar_response(filename: str, members: list[tuple[str, bytes | Path]]) -> Resp
 
 # --- starting a compose -------------------------------------------------------------------
 
-def _committed_blueprint(name: str) -> dict[str, Any] | None:
-    from app.store import blueprints
-
-    try:
-        return blueprints.get_committed(get_db(), name)
-    except Exception as exc:  # DamagedBlueprint carries its Weldr id and message
-        error_id = getattr(exc, "error_id", None)
-        if error_id is None:
-            raise
-        raise WeldrError(error_id, getattr(exc, "msg", str(exc)),
-                         getattr(exc, "http_status", 400)) from exc
-
-
 def _parse_compose_body() -> dict[str, Any]:
     import json
 
@@ -525,55 +488,11 @@ def compose_start() -> Response:
     body = _parse_compose_body()
     test = request.args.get("test", "")
     test_mode = int(test) if test in ("1", "2") else 0
-    name = body.get("blueprint_name")
-    if not isinstance(name, str):
-        name = ""
-    check_blueprint_name(name)
-    compose_type = body.get("compose_type")
-    if not isinstance(compose_type, str):
-        compose_type = ""
-    size = body.get("size", 0) or 0
-    if not isinstance(size, int) or isinstance(size, bool) or size < 0:
-        raise WeldrError("ComposeError", f"Invalid size: {size!r}")
-    ostree = body.get("ostree") or {}
-    if not isinstance(ostree, dict):
-        raise WeldrError("ComposeError", "Invalid ostree options")
-    blueprint = _committed_blueprint(name)
-    if blueprint is None:
-        raise WeldrError("UnknownBlueprint", f"Unknown blueprint name: {name}")
-    config = get_config()
-    distro = blueprint.get("distro") or sources.default_distro(config)
-    arch = blueprint.get("architecture") or host_arch()
-    if distro not in sources.list_distros(config):
-        raise WeldrError("DistroError", f"Unknown distribution: {distro} for arch {arch}")
-    image_type = _image_type(distro, arch, compose_type)
-    compose_type = image_type.name  # an alias (e.g. "qcow2" on Fedora 43) is stored by its type's name
-    from distros.errors import RequestError
-    from distros.inputs import prepare_compose, prepare_containers
-
-    try:  # the image type's checks, then the ostree commits and containers it needs, resolved now
-        warnings, ostree_commits = prepare_compose(image_type, blueprint, ostree, test=test_mode != 0)
-        containers = prepare_containers(blueprint, arch=arch, test=test_mode != 0)
-    except RequestError as exc:  # blueprint/options the image type refuses, unresolvable inputs
-        raise WeldrError(exc.api_id, exc.api_message, exc.http_status) from exc
-    upload_requests = []
-    if api_version() >= 1 and body.get("upload"):
-        upload = body["upload"]
-        if not isinstance(upload, dict):
-            raise WeldrError("UploadError", "'upload' must be an object")
-        from uploaders.service import validate_upload_request
-
-        upload_requests.append(validate_upload_request(upload, compose_type, config))
-    image_size = max(size, getattr(image_type, "default_size", 0) or 0)
+    prepared = compose_request.prepare(body, config=get_config(), db=get_db(),
+                                       api_version=api_version(), test_mode=test_mode)
     module = pipeline_module()
-    compose = _store().create(
-        blueprint=blueprint, compose_type=compose_type, distro=distro, arch=arch,
-        size=image_size, image_filename=getattr(image_type, "filename", "") or "",
-        mime_type=getattr(image_type, "mime_type", "") or "application/octet-stream",
-        ostree=ostree, upload_requests=upload_requests, test_mode=test_mode,
-        queued=module is not None,  # test composes too go through the queue (lorax's way)
-        options={"requested_size": size, **({"ostree_commits": ostree_commits} if ostree_commits else {}),
-                 **({"containers": containers} if containers else {})})
+    # test composes too go through the queue when there is one (lorax-composer's way)
+    compose = _store().create(**prepared.store_arguments(), queued=module is not None)
     if test_mode == 0 or module is not None:
         try:
             submit_compose(compose.id)
@@ -581,8 +500,8 @@ def compose_start() -> Response:
             log.exception("compose %s stored WAITING but not handed to the pipeline", compose.id)
     if test_mode == 0:
         _refuse_on_depsolve_error(compose.id, module)
-    reply: dict[str, Any] = {"build_id": compose.id, "status": True, "warnings": warnings}
-    if upload_requests:
+    reply: dict[str, Any] = {"build_id": compose.id, "status": True, "warnings": prepared.warnings}
+    if prepared.upload_requests:
         uploads = _store().uploads(compose.id)
         reply["upload_id"] = uploads[0].id if uploads else ""
     return json_response(reply)
