@@ -120,6 +120,10 @@ class DistroDef:
     build_packages: list[str] = field(default_factory=list)
     image_config: dict[str, Any] = field(default_factory=dict)
     host_build_root: bool = False
+    # whose manifests the release reproduces where the two differ in naming and stage details
+    # (device/mount names, gpgkey order, drop-in shapes): osbuild/images' current code, or the
+    # July-2023 osbuild-composer output of releases images no longer defines
+    follows: str = "images"
     raw: dict[str, Any] = field(default_factory=dict)
 
 
@@ -162,7 +166,8 @@ def load_distros(defs_dir: Path = DEFS_DIR) -> dict[str, DistroDef]:
                 aliases=list(e.get("aliases", [])),
                 build_packages=list(e.get("build_packages", [])),
                 image_config=e.get("image_config", {}),
-                host_build_root=bool(e.get("host_build_root", False)), raw=e,
+                host_build_root=bool(e.get("host_build_root", False)),
+                follows=str(e.get("follows", "images")), raw=e,
             )
             distros[d.name] = d
     return distros

@@ -258,6 +258,7 @@ class ImageTypeDef:
         base = self.base_partition_table()
         if base is None:
             return
+        base.names_2023 = self.distro.follows == "osbuild-composer-2023"
         custom = bp_customizations(ctx.blueprint)
         filesystems = custom.get("filesystem") or []
         required = self.data.get("required_sizes")
@@ -273,6 +274,7 @@ class ImageTypeDef:
             plat = platform(ctx)
             table = from_blueprint_disk(custom["disk"], bios=str(plat.get("bios") or ""), uefi=bool(plat.get("uefi")),
                                         default_fs_type=self.distro.default_fs_type)
+            table.names_2023 = base.names_2023
             ctx.partition_table = laid_out(table, self.image_size(ctx), required_bytes, ctx.rng)
             return
         # newer blueprints choose the mode themselves; the request's option is the fallback

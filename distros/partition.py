@@ -148,6 +148,9 @@ class PartitionTable:
     partitions: list[Partition]
     size: int = 0
     start_offset: int = 0
+    # osbuild-composer's July-2023 device and mount names (`root`, `boot.efi`, `rootvgvg`) instead of
+    # osbuild/images' systemd-escaped mountpoints (`-`, `boot-efi`, `rootvg`); see distros.stages
+    names_2023: bool = False
 
     # --- construction -------------------------------------------------------------------
     @classmethod
@@ -410,15 +413,20 @@ def align_up(size: int, grain: int) -> int:
     return (size + grain - 1) // grain * grain
 
 
+def unique_name(base: str, taken: set[str]) -> str:
+    """`base`, or the first of `base00`, `base01`, ... not taken (images' genUniqueString, as blivet)."""
+    if base not in taken:
+        return base
+    for n in range(100):
+        if f"{base}{n:02d}" not in taken:
+            return f"{base}{n:02d}"
+    raise PartitioningError(f"name collision: no unique name for {base!r}")
+
+
 def lv_name(mountpoint: str, vg: VolumeGroup) -> str:
+    """`rootlv` for `/`, `home_userlv` for `/home/user`; `/root` after `/` becomes `rootlv00`."""
     base = "root" if mountpoint == "/" else mountpoint.strip("/").replace("/", "_")
-    name = base + "lv"
-    taken = {lv.name for lv in vg.volumes}
-    n = 0
-    while name in taken:
-        n += 1
-        name = f"{base}lv{n:02d}"
-    return name
+    return unique_name(base + "lv", {lv.name for lv in vg.volumes})
 
 
 def random_uuid(rng: random.Random) -> str:
@@ -525,7 +533,7 @@ def from_blueprint_disk(disk: dict[str, Any], *, bios: str, uefi: bool, default_
     gpt = ptype == "gpt"
     wanted: list[Partition] = []
     mountpoints: list[dict[str, Any]] = []
-    vg_count = 0
+    vg_names: set[str] = set()
     for p in disk.get("partitions") or []:
         kind = p.get("type") or "plain"
         if kind == "plain":
@@ -536,9 +544,10 @@ def from_blueprint_disk(disk: dict[str, Any], *, bios: str, uefi: bool, default_
                 fs.fstab_options = ESP_FSTAB
             wanted.append(Partition(size=_bp_size(p), type=FILESYSTEM_DATA_GUID if gpt else "83", payload=fs))
         elif kind == "lvm":
-            vg_count += 1
-            vg = VolumeGroup(name=p.get("name") or ("rootvg" if vg_count == 1 else f"vg{vg_count:02d}"),
+            # unnamed groups are vg00, vg01, ... (images numbers even the first one)
+            vg = VolumeGroup(name=p.get("name") or unique_name("vg", vg_names | {"vg"}),
                              description="created via lvm2 and osbuild")
+            vg_names.add(vg.name)
             for lv in p.get("logical_volumes") or []:
                 mp = lv.get("mountpoint") or ""
                 mountpoints.append({"mountpoint": mp})

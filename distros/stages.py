@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from distros.partition import (BtrfsVolume, Filesystem, LogicalVolume, LUKSContainer, Partition, PartitionTable,
-                               VolumeGroup, SECTOR)
+                               VolumeGroup, SECTOR, unique_name)
 
 FAT_MOUNT = "org.osbuild.fat"
 
@@ -86,12 +86,33 @@ def loopback(filename: str, part: Partition | None = None, lock: bool = False) -
     return {"type": "org.osbuild.loopback", "options": opts}
 
 
-def device_name(mountpoint: str) -> str:
-    return "root" if mountpoint == "/" else mountpoint.strip("/").replace("/", ".")
+def path_escape(path: str) -> str:
+    """systemd's path escaping (`systemd-escape --path`): `/` is `-`, `/boot/efi` is `boot-efi`,
+    `/var/log` is `var-log`; `-` and `\\` inside names are hex-escaped so no two paths meet."""
+    if path in ("", "/"):
+        return "-"
+    path = path.strip("/").replace("\\", "\\x5c").replace("-", "\\x2d")
+    return path.replace("/", "-")
 
 
-def vg_device_name(vg: VolumeGroup) -> str:
-    return vg.name + "vg"
+def device_name(pt: PartitionTable, mountpoint: str) -> str:
+    """The osbuild device and mount name of the filesystem at `mountpoint`.
+
+    osbuild/images names them after the escaped mountpoint (`pkg/osbuild/device.go` deviceName,
+    pathEscape); osbuild-composer's July-2023 manifests used `root` and the dotted path, which
+    gives `/root` the name of `/` (those releases number the later one instead)."""
+    if not pt.names_2023:
+        return path_escape(mountpoint)
+    names: dict[str, str] = {}
+    for fs, _ in pt.filesystems():
+        base = "root" if fs.mountpoint == "/" else fs.mountpoint.strip("/").replace("/", ".")
+        names.setdefault(fs.mountpoint, unique_name(base, set(names.values())))
+    return names.get(mountpoint) or path_escape(mountpoint)
+
+
+def vg_device_name(pt: PartitionTable, vg: VolumeGroup) -> str:
+    """images names a volume group's device after the group (`rootvg`); 2023 added `vg`."""
+    return vg.name + "vg" if pt.names_2023 else vg.name
 
 
 def luks_device_name(luks: LUKSContainer) -> str:
@@ -112,7 +133,7 @@ def container_devices(filename: str, prefix: list[Any], target_name: str, lock: 
     return {target_name: luks_device(luks, name), name: loopback(filename, part, lock)}
 
 
-def fs_devices(filename: str, path: list[Any], target_name: str, lock: bool) -> dict[str, Any]:
+def fs_devices(pt: PartitionTable, filename: str, path: list[Any], target_name: str, lock: bool) -> dict[str, Any]:
     """Devices for one filesystem: its loopback (or LUKS device), or its LV on the VG's device."""
     if len(path) >= 2 and isinstance(path[-2], BtrfsVolume):
         # a subvolume lives on its volume's partition
@@ -121,7 +142,7 @@ def fs_devices(filename: str, path: list[Any], target_name: str, lock: bool) -> 
         return container_devices(filename, path, target_name, lock)
     vg: VolumeGroup = path[-2]
     lv: LogicalVolume = path[-1]
-    vgname = vg_device_name(vg)
+    vgname = vg_device_name(pt, vg)
     devices = container_devices(filename, path[:-2], vgname, lock)
     devices[target_name] = {"type": "org.osbuild.lvm2.lv", "parent": vgname, "options": {"volume": lv.name}}
     return devices
@@ -173,8 +194,8 @@ def sfdisk_stage(pt: PartitionTable, filename: str) -> dict[str, Any]:
                  devices={"device": loopback(filename, lock=True)})
 
 
-def mkfs_stage(fs: Filesystem, path: list[Any], filename: str) -> dict[str, Any]:
-    devices = fs_devices(filename, path, "device", lock=True)
+def mkfs_stage(pt: PartitionTable, fs: Filesystem, path: list[Any], filename: str) -> dict[str, Any]:
+    devices = fs_devices(pt, filename, path, "device", lock=True)
     if fs.type == "vfat":
         opts: dict[str, Any] = {"volid": fs.uuid.replace("-", "")}
         if fs.label:
@@ -211,18 +232,18 @@ def tree_mounts(pt: PartitionTable, filename: str) -> tuple[dict[str, Any], list
     devices: dict[str, Any] = {}
     mounts = []
     for fs, path in pt.filesystems():
-        name = device_name(fs.mountpoint)
+        name = device_name(pt, fs.mountpoint)
         if len(path) >= 2 and isinstance(path[-2], BtrfsVolume):
             # one device for the volume, one mount per subvolume
             source = btrfs_device_name(path[-2])
-            devices.update(fs_devices(filename, path, source, lock=False))
+            devices.update(fs_devices(pt, filename, path, source, lock=False))
             options = {"subvol": fs.subvol}
             if "compress=" in fs.fstab_options:
                 options["compress"] = fs.fstab_options.split("compress=", 1)[1].split(",")[0]
             mounts.append({"name": name, "type": "org.osbuild.btrfs", "source": source, "target": fs.mountpoint,
                            "options": options})
             continue
-        devices.update(fs_devices(filename, path, name, lock=False))
+        devices.update(fs_devices(pt, filename, path, name, lock=False))
         mounts.append({"name": name, "type": mount_type(fs.type), "source": name, "target": fs.mountpoint})
     mounts.sort(key=lambda m: m["target"])
     return devices, mounts
@@ -242,14 +263,6 @@ def fstab_stage(pt: PartitionTable) -> dict[str, Any]:
     return stage("fstab", {"filesystems": entries})
 
 
-def unit_escape(path: str) -> str:
-    """systemd's path escaping for unit names: `/` is `-`, `/boot/efi` is `boot-efi`."""
-    if path in ("", "/"):
-        return "-"
-    path = path.strip("/").replace("\\", "\\x5c").replace("-", "\\x2d")
-    return path.replace("/", "-")
-
-
 def mount_unit_stages(pt: PartitionTable) -> list[dict[str, Any]]:
     """Today's alternative to /etc/fstab (Fedora 43+ minimal raw images): one systemd mount unit
     per filesystem in /etc/systemd, enabled for multi-user.target."""
@@ -257,7 +270,7 @@ def mount_unit_stages(pt: PartitionTable) -> list[dict[str, Any]]:
     for fs, _ in pt.filesystems():
         # FAT volume ids keep their case in /dev/disk/by-uuid
         uuid = fs.uuid if fs.type == "vfat" else fs.uuid.lower()
-        name = f"{unit_escape(fs.mountpoint)}.mount"
+        name = f"{path_escape(fs.mountpoint)}.mount"
         units.append(stage("systemd.unit.create", {
             "filename": name, "unit-path": "etc",
             "config": {"Unit": {"DefaultDependencies": True},

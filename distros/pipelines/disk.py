@@ -8,7 +8,7 @@ from distros.engine import ManifestContext, PipelineKind, pipeline_kind
 from distros.partition import SECTOR, BtrfsVolume
 from distros.pipelines.build import build_ref
 from distros.pipelines.os_tree import platform
-from distros.stages import (btrfs_stages, container_devices, fs_devices, loopback, luks_finish_stages, luks_format_stages,
+from distros.stages import (btrfs_stages, container_devices, device_name, fs_devices, loopback, luks_finish_stages, luks_format_stages,
                             mkfs_stage, pipeline_file_input, sfdisk_stage, stage, tree_input, tree_mounts)
 
 
@@ -58,12 +58,13 @@ class RawDisk(PipelineKind):
                     made.add(id(path[-2]))
                     stages += btrfs_stages(path[-2], path[:-2], filename)
                 continue
-            stages.append(mkfs_stage(fs, path, filename))
+            stages.append(mkfs_stage(pt, fs, path, filename))
         devices, mounts = tree_mounts(pt, filename)
         if platform(ctx).get("bootloader") == "zipl":
             # osbuild-composer's copy stage shares its device map with zipl.inst, whole disk included
             devices["disk"] = loopback(filename)
-        stages.append(stage("copy", {"paths": [{"from": "input://root-tree/", "to": "mount://root/"}]},
+        root = device_name(pt, "/")
+        stages.append(stage("copy", {"paths": [{"from": "input://root-tree/", "to": f"mount://{root}/"}]},
                             inputs={"root-tree": tree_input(spec.get("tree", "os"))},
                             devices=devices, mounts=mounts))
         if spec.get("tree") == "ostree-deployment":

@@ -27,7 +27,7 @@ from distros.kickstart import KickstartSettings
 from distros.pipelines.build import INSTALL_EXEC, build_ref
 from distros.pipelines.disk import output_filename
 from distros.pipelines.os_tree import directory_stages, file_stages, platform
-from distros.stages import fstab_stage, rpm_stage, stage, tree_mounts
+from distros.stages import device_name, fstab_stage, rpm_stage, stage, tree_mounts
 
 
 class MissingCommit(ostree.OSTreeOptionsError):
@@ -344,7 +344,8 @@ def ostree_boot_files_stages(ctx: ManifestContext, filename: str) -> list[dict[s
         return []
     commit = payload_commit(ctx, "ostree-deployment")
     devices, mounts = tree_mounts(pt, filename)
-    paths = [{"from": f"input://ostree-tree/{commit.checksum}{src}", "to": f"mount://root{dst}"} for src, dst in boot_files]
+    root = device_name(pt, "/")
+    paths = [{"from": f"input://ostree-tree/{commit.checksum}{src}", "to": f"mount://{root}{dst}"} for src, dst in boot_files]
     checkout = {"type": "org.osbuild.ostree.checkout", "origin": "org.osbuild.source", "references": [commit.checksum]}
     return [stage("copy", {"paths": paths}, inputs={"ostree-tree": checkout}, devices=devices, mounts=mounts)]
 
