@@ -49,6 +49,11 @@ test-deps: debian-deps $(VENV)/.test-deps node_modules/.bin/azurite-blob ## Inst
 test: test-deps ## Install what the tests need and run them
 	$(BIN)/pytest $(PYTEST_ARGS)
 
+MANIFESTS_OUT ?= /tmp/celery-composer-manifests
+.PHONY: manifest-checksums
+manifest-checksums: venv ## osbuild/images' 1,929 mock test manifests by our engine vs its sha1s (ARGS="--distro rhel-9.6")
+	$(BIN)/celery-composer gen-manifests --mock --check --output $(MANIFESTS_OUT) $(ARGS)
+
 .PHONY: bench-api
 bench-api: venv ## API benchmark: req/s, p50/p99 over the socket, 1,000 blueprints + 10,000 composes, vs an empty route
 	$(BIN)/python bench/api.py $(ARGS)

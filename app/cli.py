@@ -19,6 +19,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "worker": ("tasks.worker", "run a Celery worker for compose queues (depsolve, build, upload.<target>)"),
     "depsolve": ("tasks.depsolve.cli", "resolve packages against repositories and print the pinned transaction"),
     "manifest": ("distros.cli", "print the osbuild manifest of a golden-case document or of a blueprint"),
+    "gen-manifests": ("distros.genmanifests", "make osbuild/images' mock test manifests with our engine (--check: sha1 scoreboard)"),
     "status": ("app.status", "health summary: API, broker, workers per queue, osbuild"),
 }
 

@@ -1,0 +1,44 @@
+"""The scoreboard against osbuild/images' 1,929 mock manifest checksums must never go down.
+
+Makes every entry of `../shared/reference/images-test/manifest-checksums.tsv` with our engine (as
+`make manifest-checksums` does) and counts the sha1s that match.  Skipped without the shared copy.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from distros import genmanifests
+
+# Raise this when an engine fix makes more entries byte-identical to images' manifests.
+PINNED_MATCHES = 0
+
+REFERENCE = genmanifests.DEFAULT_REFERENCE
+
+
+@pytest.fixture(scope="module")
+def reference() -> genmanifests.Reference:
+    if not (REFERENCE / "manifest-checksums.tsv").exists():
+        pytest.skip(f"no images test reference at {REFERENCE}")
+    ref = genmanifests.Reference(root=REFERENCE)
+    ref.load_configs()
+    return ref
+
+
+def test_every_checksum_entry_is_resolved(reference: genmanifests.Reference) -> None:
+    entries = genmanifests.resolve_entries(genmanifests.read_checksums(reference.checksums), reference)
+    assert len(entries) == 1929
+    # bootc entries are out of scope, and said so
+    assert {e.unsupported for e in entries if e.name.startswith("bootc_")} == {genmanifests.BOOTC_REASON}
+    offered = [e for e in entries if not e.unsupported]
+    assert offered and all(e.distro and e.arch and e.image_type and e.config for e in offered)
+
+
+def test_match_count_never_goes_down(reference: genmanifests.Reference, tmp_path) -> None:
+    entries = genmanifests.resolve_entries(genmanifests.read_checksums(reference.checksums), reference)
+    todo = [e for e in entries if not e.unsupported]
+    results = genmanifests.generate(todo, reference, str(tmp_path), workers=2)
+    matches = sorted(e.name for e in todo if results[e.name][0] == e.sha1)
+    assert len(matches) >= PINNED_MATCHES, f"{len(matches)} entries match, {PINNED_MATCHES} are pinned"
+    # every written file is the one whose sha1 was taken
+    assert len(list(tmp_path.glob("*.json"))) == sum(1 for sha1, _ in results.values() if sha1)
