@@ -30,6 +30,7 @@ from typing import Any, Callable
 
 from distros.customizations import OSConfig, os_config
 from distros.definitions import DefinitionError, DistroDef, parse_size
+from distros.gorand import GoRand
 from distros.partition import PartitionTable, customized
 
 PIPELINE_KINDS: dict[str, "PipelineKind"] = {}
@@ -90,7 +91,7 @@ class ManifestContext:
     blueprint: dict[str, Any]
     options: ManifestOptions
     os: OSConfig
-    rng: random.Random
+    rng: GoRand                 # images' identifiers: Go's math/rand, seeded per compose
     packages: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     repositories: list[dict[str, Any]] = field(default_factory=list)
     partition_table: PartitionTable | None = None
@@ -189,10 +190,12 @@ class ImageTypeDef:
         bp = blueprint or {}
         # osbuild-composer applies its mountpoint policy to every image type, disk or not
         check_mountpoints(bp_customizations(bp).get("filesystem") or [])
-        rng = random.Random(seed)
+        # UUIDs, FAT serials and MAC addresses come from Go's math/rand as osbuild/images draws
+        # them; password salts (crypto/rand in images) from a generator of their own
+        rng = GoRand(seed)
         opts = ManifestOptions.from_any(options)
-        return ManifestContext(distro=self.distro, arch=self.arch, image_type=self, blueprint=bp,
-                               options=opts, os=os_config(self.image_config(), bp, rng), rng=rng)
+        return ManifestContext(distro=self.distro, arch=self.arch, image_type=self, blueprint=bp, options=opts,
+                               os=os_config(self.image_config(), bp, random.Random(seed)), rng=rng)
 
     def image_size(self, ctx: ManifestContext) -> int:
         from distros.partition import fs_min_size

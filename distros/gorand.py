@@ -143,11 +143,6 @@ class GoRand:
         self._read_pos, self._read_val = pos, val
         return bytes(out)
 
-    # what the engine's older callers ask of a generator (random.Random's names)
-    def getrandbits(self, k: int) -> int:
-        """k random bits from whole bytes of `read` (big-endian), for identifiers images does not have."""
-        return int.from_bytes(self.read((k + 7) // 8), "big") >> (-k % 8)
-
 
 def uuid4(rng: GoRand) -> str:
     """google/uuid `NewRandomFromReader(rng)`: a version-4 UUID, lower case."""

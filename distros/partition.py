@@ -14,12 +14,11 @@ asks for a mountpoint the table does not have, and creates a logical volume per 
 from __future__ import annotations
 
 import copy
-import random
-import uuid as uuidlib
 from dataclasses import dataclass, field
 from typing import Any, Iterator, Union
 
 from distros.definitions import DefinitionError, parse_size
+from distros.gorand import GoRand, uuid4, volid
 from distros.errors import RequestError
 
 MiB = 1024 * 1024
@@ -342,27 +341,19 @@ class PartitionTable:
         root.size = self.size - root.start - footer
         return self.size
 
-    def generate_uuids(self, rng: random.Random) -> None:
+    def generate_uuids(self, rng: GoRand) -> None:
+        """Fill the missing identifiers in osbuild/images' order (`GenerateUUIDs`), so a seed gives
+        images' identifiers: the table, then each partition's payload depth first (a LUKS container
+        before what it holds, a btrfs volume for all its subvolumes, a volume group's logical
+        volumes in order; FAT gets a volume serial), and last the GPT partitions' UUIDs."""
         if not self.uuid:
-            self.uuid = (random_uuid(rng).upper() if self.type == "gpt"
-                         else "0x%08x" % rng.getrandbits(32))
+            self.uuid = uuid4(rng)
         for part in self.partitions:
-            if self.type == "gpt" and not part.uuid:
-                part.uuid = random_uuid(rng).upper()
-        for fs, path in self.filesystems():
-            for holder in path:
-                if isinstance(holder, LUKSContainer) and not holder.uuid:
-                    holder.uuid = random_uuid(rng)
-                if isinstance(holder, BtrfsVolume):
-                    if not holder.uuid:
-                        holder.uuid = random_uuid(rng)
-                    fs.uuid = holder.uuid
-            if not fs.uuid:
-                if fs.type == "vfat":
-                    v = "%08X" % rng.getrandbits(32)
-                    fs.uuid = f"{v[:4]}-{v[4:]}"
-                else:
-                    fs.uuid = random_uuid(rng)
+            _payload_uuids(part.payload, rng)
+        if self.type == "gpt":
+            for part in self.partitions:
+                if not part.uuid:
+                    part.uuid = uuid4(rng)
 
 
 def _payload_from_def(p: dict[str, Any], default_fs_type: str) -> Payload:
@@ -429,8 +420,21 @@ def lv_name(mountpoint: str, vg: VolumeGroup) -> str:
     return unique_name(base + "lv", {lv.name for lv in vg.volumes})
 
 
-def random_uuid(rng: random.Random) -> str:
-    return str(uuidlib.UUID(int=rng.getrandbits(128), version=4))
+def _payload_uuids(payload: Payload, rng: GoRand) -> None:
+    if isinstance(payload, LUKSContainer):
+        if not payload.uuid:
+            payload.uuid = uuid4(rng)
+        _payload_uuids(payload.payload, rng)
+    elif isinstance(payload, BtrfsVolume):
+        if not payload.uuid:
+            payload.uuid = uuid4(rng)
+        for sub in payload.subvolumes:
+            sub.uuid = payload.uuid
+    elif isinstance(payload, VolumeGroup):
+        for lv in payload.volumes:
+            _payload_uuids(lv.payload, rng)
+    elif isinstance(payload, Filesystem) and not payload.uuid:
+        payload.uuid = volid(rng) if payload.type == "vfat" else uuid4(rng)
 
 
 # Where a blueprint may (not) put a filesystem, as osbuild-composer's mountpoint policy has it:
@@ -481,7 +485,7 @@ def fs_min_size(fsc: dict[str, Any]) -> int:
 
 def customized(base: PartitionTable, filesystems: list[dict[str, Any]], image_size: int,
                mode: str, required_sizes: dict[str, int] | None,
-               rng: random.Random) -> PartitionTable:
+               rng: GoRand) -> PartitionTable:
     """The table of one compose: grown for the blueprint, laid out, with fresh UUIDs."""
     pt = base.clone()
     if mode not in ("auto-lvm", "lvm", "raw"):
@@ -587,7 +591,7 @@ def _bp_size(d: dict[str, Any]) -> int:
 
 
 def laid_out(pt: PartitionTable, image_size: int, required_sizes: dict[str, int] | None,
-             rng: random.Random) -> PartitionTable:
+             rng: GoRand) -> PartitionTable:
     """Lay out a table the blueprint designed itself (no growth beyond its own minimums)."""
     pt.ensure_directory_sizes(DEFAULT_REQUIRED_SIZES if required_sizes is None else required_sizes)
     pt.relayout(image_size)

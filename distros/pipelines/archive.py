@@ -74,6 +74,7 @@ class VagrantBox(PipelineKind):
         options: dict[str, Any] = {"provider": provider}
         if provider == "virtualbox":
             options["synced_folders"] = {"/vagrant": {"type": "rsync"}}
-            options["virtualbox"] = {"mac_address": "%012x" % ctx.rng.getrandbits(48)}
+            # images' virtualboxMacAddress: VirtualBox's OUI and three bytes of the seeded generator
+            options["virtualbox"] = {"mac_address": "080027" + ctx.rng.read(3).hex()}
         return {"name": spec["name"], **build_ref(ctx), "stages": [
             stage("vagrant", options, inputs={"image": pipeline_file_input(source, output_filename(ctx, source))})]}

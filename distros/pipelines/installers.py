@@ -138,8 +138,10 @@ def data_package_chain(ctx: ManifestContext, name: str, extra: list[str]) -> lis
 
 
 def efiboot_volid(ctx: ManifestContext) -> str:
-    """The FAT serial of efiboot.img: 32 bits from the compose's seeded generator."""
-    return "%08x" % ctx.rng.getrandbits(32)
+    """The FAT serial of efiboot.img: images' EFIBootPartitionTable volume id, without its dash."""
+    from distros.gorand import volid
+
+    return volid(ctx.rng).replace("-", "")
 
 
 def kernel_of(ctx: ManifestContext, pipeline: str) -> str:

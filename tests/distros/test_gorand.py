@@ -6,9 +6,14 @@ semantics for the UUIDs); seed 1 gives the sequence Go's documentation examples 
 
 from __future__ import annotations
 
+import json
+import re
+from pathlib import Path
+
 import pytest
 
 from distros.gorand import GoRand, fnv1_64, manifest_seed, rng_cooked, uuid4, volid
+from tests.golden import load_case
 
 # seed -> Int63, Int63, Uint64, Int31, Intn(100), Intn(1<<40), Int31n(7), Int63n(1000),
 #         Read(16), Read(3), Read(16), Uint32 (after one more Int63)
@@ -57,3 +62,23 @@ def test_manifest_seed_is_images_seed_arg() -> None:
     assert fnv1_64(b"rhel-9.6", b"x86_64", b"empty") == 1086803906326971544
     assert manifest_seed(0, "rhel-9.6", "x86_64", "empty") == 1086803906326971544
     assert manifest_seed(0, "a", "b", "c") == fnv1_64(b"abc") - (1 << 64 if fnv1_64(b"abc") >> 63 else 0)
+
+
+_IDENTIFIER = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+                         r"|\b[0-9A-F]{4}-[0-9A-F]{4}\b")
+
+
+def test_engine_draws_osbuild_composers_identifiers_for_its_golden_cases(golden_dir: Path) -> None:
+    """osbuild-composer made its golden manifests with seed 0 and Go's math/rand: with the same
+    draws in the same order the engine writes the very same UUIDs and FAT serials, unnormalized
+    (table, payloads depth first, GPT partitions last; LVM and edge disks included)."""
+    from distros.cases import manifest_for_case
+
+    checked = 0
+    for path in sorted(golden_dir.glob("*.json.xz")):
+        case = load_case(path)
+        want = list(dict.fromkeys(_IDENTIFIER.findall(json.dumps(case["manifest"]))))
+        got = list(dict.fromkeys(_IDENTIFIER.findall(json.dumps(manifest_for_case(case)))))
+        assert got == want, path.name
+        checked += bool(want)
+    assert checked >= 10
