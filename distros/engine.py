@@ -108,11 +108,16 @@ class ManifestContext:
                 if not r.get("package_sets") or pipeline in r["package_sets"]]
 
     def gpgkeys_for(self, pipeline: str) -> list[str]:
+        """The armored keys the pipeline's rpm stage imports: osbuild/images dedups and sorts them
+        (`pkg/osbuild/rpm_stage.go` GPGKeysForPackages: two repositories with one key give it once);
+        July-2023 releases keep osbuild-composer's list, one entry per repository key."""
         keys: list[str] = []
         for repo in self.repositories_for(pipeline):
             found = repo.get("gpgkeys") or ([repo["gpgkey"]] if repo.get("gpgkey") else [])
             keys.extend(k for k in found if k.lstrip().startswith("-----BEGIN"))
-        return keys
+        if self.distro.follows == "osbuild-composer-2023":
+            return keys
+        return sorted(set(keys))
 
     def kernel_package(self, pipeline: str = "os") -> dict[str, Any] | None:
         for pkg in self.packages.get(pipeline, []):

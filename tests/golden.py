@@ -55,7 +55,10 @@ def images_changes(manifest: dict) -> dict:
     - devices and mounts are named after the systemd-escaped mountpoint (`/` is `-`, `/boot/efi`
       is `boot-efi`) and a volume group's device after the group (`rootvg`, not `rootvgvg`);
       images' `pkg/osbuild/device.go` (deviceName, pathEscape, GenMountsDevicesFromPT), and the
-      copy stage writes to `mount://-/` (`pkg/osbuild/copy_stage.go`).
+      copy stage writes to `mount://-/` (`pkg/osbuild/copy_stage.go`);
+    - rpm stages import each armored key once, sorted (`pkg/osbuild/rpm_stage.go` GPGKeysForPackages);
+    - systemd unit drop-ins write `Environment` as a list of `{key, value}` (images' YAML and
+      `pkg/osbuild/systemd_unit_stage.go` EnvironmentVariable), not as one `KEY=value` string.
     """
     import copy as copymod
 
@@ -64,6 +67,12 @@ def images_changes(manifest: dict) -> dict:
     out = copymod.deepcopy(manifest)
     for pipeline in out["pipelines"]:
         for st in pipeline.get("stages") or []:
+            service = st.get("options", {}).get("config", {}).get("Service", {})
+            if st["type"] == "org.osbuild.systemd.unit" and isinstance(service.get("Environment"), str):
+                key, _, value = service["Environment"].partition("=")
+                service["Environment"] = [{"key": key, "value": value}]
+            if st["type"] == "org.osbuild.rpm" and "gpgkeys" in st.get("options", {}):
+                st["options"]["gpgkeys"] = sorted(set(st["options"]["gpgkeys"]))
             partitions = [d for d in (st.get("devices") or {}).values()
                           if d.get("type") == "org.osbuild.loopback" and "start" in d.get("options", {})]
             if not partitions:          # only stages on a partitioned disk image
