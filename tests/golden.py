@@ -58,7 +58,9 @@ def images_changes(manifest: dict) -> dict:
       copy stage writes to `mount://-/` (`pkg/osbuild/copy_stage.go`);
     - rpm stages import each armored key once, sorted (`pkg/osbuild/rpm_stage.go` GPGKeysForPackages);
     - systemd unit drop-ins write `Environment` as a list of `{key, value}` (images' YAML and
-      `pkg/osbuild/systemd_unit_stage.go` EnvironmentVariable), not as one `KEY=value` string.
+      `pkg/osbuild/systemd_unit_stage.go` EnvironmentVariable), not as one `KEY=value` string;
+    - images' rhel-9/rhel-10 definitions set no `rhsm_config` on the cloud types (only qcow2's
+      dnf plugins), so the rhsm stage turning on rhsmcertd `auto_registration` goes.
     """
     import copy as copymod
 
@@ -66,6 +68,9 @@ def images_changes(manifest: dict) -> dict:
 
     out = copymod.deepcopy(manifest)
     for pipeline in out["pipelines"]:
+        if "stages" in pipeline:
+            pipeline["stages"] = [st for st in pipeline["stages"] if not (
+                st["type"] == "org.osbuild.rhsm" and "rhsmcertd" in st["options"].get("subscription-manager", {}))]
         for st in pipeline.get("stages") or []:
             service = st.get("options", {}).get("config", {}).get("Service", {})
             if st["type"] == "org.osbuild.systemd.unit" and isinstance(service.get("Environment"), str):

@@ -57,3 +57,26 @@ def test_unit_dropin_environment_is_a_key_value_list(distro: str, image_type: st
 def test_centos_stream_8_keeps_the_environment_string() -> None:
     (unit,) = stages_of(manifest("centos-8", "x86_64", "ami"), "systemd.unit")
     assert unit["config"] == {"Service": {"Environment": "NM_CLOUD_SETUP_EC2=yes"}}
+
+
+RHEL_CLOUD = [("rhel-9.0", "ami"), ("rhel-9.6", "ami"), ("rhel-10.0", "ami"), ("rhel-9.2", "vhd"), ("rhel-10.1", "vhd"),
+              ("rhel-9.4", "gce"), ("rhel-10.0", "gce"), ("rhel-9.0", "ec2"), ("rhel-9.6", "ec2-ha"),
+              ("rhel-9.6", "azure-rhui"), ("rhel-10.0", "azure-rhui"), ("rhel-9.6", "gce-rhui"),
+              ("rhel-8.10", "ami"), ("rhel-8.4", "vhd"), ("rhel-8.10", "gce")]
+
+
+@pytest.mark.parametrize("distro,image_type", RHEL_CLOUD)
+def test_no_rhsm_stage_where_images_sets_no_rhsm_config(distro: str, image_type: str) -> None:
+    """images' rhel-9/rhel-10 YAML has `rhsm_config` only on qcow2; rhel-8's on ec2* before 8.7,
+    azure-rhui and gce-rhui (`pkg/distro/generic/images.go` osCustomizations: the no-subscription entry)."""
+    assert stages_of(manifest(distro, "x86_64", image_type), "rhsm") == []
+
+
+@pytest.mark.parametrize("distro,image_type,expected", [
+    ("rhel-9.6", "qcow2", {"dnf-plugins": {"product-id": {"enabled": False}, "subscription-manager": {"enabled": False}}}),
+    ("rhel-8.6", "ec2", {"subscription-manager": {"rhsm": {"manage_repos": False},
+                                                  "rhsmcertd": {"auto_registration": True}}}),
+    ("rhel-8.10", "gce-rhui", {"subscription-manager": {"rhsm": {"manage_repos": False},
+                                                        "rhsmcertd": {"auto_registration": True}}})])
+def test_rhsm_stage_where_images_configures_it(distro: str, image_type: str, expected: dict[str, Any]) -> None:
+    assert stages_of(manifest(distro, "x86_64", image_type), "rhsm") == [expected]
