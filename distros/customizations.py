@@ -38,6 +38,7 @@ CONFIG_STAGES: list[tuple[str, str, bool]] = [
     ("yum_config", "org.osbuild.yum.config", False),
     ("gcp_guest_agent_config", "org.osbuild.gcp.guest-agent.conf", False),
     ("sshd_config", "org.osbuild.sshd.config", False),
+    ("network_manager", "org.osbuild.nm.conf", False),
     ("authconfig", "org.osbuild.authconfig", False),
     ("pwquality", "org.osbuild.pwquality.conf", False),
     ("rhsm", "org.osbuild.rhsm", False),

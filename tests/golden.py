@@ -60,13 +60,18 @@ def images_changes(manifest: dict) -> dict:
     - systemd unit drop-ins write `Environment` as a list of `{key, value}` (images' YAML and
       `pkg/osbuild/systemd_unit_stage.go` EnvironmentVariable), not as one `KEY=value` string;
     - images' rhel-9/rhel-10 definitions set no `rhsm_config` on the cloud types (only qcow2's
-      dnf plugins), so the rhsm stage turning on rhsmcertd `auto_registration` goes.
+      dnf plugins), so the rhsm stage turning on rhsmcertd `auto_registration` goes;
+    - Azure (`azure_image_config_base` of images' rhel-9 YAML, before 9.6): `loglevel=3` after `ro`,
+      the intel_cstate and skx_edac blacklists, and grub2 without recovery entries and submenus,
+      counting down on the serial terminal only (`azure_common_grub2_config`).
     """
     import copy as copymod
 
     from distros.stages import path_escape
 
     out = copymod.deepcopy(manifest)
+    if "10-rh-enable-for-azure.conf" in json.dumps(manifest):
+        _azure_el9(out)
     for pipeline in out["pipelines"]:
         if "stages" in pipeline:
             pipeline["stages"] = [st for st in pipeline["stages"] if not (
@@ -106,6 +111,32 @@ def images_changes(manifest: dict) -> dict:
                             path[key] = f"mount://{new}/" + path[key][len(f"mount://{old}/"):]
                             break
     return out
+
+
+def _azure_el9(manifest: dict) -> None:
+    def blacklist(name: str, module: str) -> dict:
+        return {"type": "org.osbuild.modprobe",
+                "options": {"filename": name, "commands": [{"command": "blacklist", "modulename": module}]}}
+
+    for pipeline in manifest["pipelines"]:
+        stages = []
+        for st in pipeline.get("stages") or []:
+            opts = st.get("options", {})
+            if "kernel_opts" in opts and opts["kernel_opts"].startswith("ro "):
+                opts["kernel_opts"] = "ro loglevel=3 " + opts["kernel_opts"][3:]
+            if st["type"] == "org.osbuild.grub2":
+                opts["config"] = {"default": opts["config"]["default"], "disable_recovery": True,
+                                  "disable_submenu": True,
+                                  "distributor": "$(sed 's, release .*$,,g' /etc/system-release)",
+                                  "terminal": ["serial"], "terminal_input": ["serial"], "terminal_output": ["serial"],
+                                  "timeout": 10, "timeout_style": "countdown", "serial": opts["config"]["serial"]}
+            stages.append(st)
+            if st["type"] == "org.osbuild.modprobe" and opts["filename"] == "blacklist-amdgpu.conf":
+                stages.append(blacklist("blacklist-intel-cstate.conf", "intel_cstate"))
+            if st["type"] == "org.osbuild.modprobe" and opts["filename"] == "blacklist-nouveau.conf":
+                stages.append(blacklist("blacklist-skylake-edac.conf", "skx_edac"))
+        if "stages" in pipeline:
+            pipeline["stages"] = stages
 
 
 def assert_golden_manifest(golden_dir: Path, case: str) -> None:

@@ -149,6 +149,10 @@ def file_stages(ctx: ManifestContext, files: list[FileNode]) -> list[dict[str, A
     return stages
 
 
+_GRUB2_CONFIG_ORDER = ["default", "disable_recovery", "disable_submenu", "distributor", "terminal", "terminal_input",
+                       "terminal_output", "timeout", "timeout_style", "serial"]
+
+
 @pipeline_kind("os")
 class OSTree(PipelineKind):
     def package_sets(self, ctx: ManifestContext, spec: dict[str, Any]) -> list[dict[str, Any]] | None:
@@ -369,7 +373,9 @@ class OSTree(PipelineKind):
             opts["saved_entry"] = f"{MACHINE_ID_PLACEHOLDER}-{kver}"
         if not ctx.os.kernel_options_bootloader:
             opts["write_cmdline"] = False
-        opts["config"] = {"default": "saved", **ctx.os.grub2_config}
+        config = {"default": "saved", **ctx.os.grub2_config}
+        # in the order of osbuild/images' GRUB2Config fields (pkg/osbuild/grub2_stage.go)
+        opts["config"] = {k: config[k] for k in sorted(config, key=_GRUB2_CONFIG_ORDER.index)}
         return stage("grub2", opts)
 
     def _openscap(self, ctx: ManifestContext) -> list[dict[str, Any]]:

@@ -80,3 +80,66 @@ def test_no_rhsm_stage_where_images_sets_no_rhsm_config(distro: str, image_type:
                                                         "rhsmcertd": {"auto_registration": True}}})])
 def test_rhsm_stage_where_images_configures_it(distro: str, image_type: str, expected: dict[str, Any]) -> None:
     assert stages_of(manifest(distro, "x86_64", image_type), "rhsm") == [expected]
+
+
+def kernel_opts(m: dict[str, Any]) -> str:
+    (cmdline,) = stages_of(m, "kernel-cmdline")
+    return cmdline["kernel_opts"]
+
+
+@pytest.mark.parametrize("distro,arch,expected", [
+    ("centos-9", "x86_64", "ro loglevel=3 console=tty1 console=ttyS0 earlyprintk=ttyS0 rootdelay=300"),
+    ("rhel-9.4", "x86_64", "ro loglevel=3 console=tty1 console=ttyS0 earlyprintk=ttyS0 rootdelay=300"),
+    ("rhel-9.6", "x86_64", "ro loglevel=3 console=tty1 console=ttyS0 earlyprintk=ttyS0 rootdelay=300 "
+                           "nvme_core.io_timeout=240"),
+    ("rhel-9.7", "x86_64", "ro console=tty1 console=ttyS0 earlyprintk=ttyS0 rootdelay=300 nvme_core.io_timeout=240"),
+    ("rhel-9.8", "x86_64", "ro console=tty1 console=ttyS0 earlyprintk=ttyS0 rootdelay=300"),
+    ("rhel-9.2", "aarch64", "ro loglevel=3 console=ttyAMA0"),
+    ("rhel-9.6", "aarch64", "ro loglevel=3 console=ttyAMA0 nvme_core.io_timeout=240"),
+    ("rhel-9.8", "aarch64", "ro console=ttyAMA0"),
+    ("centos-10", "x86_64", "ro loglevel=3 nvme_core.io_timeout=240 console=tty1 console=ttyS0 earlyprintk=ttyS0 "
+                            "rootdelay=300"),
+    ("rhel-10.1", "x86_64", "ro nvme_core.io_timeout=240 console=tty1 console=ttyS0 earlyprintk=ttyS0 rootdelay=300"),
+    ("rhel-10.2", "aarch64", "ro console=ttyAMA0"),
+    ("rhel-10.0", "aarch64", "ro loglevel=3 nvme_core.io_timeout=240 console=ttyAMA0")])
+def test_azure_kernel_options_per_version(distro: str, arch: str, expected: str) -> None:
+    """images rhel-9/rhel-10 `azure_image_config_base` conditions (loglevel=3 kept below 9.6 and on 10.0)."""
+    assert kernel_opts(manifest(distro, arch, "vhd")) == expected
+
+
+AZURE_GRUB2 = {"default": "saved", "disable_recovery": True, "disable_submenu": True,
+               "distributor": "$(sed 's, release .*$,,g' /etc/system-release)"}
+SERIAL = "serial --speed=115200 --unit=0 --word=8 --parity=no --stop=1"
+
+
+@pytest.mark.parametrize("distro,image_type", [("centos-9", "vhd"), ("rhel-9.6", "azure-rhui"),
+                                               ("rhel-10.0", "azure-sap-rhui"), ("centos-10", "vhd")])
+def test_azure_grub2_config(distro: str, image_type: str) -> None:
+    """images `azure_common_grub2_config` + the per-arch terminal (`pkg/osbuild/grub2_stage.go` GRUB2Config order)."""
+    (grub2,) = stages_of(manifest(distro, "x86_64", image_type), "grub2")
+    assert list(grub2["config"].items()) == list({
+        **AZURE_GRUB2, "terminal": ["serial"], "terminal_input": ["serial"], "terminal_output": ["serial"],
+        "timeout": 10, "timeout_style": "countdown", "serial": SERIAL}.items())
+    if image_type != "azure-sap-rhui":
+        (grub2,) = stages_of(manifest(distro, "aarch64", image_type), "grub2")
+        assert grub2["config"] == {**AZURE_GRUB2, "terminal": ["console"], "timeout": 10,
+                                   "timeout_style": "countdown", "serial": SERIAL}
+
+
+@pytest.mark.parametrize("distro,modules,today", [
+    ("centos-9", ["amdgpu", "intel_cstate", "floppy", "nouveau", "skx_edac"], False),
+    ("rhel-9.4", ["amdgpu", "intel_cstate", "floppy", "nouveau", "skx_edac"], False),
+    ("rhel-9.6", ["amdgpu", "intel_cstate", "floppy", "nouveau", "skx_edac", "intel_uncore", "acpi_cpufreq"], True),
+    ("centos-10", ["amdgpu", "intel_cstate", "floppy", "nouveau", "skx_edac", "intel_uncore", "acpi_cpufreq"], True)])
+def test_azure_modprobe_udev_and_network_manager(distro: str, modules: list[str], today: bool) -> None:
+    m = manifest(distro, "x86_64", "vhd")
+    assert [c["modulename"] for st in stages_of(m, "modprobe") for c in st["commands"]
+            if c["modulename"] != "lbm-nouveau"] == modules
+    # WALinuxAgent ships the SR-IOV rule from 9.6; NetworkManager leaves the Mellanox VFs alone
+    assert bool(stages_of(m, "udev.rules")) is not today
+    assert stages_of(m, "nm.conf") == ([{"path": "/etc/NetworkManager/conf.d/99-azure-unmanaged-devices.conf",
+                                          "settings": {"keyfile": {"unmanaged-devices": ["driver:mlx4_core",
+                                                                                         "driver:mlx5_core"]}}}]
+                                        if today else [])
+    refclock = {"refclocks": [{"driver": {"name": "PHC", "path": "/dev/ptp_hyperv"}, "poll": 3, "dpoll": -2, "offset": 0}]}
+    assert stages_of(m, "chrony") == ([refclock] if today else [])
