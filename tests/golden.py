@@ -63,15 +63,16 @@ def images_changes(manifest: dict) -> dict:
       dnf plugins), so the rhsm stage turning on rhsmcertd `auto_registration` goes;
     - Azure (`azure_image_config_base` of images' rhel-9 YAML, before 9.6): `loglevel=3` after `ro`,
       the intel_cstate and skx_edac blacklists, and grub2 without recovery entries and submenus,
-      counting down on the serial terminal only (`azure_common_grub2_config`).
+      counting down on the serial terminal only (`azure_common_grub2_config`);
+    - EC2 on x86_64 (`ec2_image_config` "x86_64 specific kopts"): `console=tty0` first and no
+      `rd.blacklist=nouveau` (the modprobe blacklist stays).
     """
     import copy as copymod
 
     from distros.stages import path_escape
 
     out = copymod.deepcopy(manifest)
-    if "10-rh-enable-for-azure.conf" in json.dumps(manifest):
-        _azure_el9(out)
+    _kernel_options_and_azure(out, azure="10-rh-enable-for-azure.conf" in json.dumps(manifest))
     for pipeline in out["pipelines"]:
         if "stages" in pipeline:
             pipeline["stages"] = [st for st in pipeline["stages"] if not (
@@ -113,7 +114,11 @@ def images_changes(manifest: dict) -> dict:
     return out
 
 
-def _azure_el9(manifest: dict) -> None:
+EC2_2023 = "console=ttyS0,115200n8 console=tty0 net.ifnames=0 rd.blacklist=nouveau "
+EC2_TODAY = "console=tty0 console=ttyS0,115200n8 net.ifnames=0 "
+
+
+def _kernel_options_and_azure(manifest: dict, azure: bool) -> None:
     def blacklist(name: str, module: str) -> dict:
         return {"type": "org.osbuild.modprobe",
                 "options": {"filename": name, "commands": [{"command": "blacklist", "modulename": module}]}}
@@ -122,18 +127,20 @@ def _azure_el9(manifest: dict) -> None:
         stages = []
         for st in pipeline.get("stages") or []:
             opts = st.get("options", {})
-            if "kernel_opts" in opts and opts["kernel_opts"].startswith("ro "):
+            if isinstance(opts.get("kernel_opts"), str) and opts["kernel_opts"].startswith(EC2_2023):
+                opts["kernel_opts"] = EC2_TODAY + opts["kernel_opts"][len(EC2_2023):]
+            if azure and isinstance(opts.get("kernel_opts"), str) and opts["kernel_opts"].startswith("ro "):
                 opts["kernel_opts"] = "ro loglevel=3 " + opts["kernel_opts"][3:]
-            if st["type"] == "org.osbuild.grub2":
+            if st["type"] == "org.osbuild.grub2" and azure:
                 opts["config"] = {"default": opts["config"]["default"], "disable_recovery": True,
                                   "disable_submenu": True,
                                   "distributor": "$(sed 's, release .*$,,g' /etc/system-release)",
                                   "terminal": ["serial"], "terminal_input": ["serial"], "terminal_output": ["serial"],
                                   "timeout": 10, "timeout_style": "countdown", "serial": opts["config"]["serial"]}
             stages.append(st)
-            if st["type"] == "org.osbuild.modprobe" and opts["filename"] == "blacklist-amdgpu.conf":
+            if azure and st["type"] == "org.osbuild.modprobe" and opts["filename"] == "blacklist-amdgpu.conf":
                 stages.append(blacklist("blacklist-intel-cstate.conf", "intel_cstate"))
-            if st["type"] == "org.osbuild.modprobe" and opts["filename"] == "blacklist-nouveau.conf":
+            if azure and st["type"] == "org.osbuild.modprobe" and opts["filename"] == "blacklist-nouveau.conf":
                 stages.append(blacklist("blacklist-skylake-edac.conf", "skx_edac"))
         if "stages" in pipeline:
             pipeline["stages"] = stages

@@ -143,3 +143,29 @@ def test_azure_modprobe_udev_and_network_manager(distro: str, modules: list[str]
                                         if today else [])
     refclock = {"refclocks": [{"driver": {"name": "PHC", "path": "/dev/ptp_hyperv"}, "poll": 3, "dpoll": -2, "offset": 0}]}
     assert stages_of(m, "chrony") == ([refclock] if today else [])
+
+
+@pytest.mark.parametrize("distro,arch,image_type,expected", [
+    ("rhel-9.2", "x86_64", "ami", "console=tty0 console=ttyS0,115200n8 net.ifnames=0 nvme_core.io_timeout=4294967295"),
+    ("centos-9", "x86_64", "ami", "console=tty0 console=ttyS0,115200n8 net.ifnames=0 nvme_core.io_timeout=4294967295"),
+    ("rhel-9.6", "x86_64", "ec2", "console=tty0 console=ttyS0,115200n8 net.ifnames=0 nvme_core.io_timeout=4294967295"),
+    ("rhel-9.6", "aarch64", "ec2", "console=ttyS0,115200n8 console=tty0 net.ifnames=0 nvme_core.io_timeout=4294967295"),
+    ("rhel-9.6", "x86_64", "ec2-sap", "console=ttyS0,115200n8 console=tty0 net.ifnames=0 "
+                                      "nvme_core.io_timeout=4294967295 processor.max_cstate=1 intel_idle.max_cstate=1"),
+    ("rhel-10.0", "x86_64", "ami", "console=tty0 console=ttyS0,115200n8 nvme_core.io_timeout=4294967295"),
+    ("rhel-10.0", "aarch64", "ec2", "console=tty0 console=ttyS0,115200n8 nvme_core.io_timeout=4294967295"),
+    ("rhel-10.1", "x86_64", "ec2-sap", "console=tty0 console=ttyS0,115200n8 nvme_core.io_timeout=4294967295 "
+                                       "processor.max_cstate=1 intel_idle.max_cstate=1"),
+    ("rhel-8.10", "x86_64", "ami", "console=tty0 console=ttyS0,115200n8 net.ifnames=0 rd.blacklist=nouveau "
+                                   "nvme_core.io_timeout=4294967295 crashkernel=auto"),
+    ("rhel-8.6", "aarch64", "ec2", "console=tty0 console=ttyS0,115200n8 net.ifnames=0 rd.blacklist=nouveau "
+                                   "nvme_core.io_timeout=4294967295 iommu.strict=0 crashkernel=auto"),
+    # CentOS Stream 8 is no longer defined by images: osbuild-composer's July-2023 order
+    ("centos-8", "x86_64", "ami", "console=ttyS0,115200n8 console=tty0 net.ifnames=0 rd.blacklist=nouveau "
+                                  "nvme_core.io_timeout=4294967295 crashkernel=auto")])
+def test_ec2_kernel_options(distro: str, arch: str, image_type: str, expected: str) -> None:
+    """images rhel-9 `ec2_image_config` ("x86_64/aarch64 specific kopts"), rhel-10 `ami_image_config`,
+    rhel-8 `ami_image_config` and the ec2-sap overrides (amiSapKernelOptions)."""
+    m = manifest(distro, arch, image_type)
+    cmdline = stages_of(m, "kernel-cmdline")
+    assert (cmdline[0]["kernel_opts"] if cmdline else stages_of(m, "grub2")[0]["kernel_opts"]) == expected
