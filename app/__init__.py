@@ -1,53 +1,52 @@
 """The Weldr API service: a Flask application speaking osbuild-composer's HTTP API.
 
-`create_app(config)` builds the application.  Route modules live in `app/routes/`; each exposes a
-Flask `Blueprint` object named `bp` (we say "route module" to avoid confusion with Weldr
+`create_app(config, pipeline)` builds the application.  Route modules live in `app/routes/`; each
+exposes a Flask `Blueprint` object named `bp` (we say "route module" to avoid confusion with Weldr
 blueprints) whose rules are relative (`/compose/types`).  `bp` is mounted twice, under `/api/v0`
 and `/api/v1`; a route that exists only in v1 is decorated with `app.params.v1_only`.  A module may
-also expose `root_bp`, mounted at `/` (for `/api/status`).
+also expose `root_bp`, mounted at `/` (for `/api/status` and `/metrics`).
 
-Routes reach the shared state through `get_config()`, `get_db()` and `submit_compose()`.
+Routes reach the shared state through `get_config()`, `get_db()` and `get_pipeline()`.  The
+pipeline is handed in (`tasks.pipeline.CeleryPipeline` when `serve` runs it), never imported: the
+API sits above the pipeline's wiring and depends only on the `core.pipeline.Pipeline` interface.
 """
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Callable
+from types import ModuleType
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from flask import Flask
 
-    from app.config import Config
-    from app.db import Database
-
-# In registration order; a missing module (not yet written by its owner) is skipped.
-ROUTE_MODULES = (
-    "app.routes.status",
-    "app.routes.blueprints",
-    "app.routes.sources",
-    "app.routes.projects",
-    "app.routes.compose",
-    "app.routes.upload",
-    "app.metrics",  # root_bp: GET /metrics (Prometheus)
-)
+    from core.config import Config
+    from core.db import Database
+    from core.pipeline import Pipeline
 
 EXTENSION = "celery_composer"
 
 
-def create_app(config: "Config | None" = None, *, db: "Database | None" = None,
-               submit: Callable[[str], None] | None = None) -> "Flask":
+def _route_modules() -> list[ModuleType]:
+    """In registration order."""
+    from app.routes import blueprints, compose, metrics, projects, sources, status, upload
+
+    return [status, blueprints, sources, projects, compose, upload, metrics]
+
+
+def create_app(config: "Config | None" = None, pipeline: "Pipeline | None" = None, *,
+               db: "Database | None" = None) -> "Flask":
     """The Flask application over the store in `config.state_dir`.
 
-    `submit` is called with a compose id after POST /compose recorded it; default: the
-    pipeline's `tasks.pipeline.submit(config, compose_id)` when that module exists, otherwise
-    nothing (the compose stays WAITING).
+    `pipeline` receives the composes POST /compose records; without one they stay WAITING (the
+    recovery loop of a pipeline process submits them) and test composes end at once.
     """
     from flask import Flask
 
-    from app import config as config_mod
-    from app.db import Database
     from app.errors import register_error_handlers
     from app.params import check_request_chars
+    from app.request_logs import install_flask
+    from core import config as config_mod
+    from core.db import Database
 
     config = config or config_mod.load()
     app = Flask(__name__)
@@ -56,11 +55,8 @@ def create_app(config: "Config | None" = None, *, db: "Database | None" = None,
     app.url_map.strict_slashes = False
     app.url_map.merge_slashes = False
     db = db or Database.in_state_dir(config.state_dir)
-    app.extensions[EXTENSION] = {"config": config, "db": db,
-                                 "submit": submit or _default_submitter(config)}
+    app.extensions[EXTENSION] = {"config": config, "db": db, "pipeline": pipeline}
     register_error_handlers(app)
-    from app.logs import install_flask
-
     install_flask(app)  # log lines of a request about a compose carry its id
 
     @app.before_request
@@ -71,13 +67,7 @@ def create_app(config: "Config | None" = None, *, db: "Database | None" = None,
             abort(413)  # rendered as a Weldr HTTPError body by app.errors
         check_request_chars()
 
-    for name in ROUTE_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name == name:
-                continue
-            raise
+    for module in _route_modules():
         bp = getattr(module, "bp", None)
         if bp is not None:
             app.register_blueprint(bp, url_prefix="/api/v0", name=f"{bp.name}_v0")
@@ -92,25 +82,6 @@ def request_content_length() -> int:
     from flask import request
 
     return request.content_length or 0
-
-
-def _default_submitter(config: "Config") -> Callable[[str], None]:
-    def submit(compose_id: str) -> None:
-        module = pipeline_module()
-        if module is not None:
-            module.submit(config, compose_id)
-
-    return submit
-
-
-def pipeline_module():  # -> module | None
-    """`tasks.pipeline` when the pipeline is installed; None leaves composes WAITING."""
-    try:
-        return importlib.import_module("tasks.pipeline")
-    except ModuleNotFoundError as exc:
-        if exc.name in ("tasks.pipeline", "tasks"):
-            return None
-        raise
 
 
 def _ext() -> dict:
@@ -129,6 +100,6 @@ def get_db() -> "Database":
     return _ext()["db"]
 
 
-def submit_compose(compose_id: str) -> None:
-    """Hand a freshly recorded compose to the build pipeline."""
-    _ext()["submit"](compose_id)
+def get_pipeline() -> "Pipeline | None":
+    """The pipeline composes are handed to (inside a request); None when the API runs alone."""
+    return _ext()["pipeline"]

@@ -9,18 +9,56 @@ its top-level imports light and imports what `run` needs inside `run`.
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 
-# name -> (module, one-line help)
-SUBCOMMANDS: dict[str, tuple[str, str]] = {
-    "serve": ("app.server", "serve the Weldr API on its unix socket (and optionally TCP)"),
-    "worker": ("tasks.worker", "run a Celery worker for compose queues (depsolve, build, upload.<target>)"),
-    "depsolve": ("tasks.depsolve.cli", "resolve packages against repositories and print the pinned transaction"),
-    "manifest": ("distros.cli", "print the osbuild manifest of a golden-case document or of a blueprint"),
-    "gen-manifests": ("distros.genmanifests", "make osbuild/images' mock test manifests with our engine (--check: sha1 scoreboard)"),
-    "status": ("app.status", "health summary: API, broker, workers per queue, osbuild"),
+
+def _serve() -> ModuleType:
+    from app import server
+
+    return server
+
+
+def _worker() -> ModuleType:
+    from tasks import worker
+
+    return worker
+
+
+def _depsolve() -> ModuleType:
+    from depsolve import cli
+
+    return cli
+
+
+def _manifest() -> ModuleType:
+    from distros import cli
+
+    return cli
+
+
+def _gen_manifests() -> ModuleType:
+    from distros import genmanifests
+
+    return genmanifests
+
+
+def _status() -> ModuleType:
+    from app import status
+
+    return status
+
+
+# name -> (the subcommand's module, imported on demand; one-line help)
+SUBCOMMANDS: dict[str, tuple[Callable[[], ModuleType], str]] = {
+    "serve": (_serve, "serve the Weldr API on its unix socket (and optionally TCP)"),
+    "worker": (_worker, "run a Celery worker for compose queues (depsolve, build, upload.<target>)"),
+    "depsolve": (_depsolve, "resolve packages against repositories and print the pinned transaction"),
+    "manifest": (_manifest, "print the osbuild manifest of a golden-case document or of a blueprint"),
+    "gen-manifests": (_gen_manifests, "make osbuild/images' mock test manifests with our engine (--check: sha1 scoreboard)"),
+    "status": (_status, "health summary: API, broker, workers per queue, osbuild"),
 }
 
 
@@ -51,12 +89,12 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         sp = sub.add_parser(name, help=help_text, description=help_text)
         sp.set_defaults(_module=module)
         if only is None or name == only:
-            importlib.import_module(module).add_arguments(sp)
+            module().add_arguments(sp)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    from app import config as config_mod
+    from core import config as config_mod
 
     argv = sys.argv[1:] if argv is None else argv
     parser = build_parser(only=_chosen_subcommand(argv))
@@ -66,8 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     except config_mod.ConfigError as exc:
         print(f"celery-composer: configuration error: {exc}", file=sys.stderr)
         return 2
-    module = importlib.import_module(args._module)
-    return int(module.run(args, config) or 0)
+    return int(args._module().run(args, config) or 0)
 
 
 if __name__ == "__main__":

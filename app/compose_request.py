@@ -11,10 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from app.db import Database
-from app.errors import WeldrError
 from app.params import check_blueprint_name, host_arch
-from app.store import sources
+from core.db import Database
+from core.errors import WeldrError
+from distros import offered
 
 
 @dataclass
@@ -69,7 +69,7 @@ def image_type_for(distro: str, arch: str, compose_type: str) -> Any:
 
 def committed_blueprint(db: Database, name: str) -> dict[str, Any] | None:
     """The committed blueprint; a damaged record becomes its own Weldr error."""
-    from app.store import blueprints
+    from core.store import blueprints
 
     try:
         return blueprints.get_committed(db, name)
@@ -101,9 +101,9 @@ def prepare(body: dict[str, Any], *, config: Any, db: Database, api_version: int
     blueprint = committed_blueprint(db, name)
     if blueprint is None:
         raise WeldrError("UnknownBlueprint", f"Unknown blueprint name: {name}")
-    distro = blueprint.get("distro") or sources.default_distro(config)
+    distro = blueprint.get("distro") or offered.default_distro(config)
     arch = blueprint.get("architecture") or host_arch()
-    if distro not in sources.list_distros(config):
+    if distro not in offered.list_distros(config):
         raise WeldrError("DistroError", f"Unknown distribution: {distro} for arch {arch}")
     image_type = image_type_for(distro, arch, compose_type)
 
@@ -123,7 +123,7 @@ def prepare(body: dict[str, Any], *, config: Any, db: Database, api_version: int
             raise WeldrError("UploadError", "'upload' must be an object")
         from uploaders.service import validate_upload_request
 
-        upload_requests.append(validate_upload_request(upload, image_type.name, config))
+        upload_requests.append(validate_upload_request(upload, image_type.name, config, db))
 
     options: dict[str, Any] = {"requested_size": size}
     if ostree_commits:

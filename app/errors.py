@@ -14,42 +14,21 @@ from typing import Any
 from flask import Flask, Response, json
 from werkzeug.exceptions import HTTPException
 
+from core.errors import WeldrError
+
 log = logging.getLogger(__name__)
 
 JSON_MIMETYPE = "application/json"
 
 
-class WeldrError(Exception):
-    """An API error with a Weldr id, a message and the HTTP status it is answered with.
-
-    `extra` adds keys next to `errors` in the body (e.g. compose/delete's `uuids`).
-    """
-
-    def __init__(self, id: str, msg: str, http_status: int = 400,
-                 extra: dict[str, Any] | None = None):
-        super().__init__(f"{id}: {msg}")
-        self.id = id
-        self.msg = msg
-        self.http_status = http_status
-        self.extra = extra or {}
-
-    def entry(self) -> dict[str, Any]:
-        return {"id": self.id, "msg": self.msg}
-
-    def response(self) -> Response:
-        body: dict[str, Any] = {"status": False, "errors": [self.entry()]}
-        body.update(self.extra)
-        return json_response(body, self.http_status)
-
-
-def error_entry(id: str, msg: str) -> dict[str, str]:
-    """One item of an `errors` list, for routes that report per-item errors with 200."""
-    return {"id": id, "msg": msg}
+def error_response(exc: WeldrError) -> Response:
+    """The reply for a raised `WeldrError`."""
+    return json_response(exc.body(), exc.http_status)
 
 
 def weldr_error(id: str, msg: str, status: int = 400) -> Response:
     """A ready error response, for the rare route that answers an error without raising."""
-    return WeldrError(id, msg, status).response()
+    return error_response(WeldrError(id, msg, status))
 
 
 def json_response(body: Any, status: int = 200) -> Response:
@@ -69,7 +48,7 @@ def http_error(code: int, msg: str) -> Response:
 def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(WeldrError)
     def _weldr(exc: WeldrError) -> Response:
-        return exc.response()
+        return error_response(exc)
 
     @app.errorhandler(HTTPException)
     def _http(exc: HTTPException) -> Response:

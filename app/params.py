@@ -14,11 +14,12 @@ import platform
 import re
 import tomllib
 import uuid as uuid_mod
-from typing import Any, Callable, TypeVar
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from flask import abort, request
 
-from app.errors import WeldrError
+from core.errors import WeldrError
 
 # lorax-composer's api_string: uuids, project/module/source names, formats, commits
 VALID_API_STRING = re.compile(r"^[a-zA-Z0-9_,.:+*-]+$")
@@ -155,12 +156,12 @@ def arch_arg() -> str:
 def distro_arg() -> str:
     """The `distro` parameter checked against `/distros/list`, or the configured default distro."""
     from app import get_config
-    from app.store import sources
+    from distros import offered
 
     distro = request.args.get("distro")
     if not distro:
-        return sources.default_distro(get_config())
-    if distro not in sources.list_distros(get_config()):
+        return offered.default_distro(get_config())
+    if distro not in offered.list_distros(get_config()):
         raise WeldrError("DistroError", f"Invalid distro: {distro}")
     return distro
 

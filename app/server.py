@@ -14,11 +14,12 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from app.config import Config
+    from core.config import Config
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +46,7 @@ def run(args: argparse.Namespace, config: "Config") -> int:
         "repositories_dir": args.repositories, "api_workers": args.workers,
     }
     config = config.replace(**{k: v for k, v in overrides.items() if v is not None})
-    from app.logs import setup_logging
+    from core.logs import setup_logging
 
     setup_logging(config, "api")
     try:
@@ -103,6 +104,8 @@ def bind_addresses(config: "Config") -> list[str]:
 def _make_base() -> type:
     from gunicorn.app.base import BaseApplication
 
+    from app.request_logs import GunicornLogger
+
     class _WeldrServer(BaseApplication):
         """gunicorn with our settings and our app; no gunicorn command line is parsed."""
 
@@ -130,7 +133,7 @@ def _make_base() -> type:
                 "loglevel": cfg.log_level.lower(),
                 "accesslog": None,
                 "errorlog": "-",
-                "logger_class": "app.logs.GunicornLogger",  # our format, compose id on each line
+                "logger_class": GunicornLogger,  # our format, compose id on each line
                 "proc_name": "celery-composer-api",
                 "when_ready": self._when_ready,
                 "on_exit": self._on_exit,
@@ -148,8 +151,9 @@ def _make_base() -> type:
             if self.app_factory is not None:
                 return self.app_factory(self.weldr_config)
             from app import create_app
+            from tasks.pipeline import CeleryPipeline
 
-            return create_app(self.weldr_config)
+            return create_app(self.weldr_config, CeleryPipeline(self.weldr_config))
 
         def _when_ready(self, server: Any) -> None:
             cfg = self.weldr_config
@@ -177,16 +181,7 @@ def _make_base() -> type:
             for its whole life, and an SQLite connection open across a fork corrupts the
             child's view of the file locks ("database is locked" in every worker).
             """
-            from app import pipeline_module
-
             if not self.embedded:
-                return
-            try:
-                module = pipeline_module()
-            except Exception:
-                log.exception("the pipeline cannot be imported; serving the API without it")
-                return
-            if module is None or getattr(module, "start_embedded", None) is None:
                 return
             # A plain subprocess, not multiprocessing: forked API workers would inherit a
             # multiprocessing child and try to join it at exit.
@@ -251,8 +246,8 @@ def _embedded_main() -> None:
     import signal
     import threading
 
-    from app import pipeline_module
-    from app.logs import setup_logging
+    from core.logs import setup_logging
+    from tasks.pipeline import start_embedded
 
     config = pickle.loads(base64.b64decode(os.environ.pop(_EMBEDDED_ENV)))
 
@@ -261,7 +256,7 @@ def _embedded_main() -> None:
     signal.signal(signal.SIGTERM, lambda *_: done.set())
     signal.signal(signal.SIGINT, lambda *_: done.set())
     try:
-        stop = pipeline_module().start_embedded(config)
+        stop = start_embedded(config)
     except Exception:  # the API stays useful (blueprints, sources, status) without them
         log.exception("the pipeline's embedded helpers did not start")
         return

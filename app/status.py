@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from app.config import Config
+    from core.config import Config
 
 PARTS = ("api", "broker", "workers", "osbuild")
 REPLY_WINDOW = 1.0  # seconds to collect the workers' answers to a broadcast
@@ -164,9 +164,7 @@ def check_broker(config: "Config", args: argparse.Namespace) -> Part:
             conn.ensure_connection(max_retries=1, timeout=args.timeout)
             depths = {}
             try:
-                from app.metrics import queue_depths
-
-                depths = queue_depths(config, timeout=args.timeout)
+                depths = celery_app.queue_depths(config, timeout=args.timeout)
             except Exception:  # noqa: BLE001 - depths are a bonus; reachability is the check
                 pass
     except Exception as exc:  # noqa: BLE001 - any failure means "unreachable", say why

@@ -49,11 +49,11 @@ class UnixConnection(http.client.HTTPConnection):
 # --- filling the store ----------------------------------------------------------------------
 
 def fill(state_dir: Path, n_blueprints: int, n_composes: int) -> str:
-    from app import blueprint as model
-    from app.config import load
-    from app.db import Database
-    from app.store.blueprints import BlueprintStore
-    from app.store.composes import ComposeStore
+    from core import blueprint as model
+    from core.config import load
+    from core.db import Database
+    from core.store.blueprints import BlueprintStore
+    from core.store.composes import ComposeStore
 
     config = load(state_dir=state_dir)
     db = Database.in_state_dir(state_dir)
@@ -98,8 +98,8 @@ def bench_app(config):
 
 
 def serve(socket_path: str, state_dir: str, workers: int) -> None:
-    from app.config import load
     from app.server import WeldrServer
+    from core.config import load
 
     config = load(socket=socket_path, state_dir=state_dir, api_workers=workers,
                   embedded_workers=False, log_level="WARNING")

@@ -76,10 +76,9 @@ class Round:
 
     def __init__(self, command: list[str], image_type: str, repo_url: str,
                  checkpoint_images: bool = False):
-        from app import config as config_mod
-        from tasks import steps
-
         import distros
+        from core import config as config_mod
+        from tasks import steps
 
         self.base = Path(tempfile.mkdtemp(prefix="bench-build-"))
         repos = self.base / "repositories"
@@ -98,14 +97,15 @@ class Round:
 
     def compose(self) -> tuple[str, Sample]:
         """One compose through the product's depsolve and build steps."""
-        from tasks import runs, steps
+        from core import jobs
+        from tasks import steps
 
         it = self.image_type
         c = self.store.create(blueprint={"name": "bench", "version": "0.0.1",
                                          "packages": [{"name": "bash", "version": "*"}]},
                               compose_type=it.name, distro="test-distro-1", arch=self.arch,
                               image_filename=it.filename, mime_type=it.mime_type)
-        runs.enqueue(self.store.db, c.id, steps.DEPSOLVE)
+        jobs.enqueue(self.store.db, c.id, steps.DEPSOLVE)
         sources = Path(self.config.store_path) / "sources"
         before = tree_bytes(sources)
         cpu0, t0 = children_cpu(), time.monotonic()

@@ -94,7 +94,7 @@ def generate_repository(dest: Path, count: int, seed: int = 9) -> dict:
         names.append(f"{rng.choice(_WORDS)}-{hashlib.md5(str(i).encode()).hexdigest()[:6]}-{i}")
     names[1] = "kernel"  # every blueprint depsolve asks for it (the API measurement needs one)
     versions: list[list[tuple[str, str, str]]] = []
-    for i in range(count):
+    for _ in range(count):
         evrs = [("0", f"{rng.randint(0, 9)}.{rng.randint(0, 30)}", f"{rng.randint(1, 9)}.el9")]
         if rng.random() < 0.08:
             e, v, r = evrs[0]
@@ -257,7 +257,7 @@ def peak_mb() -> float:
 
 def _child_ours(repos: list[dict], request: dict, cache: str) -> dict:
     sys.path.insert(0, str(ROOT))
-    from tasks.depsolve import PackageSet, depsolve, solver_solv
+    from depsolve import PackageSet, depsolve, solver_solv
 
     package_set = PackageSet(request["include"], request["exclude"])
 
@@ -426,8 +426,8 @@ def whole_processes(repos: list[dict], request: dict, rounds: int = ROUNDS,
 
 def pool_round_trip(repos: list[dict], request: dict) -> float:
     sys.path.insert(0, str(ROOT))
-    from tasks.depsolve import PackageSet
-    from tasks.depsolve.processes import SolverProcesses
+    from depsolve import PackageSet
+    from depsolve.processes import SolverProcesses
 
     processes = SolverProcesses(max_workers=1)
     with tempfile.TemporaryDirectory(prefix="bench-pool-") as cache:

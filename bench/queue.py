@@ -122,11 +122,11 @@ def submit_via_api(base: Path, env: dict[str, str], n: int, procs: list) -> list
 
     probe = client.post("/api/v1/compose?test=2", {"blueprint_name": "bench", "compose_type": "tar",
                                                     "branch": "master"}).json()["build_id"]
-    from app import config as config_mod
-    from app.store.composes import ComposeStore
-    from tasks import runs
+    from core import config as config_mod
+    from core import jobs
+    from core.store.composes import ComposeStore
 
-    if not runs.jobs(ComposeStore.from_config(config_mod.load()).db, probe):
+    if not jobs.jobs(ComposeStore.from_config(config_mod.load()).db, probe):
         return None  # this API stores test composes finished at once: nothing reaches the queue
 
     def one(_: int) -> str:
@@ -142,7 +142,7 @@ def submit_via_api(base: Path, env: dict[str, str], n: int, procs: list) -> list
 
 
 def submit_via_store(config, n: int) -> list[str]:
-    from app.store.composes import ComposeStore
+    from core.store.composes import ComposeStore
     from tasks import pipeline
 
     store = ComposeStore.from_config(config)
@@ -178,10 +178,10 @@ def osbuild_repeat(command: list[str], image_type: str, checkpoint_images: bool 
     repos.mkdir()
     (repos / "test-distro-1.json").write_text(json.dumps({"x86_64": [{
         "name": "test-baseos", "baseurl": built_repos()["baseos"].as_uri() + "/", "check_gpg": False}]}))
-    from app import config as config_mod
-    from tasks import runs, steps
-
     import distros
+    from core import config as config_mod
+    from core import jobs
+    from tasks import steps
 
     config = config_mod.load(environ={}, state_dir=base / "state", cache_dir=base / "cache",
                              repositories_dir=repos, osbuild_command=command,
@@ -199,7 +199,7 @@ def osbuild_repeat(command: list[str], image_type: str, checkpoint_images: bool 
                                     "packages": [{"name": "bash", "version": "*"}]},
                          compose_type=image_type, distro="test-distro-1", arch="x86_64",
                          image_filename=it.filename, mime_type=it.mime_type)
-        runs.enqueue(store.db, c.id, steps.DEPSOLVE)
+        jobs.enqueue(store.db, c.id, steps.DEPSOLVE)
         before = size(sources)
         t0 = time.monotonic()
         steps.run_depsolve(config, c.id)
@@ -263,9 +263,9 @@ def main() -> int:
     base = Path(tempfile.mkdtemp(prefix="bench-queue-"))
     env = settings_env(base, args.broker)
     os.environ.update({k: v for k, v in env.items() if k.startswith("CELERY_COMPOSER_")})
-    from app import config as config_mod
-    from app.store.composes import ComposeStore
-    from tasks import runs
+    from core import config as config_mod
+    from core import jobs
+    from core.store.composes import ComposeStore
 
     config = config_mod.load()
     procs: list[subprocess.Popen] = []
@@ -296,7 +296,7 @@ def main() -> int:
             for _ in range(args.idle_samples):
                 [cid] = [API_CLIENT[0](0)] if args.via == "api" else submit_via_store(config, 1)
                 wait_all(store, [cid], 30)
-                job = runs.jobs(store.db, cid)[0]
+                job = jobs.jobs(store.db, cid)[0]
                 idle.append((job["started_at"] - job["enqueued_at"]) * 1000)
         deadline = time.monotonic() + args.timeout
         while True:
@@ -305,11 +305,11 @@ def main() -> int:
             if len(done) == len(ids) or time.monotonic() > deadline:
                 break
             time.sleep(0.2)
-        jobs = {}
+        last_jobs = {}
         for cid in ids:
-            for j in runs.jobs(store.db, cid):
-                jobs[cid] = j
-        latencies = [(j["started_at"] - j["enqueued_at"]) * 1000 for j in jobs.values()
+            for j in jobs.jobs(store.db, cid):
+                last_jobs[cid] = j
+        latencies = [(j["started_at"] - j["enqueued_at"]) * 1000 for j in last_jobs.values()
                      if j["started_at"]]
         finished = [s for s in states.values() if s.queue_status == "FINISHED"]
         last = max((s.job_finished or 0) for s in done) if done else time.time()

@@ -28,8 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
 sys.path.insert(0, str(ROOT))
 
-from tests.uploaders.emulators import (AZURITE_ACCOUNT, AZURITE_KEY, Azurite,  # noqa: E402
-                                       CountingProxy, MotoServer)
+from tests.uploaders.emulators import AZURITE_ACCOUNT, AZURITE_KEY, Azurite, CountingProxy, MotoServer  # noqa: E402
 
 MiB = 1024 * 1024
 GiB = 1024 * MiB

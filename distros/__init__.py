@@ -21,9 +21,8 @@ from __future__ import annotations
 
 import copy
 from functools import lru_cache
-from typing import Any
-
 from pathlib import Path
+from typing import Any
 
 from distros.definitions import DEFS_DIR, DefinitionError, DistroDef, load_distros, resolved_family_data
 from distros.engine import ImageTypeDef, ManifestOptions

@@ -11,8 +11,9 @@ installs it with `liveimg`) or an ostree repo holding one pulled commit (edge/io
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from distros.kickstart import KickstartSettings, anaconda_modules, kickstart_options, kickstart_stages
 from distros.ostree import CommitSpec, init_stage, pull_stage, source_commit_input, tree_input
@@ -107,7 +108,7 @@ class Installer:
         return opts + list(self.additional_kernel_opts)
 
 
-def kernel_version(packages: list[Mapping[str, Any]], kernel_name: str = "kernel") -> str:
+def kernel_version(packages: Sequence[Mapping[str, Any]], kernel_name: str = "kernel") -> str:
     """`version-release.arch` of the kernel package, the name of its files under /boot."""
     for pkg in packages:
         if pkg.get("name") == kernel_name:

@@ -78,7 +78,7 @@ def resolve_packages(it: Any, blueprint: dict[str, Any], repos: list[dict[str, A
                      metadata_expire: int | None = None,
                      options: dict[str, Any] | None = None) -> dict[str, list[dict[str, Any]]]:
     """Depsolve each pipeline's chain; a pipeline gets the union of its chain's transactions."""
-    from tasks.depsolve import PackageSet, depsolve
+    from depsolve import PackageSet, depsolve
 
     packages: dict[str, list[dict[str, Any]]] = {}
     for pipeline, chain in it.package_sets(blueprint, options).items():

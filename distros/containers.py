@@ -10,8 +10,9 @@ image store in `/etc/containers/storage.conf`.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 OSTREE_STORAGE = "/usr/share/containers/storage"
 STORAGE_CONF = "/etc/containers/storage.conf"

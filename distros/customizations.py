@@ -272,7 +272,7 @@ def _apply_users(cfg: OSConfig, c: dict[str, Any], rng: random.Random) -> None:
 
 
 def _crypted(password: str, rng: random.Random) -> str:
-    from app.passwords import is_crypted, sha512_crypt
+    from core.passwords import is_crypted, sha512_crypt
 
     if is_crypted(password):
         return password

@@ -25,8 +25,9 @@ or ostree/container items into `ctx.extra_sources`; the engine writes the `sourc
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from distros.customizations import OSConfig, os_config
 from distros.definitions import DefinitionError, DistroDef, parse_size
@@ -77,7 +78,8 @@ class ManifestOptions:
             return cls()
         if isinstance(options, cls):
             return options
-        known = {k: v for k, v in dict(options).items() if k in cls.__dataclass_fields__}
+        assert isinstance(options, dict)
+        known = {k: v for k, v in options.items() if k in cls.__dataclass_fields__}
         if "size" in known:
             known["size"] = int(known["size"] or 0)
         return cls(**known)

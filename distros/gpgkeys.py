@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import urllib.error
 import urllib.request
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 KEY_BEGIN = "-----BEGIN PGP PUBLIC KEY BLOCK-----"
 MAX_KEY_BYTES = 1024 * 1024

@@ -14,7 +14,8 @@ import re
 import urllib.error
 import urllib.parse
 import urllib.request
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from distros.ostree import RHSM_SECRETS, CommitSpec, OSTreeResolveError, SourceSpec, test_commit
 from distros.registry import ContainerResolveError, resolve_container

@@ -9,8 +9,9 @@ output: the user's own kickstart contents, or the `%post` script granting passwo
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any
 
 ISO_ROOT = "/run/install/repo"
 MODULE_PREFIX = "org.fedoraproject.Anaconda.Modules."

@@ -11,8 +11,9 @@ osbuild-composer resolves them; the manifest then carries them as `org.osbuild.o
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from distros.errors import RequestError
 from distros.kickstart import KickstartError, KickstartSettings

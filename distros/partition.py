@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Union
+from typing import Any
 
 from distros.definitions import DefinitionError, parse_size
 from distros.gorand import GoRand, uuid4, volid
@@ -103,7 +103,7 @@ class LUKSContainer:
     (e.g. TPM) and the passphrase is removed once the tree is in.
     """
 
-    payload: Union[Filesystem, VolumeGroup]
+    payload: Filesystem | VolumeGroup
     label: str = ""
     cipher: str = ""
     passphrase: str = ""
@@ -116,7 +116,7 @@ class LUKSContainer:
         return LUKS_METADATA
 
 
-Payload = Union[Filesystem, VolumeGroup, LUKSContainer, BtrfsVolume, None]
+Payload = Filesystem | VolumeGroup | LUKSContainer | BtrfsVolume | None
 
 
 @dataclass
@@ -260,6 +260,7 @@ class PartitionTable:
         if self.find("/boot") is None:
             self._create_boot()
             found = self.find("/")
+        assert found is not None  # _create_boot keeps the root filesystem
         fs, path = found
         if len(path) > 1:
             return

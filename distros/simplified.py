@@ -12,11 +12,17 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
-from distros.anaconda import (BASE_DRACUT_MODULES, Installer, buildstamp_stage, efiboot_image_stages,
-                              pxeboot_copy_stage)
+from distros.anaconda import (
+    BASE_DRACUT_MODULES,
+    Installer,
+    buildstamp_stage,
+    efiboot_image_stages,
+    pxeboot_copy_stage,
+)
 from distros.ostree import OSTreeOptionsError, tree_input
 
 RAW_IMAGE = "image.raw.xz"

@@ -245,7 +245,7 @@ def tree_mounts(pt: PartitionTable, filename: str) -> tuple[dict[str, Any], list
             continue
         devices.update(fs_devices(pt, filename, path, name, lock=False))
         mounts.append({"name": name, "type": mount_type(fs.type), "source": name, "target": fs.mountpoint})
-    mounts.sort(key=lambda m: m["target"])
+    mounts.sort(key=lambda m: str(m["target"]))
     return devices, mounts
 
 

@@ -29,7 +29,7 @@ from celery import Celery
 from kombu import Exchange, Queue
 
 if TYPE_CHECKING:
-    from app.config import Config
+    from core.config import Config
 
 DEPSOLVE_QUEUE = "depsolve"
 BUILD_QUEUE = "build"
@@ -211,8 +211,29 @@ def configure(config: "Config") -> Celery:
 def current_config() -> "Config":
     """The configuration the app was configured with (loaded from file/environment if never)."""
     if _config is None:
-        from app import config as config_mod
+        from core import config as config_mod
 
         configure(config_mod.load())
     assert _config is not None
     return _config
+
+
+def queue_depths(config: "Config", timeout: float = 3.0) -> dict[str, int]:
+    """Messages waiting in each of our queues, asked of the broker (Redis or the embedded one)."""
+    from kombu import Connection
+    from kombu.exceptions import ChannelError
+
+    depths: dict[str, int] = {}
+    options: dict[str, Any] = {"max_retries": 0}
+    url = broker_url(config)
+    if url.startswith(("redis://", "rediss://", "unix://")):
+        options.update(socket_connect_timeout=timeout, socket_timeout=timeout)
+    with Connection(url, connect_timeout=timeout, transport_options=options) as conn:
+        conn.ensure_connection(max_retries=1, timeout=timeout)
+        channel = conn.default_channel
+        for queue in all_queues():
+            try:
+                depths[queue] = int(channel.queue_declare(queue=queue, passive=True).message_count)
+            except ChannelError:  # never declared: nobody sent to it yet
+                depths[queue] = 0
+    return depths

@@ -12,13 +12,21 @@ the chain and shows as a failed task in Flower.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from celery import chain, group, signature
 
 from tasks import steps
-from tasks.celery_app import (BUILD_TASK, DEPSOLVE_TASK, TEST_TASK, celery, current_config,
-                              upload_targets, upload_task_name)
+from tasks.celery_app import (
+    BUILD_TASK,
+    DEPSOLVE_TASK,
+    TEST_TASK,
+    celery,
+    current_config,
+    upload_targets,
+    upload_task_name,
+)
 
 
 def _run(fn: Callable[..., str], *args: Any) -> str:

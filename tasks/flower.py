@@ -13,7 +13,7 @@ import sys
 
 
 def main(argv: list[str] | None = None) -> int:
-    from app import config as config_mod
+    from core import config as config_mod
     from tasks import celery_app
 
     config = config_mod.load()

@@ -30,9 +30,9 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable
 
 from tasks.osbuild_guard import EXEC_FAILED, KILL_GRACE, TERM_GRACE
 

@@ -1,5 +1,7 @@
 """What the API calls: submit, cancel, progress, upload scheduling, and the helpers `serve` runs.
 
+`CeleryPipeline(config)` is these functions as the `core.pipeline.Pipeline` the API is handed.
+
 Light at import (the API imports it for every POST /compose route module load): Celery and kombu
 are imported on first use.  Every function takes the `Config`, because the API process may serve
 several configurations in tests and the broker follows the configuration.
@@ -9,10 +11,12 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import TYPE_CHECKING, Any, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from app.config import Config
+    from core.config import Config
+    from core.pipeline import DepsolveOutcome
 
 log = logging.getLogger(__name__)
 
@@ -63,36 +67,37 @@ def submit(config: "Config", compose_id: str) -> bool:
     The job row is written before the message is sent, so a compose whose message never reached
     the broker is still known to the recovery loop, which sends it again.
     """
-    from tasks import runs
+    from core import jobs
 
     store = _store(config)
     compose = store.get(compose_id)
     step = first_step(compose)
-    runs.enqueue(store.db, compose_id, step)
+    jobs.enqueue(store.db, compose_id, step)
     targets = sorted({(u.get("provider") or u.get("target") or "")
                       for u in compose.upload_requests} - {""})
     return send(config, compose_id, step, targets)
 
 
 def wait_depsolve(config: "Config", compose_id: str, timeout: float,
-                  interval: float = 0.05) -> Any:
+                  interval: float = 0.05) -> "DepsolveOutcome | None":
     """Wait, at most `timeout` s, for the depsolve step of a compose just submitted to end.
 
     What POST /compose needs to answer a depsolve error as osbuild-composer does (it depsolves
     inside the request) while the depsolve itself stays on its own queue.  Polls the store (two
     small reads, no write transaction) with a sleep growing from `interval` to 0.5 s.  Returns a
-    `tasks.steps.DepsolveOutcome`, or None when the step is not over in time or was never queued
+    `core.pipeline.DepsolveOutcome`, or None when the step is not over in time or was never queued
     (nothing to wait for).
     """
     import time
 
-    from tasks import runs, steps
+    from core import jobs
+    from tasks import steps
 
     store = _store(config)
     deadline = time.monotonic() + timeout
     delay = interval
     while True:
-        if not any(r["step"] == steps.DEPSOLVE for r in runs.jobs(store.db, compose_id)):
+        if not any(r["step"] == steps.DEPSOLVE for r in jobs.jobs(store.db, compose_id)):
             return None
         outcome = steps.depsolve_outcome(store, compose_id)
         if outcome is not None:
@@ -106,11 +111,12 @@ def wait_depsolve(config: "Config", compose_id: str, timeout: float,
 
 def submit_upload(config: "Config", compose_id: str, target: str) -> bool:
     """Run the WAITING uploads of `target` for a FINISHED compose (schedule, reset)."""
-    from tasks import runs, steps
+    from core import jobs
+    from tasks import steps
 
     store = _store(config)
     step = steps.upload_step(target)
-    runs.reset(store.db, compose_id, step)
+    jobs.reset(store.db, compose_id, step)
     return send(config, compose_id, step, [])
 
 
@@ -120,20 +126,21 @@ def cancel(config: "Config", compose_id: str) -> None:
     The running step sees the request through its heartbeat (every broker); on Redis the queued
     messages are also revoked so workers drop them without touching the store.
     """
-    from tasks import celery_app, runs, steps
+    from core import jobs
+    from tasks import celery_app, steps
 
     store = _store(config)
     if not store.exists(compose_id):
         return
     if store.get(compose_id).queue_status == "FAILED":  # cancelled while WAITING: nothing will run
         steps.close_uploads(store, compose_id, "compose cancelled before it started")
-        runs.mark_done(store.db, compose_id)
+        jobs.mark_done(store.db, compose_id)
     if celery_app.is_embedded(config):
         return  # no remote control on the SQLite transport; the claim sees the cancel flag
     try:
         app = celery_for(config)
-        ids = [f"{compose_id}.{r['step']}" for r in runs.jobs(store.db, compose_id)
-               if r["state"] == runs.QUEUED]
+        ids = [f"{compose_id}.{r['step']}" for r in jobs.jobs(store.db, compose_id)
+               if r["state"] == jobs.QUEUED]
         ids += [f"{compose_id}.{s}" for s in (steps.BUILD,)]
         app.control.revoke(sorted(set(ids)))
     except Exception as exc:  # noqa: BLE001 - revoke is an optimisation
@@ -150,9 +157,9 @@ def progress(config: "Config", compose_id: str) -> dict | None:
 
 def forget(config: "Config", compose_id: str) -> None:
     """The compose was deleted: drop the pipeline's bookkeeping of it."""
-    from tasks import runs
+    from core import jobs
 
-    runs.forget(_store(config).db, compose_id)
+    jobs.forget(_store(config).db, compose_id)
 
 
 def start_recovery(config: "Config", interval: float | None = None) -> Callable[[], None]:
@@ -175,3 +182,33 @@ def start_embedded(config: "Config") -> Callable[[], None]:
     children = WorkerProcesses(config, queue_sets, recovery=True)
     children.start()
     return children.stop
+
+
+class CeleryPipeline:
+    """The Celery pipeline for one configuration, as `create_app(config, pipeline)` takes it."""
+
+    def __init__(self, config: "Config"):
+        self.config = config
+
+    def submit(self, compose_id: str) -> bool:
+        return submit(self.config, compose_id)
+
+    def wait_depsolve(self, compose_id: str, timeout: float) -> "DepsolveOutcome | None":
+        return wait_depsolve(self.config, compose_id, timeout)
+
+    def submit_upload(self, compose_id: str, target: str) -> bool:
+        return submit_upload(self.config, compose_id, target)
+
+    def cancel(self, compose_id: str) -> None:
+        cancel(self.config, compose_id)
+
+    def progress(self, compose_id: str) -> dict | None:
+        return progress(self.config, compose_id)
+
+    def forget(self, compose_id: str) -> None:
+        forget(self.config, compose_id)
+
+    def queue_depths(self, timeout: float) -> dict[str, int]:
+        from tasks import celery_app
+
+        return celery_app.queue_depths(self.config, timeout)

@@ -31,10 +31,11 @@ from collections import defaultdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tasks import runs, steps
+from core import jobs
+from tasks import steps
 
 if TYPE_CHECKING:
-    from app.config import Config
+    from core.config import Config
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +80,7 @@ class Recovery:
     """One pass of the recovery loop; separate from the thread so tests can run a pass directly."""
 
     def __init__(self, config: "Config", requeue_after: float | None = None):
-        from app.store.composes import ComposeStore
+        from core.store.composes import ComposeStore
 
         self.config = config
         self.store = ComposeStore.from_config(config)
@@ -104,57 +105,57 @@ class Recovery:
     def _compose_or_forget(self, compose_id: str) -> Any:
         """The compose a job row names, or None after dropping the run records of a compose
         deleted meanwhile (nothing is left to run or close for it)."""
-        from app.store.composes import UnknownCompose
+        from core.store.composes import UnknownCompose
 
         try:
             return self.store.get(compose_id)
         except UnknownCompose:
-            runs.forget(self.db, compose_id)
+            jobs.forget(self.db, compose_id)
             return None
 
     # 1. dead workers
     def _reap(self, counts: dict[str, int]) -> None:
-        from app.store.composes import FINISHED, RUNNING, WAITING
+        from core.store.composes import FINISHED, RUNNING, WAITING
 
         stale_after = self.config.task_stale_after
-        for row in runs.stale_jobs(self.db, stale_after):
+        for row in jobs.stale_jobs(self.db, stale_after):
             compose_id, step = row["compose_id"], row["step"]
             compose = self._compose_or_forget(compose_id)
             if compose is None:
                 continue
             if compose.queue_status not in (WAITING, RUNNING):
-                if runs.fail_stale(self.db, row):
+                if jobs.fail_stale(self.db, row):
                     counts["closed"] += 1
                     if compose.queue_status == FINISHED and step == steps.BUILD:
                         self._queue_uploads(compose_id)
                 continue
             worker = row["worker"] or "a worker"
             if row["attempt"] < steps.MAX_ATTEMPTS and not compose.cancel_requested:
-                if runs.requeue_stale(self.db, row):
+                if jobs.requeue_stale(self.db, row):
                     self.store.append_log(
                         compose_id, f"{step}: {worker} stopped responding (no heartbeat for "
                         f"{stale_after} s); running it again (attempt {row['attempt'] + 1})\n")
                     self._send(compose_id, step)
                     counts["retried"] += 1
-            elif runs.fail_stale(self.db, row):
+            elif jobs.fail_stale(self.db, row):
                 steps.close_uploads(self.store, compose_id, "its worker stopped responding")
                 self.store.mark_failed(
                     compose_id, f"{step} failed: {worker} stopped responding (no heartbeat for "
                     f"{stale_after} s) after {row['attempt']} attempt(s)")
                 self.store.set_progress(compose_id, None)
-                runs.mark_done(self.db, compose_id)
+                jobs.mark_done(self.db, compose_id)
                 counts["failed"] += 1
 
     def _queue_uploads(self, compose_id: str) -> None:
         for target in steps.upload_targets_of(self.store, compose_id):
-            runs.enqueue(self.db, compose_id, steps.upload_step(target))
+            jobs.enqueue(self.db, compose_id, steps.upload_step(target))
             self._send(compose_id, steps.upload_step(target))
 
     # 2. lost messages
     def _resend(self, counts: dict[str, int], first: bool) -> None:
-        from app.store.composes import FINISHED, RUNNING, WAITING
+        from core.store.composes import FINISHED, RUNNING, WAITING
 
-        waiting = runs.queued_jobs(self.db, 0 if first else self.requeue_after)
+        waiting = jobs.queued_jobs(self.db, 0 if first else self.requeue_after)
         if not waiting:
             return
         by_queue: dict[str, list[Any]] = defaultdict(list)
@@ -174,7 +175,7 @@ class Recovery:
                 wanted = (compose.queue_status in (WAITING, RUNNING) or
                           (compose.queue_status == FINISHED and step.startswith(steps.UPLOAD_PREFIX)))
                 if not wanted or compose.cancel_requested:
-                    runs.mark_done(self.db, compose_id, step)
+                    jobs.mark_done(self.db, compose_id, step)
                     counts["closed"] += 1
                     continue
                 if self._send(compose_id, step):
@@ -182,19 +183,19 @@ class Recovery:
 
     # 3. composes the pipeline never heard of, or lost track of
     def _orphans(self, counts: dict[str, int]) -> None:
-        from app.store.composes import RUNNING, WAITING
+        from core.store.composes import RUNNING, WAITING
         from tasks import pipeline
 
         for compose_id in self.store.ids_by_status(WAITING):
-            if not runs.jobs(self.db, compose_id):
+            if not jobs.jobs(self.db, compose_id):
                 pipeline.submit(self.config, compose_id)
                 counts["submitted"] += 1
         for compose_id in self.store.ids_by_status(RUNNING):
-            jobs = runs.jobs(self.db, compose_id)
-            if any(j["state"] != runs.DONE for j in jobs):
+            rows = jobs.jobs(self.db, compose_id)
+            if any(j["state"] != jobs.DONE for j in rows):
                 continue
             compose = self.store.get(compose_id)
-            last = max([j["finished_at"] or 0 for j in jobs] + [compose.job_started or 0])
+            last = max([j["finished_at"] or 0 for j in rows] + [compose.job_started or 0])
             if time.time() - last > self.config.task_stale_after:
                 steps.close_uploads(self.store, compose_id, "the pipeline lost track of it")
                 self.store.mark_failed(compose_id, "the pipeline lost track of this compose "
@@ -205,7 +206,7 @@ class Recovery:
     def stop_stray_builds(self) -> int:
         import uuid
 
-        from app.store.composes import RUNNING, UnknownCompose
+        from core.store.composes import RUNNING, UnknownCompose
         from tasks.osbuild import guarded_builds, stop_guarded
 
         artifacts = self.store.artifacts_dir.resolve()
@@ -283,11 +284,11 @@ def main() -> int:
     """`python -m tasks.recovery`: the loop as its own process (what `serve` starts)."""
     import signal
 
-    from app import config as config_mod
+    from core import config as config_mod
 
     config = config_mod.load()
     try:
-        from app.logs import setup_logging
+        from core.logs import setup_logging
 
         setup_logging(config, "recovery")
     except ImportError:

@@ -3,7 +3,7 @@
 Each Celery task in `tasks.compose` is one line over one of these, so everything here runs and is
 tested without a broker.  Every step:
 
-1. claims its job in `tasks.runs` (a second delivery of the same message does nothing),
+1. claims its job in `core.jobs` (a second delivery of the same message does nothing),
 2. checks the compose is still wanted (not cancelled, not failed meanwhile),
 3. works while a heartbeat thread proves it is alive and watches for a cancel request,
 4. records the outcome in the compose store, the single source of truth.
@@ -24,11 +24,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tasks import runs
+from core import jobs
+from core.pipeline import DepsolveOutcome
 
 if TYPE_CHECKING:
-    from app.config import Config
-    from app.store.composes import ComposeStore
+    from core.config import Config
+    from core.store.composes import ComposeStore
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +66,7 @@ class Heartbeat:
     is what the osbuild runner polls: cancelled by the user, or the reaper gave the job away.
     """
 
-    def __init__(self, store: "ComposeStore", claim: runs.Claim, interval: float):
+    def __init__(self, store: "ComposeStore", claim: jobs.Claim, interval: float):
         self.store, self.claim, self.interval = store, claim, interval
         self.cancelled = threading.Event()
         self.lost = threading.Event()
@@ -84,7 +85,7 @@ class Heartbeat:
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
             try:
-                if not runs.beat(self.store.db, self.claim):
+                if not jobs.beat(self.store.db, self.claim):
                     self.lost.set()
                 if self.store.cancel_requested(self.claim.compose_id):
                     self.cancelled.set()
@@ -110,7 +111,7 @@ def store_for(config: "Config") -> "ComposeStore":
     Opening a database runs every schema's CREATE IF NOT EXISTS in a write transaction; per task
     that would cost more than the task itself.
     """
-    from app.store.composes import ComposeStore
+    from core.store.composes import ComposeStore
 
     key = (os.getpid(), str(config.state_dir), str(config.artifacts_path))
     store = _stores.get(key)
@@ -123,8 +124,8 @@ def context(config: "Config") -> StepContext:
     return StepContext(config, store_for(config))
 
 
-def _claim(ctx: StepContext, compose_id: str, step: str) -> runs.Claim:
-    claim = runs.claim(ctx.store.db, compose_id, step, worker_name(), ctx.config.task_stale_after)
+def _claim(ctx: StepContext, compose_id: str, step: str) -> jobs.Claim:
+    claim = jobs.claim(ctx.store.db, compose_id, step, worker_name(), ctx.config.task_stale_after)
     if claim is None:
         raise Skip(f"{step} of {compose_id} is done or running elsewhere")
     return claim
@@ -142,48 +143,48 @@ def close_uploads(store: "ComposeStore", compose_id: str, message: str) -> None:
         log.exception("closing the uploads of %s", compose_id)
 
 
-def _fail(ctx: StepContext, claim: runs.Claim | None, compose_id: str, message: str,
+def _fail(ctx: StepContext, claim: jobs.Claim | None, compose_id: str, message: str,
           failure: dict[str, str] | None = None) -> ComposeFailed:
     # uploads first: whoever sees the compose FAILED also sees its uploads ended
     close_uploads(ctx.store, compose_id, message)
     ctx.store.mark_failed(compose_id, message, failure=failure)
     ctx.store.set_progress(compose_id, None)
     # last: a step closed as done has written everything (see `depsolve_outcome`)
-    runs.mark_done(ctx.store.db, compose_id)
+    jobs.mark_done(ctx.store.db, compose_id)
     log.info("compose %s failed: %s", compose_id, message)
     return ComposeFailed(message)
 
 
 def _load(ctx: StepContext, compose_id: str) -> Any:
-    from app.store.composes import UnknownCompose
+    from core.store.composes import UnknownCompose
 
     try:
         return ctx.store.get(compose_id)
     except UnknownCompose:
-        runs.forget(ctx.store.db, compose_id)
+        jobs.forget(ctx.store.db, compose_id)
         raise Skip(f"compose {compose_id} no longer exists") from None
 
 
-def _start_running(ctx: StepContext, claim: runs.Claim, compose: Any) -> None:
+def _start_running(ctx: StepContext, claim: jobs.Claim, compose: Any) -> None:
     """WAITING → RUNNING, or find out the compose is no longer wanted."""
-    from app.store.composes import RUNNING, WAITING
+    from core.store.composes import RUNNING, WAITING
 
     if compose.cancel_requested:
         raise _fail(ctx, claim, compose.id, "compose cancelled before it started")
     if compose.queue_status == WAITING:
         if not ctx.store.mark_running(compose.id):
-            runs.mark_done(ctx.store.db, compose.id)
+            jobs.mark_done(ctx.store.db, compose.id)
             raise Skip(f"compose {compose.id} left WAITING meanwhile")
     elif compose.queue_status != RUNNING:
-        runs.mark_done(ctx.store.db, compose.id)
+        jobs.mark_done(ctx.store.db, compose.id)
         raise Skip(f"compose {compose.id} is {compose.queue_status}")
 
 
-def _begin(ctx: StepContext, compose_id: str, step: str) -> tuple[runs.Claim, Any]:
+def _begin(ctx: StepContext, compose_id: str, step: str) -> tuple[jobs.Claim, Any]:
     """Claim the step and move the compose WAITING → RUNNING in one write transaction (one fsync
     instead of two: this is most of what a test-mode compose costs); the unusual cases (cancelled,
     gone, already over) are sorted out after it."""
-    from app.store.composes import WAITING
+    from core.store.composes import WAITING
 
     with ctx.store.db.transaction():
         claim = _claim(ctx, compose_id, step)
@@ -205,7 +206,7 @@ def run_test(config: "Config", compose_id: str) -> str:
         raise _fail(ctx, claim, compose_id, "TESTING FAILED compose")
     with ctx.store.db.transaction():
         ctx.store.mark_finished(compose_id)  # no image; the size shown is the requested one, as OC
-        runs.done(ctx.store.db, claim)
+        jobs.done(ctx.store.db, claim)
     return "FINISHED"
 
 
@@ -224,8 +225,7 @@ def run_depsolve(config: "Config", compose_id: str) -> str:
     with Heartbeat(ctx.store, claim, heartbeat_interval(config)) as hb:
         try:
             import distros
-
-            from app.store.sources import solver_inputs
+            from distros.offered import solver_inputs
 
             image_type = distros.get_distro(compose.distro).image_type(compose.arch,
                                                                        compose.compose_type)
@@ -262,7 +262,7 @@ def run_depsolve(config: "Config", compose_id: str) -> str:
                         depsolve_failure(exc)) from exc
     if hb.cancelled.is_set():
         raise _fail(ctx, claim, compose_id, "compose cancelled")
-    if not runs.advance(ctx.store.db, claim, [BUILD]):
+    if not jobs.advance(ctx.store.db, claim, [BUILD]):
         raise Skip("job was taken over by another worker")
     ctx.store.append_log(compose_id, f"depsolved {sum(len(v) for v in packages.values())} packages\n")
     return "depsolved"
@@ -272,20 +272,11 @@ def depsolve_failure(exc: BaseException) -> dict[str, str] | None:
     """The Weldr error of a depsolve that the depsolver refused (unknown package, impossible
     version, unusable repository): osbuild-composer's POST /compose answers these as a 500
     `DepsolveError` with the depsolver's words.  None for anything else (manifest, keys, bugs)."""
-    from tasks.depsolve import DepsolveError, RepositoryError
+    from depsolve import DepsolveError, RepositoryError
 
     if isinstance(exc, (DepsolveError, RepositoryError)):
         return {"id": "DepsolveError", "msg": str(exc)}
     return None
-
-
-@dataclass(frozen=True)
-class DepsolveOutcome:
-    """How the depsolve step of a compose ended; `failure` is empty when it succeeded (or the
-    compose failed for a reason that is not the depsolver's, e.g. cancelled)."""
-
-    failed: bool
-    failure: dict[str, str]
 
 
 def depsolve_outcome(store: "ComposeStore", compose_id: str) -> DepsolveOutcome | None:
@@ -294,10 +285,10 @@ def depsolve_outcome(store: "ComposeStore", compose_id: str) -> DepsolveOutcome 
     Two small reads, no write: cheap enough to poll.  The step is over when its job is done:
     `advance` (success) and `_fail` (failure, after the compose is FAILED) close it last.
     """
-    from app.store.composes import FAILED, UnknownCompose
+    from core.store.composes import FAILED, UnknownCompose
 
-    row = next((r for r in runs.jobs(store.db, compose_id) if r["step"] == DEPSOLVE), None)
-    if row is None or row["state"] != runs.DONE:
+    row = next((r for r in jobs.jobs(store.db, compose_id) if r["step"] == DEPSOLVE), None)
+    if row is None or row["state"] != jobs.DONE:
         return None
     try:
         compose = store.get(compose_id)
@@ -310,8 +301,8 @@ def depsolve_outcome(store: "ComposeStore", compose_id: str) -> DepsolveOutcome 
 
 def _record_depsolve_metrics(config: "Config", seconds: float, image_type: str) -> None:
     try:
-        from app import metrics
-        from tasks import depsolve as depsolve_mod
+        import depsolve as depsolve_mod
+        from core import metrics
 
         metrics.record_depsolve(config, seconds, image_type=image_type,
                                 traffic=depsolve_mod.take_metadata_traffic())
@@ -351,7 +342,7 @@ def _depsolve_sets(config: "Config", compose: Any, sets: dict[str, list[Any]],
     The union of the chain's transactions, so it holds whether a transaction lists only what it
     added or everything installed so far.
     """
-    from tasks import depsolve as depsolve_mod
+    import depsolve as depsolve_mod
 
     out: dict[str, list[dict]] = {}
     for pipeline, chain in sets.items():
@@ -378,7 +369,7 @@ def run_build(config: "Config", compose_id: str) -> str:
 
     ctx = context(config)
     db = ctx.store.db
-    if any(r["step"] == DEPSOLVE and r["state"] != runs.DONE for r in runs.jobs(db, compose_id)):
+    if any(r["step"] == DEPSOLVE and r["state"] != jobs.DONE for r in jobs.jobs(db, compose_id)):
         raise Skip("depsolve of this compose is not done yet")
     claim, compose = _begin(ctx, compose_id, BUILD)
     manifest = ctx.store.manifest(compose_id)
@@ -404,7 +395,7 @@ def run_build(config: "Config", compose_id: str) -> str:
                 log.exception("recording progress of %s", compose_id)
 
     try:
-        from app.metrics import RpmCacheProbe, record_build
+        from core.metrics import RpmCacheProbe, record_build
 
         probe = RpmCacheProbe(manifest, config.store_path)
     except ImportError:
@@ -436,7 +427,7 @@ def run_build(config: "Config", compose_id: str) -> str:
     ctx.store.append_log(compose_id, f"osbuild finished in {outcome.duration:.2f} s\n")
     with db.transaction():
         ctx.store.mark_finished(compose_id, image_size=target.stat().st_size)
-        runs.advance(db, claim, [upload_step(t) for t in upload_targets_of(ctx.store, compose_id)])
+        jobs.advance(db, claim, [upload_step(t) for t in upload_targets_of(ctx.store, compose_id)])
     log.info("compose %s built in %.1f s", compose_id, outcome.duration)
     return "built"
 
@@ -450,23 +441,23 @@ def upload_targets_of(store: "ComposeStore", compose_id: str) -> list[str]:
 
 def run_upload(config: "Config", compose_id: str, target: str) -> str:
     """Hand the finished image to the uploaders' code for every WAITING upload of `target`."""
-    from app.store.composes import FINISHED
+    from core.store.composes import FINISHED
 
     ctx = context(config)
     step = upload_step(target)
     db = ctx.store.db
-    if any(r["step"] in (DEPSOLVE, BUILD) and r["state"] != runs.DONE
-           for r in runs.jobs(db, compose_id)):
+    if any(r["step"] in (DEPSOLVE, BUILD) and r["state"] != jobs.DONE
+           for r in jobs.jobs(db, compose_id)):
         raise Skip("the build of this compose is not done yet")
     compose = _load(ctx, compose_id)
     if compose.queue_status != FINISHED:
-        runs.mark_done(db, compose_id, step)
+        jobs.mark_done(db, compose_id, step)
         raise Skip(f"compose {compose_id} is {compose.queue_status}: nothing to upload")
     claim = _claim(ctx, compose_id, step)
     with Heartbeat(ctx.store, claim, heartbeat_interval(config)):
         from uploaders.service import run_compose_uploads
 
         run_compose_uploads(config, compose_id, target, store=ctx.store)
-    runs.done(db, claim)
+    jobs.done(db, claim)
     return "uploaded"
 

@@ -21,7 +21,7 @@ import time
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from app.config import Config
+    from core.config import Config
 
 log = logging.getLogger(__name__)
 STOP_GRACE = 15.0
@@ -69,19 +69,13 @@ def expand_queues(spec: str | list[str]) -> list[str]:
 def run(args: argparse.Namespace, config: "Config") -> int:
     overrides = {"broker_url": args.broker, "state_dir": args.state_dir}
     config = config.replace(**{k: v for k, v in overrides.items() if v is not None})
-    try:
-        from app.logs import install_celery, setup_logging
-
-        setup_logging(config, "worker")
-    except ImportError:  # logging module not there yet: plain logging
-        install_celery = None  # type: ignore[assignment]
-        logging.basicConfig(level=config.log_level.upper(),
-                            format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from core.logs import setup_logging
     from tasks import celery_app
+    from tasks.task_logs import install_celery
 
+    setup_logging(config, "worker")
     app = celery_app.configure(config)
-    if install_celery is not None:
-        install_celery(app)
+    install_celery(app)
     try:
         queues = expand_queues(args.queues)
     except ValueError as exc:

@@ -24,9 +24,18 @@ from typing import Any
 import boto3
 import botocore.exceptions
 
-from uploaders.base import (SettingInfo, SettingsError, UploadContext, UploadError,
-                            Uploader, allocated_bytes, nonzero_chunks, register, run_parallel,
-                            unpack_xz)
+from uploaders.base import (
+    SettingInfo,
+    SettingsError,
+    UploadContext,
+    Uploader,
+    UploadError,
+    allocated_bytes,
+    nonzero_chunks,
+    register,
+    run_parallel,
+    unpack_xz,
+)
 from uploaders.s3 import check_bucket, client_config, describe_client_error, multipart_upload
 
 EBS_BLOCK = 512 * 1024
@@ -178,6 +187,7 @@ class AWSUploader(Uploader):
             self._delete_snapshot(self.client(settings, "ec2"), snapshot_id, ctx)
             if isinstance(exc, (UploadError, KeyboardInterrupt, SystemExit)):
                 raise
+            assert isinstance(exc, Exception)
             raise UploadError(describe_client_error(exc, f"writing snapshot {snapshot_id}")) from exc
         ctx.progress(total, total)
         ctx.log(f"snapshot {snapshot_id}: {len(digests)} blocks of 512 KiB written, "

@@ -11,9 +11,18 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from uploaders.base import (SettingInfo, SettingsError, UploadContext, UploadError,
-                            Uploader, allocated_bytes, nonzero_runs, register, run_parallel,
-                            unpack_xz)
+from uploaders.base import (
+    SettingInfo,
+    SettingsError,
+    UploadContext,
+    Uploader,
+    UploadError,
+    allocated_bytes,
+    nonzero_runs,
+    register,
+    run_parallel,
+    unpack_xz,
+)
 
 PAGE_RANGE = 4 * 1024 * 1024  # the largest Put Page
 PAGE_GRANULE = 64 * 1024  # zero detection inside a range; a multiple of the 512-byte page
@@ -36,9 +45,13 @@ def check_fixed_vhd(path: Path) -> int:
 
 
 def _describe(exc: Exception, what: str) -> str:
-    from azure.core.exceptions import (ClientAuthenticationError, HttpResponseError,
-                                       ResourceNotFoundError, ServiceRequestError,
-                                       ServiceResponseError)
+    from azure.core.exceptions import (
+        ClientAuthenticationError,
+        HttpResponseError,
+        ResourceNotFoundError,
+        ServiceRequestError,
+        ServiceResponseError,
+    )
 
     code = getattr(exc, "error_code", None)
     code = getattr(code, "value", code)  # StorageErrorCode enum or plain text
@@ -168,6 +181,7 @@ class AzureUploader(Uploader):
                 ctx.log(f"warning: could not delete incomplete blob {blob_name}: {type(cleanup).__name__}")
             if isinstance(exc, (UploadError, KeyboardInterrupt, SystemExit)):
                 raise
+            assert isinstance(exc, Exception)
             raise UploadError(_describe(exc, f"uploading page blob {blob_name}")) from exc
         ctx.progress(total, total)
         ctx.log(f"uploaded {sent['ranges']} page ranges holding data (at most 4 MiB each); the "

@@ -16,10 +16,11 @@ import threading
 import time
 import uuid
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any
 
 SECRET_MASK = "********"
 
@@ -153,7 +154,7 @@ class Uploader(ABC):
         cls.check(settings)
         return settings
 
-    @classmethod
+    @classmethod  # noqa: B027 - an optional hook: most targets have no cross-setting rule
     def check(cls, settings: dict[str, Any]) -> None:
         """Cross-setting rules of a target (e.g. one of two credentials); raise SettingsError."""
 

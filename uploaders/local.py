@@ -12,8 +12,16 @@ import os
 from pathlib import Path
 from typing import Any
 
-from uploaders.base import (SettingInfo, SettingsError, UploadContext, UploadError, Uploader,
-                            allocated_bytes, data_extents, register)
+from uploaders.base import (
+    SettingInfo,
+    SettingsError,
+    UploadContext,
+    Uploader,
+    UploadError,
+    allocated_bytes,
+    data_extents,
+    register,
+)
 
 COPY_CHUNK = 8 * 1024 * 1024
 

@@ -20,8 +20,15 @@ from boto3.s3.transfer import TransferConfig
 from s3transfer.manager import TransferManager
 from s3transfer.subscribers import BaseSubscriber
 
-from uploaders.base import (SettingInfo, SettingsError, UploadCancelled, UploadContext, UploadError,
-                            Uploader, register)
+from uploaders.base import (
+    SettingInfo,
+    SettingsError,
+    UploadCancelled,
+    UploadContext,
+    Uploader,
+    UploadError,
+    register,
+)
 
 MiB = 1024 * 1024
 PART_SIZE = 8 * MiB  # boto3's default; measured no slower than larger parts (bench/upload.py)

@@ -12,14 +12,25 @@ import logging
 import sqlite3
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
-from app.errors import WeldrError
-from app.store import uploads as upload_store
-from app.store.composes import FAILED, FINISHED, ComposeStore
-from uploaders.base import (ProgressThrottle, SettingsError, UploadCancelled, UploadContext,
-                            UploadError, get_uploader, provider_names, redact, strip_secrets)
+from core import metrics
+from core.errors import WeldrError
+from core.store import uploads as upload_store
+from core.store.composes import FAILED, FINISHED, ComposeStore
+from uploaders.base import (
+    ProgressThrottle,
+    SettingsError,
+    UploadCancelled,
+    UploadContext,
+    UploadError,
+    get_uploader,
+    provider_names,
+    redact,
+    strip_secrets,
+)
 
 log = logging.getLogger(__name__)
 
@@ -84,12 +95,8 @@ def resolve_request(db: Any, config: Any, body: dict[str, Any],
 
 
 def validate_upload_request(body_upload: dict[str, Any], compose_type: str, config: Any,
-                            db: Any = None) -> dict[str, Any]:
+                            db: Any) -> dict[str, Any]:
     """For POST /compose (api-core): the v1 `upload` object → an entry of `upload_requests`."""
-    if db is None:
-        from app import get_db
-
-        db = get_db()
     return resolve_request(db, config, body_upload, compose_type)
 
 
@@ -233,10 +240,6 @@ def run_upload(config: Any, upload_id: str, *, store: ComposeStore | None = None
 
 def _record_metrics(config: Any, target: str, seconds: float, nbytes: int) -> None:
     try:
-        from app import metrics
-    except ModuleNotFoundError:
-        return
-    try:
         metrics.observe_duration(config, "upload", seconds, target=target)
         metrics.add_bytes(config, "upload", nbytes, target=target)
     except sqlite3.Error as exc:  # a busy metrics table must not turn a finished upload FAILED
@@ -318,7 +321,7 @@ def _progress_sink(store: ComposeStore, upload_id: str,
 def _cancel_probe(store: ComposeStore, upload_id: str,
                   event: threading.Event | None) -> Callable[[], bool]:
     """Cancelled when the route marked the entry CANCELLED (or deleted it), polled at most 1/s."""
-    state = {"at": 0.0, "cancelled": False}
+    state: dict[str, Any] = {"at": 0.0, "cancelled": False}
     lock = threading.Lock()
 
     def probe() -> bool:

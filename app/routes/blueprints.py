@@ -1,6 +1,6 @@
 """The /blueprints/* routes (catalogue §6.2–6.14), v0 and v1; `change` is v1-only.
 
-Each view parses its inputs with `app.params`, calls `app.store.blueprints` and renders the Weldr
+Each view parses its inputs with `app.params`, calls `core.store.blueprints` and renders the Weldr
 shape. `branch` (lorax-composer's git branch) is accepted and ignored, as osbuild-composer does.
 Domain problems arrive as `BlueprintError` (id, message, HTTP status) and leave as the
 standard Weldr error body; per-blueprint problems in multi-name routes are listed in `errors`
@@ -14,14 +14,27 @@ from typing import Any
 
 from flask import Blueprint, Response
 
-from app import blueprint as model
+import distros
 from app import get_config, get_db
-from app.blueprint import BlueprintError
-from app.errors import WeldrError, error_entry, json_response
-from app.params import (body_text, check_blueprint_name, content_type, limit_offset, output_format,
-                        split_names, v1_only)
-from app.store.blueprints import BlueprintStore, DamagedBlueprint, Solver
-from app.store import blueprints as store_mod
+from app.errors import error_response, json_response
+from app.params import (
+    body_text,
+    check_blueprint_name,
+    content_type,
+    limit_offset,
+    output_format,
+    split_names,
+    v1_only,
+)
+from core import blueprint as model
+from core.blueprint import BlueprintError
+from core.errors import WeldrError, error_entry
+from core.store import blueprints as store_mod
+from core.store import sources
+from core.store.blueprints import BlueprintStore, DamagedBlueprint, Solver
+from depsolve import DepsolveError, PackageSet, RepositoryError
+from depsolve.processes import shared
+from distros import offered
 
 bp = Blueprint("blueprints", __name__)
 
@@ -30,7 +43,7 @@ TOML_ONE_ONLY = "toml format only supported when requesting one blueprint"
 
 @bp.errorhandler(BlueprintError)
 def _blueprint_error(exc: BlueprintError) -> Response:
-    return WeldrError(exc.error_id, exc.msg, exc.http_status).response()
+    return error_response(WeldrError(exc.error_id, exc.msg, exc.http_status))
 
 
 def _store() -> BlueprintStore:
@@ -156,16 +169,12 @@ def _check_distro(blueprint: dict[str, Any]) -> None:
     distro = blueprint.get("distro")
     if not distro:
         return
-    from app.store import sources
-
     try:
-        import distros
-
         distro = blueprint["distro"] = distros.canonical_name(distro)
-    except (ImportError, LookupError):
+    except LookupError:
         pass
     arch = blueprint.get("architecture") or sources.host_arch()
-    if distro not in sources.list_distros(get_config(), arch):
+    if distro not in offered.list_distros(get_config(), arch):
         raise BlueprintError(f"'{distro}' is not a valid distribution (architecture '{arch}')")
 
 
@@ -211,24 +220,17 @@ def blueprints_tag(name: str) -> Response:
 
 
 def _solver() -> Solver:
-    """The depsolver for blueprint routes (see `app.store.blueprints.Solver`).
+    """The depsolver for blueprint routes (see `core.store.blueprints.Solver`).
 
     Repositories come from the sources store (system repositories of the distro/arch plus the
     user's sources), releasever and module platform from the distro definitions; the solve runs
     in the depsolver's process pool (libsolv is not thread-safe). Any piece missing or failing
     becomes a BlueprintsError for that blueprint, never a made-up answer.
     """
-    try:
-        import distros
-        from app.store import sources
-        from tasks.depsolve import DepsolveError, PackageSet, RepositoryError
-        from tasks.depsolve.processes import shared
-    except ImportError as exc:
-        raise BlueprintError(f"depsolving is not available on this server ({exc})") from exc
     config, db = get_config(), get_db()
 
     def solve(package_set: dict[str, Any], distro: str, arch: str) -> list[dict[str, Any]]:
-        distro = distro or sources.default_distro(config)
+        distro = distro or offered.default_distro(config)
         arch = arch or sources.host_arch()
         try:
             platform_id = distros.get_distro(distro).module_platform_id or None

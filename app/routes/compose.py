@@ -1,8 +1,8 @@
 """`/compose*`: start composes and read, cancel, delete and download them (catalogue §6.24–6.37).
 
-The routes validate, call `app.store.composes`, and render osbuild-composer's shapes and
+The routes validate, call `core.store.composes`, and render osbuild-composer's shapes and
 messages.  Building is the pipeline's job: POST /compose stores the compose WAITING and hands
-its id to `app.submit_compose` (test-mode composes too: the pipeline's test step ends them), then
+its id to the pipeline (`get_pipeline()`; test-mode composes too: the pipeline's test step ends them), then
 waits for its depsolve step so that a depsolve error is answered as osbuild-composer answers it.
 Listing replies are cached per process on the store's generation counter, so cockpit polling
 `compose/status/*` over thousands of composes costs one small query per request until something
@@ -15,16 +15,19 @@ import logging
 import tarfile
 import threading
 import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any
 
 from flask import Blueprint, Response, abort, request
 
-from app import compose_request, get_config, get_db, pipeline_module, submit_compose
-from app.errors import WeldrError, error_entry, json_response
-from app.params import (JSON_TYPE, api_version, arch_arg, check_blueprint_name, distro_arg,
-                        parse_uuid)
-from app.store import composes as cs
+from app import compose_request, get_config, get_db, get_pipeline
+from app.errors import json_response
+from app.params import JSON_TYPE, api_version, arch_arg, check_blueprint_name, distro_arg, parse_uuid
+from core.errors import WeldrError, error_entry
+from core.pipeline import Pipeline
+from core.store import composes as cs
+from uploaders.service import render_upload
 
 bp = Blueprint("compose", __name__)
 log = logging.getLogger(__name__)
@@ -47,18 +50,7 @@ def compose_types() -> Response:
 # --- rendering ----------------------------------------------------------------------------
 
 def _render_uploads(uploads: Iterable[cs.Upload]) -> list[dict[str, Any]]:
-    try:
-        from uploaders.service import render_upload
-    except ImportError:
-        render_upload = None
-    out = []
-    for u in uploads:
-        if render_upload is not None:
-            out.append(render_upload(u))
-        else:  # the uploaders package strips secrets; without it we show no settings at all
-            out.append({"uuid": u.id, "status": u.status, "provider_name": u.target,
-                        "image_name": u.image_name, "creation_time": u.created, "settings": {}})
-    return out
+    return [render_upload(u) for u in uploads]
 
 
 def _entry(s: cs.ComposeSummary, uploads: list[cs.Upload] | None) -> dict[str, Any]:
@@ -240,10 +232,10 @@ def compose_info(uuid: str) -> Response:
 def _progress(compose: cs.Compose) -> dict[str, Any] | None:
     if compose.queue_status != cs.RUNNING:
         return None
-    module = pipeline_module()
-    if module is not None and hasattr(module, "progress"):
+    pipeline = get_pipeline()
+    if pipeline is not None:
         try:
-            return module.progress(get_config(), compose.id)
+            return pipeline.progress(compose.id)
         except Exception:  # noqa: BLE001 - advisory only
             return None
     return _store().progress(compose.id)
@@ -257,10 +249,10 @@ def compose_cancel(uuid: str) -> Response:
     except cs.WrongState as exc:
         raise WeldrError("BuildInWrongState",
                          f"Build {compose_id} is not in WAITING or RUNNING.") from exc
-    module = pipeline_module()
-    if module is not None and hasattr(module, "cancel"):
+    pipeline = get_pipeline()
+    if pipeline is not None:
         try:
-            module.cancel(get_config(), compose_id)
+            pipeline.cancel(compose_id)
         except Exception:  # noqa: BLE001 - the store holds the request; workers poll it
             log.exception("compose %s: the pipeline was not told about the cancel", compose_id)
     return json_response({"status": True, "uuid": compose_id})
@@ -269,7 +261,7 @@ def compose_cancel(uuid: str) -> Response:
 @bp.delete("/compose/delete/<uuids>")
 def compose_delete(uuids: str) -> Response:
     store = _store()
-    module = pipeline_module()
+    pipeline = get_pipeline()
     done: list[dict[str, Any]] = []
     errors: list[dict[str, str]] = []
     for raw in uuids.split(","):
@@ -286,9 +278,9 @@ def compose_delete(uuids: str) -> Response:
             errors.append(error_entry("BuildInWrongState",
                                       f"Compose {compose_id} is not in FINISHED or FAILED."))
             continue
-        if module is not None and hasattr(module, "forget"):
+        if pipeline is not None:
             try:
-                module.forget(get_config(), compose_id)
+                pipeline.forget(compose_id)
             except Exception:  # noqa: BLE001 - the compose is gone; its run records are advisory
                 pass
         done.append({"uuid": compose_id, "status": True})
@@ -434,7 +426,7 @@ def tar_stream(members: Iterable[tuple[str, bytes | Path]]) -> Iterator[bytes]:
     yield b"\0" * (2 * BLOCK)
 
 
-def tar_response(filename: str, members: list[tuple[str, bytes | Path]]) -> Response:
+def tar_response(filename: str, members: Sequence[tuple[str, bytes | Path]]) -> Response:
     resp = Response(tar_stream(members), content_type="application/x-tar",
                     direct_passthrough=True)
     resp.headers["Content-Disposition"] = f"attachment; filename={filename}"
@@ -457,7 +449,7 @@ def _parse_compose_body() -> dict[str, Any]:
     return body
 
 
-def _refuse_on_depsolve_error(compose_id: str, module: Any) -> None:
+def _refuse_on_depsolve_error(compose_id: str, pipeline: Pipeline | None) -> None:
     """osbuild-composer depsolves inside POST /compose and answers a depsolve error with 500
     `DepsolveError`, storing nothing.  Our depsolve runs on its own queue, so the request waits
     for that step (at most `compose_depsolve_wait` s, polling the store, no write transaction
@@ -465,10 +457,10 @@ def _refuse_on_depsolve_error(compose_id: str, module: Any) -> None:
     jobs, files) and the error is the answer.  Success, any other failure, or no outcome in time:
     the compose stays and the reply is the usual build_id."""
     config = get_config()
-    if module is None or not hasattr(module, "wait_depsolve") or config.compose_depsolve_wait <= 0:
+    if pipeline is None or config.compose_depsolve_wait <= 0:
         return
     try:
-        outcome = module.wait_depsolve(config, compose_id, config.compose_depsolve_wait)
+        outcome = pipeline.wait_depsolve(compose_id, config.compose_depsolve_wait)
     except Exception:  # noqa: BLE001 - stored and queued: the compose goes on, the reply stands
         log.exception("compose %s: waiting for its depsolve step failed", compose_id)
         return
@@ -478,8 +470,7 @@ def _refuse_on_depsolve_error(compose_id: str, module: Any) -> None:
         _store().delete(compose_id)
     except (cs.UnknownCompose, cs.WrongState):
         pass
-    if hasattr(module, "forget"):
-        module.forget(config, compose_id)
+    pipeline.forget(compose_id)
     raise WeldrError("DepsolveError", outcome.failure.get("msg", ""), 500)
 
 
@@ -490,16 +481,16 @@ def compose_start() -> Response:
     test_mode = int(test) if test in ("1", "2") else 0
     prepared = compose_request.prepare(body, config=get_config(), db=get_db(),
                                        api_version=api_version(), test_mode=test_mode)
-    module = pipeline_module()
+    pipeline = get_pipeline()
     # test composes too go through the queue when there is one (lorax-composer's way)
-    compose = _store().create(**prepared.store_arguments(), queued=module is not None)
-    if test_mode == 0 or module is not None:
+    compose = _store().create(**prepared.store_arguments(), queued=pipeline is not None)
+    if pipeline is not None:
         try:
-            submit_compose(compose.id)
+            pipeline.submit(compose.id)
         except Exception:  # noqa: BLE001 - stored and acknowledged: the recovery loop sends it
             log.exception("compose %s stored WAITING but not handed to the pipeline", compose.id)
     if test_mode == 0:
-        _refuse_on_depsolve_error(compose.id, module)
+        _refuse_on_depsolve_error(compose.id, pipeline)
     reply: dict[str, Any] = {"build_id": compose.id, "status": True, "warnings": prepared.warnings}
     if prepared.upload_requests:
         uploads = _store().uploads(compose.id)

@@ -1,6 +1,6 @@
 """`/projects/*` and `/modules/*`: package search and depsolve for a distro (catalogue §6.15–6.23).
 
-Every answer comes from the real depsolver (`tasks.depsolve`) through its process pool, over the
+Every answer comes from the real depsolver (`depsolve`) through its process pool, over the
 distro's system repositories and the user's sources; without the depsolver these routes say so
 with a Weldr error instead of inventing an answer.  In osbuild-composer "modules" are just
 packages (`group_type` is always "rpm"), and modules/info is projects/info plus dependencies.
@@ -8,14 +8,18 @@ packages (`group_type` is always "rpm"), and modules/info is projects/info plus 
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from flask import Blueprint, Response
 
 from app import get_config, get_db
-from app.errors import WeldrError, json_response
+from app.errors import json_response
 from app.params import arch_arg, check_api_string, distro_arg, limit_offset, page
-from app.store import sources
+from core.errors import WeldrError
+from depsolve import DepsolveError, RepositoryError
+from depsolve.processes import shared
+from distros import offered
 
 bp = Blueprint("projects", __name__)
 
@@ -25,18 +29,13 @@ class _Solver:
 
     def __init__(self, error_id: str):
         self.error_id = error_id
-        try:
-            from tasks.depsolve import DepsolveError, RepositoryError
-            from tasks.depsolve.processes import shared
-        except ImportError as exc:
-            raise WeldrError(error_id, f"depsolver not available: {exc}") from exc
         self.errors: tuple[type[Exception], ...] = (DepsolveError, RepositoryError)
         self.pool = shared()
         config = get_config()
         self.distro, self.arch = distro_arg(), arch_arg()
-        self.repos, self.releasever, self.platform_id = sources.solver_inputs(
+        self.repos, self.releasever, self.platform_id = offered.solver_inputs(
             config, get_db(), self.distro, self.arch)
-        self.common = {"arch": self.arch, "releasever": self.releasever,
+        self.common: dict[str, Any] = {"arch": self.arch, "releasever": self.releasever,
                        "cache_dir": config.cache_dir,
                        "metadata_expire": getattr(config, "metadata_expire", None)}
 
@@ -59,7 +58,7 @@ class _Solver:
         return self.call(self.pool.package_names, self.repos, globs=globs, **self.common)
 
     def depsolve(self, names: list[str], prefix: str) -> list[dict[str, Any]]:
-        from tasks.depsolve import PackageSet, nevra
+        from depsolve import PackageSet, nevra
 
         result = self.call(self.pool.depsolve, [PackageSet(include=names)], self.repos,
                            module_platform_id=self.platform_id, prefix=prefix, **self.common)

@@ -10,16 +10,29 @@ from __future__ import annotations
 from flask import Blueprint, Response, abort
 
 from app import get_config, get_db
-from app.errors import WeldrError, error_entry, json_response
-from app.params import (JSON_TYPE, TOML_TYPE, DocumentError, api_version, arch_arg, body_text,
-                        check_api_string, content_type, output_format, parse_document, v1_only)
-from app.store import sources as src
+from app.errors import json_response
+from app.params import (
+    JSON_TYPE,
+    TOML_TYPE,
+    DocumentError,
+    api_version,
+    arch_arg,
+    body_text,
+    check_api_string,
+    content_type,
+    output_format,
+    parse_document,
+    v1_only,
+)
+from core.errors import WeldrError, error_entry
+from core.store import sources as src
+from distros import offered
 
 bp = Blueprint("sources", __name__)
 
 
 def _context() -> tuple[str, str]:
-    return src.default_distro(get_config()), src.host_arch()
+    return offered.default_distro(get_config()), src.host_arch()
 
 
 def _all_sources() -> tuple[dict[str, dict], dict[str, dict]]:
@@ -84,7 +97,7 @@ def source_new() -> Response:
                          f"'{kind}', a source must be {JSON_TYPE} or {TOML_TYPE}")
     try:
         doc = parse_document(text, kind)
-        source = src.normalise_source(doc, api_version(), src.list_distros(get_config()))
+        source = src.normalise_source(doc, api_version(), offered.list_distros(get_config()))
     except (DocumentError, src.SourceError) as exc:
         raise WeldrError("ProjectsError", f"Problem parsing POST body: {exc}") from exc
     if not src.VALID_SOURCE_ID.match(source["id"]):
@@ -111,4 +124,4 @@ def source_delete(source_id: str) -> Response:
 @v1_only
 def distros_list() -> Response:
     """Distros with repositories for the arch (v1 only, as in osbuild-composer)."""
-    return json_response({"distros": src.list_distros(get_config(), arch_arg())})
+    return json_response({"distros": offered.list_distros(get_config(), arch_arg())})

@@ -8,17 +8,17 @@ never leave: every upload and profile passes through `uploaders.base.strip_secre
 
 from __future__ import annotations
 
-import importlib
 import logging
 from typing import Any
 
 from flask import Blueprint, request
 
-from app import get_config, get_db
-from app.errors import WeldrError, json_response
+from app import get_config, get_db, get_pipeline
+from app.errors import json_response
 from app.params import check_api_string, v1_only
-from app.store import uploads as upload_store
-from app.store.composes import ComposeStore
+from core.errors import WeldrError
+from core.store import uploads as upload_store
+from core.store.composes import ComposeStore
 from uploaders import service
 from uploaders.base import SettingsError, get_uploader
 
@@ -40,18 +40,12 @@ def _missing_post() -> WeldrError:
     return WeldrError("MissingPost", "Missing POST body")
 
 
-def enqueue_upload(config: Any, compose_id: str, target: str) -> bool:
+def enqueue_upload(compose_id: str, target: str) -> bool:
     """Hand an upload of a FINISHED compose to the pipeline; False when there is none to take it."""
-    try:
-        pipeline = importlib.import_module("tasks.pipeline")
-    except ModuleNotFoundError as exc:
-        if exc.name not in ("tasks", "tasks.pipeline"):
-            raise
+    pipeline = get_pipeline()
+    if pipeline is None:
         return False
-    submit = getattr(pipeline, "submit_upload", None)
-    if submit is None:
-        return False
-    submit(config, compose_id, target)
+    pipeline.submit_upload(compose_id, target)
     return True
 
 
@@ -68,7 +62,7 @@ def schedule(compose_uuid: str) -> Any:
         raise _missing_post()
     store = _store()
     upload_id, target, ready = service.schedule_upload(store, get_config(), compose_uuid, body)
-    if ready and not enqueue_upload(get_config(), compose_uuid, target):
+    if ready and not enqueue_upload(compose_uuid, target):
         upload_store.append_log(store.db, upload_id, "queued; no pipeline available to run it yet")
     return json_response({"status": True, "upload_id": upload_id})
 
@@ -105,7 +99,7 @@ def reset(upload_uuid: str) -> Any:
     store = _store()
     upload = service.reset_upload(store, get_config(), _upload_uuid(upload_uuid),
                                   body.get("image_name"), body.get("settings"))
-    enqueue_upload(get_config(), upload.compose_id, upload.target)
+    enqueue_upload(upload.compose_id, upload.target)
     return json_response({"status": True, "upload_id": upload.id})
 
 

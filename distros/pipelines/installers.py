@@ -17,7 +17,8 @@ Image-type data keys used here:
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from distros import anaconda, ostree, simplified
 from distros.customizations import FileNode

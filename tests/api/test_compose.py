@@ -1,7 +1,7 @@
 """/compose routes over the real socket.
 
 The build pipeline is not part of these tests: the lifecycle (RUNNING, FINISHED with an image,
-FAILED) is driven through `app.store.composes` on the server's own database from the test
+FAILED) is driven through `core.store.composes` on the server's own database from the test
 process, exactly as the pipeline's workers do from theirs.  Test-mode composes (`?test=1|2`) go
 through the queue: the session server's real worker on queue `build` ends them.
 """
@@ -15,8 +15,8 @@ import uuid
 
 import pytest
 
-from app.db import Database
-from app.store.composes import ComposeStore
+from core.db import Database
+from core.store.composes import ComposeStore
 
 V1 = "/api/v1"
 V0 = "/api/v0"

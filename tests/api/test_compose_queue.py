@@ -14,11 +14,13 @@ import os
 import shutil
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
+from core.pipeline import DepsolveOutcome
 from tests.depsolve.repos import built_repos
 
 V1 = "/api/v1"
@@ -69,7 +71,7 @@ def _wait_status(client: Any, compose_id: str, states: tuple[str, ...],
 
 def _leftovers(server: Any) -> dict[str, Any]:
     """Everything a compose can leave behind: records, pipeline jobs, artifact directories."""
-    from app.db import Database
+    from core.db import Database
 
     db = Database.in_state_dir(server.state_dir)
     artifacts = server.state_dir / "artifacts"
@@ -191,7 +193,7 @@ def test_test_mode_composes_go_through_the_queue(start_weldr_server, tmp_path, b
     info = client.get(f"{V1}/compose/info/{finished}").json()
     assert info["queue_status"] == "FINISHED" and info["deps"] == {"packages": []}
     # no depsolve, no build: the test step was the only work
-    from app.db import Database
+    from core.db import Database
 
     db = Database.in_state_dir(server.state_dir)
     steps = {(r["compose_id"], r["step"], r["state"]) for r in db.query(
@@ -202,9 +204,10 @@ def test_test_mode_composes_go_through_the_queue(start_weldr_server, tmp_path, b
 def test_wait_depsolve_reads_the_step_outcome_from_the_store(tmp_path):
     """The waiting itself, on a store of its own (no broker, no server): nothing queued → no wait;
     queued → None after the bound; the outcome as soon as the step closes its job."""
-    from app import config as config_mod
-    from app.store.composes import ComposeStore
-    from tasks import pipeline, runs, steps
+    from core import config as config_mod
+    from core import jobs
+    from core.store.composes import ComposeStore
+    from tasks import pipeline, steps
 
     config = config_mod.load(environ={}, state_dir=tmp_path / "state", cache_dir=tmp_path / "cache")
     store = ComposeStore.from_config(config)
@@ -222,25 +225,25 @@ def test_wait_depsolve_reads_the_step_outcome_from_the_store(tmp_path):
     assert not waiter.is_alive() and answers == [None]
 
     slow = compose()
-    runs.enqueue(store.db, slow, steps.DEPSOLVE)
+    jobs.enqueue(store.db, slow, steps.DEPSOLVE)
     assert pipeline.wait_depsolve(config, slow, 0.3) is None
 
     refused = compose()
-    runs.enqueue(store.db, refused, steps.DEPSOLVE)
+    jobs.enqueue(store.db, refused, steps.DEPSOLVE)
 
     def fail_later() -> None:
         time.sleep(0.3)
         store.mark_failed(refused, "depsolve failed: No match for argument: nope",
                           failure={"id": "DepsolveError", "msg": "No match for argument: nope"})
-        runs.mark_done(store.db, refused)
+        jobs.mark_done(store.db, refused)
 
     threading.Thread(target=fail_later).start()
     outcome = pipeline.wait_depsolve(config, refused, 30)
-    assert outcome == steps.DepsolveOutcome(True, {"id": "DepsolveError",
+    assert outcome == DepsolveOutcome(True, {"id": "DepsolveError",
                                                    "msg": "No match for argument: nope"})
 
     fine = compose()
-    runs.enqueue(store.db, fine, steps.DEPSOLVE)
+    jobs.enqueue(store.db, fine, steps.DEPSOLVE)
     store.mark_running(fine)
-    runs.mark_done(store.db, fine, steps.DEPSOLVE)
-    assert pipeline.wait_depsolve(config, fine, 30) == steps.DepsolveOutcome(False, {})
+    jobs.mark_done(store.db, fine, steps.DEPSOLVE)
+    assert pipeline.wait_depsolve(config, fine, 30) == DepsolveOutcome(False, {})

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 
 from app import compose_request
-from app.config import load
-from app.db import Database
-from app.errors import WeldrError
-from app.store.blueprints import BlueprintStore
+from core.config import load
+from core.db import Database
+from core.errors import WeldrError
+from core.store.blueprints import BlueprintStore
 
 
 @pytest.fixture

@@ -120,7 +120,7 @@ def test_source_info_empty_and_toml_errors(weldr_client):
 
 
 def test_damaged_source_fails_alone(weldr_server, weldr_client):
-    from app.db import Database
+    from core.db import Database
 
     ok = {"id": "fine-src", "name": "fine", "type": "yum-baseurl", "url": "http://127.0.0.1:9/"}
     assert weldr_client.post(f"{V1}/new", ok).status == 200

@@ -6,10 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from app.config import load
-from app.db import Database
-from app.store import composes as cs
-from app.store import sources
+from core.config import load
+from core.db import Database
+from core.store import composes as cs
+from core.store import sources
+from distros import offered
 
 
 @pytest.fixture
@@ -125,10 +126,10 @@ def test_substitution_releasever_and_defaults(tmp_path):
     assert out["gpgkeys"] == ["http://h/9.key"] and src["url"].endswith("$basearch")
     assert sources.releasever("fedora-43") == "43"
     config = load(state_dir=tmp_path, default_distro="fedora-43")
-    assert sources.default_distro(config) == "fedora-43"
-    offered = sources.list_distros(load(state_dir=tmp_path), "x86_64")
-    assert "centos-9" in offered and offered == sorted(offered)
-    assert sources.default_distro(load(state_dir=tmp_path)) in offered
+    assert offered.default_distro(config) == "fedora-43"
+    listed = offered.list_distros(load(state_dir=tmp_path), "x86_64")
+    assert "centos-9" in listed and listed == sorted(listed)
+    assert offered.default_distro(load(state_dir=tmp_path)) in listed
 
 
 def test_system_sources_and_repositories_for(tmp_path):
@@ -143,7 +144,7 @@ def test_system_sources_and_repositories_for(tmp_path):
             if r.get("id")] == []
     fed = sources.repositories_for(config, db, "fedora-43", "x86_64")
     assert fed[-1]["url"] == "http://h/x86_64"
-    repos, rel, platform = sources.solver_inputs(config, db, "centos-9", "x86_64")
+    repos, rel, platform = offered.solver_inputs(config, db, "centos-9", "x86_64")
     assert repos and rel == "9" and platform == "platform:el9"
 
 

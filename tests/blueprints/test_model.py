@@ -9,9 +9,9 @@ import tomllib
 
 import pytest
 
-from app import blueprint as model
-from app.blueprint import BAD_REQUEST, BlueprintError
-from app.passwords import sha512_crypt
+from core import blueprint as model
+from core.blueprint import BAD_REQUEST, BlueprintError
+from core.passwords import sha512_crypt
 
 FULL_TOML = '''
 name = "full"

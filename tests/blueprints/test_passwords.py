@@ -6,7 +6,7 @@ import warnings
 
 import pytest
 
-from app.passwords import hash_password, is_crypted, new_salt, sha512_crypt
+from core.passwords import hash_password, is_crypted, new_salt, sha512_crypt
 
 # From "Unix crypt using SHA-256 and SHA-512" (U. Drepper), the SHA-512 test vectors.
 SPEC_VECTORS = [

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from app.blueprint import BlueprintError
-from app.db import Database
-from app.store import blueprints as store_mod
-from app.store.blueprints import BlueprintStore, DamagedBlueprint, get_committed
+from core.blueprint import BlueprintError
+from core.db import Database
+from core.store import blueprints as store_mod
+from core.store.blueprints import BlueprintStore, DamagedBlueprint, get_committed
 
 COMMIT = re.compile(r"^[0-9a-f]{40}$")
 TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")

@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from app.cli import build_parser
-from app.config import ConfigError, _FIELDS, _coerce
+from core.config import _FIELDS, ConfigError, _coerce
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
@@ -66,7 +66,7 @@ def test_every_queue_has_a_worker_service(compose):
     from tasks import celery_app
 
     consumed: set[str] = set()
-    for name, service in compose["services"].items():
+    for service in compose["services"].values():
         command = service.get("command", [])
         if ours(service) and command[1] == "worker":
             queues = command[command.index("--queues") + 1].split(",")

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from app import config as config_mod
-from app.config import Config, ConfigError, load
+from core import config as config_mod
+from core.config import Config, ConfigError, load
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "conf" / "celery-composer.toml"

@@ -9,8 +9,10 @@ import uuid
 
 import pytest
 
-from app.config import Config
-from app.logs import compose_context, current_compose_id, install_celery, install_flask, setup_logging
+from app.request_logs import install_flask
+from core.config import Config
+from core.logs import compose_context, current_compose_id, setup_logging
+from tasks.task_logs import install_celery
 from tests.conftest import stop_group
 
 COMPOSE = str(uuid.UUID(int=0x1234))
@@ -149,7 +151,7 @@ def test_real_worker_lines_carry_the_compose_id(tmp_path, private_redis):
                                    "depsolve", "--concurrency", "1"], cwd=root, env=env,
                                   stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
-        sender = ("from app.config import load; from tasks import celery_app;"
+        sender = ("from core.config import load; from tasks import celery_app;"
                   f"celery_app.configure(load()).send_task('compose.depsolve', args=['{compose_id}'])")
         subprocess.run([sys.executable, "-c", sender], cwd=root, env=env, check=True, timeout=60)
         deadline = time.monotonic() + 60

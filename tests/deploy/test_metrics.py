@@ -11,16 +11,20 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from app import metrics
-from app.config import Config, load
-from app.store.composes import ComposeStore
+from core import metrics
+from core.config import Config, load
+from core.store.composes import ComposeStore
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def scrape(config: Config) -> dict[str, dict[tuple, float]]:
-    """name -> {sorted label items -> value} for every sample of one scrape."""
-    body, content_type = metrics.render(config)
+    """name -> {sorted label items -> value} for every sample of one scrape, with the Celery
+    pipeline's queue depths as the API reports them."""
+    from tasks.pipeline import CeleryPipeline
+
+    pipeline = CeleryPipeline(config)
+    body, content_type = metrics.render(config, None, lambda: pipeline.queue_depths(3.0))
     assert content_type.startswith("text/plain")
     samples: dict[str, dict[tuple, float]] = {}
     for family in text_string_to_metric_families(body.decode()):
@@ -96,7 +100,7 @@ def test_recording_refuses_unknown_kinds_and_labels(config):
 
 def test_values_recorded_by_another_process_are_scraped(config):
     """Workers run in other processes (or containers); the API process must see their numbers."""
-    code = ("import sys; from app.config import load; from app import metrics;"
+    code = ("import sys; from core.config import load; from core import metrics;"
             "cfg = load(environ={}, state_dir=sys.argv[1], cache_dir=sys.argv[2]);"
             "metrics.add_bytes(cfg, 'upload', 4096, target='azure');"
             "metrics.observe_duration(cfg, 'upload', 12.5, target='azure')")

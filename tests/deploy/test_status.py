@@ -42,7 +42,9 @@ def free_port() -> int:
 def test_registered_in_the_cli():
     args = build_parser().parse_args(["status", "--check", "workers", "--queue", "build",
                                       "--local"])
-    assert args._module == "app.status"
+    from app import status as status_module
+
+    assert args._module() is status_module
     assert (args.check, args.queue, args.local) == ("workers", "build", True)
 
 

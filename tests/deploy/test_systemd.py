@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from app.cli import build_parser
-from app.config import Config
+from core.config import Config
 
 ROOT = Path(__file__).resolve().parents[2]
 UNITS = ("celery-composer.socket", "celery-composer-http.socket", "celery-composer.service",
@@ -125,7 +125,7 @@ def test_install_ships_repository_definitions(installed):
 
 def test_installed_package_finds_installed_repositories(tmp_path, monkeypatch):
     """Outside a checkout (a wheel install) the default is the installed copy."""
-    from app import config as config_mod
+    from core import config as config_mod
 
     monkeypatch.setattr(config_mod, "PROJECT_DIR", tmp_path / "site-packages")
     shared = tmp_path / "usr/share/celery-composer/repositories"

@@ -47,7 +47,7 @@ def cache_dir(tmp_path: Path) -> Path:
 @pytest.fixture(autouse=True)
 def quick_retries(monkeypatch):
     """Real retries, shorter waits: the backoff's length is not what these tests check."""
-    from tasks.depsolve import transport
+    from depsolve import transport
 
     monkeypatch.setattr(transport, "BACKOFF", 0.01)
 
@@ -55,7 +55,7 @@ def quick_retries(monkeypatch):
 @pytest.fixture
 def cold():
     """Forget this process's warm pools, so a test sees loading from disk."""
-    from tasks.depsolve import solver_solv
+    from depsolve import solver_solv
 
     solver_solv.forget_pools()
     yield

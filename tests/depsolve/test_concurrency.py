@@ -7,15 +7,15 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from tasks.depsolve import DepsolveError, PackageSet, RepositoryError
-from tasks.depsolve.processes import SolverProcesses
+from depsolve import DepsolveError, PackageSet, RepositoryError
+from depsolve.processes import SolverProcesses
 
 
 def _depsolve_in_worker(repos, cache_dir, start, results) -> None:
     """One Celery-worker-like process: wait for the others, then depsolve."""
     import os
 
-    from tasks.depsolve import depsolve
+    from depsolve import depsolve
 
     start.wait(30)
     [packages] = depsolve([PackageSet(["@^minimal-environment", "kernel"])], repos,

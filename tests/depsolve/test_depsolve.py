@@ -8,8 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from tasks.depsolve import (
-    DepsolveError, PackageSet, Repository, RepositoryError, depsolve, frozen_version, nevra,
+from depsolve import (
+    DepsolveError,
+    PackageSet,
+    Repository,
+    RepositoryError,
+    depsolve,
+    frozen_version,
+    nevra,
 )
 
 KEYS = {"name", "epoch", "version", "release", "arch", "remote_location", "checksum", "check_gpg",

@@ -11,7 +11,7 @@ import subprocess
 
 import pytest
 
-from tasks.depsolve import DepsolveError, PackageSet, depsolve
+from depsolve import DepsolveError, PackageSet, depsolve
 
 SYSTEM_PYTHON = "/usr/bin/python3"
 
@@ -76,7 +76,7 @@ def test_same_package_sets_as_dnf(test_repos, cache_dir):
         capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     theirs = json.loads(result.stdout)
-    for request, expected in zip(REQUESTS, theirs):
+    for request, expected in zip(REQUESTS, theirs, strict=True):
         try:
             [packages] = depsolve([request], repos, arch="x86_64", releasever="9",
                                   cache_dir=cache_dir)

@@ -11,8 +11,8 @@ import time
 
 import pytest
 
-from tasks.depsolve import DepsolveError, PackageSet, Repository, RepositoryError, depsolve
-from tasks.depsolve.metadata import MetadataCache
+from depsolve import DepsolveError, PackageSet, Repository, RepositoryError, depsolve
+from depsolve.metadata import MetadataCache
 
 
 def solve(repos, cache_dir, include=("tmux",), **kwargs):
@@ -177,9 +177,9 @@ def test_solv_cache_records_file_provides_and_warm_load_uses_it(repo_defs, cache
                                                                 caplog):
     import solv
 
-    from tasks.depsolve import solver_solv
+    from depsolve import solver_solv
 
-    caplog.set_level(logging.INFO, logger="tasks.depsolve.solver_solv")
+    caplog.set_level(logging.INFO, logger="depsolve.solver_solv")
     solve(repo_defs, cache_dir)
     solv_files = sorted((cache_dir / "rpmmd").glob("*/*.solv"))
     assert len(solv_files) == 2
@@ -198,7 +198,7 @@ def test_solv_cache_records_file_provides_and_warm_load_uses_it(repo_defs, cache
 
 
 def test_unreadable_solv_cache_falls_back_to_the_xml(repo_defs, cache_dir, cold):
-    from tasks.depsolve import solver_solv
+    from depsolve import solver_solv
 
     solve(repo_defs, cache_dir)
     for path in (cache_dir / "rpmmd").glob("*/*.solv"):
@@ -223,7 +223,7 @@ def test_old_documents_are_pruned_after_a_change(server, cache_dir):
 
 
 def test_metadata_traffic_is_counted_for_the_metrics(server, cache_dir):
-    from tasks.depsolve import take_metadata_traffic
+    from depsolve import take_metadata_traffic
 
     take_metadata_traffic()
     solve(http_repos(server), cache_dir)

@@ -9,10 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from tasks.depsolve import PackageSet, Repository, RepositoryError, depsolve, search
-from tasks.depsolve.packageset import as_chain
-from tasks.depsolve.repository import (
-    NEVER, basearch, parse_duration, parse_metalink, parse_mirrorlist,
+from depsolve import PackageSet, Repository, RepositoryError, depsolve, search
+from depsolve.packageset import as_chain
+from depsolve.repository import (
+    NEVER,
+    basearch,
+    parse_duration,
+    parse_metalink,
+    parse_mirrorlist,
 )
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared"

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tasks.depsolve import backend, package_names, search
+from depsolve import backend, package_names, search
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -100,7 +100,7 @@ def test_cli_no_weak_deps_and_errors(test_repos, cache_dir):
 
 
 def test_cli_imports_stay_lean():
-    code = ("import sys, app.cli; app.cli.build_parser(); import tasks.depsolve.cli; "
+    code = ("import sys, app.cli; app.cli.build_parser(); import depsolve.cli; "
             "print(sorted(m for m in ('flask', 'celery', 'solv', 'sqlalchemy', 'boto3') "
             "if m in sys.modules))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
@@ -119,10 +119,10 @@ class _FakeLibdnf5(types.ModuleType):
 
 
 def test_backend_prefers_libdnf5_when_importable():
-    sentinel = types.ModuleType("tasks.depsolve.solver_dnf5")
+    sentinel = types.ModuleType("depsolve.solver_dnf5")
 
     def importer(name):
-        return {"libdnf5": _FakeLibdnf5(), "tasks.depsolve.solver_dnf5": sentinel}[name]
+        return {"libdnf5": _FakeLibdnf5(), "depsolve.solver_dnf5": sentinel}[name]
 
     chosen = backend.select_backend("auto", importer=importer)
     assert (chosen.name, chosen.version, chosen.module) == ("libdnf5", "5.2.6", sentinel)
@@ -133,7 +133,7 @@ def test_backend_falls_back_to_libsolv_and_says_why(monkeypatch, caplog):
     monkeypatch.delenv(backend.ENV, raising=False)
     chosen = backend.select_backend()
     assert chosen.name == "libsolv"
-    assert chosen.module.__name__ == "tasks.depsolve.solver_solv"
+    assert chosen.module.__name__ == "depsolve.solver_solv"
     assert "libdnf5 unavailable" in chosen.reason
     monkeypatch.setenv(backend.ENV, "libsolv")
     assert backend.select_backend().reason == ""
@@ -145,13 +145,13 @@ def test_backend_falls_back_to_libsolv_and_says_why(monkeypatch, caplog):
         backend.select_backend()
     monkeypatch.delenv(backend.ENV)
     backend.reset()
-    caplog.set_level(logging.INFO, logger="tasks.depsolve.backend")
+    caplog.set_level(logging.INFO, logger="depsolve.backend")
     backend.current()
     assert any(r.getMessage().startswith("depsolve backend: libsolv ") for r in caplog.records)
 
 
 def test_search_page_hands_out_one_page_and_the_total(repo_defs, cache_dir):
-    from tasks.depsolve import search_page
+    from depsolve import search_page
 
     everything = search(repo_defs, arch="x86_64", releasever="9", cache_dir=cache_dir)
     total, page = search_page(repo_defs, arch="x86_64", releasever="9", cache_dir=cache_dir,

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tasks.depsolve import PackageSet, RepositoryError, depsolve
+from depsolve import PackageSet, RepositoryError, depsolve
 
 pytestmark = pytest.mark.skipif(shutil.which("gpg") is None, reason="gpg is not installed")
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import http.server
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 

@@ -20,7 +20,7 @@ from tests.conftest import real_osbuild
 
 def build(tmp_path: Path, image_type: str) -> Path:
     command = real_osbuild(image_type)
-    from tasks.depsolve import PackageSet, depsolve
+    from depsolve import PackageSet, depsolve
     from tests.depsolve.repos import built_repos
 
     baseos = built_repos()["baseos"]

@@ -9,7 +9,7 @@ that folder is absent).
 from __future__ import annotations
 
 import json
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -90,7 +90,7 @@ def all_image_types() -> list[tuple[str, str, str]]:
     return out
 
 
-@lru_cache(maxsize=None)
+@cache
 def module_schema(kind: str, name: str) -> dict[str, Any] | None:
     path = SCHEMA_DIR / kind / f"{name}.meta.json"
     if not path.exists():

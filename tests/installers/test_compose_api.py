@@ -12,8 +12,8 @@ import hashlib
 import pytest
 
 import distros
-from app.db import Database
-from app.store.composes import ComposeStore
+from core.db import Database
+from core.store.composes import ComposeStore
 from tasks.steps import manifest_options
 
 V1 = "/api/v1"

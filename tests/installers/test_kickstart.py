@@ -7,8 +7,14 @@ import base64
 import pytest
 
 import distros
-from distros.kickstart import (KickstartError, KickstartSettings, anaconda_modules, including, kickstart_stages,
-                               sudoers_post)
+from distros.kickstart import (
+    KickstartError,
+    KickstartSettings,
+    anaconda_modules,
+    including,
+    kickstart_stages,
+    sudoers_post,
+)
 from distros.ostree import OSTreeOptionsError
 from tests.distros.test_schemas import fake_packages, validate_manifest
 from tests.installers.conftest import SCHEMA_DIR

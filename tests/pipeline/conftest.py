@@ -17,8 +17,9 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
@@ -75,13 +76,13 @@ class Env:
 
     @property
     def config(self) -> Any:
-        from app import config as config_mod
+        from core import config as config_mod
 
         return config_mod.load(environ=self.environ)
 
     @property
     def store(self) -> Any:
-        from app.store.composes import ComposeStore
+        from core.store.composes import ComposeStore
 
         return ComposeStore.from_config(self.config)
 
@@ -143,7 +144,8 @@ class Env:
         The manifest is the stand-in osbuild's (osbuild is not installed here), so this exercises
         everything of a build but osbuild itself.
         """
-        from tasks import runs, steps
+        from core import jobs
+        from tasks import steps
 
         store = self.store
         compose = store.create(blueprint={"name": "bp", "version": "0.0.1"}, compose_type="tar",
@@ -160,7 +162,7 @@ class Env:
         plan.parent.mkdir(parents=True, exist_ok=True)
         plan.write_text(json.dumps({"exports": ["archive"], "checkpoints": ["build", "os"],
                                     "filename": "root.tar"}))
-        runs.enqueue(store.db, compose.id, steps.BUILD)
+        jobs.enqueue(store.db, compose.id, steps.BUILD)
         return compose.id
 
     def wait_for(self, compose_ids: list[str], states: tuple[str, ...] = ("FINISHED", "FAILED"),

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from tasks import pipeline, runs, steps
+from core import jobs
+from tasks import pipeline, steps
 
 
 def test_test_mode_composes_through_redis(redis_url, make_env):
@@ -33,7 +34,7 @@ def test_test_mode_composes_through_redis(redis_url, make_env):
     assert pipeline.submit(env.config, finished)
     time.sleep(0.5)
     assert store.get(finished).queue_status == "FINISHED"
-    assert [j["attempt"] for j in runs.jobs(store.db, finished)] == [1]
+    assert [j["attempt"] for j in jobs.jobs(store.db, finished)] == [1]
 
 
 def test_build_step_with_upload_chain(redis_url, make_env):
@@ -59,11 +60,11 @@ def test_build_step_with_upload_chain(redis_url, make_env):
     # the chain went on to the upload task of the compose's target
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
-        jobs = {j["step"]: j["state"] for j in runs.jobs(store.db, cid)}
-        if jobs.get("upload:local") == "done":
+        states = {j["step"]: j["state"] for j in jobs.jobs(store.db, cid)}
+        if states.get("upload:local") == "done":
             break
         time.sleep(0.1)
-    assert jobs.get("upload:local") == "done", jobs
+    assert states.get("upload:local") == "done", states
     [upload] = store.uploads(cid)
     assert upload.status == "FINISHED", upload.error
     assert (out_dir / "img.tar").read_bytes() == image.read_bytes()
@@ -192,7 +193,7 @@ def test_kill_9_of_worker_mid_build_retries_on_another(redis_url, make_env, vict
         loop.stop()
     log = store.read_log(cid)
     assert "stopped responding" in log and "attempt 2" in log
-    assert [j["attempt"] for j in runs.jobs(store.db, cid) if j["step"] == "build"] == [2]
+    assert [j["attempt"] for j in jobs.jobs(store.db, cid) if j["step"] == "build"] == [2]
 
 
 def test_kill_9_with_no_attempts_left_fails_in_bounded_time(redis_url, make_env):
@@ -241,7 +242,7 @@ def _test_repo_source() -> dict:
 @pytest.mark.parametrize("checkpoint_images", [False, True])
 def test_full_chain_depsolve_manifest_build(redis_url, make_env, checkpoint_images):
     """depsolve (real solver, local test repository) → manifest (test distro) → build (stand-in)."""
-    from app.store.sources import SourceStore
+    from core.store.sources import SourceStore
 
     env = make_env(redis_url, osbuild_checkpoint_images=str(checkpoint_images).lower())
     store = env.store
@@ -262,11 +263,11 @@ def test_full_chain_depsolve_manifest_build(redis_url, make_env, checkpoint_imag
     assert "--export archive" in log and "--checkpoint os" in log
     assert ("--checkpoint archive" in log) is checkpoint_images
     assert store.image_path(store.get(compose.id)).stat().st_size > 0
-    assert [j["step"] for j in runs.jobs(store.db, compose.id)] == ["depsolve", "build"]
+    assert [j["step"] for j in jobs.jobs(store.db, compose.id)] == ["depsolve", "build"]
 
 
 def test_depsolve_failure_fails_compose(redis_url, make_env):
-    from app.store.sources import SourceStore
+    from core.store.sources import SourceStore
 
     env = make_env(redis_url)
     store = env.store
@@ -280,4 +281,4 @@ def test_depsolve_failure_fails_compose(redis_url, make_env):
     log = store.read_log(compose.id)
     assert "depsolve failed" in log and "no-such-package" in log
     # the chain stopped: no build was queued
-    assert [j["step"] for j in runs.jobs(store.db, compose.id)] == ["depsolve"]
+    assert [j["step"] for j in jobs.jobs(store.db, compose.id)] == ["depsolve"]

@@ -8,7 +8,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from tasks import pipeline, runs, steps
+from core import jobs
+from tasks import pipeline, steps
 from tasks.recovery import Recovery
 from tests.conftest import WeldrServer
 
@@ -76,7 +77,7 @@ def test_stale_job_of_cancelled_compose_fails_instead_of_retrying(redis_url, mak
     env = make_env(redis_url, task_stale_after=1)
     cid = env.build_compose({"mode": "ok"})
     store = env.store
-    claim = runs.claim(store.db, cid, steps.BUILD, "gone-worker", 1)
+    claim = jobs.claim(store.db, cid, steps.BUILD, "gone-worker", 1)
     assert claim is not None
     store.request_cancel(cid)
     time.sleep(1.2)
@@ -90,18 +91,18 @@ def test_claim_is_exclusive_while_heartbeat_is_fresh(make_env):
     env = make_env("")
     cid = env.build_compose({"mode": "ok"})
     db = env.store.db
-    first = runs.claim(db, cid, steps.BUILD, "w1", stale_after=5)
+    first = jobs.claim(db, cid, steps.BUILD, "w1", stale_after=5)
     assert first is not None and first.attempt == 1
-    assert runs.claim(db, cid, steps.BUILD, "w2", stale_after=5) is None
-    assert runs.beat(db, first)
+    assert jobs.claim(db, cid, steps.BUILD, "w2", stale_after=5) is None
+    assert jobs.beat(db, first)
     # stale: another run may take it over, and the first one learns it lost the job
-    second = runs.claim(db, cid, steps.BUILD, "w2", stale_after=0)
+    second = jobs.claim(db, cid, steps.BUILD, "w2", stale_after=0)
     assert second is not None and second.attempt == 2
-    assert not runs.beat(db, first)
-    assert not runs.done(db, first)
-    assert runs.advance(db, second, ["upload:local"])
-    assert runs.claim(db, cid, steps.BUILD, "w3", stale_after=0) is None  # done stays done
-    assert [(j["step"], j["state"]) for j in runs.jobs(db, cid)] == [
+    assert not jobs.beat(db, first)
+    assert not jobs.done(db, first)
+    assert jobs.advance(db, second, ["upload:local"])
+    assert jobs.claim(db, cid, steps.BUILD, "w3", stale_after=0) is None  # done stays done
+    assert [(j["step"], j["state"]) for j in jobs.jobs(db, cid)] == [
         ("build", "done"), ("upload:local", "queued")]
 
 
@@ -109,7 +110,7 @@ def test_running_compose_with_nothing_queued_is_failed(make_env):
     env = make_env("", task_stale_after=1)
     cid = env.build_compose({"mode": "ok"})
     store = env.store
-    runs.mark_done(store.db, cid)  # as if the pipeline lost track of it
+    jobs.mark_done(store.db, cid)  # as if the pipeline lost track of it
     with store.db.transaction() as conn:
         conn.execute("UPDATE composes SET job_started = job_started - 5 WHERE id = ?", (cid,))
         conn.execute("UPDATE pipeline_jobs SET finished_at = finished_at - 5 WHERE compose_id = ?",
@@ -213,9 +214,9 @@ def test_cancel_of_waiting_compose_ends_its_uploads(make_env):
     compose = store.create(blueprint={"name": "bp", "version": "0.0.1"}, compose_type="tar",
                            distro="test-distro-1", arch="x86_64", upload_requests=[
                                {"provider": "local", "image_name": "x", "settings": {"directory": "/tmp"}}])
-    runs.enqueue(store.db, compose.id, steps.DEPSOLVE)
+    jobs.enqueue(store.db, compose.id, steps.DEPSOLVE)
     assert store.request_cancel(compose.id) == "WAITING"
     pipeline.cancel(env.config, compose.id)
     [upload] = store.uploads(compose.id)
     assert upload.status == "CANCELLED"
-    assert [j["state"] for j in runs.jobs(store.db, compose.id)] == ["done"]
+    assert [j["state"] for j in jobs.jobs(store.db, compose.id)] == ["done"]

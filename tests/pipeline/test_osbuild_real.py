@@ -208,7 +208,7 @@ def test_real_build_timeout_stops_osbuild_and_its_children(tmp_path):
 def distro_manifest(tmp_path: Path, image_type: str) -> tuple[dict, list[str]]:
     """The test distro's manifest of `image_type` for bash from the local test repository."""
     import distros
-    from tasks.depsolve import PackageSet, depsolve
+    from depsolve import PackageSet, depsolve
     from tests.depsolve.repos import built_repos
 
     arch = os.uname().machine

@@ -5,14 +5,21 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import boto3
 import pytest
 
-from tests.uploaders.emulators import (AZURITE_ACCOUNT, AZURITE_KEY, AZURITE_BIN, Azurite,
-                                       CountingProxy, MotoServer)
+from tests.uploaders.emulators import (
+    AZURITE_ACCOUNT,
+    AZURITE_BIN,
+    AZURITE_KEY,
+    Azurite,
+    CountingProxy,
+    MotoServer,
+)
 from uploaders import service
 
 MiB = 1024 * 1024
@@ -115,9 +122,9 @@ class ComposeEnv:
     """A real store (SQLite in a temp state dir) holding FINISHED composes with image files."""
 
     def __init__(self, tmp: Path):
-        from app.config import load
-        from app.db import Database
-        from app.store.composes import ComposeStore
+        from core.config import load
+        from core.db import Database
+        from core.store.composes import ComposeStore
 
         self.config = load(environ={}, state_dir=tmp / "state", cache_dir=tmp / "cache")
         self.db = Database.in_state_dir(self.config.state_dir)

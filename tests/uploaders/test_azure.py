@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from azure.storage.blob import BlobServiceClient, ContainerSasPermissions, generate_container_sas
@@ -71,7 +71,7 @@ def test_sas_token_works_and_never_shows(env, azurite, container, proxy_to) -> N
     sas = generate_container_sas(AZURITE_ACCOUNT, container, account_key=AZURITE_KEY,
                                  permission=ContainerSasPermissions(read=True, write=True, create=True,
                                                                     delete=True),
-                                 expiry=datetime.now(timezone.utc) + timedelta(hours=1))
+                                 expiry=datetime.now(UTC) + timedelta(hours=1))
     settings = azurite_settings(azurite.url, container, sas_token=sas, blob_name="custom.vhd")
     del settings["storage_account_key"]
     upload_id, path = env.upload_for("azure", settings, "vhd", "disk.vhd")

@@ -11,9 +11,18 @@ import pytest
 
 from tests.uploaders.conftest import MiB, write_image
 from uploaders import TARGETS
-from uploaders.base import (SettingsError, UploadCancelled, UploadContext, get_uploader,
-                            nonzero_chunks, nonzero_runs, provider_names, redact, run_parallel,
-                            strip_secrets)
+from uploaders.base import (
+    SettingsError,
+    UploadCancelled,
+    UploadContext,
+    get_uploader,
+    nonzero_chunks,
+    nonzero_runs,
+    provider_names,
+    redact,
+    run_parallel,
+    strip_secrets,
+)
 from uploaders.service import run_upload
 
 
@@ -160,7 +169,7 @@ def test_local_upload_keeps_holes(env, tmp_path: Path) -> None:
     upload = env.store.upload(upload_id)
     assert upload.result == {"path": str(copy)} and upload.progress == 1.0
     assert not list(target_dir.glob(".*partial"))
-    from app import metrics
+    from core import metrics
 
     text = metrics.render(env.config, env.db)[0].decode()
     sent = [float(line.rsplit(" ", 1)[1]) for line in text.splitlines()

@@ -22,8 +22,8 @@ def wait_upload(client: Any, upload_id: str, timeout: float = 90) -> dict:
 
 
 def test_uploads_scheduled_over_the_api_run_on_the_worker(start_weldr_server, tmp_path: Path) -> None:
-    from app.db import Database
-    from app.store.composes import ComposeStore
+    from core.db import Database
+    from core.store.composes import ComposeStore
 
     server = start_weldr_server(env={"CELERY_COMPOSER_EMBEDDED_WORKERS": "true"})
     client = server.client

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from app.errors import WeldrError
-from app.store import uploads as upload_store
+from core.errors import WeldrError
+from core.store import uploads as upload_store
 from tests.uploaders.conftest import MiB, write_image
 from uploaders.service import run_compose_uploads, validate_upload_request
 
@@ -23,7 +23,7 @@ SECRET = "very-secret-key-value-42"
 def client(env) -> Any:
     from app import create_app
 
-    app = create_app(env.config, db=env.db, submit=lambda compose_id: None)
+    app = create_app(env.config, None, db=env.db)  # no pipeline: the tests run the uploads
     return app.test_client()
 
 

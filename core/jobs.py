@@ -8,7 +8,7 @@ what the pipeline is *doing* about it, so that nothing depends on the broker rem
   heartbeat.  A task claims its job before it works; a second delivery of the same message (Redis'
   visibility timeout, a re-enqueue after a broker restart) finds the job running with a fresh heartbeat
   or already done, and does nothing.  That makes every task idempotent per compose id.
-Cancel requests and live progress live in the compose store (`app.store.composes`), not here.
+Cancel requests and live progress live in the compose store (`core.store.composes`), not here.
 
 A job whose heartbeat stopped (worker killed with `kill -9`, host lost) is found by `stale_jobs` and
 retried or failed by `tasks.recovery`; a queued job whose message the broker lost is found by
@@ -22,7 +22,7 @@ import time
 import uuid
 from dataclasses import dataclass
 
-from app.db import Database, Schema, register_schema
+from core.db import Database, Schema, register_schema
 
 SCHEMA = register_schema(Schema("pipeline", 1, """
 CREATE TABLE IF NOT EXISTS pipeline_jobs (

@@ -5,7 +5,7 @@ worker processes on one host write concurrently, and a fresh machine must need n
 WAL gives readers that never block the writer, and `BEGIN IMMEDIATE` transactions serialise writers
 without the "database is locked" surprises of deferred upgrades.
 
-Each store module (`app/store/*.py`) declares its tables as a `Schema`; `Database` creates all
+Each store module (`core/store/*.py`) declares its tables as a `Schema`; `Database` creates all
 registered schemas on open, so a module owns its tables without a central migration list.
 """
 
@@ -15,9 +15,9 @@ import contextlib
 import os
 import sqlite3
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 DB_FILENAME = "celery-composer.sqlite3"
 BUSY_TIMEOUT_MS = 30_000

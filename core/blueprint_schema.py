@@ -18,8 +18,7 @@ import posixpath
 import re
 from typing import Any
 
-from marshmallow import (EXCLUDE, RAISE, Schema, ValidationError, fields, post_load, validate,
-                         validates_schema)
+from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields, post_load, validate, validates_schema
 
 # --- field kinds ------------------------------------------------------------------------------
 

@@ -1,4 +1,4 @@
-"""Prometheus metrics, served at `/metrics` by the API.
+"""Prometheus metrics: what workers record, and what a scrape of the API's `/metrics` reads.
 
 A deployment runs many processes — API workers, Celery workers in other containers or on other
 machines — and a scrape reaches one API process.  So nothing here lives in process memory:
@@ -19,13 +19,14 @@ import json
 import logging
 import math
 import threading
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Iterator
+from typing import TYPE_CHECKING, Any
 
-from app.db import Database, Schema, register_schema
+from core.db import Database, Schema, register_schema
 
 if TYPE_CHECKING:
-    from app.config import Config
+    from core.config import Config
 
 log = logging.getLogger(__name__)
 
@@ -182,7 +183,7 @@ def record_depsolve(config: "Config", seconds: float, *, image_type: str,
                     traffic: dict[str, int] | None = None) -> None:
     """Everything a depsolve step knows, in one call that never fails the compose.
 
-    `traffic` is `tasks.depsolve.take_metadata_traffic()`: {"cache_hit": n, "downloaded": n}.
+    `traffic` is `depsolve.take_metadata_traffic()`: {"cache_hit": n, "downloaded": n}.
     """
     try:
         observe_duration(config, "depsolve", seconds, image_type=image_type)
@@ -208,7 +209,7 @@ def record_build(config: "Config", seconds: float, *, image_type: str,
 
 def compose_counts(db: Database) -> dict[tuple[str, str], int]:
     """Composes by (state, image type), from the compose store's table."""
-    from app.store.composes import STATES
+    from core.store.composes import STATES
 
     rows = db.query("SELECT queue_status, compose_type, COUNT(*) AS n FROM composes"
                     " GROUP BY queue_status, compose_type")
@@ -233,29 +234,6 @@ def compose_durations(db: Database) -> list[tuple[str, float]]:
     return [(r["compose_type"], float(r["d"])) for r in rows]
 
 
-def queue_depths(config: "Config", timeout: float = 3.0) -> dict[str, int]:
-    """Messages waiting in each of our queues, asked of the broker (Redis or the embedded one)."""
-    from kombu import Connection
-    from kombu.exceptions import ChannelError
-
-    from tasks import celery_app
-
-    depths: dict[str, int] = {}
-    options: dict[str, Any] = {"max_retries": 0}
-    url = celery_app.broker_url(config)
-    if url.startswith(("redis://", "rediss://", "unix://")):
-        options.update(socket_connect_timeout=timeout, socket_timeout=timeout)
-    with Connection(url, connect_timeout=timeout, transport_options=options) as conn:
-        conn.ensure_connection(max_retries=1, timeout=timeout)
-        channel = conn.default_channel
-        for queue in celery_app.all_queues():
-            try:
-                depths[queue] = int(channel.queue_declare(queue=queue, passive=True).message_count)
-            except ChannelError:  # never declared: nobody sent to it yet
-                depths[queue] = 0
-    return depths
-
-
 def recorded(db: Database) -> tuple[list[Any], list[Any]]:
     counters = db.query("SELECT name, labels, value FROM metric_counters")
     buckets = db.query("SELECT name, labels, le, count FROM metric_buckets")
@@ -265,22 +243,23 @@ def recorded(db: Database) -> tuple[list[Any], list[Any]]:
 class Collector:
     """Reads every metric afresh on each scrape (see the module docstring for why)."""
 
-    def __init__(self, config: "Config", db: Database | None = None):
+    def __init__(self, config: "Config", db: Database | None = None,
+                 queue_depths: Callable[[], dict[str, int]] | None = None):
         self.config = config
         self.db = db
+        self.queue_depths = queue_depths
 
     def describe(self) -> list:
         return []  # unchecked collector: the families depend on what the store holds
 
     def collect(self) -> Iterator[Any]:
-        from prometheus_client.core import (CounterMetricFamily, GaugeMetricFamily,
-                                            HistogramMetricFamily)
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 
         up = GaugeMetricFamily(f"{PREFIX}_up", "1 when this part could be read for this scrape",
                                labels=["part"])
         db = self.db or _database(self.config)
         try:
-            from app.store.composes import ComposeStore
+            from core.store.composes import ComposeStore
 
             ComposeStore(db, self.config.artifacts_path)  # makes sure the tables exist
             composes = GaugeMetricFamily(f"{PREFIX}_composes", "Composes by state and image type",
@@ -306,8 +285,11 @@ class Collector:
         except Exception:  # noqa: BLE001
             log.exception("metrics: reading recorded metrics failed")
             up.add_metric(["recorded"], 0)
+        if self.queue_depths is None:  # an API without a pipeline has no queues to report
+            yield up
+            return
         try:
-            depths = queue_depths(self.config)
+            depths = self.queue_depths()
             family = GaugeMetricFamily(f"{PREFIX}_queue_depth",
                                        "Tasks waiting in each broker queue", labels=["queue"])
             for queue, n in sorted(depths.items()):
@@ -373,29 +355,12 @@ def _histogram(cls: Any, name: str, help_text: str, labels: list[str],
     return family
 
 
-def render(config: "Config", db: Database | None = None) -> tuple[bytes, str]:
+def render(config: "Config", db: Database | None = None,
+           queue_depths: Callable[[], dict[str, int]] | None = None) -> tuple[bytes, str]:
     """The exposition text of one scrape and its content type."""
     from prometheus_client import CollectorRegistry, generate_latest
     from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(Collector(config, db))  # type: ignore[arg-type]
+    registry.register(Collector(config, db, queue_depths))  # type: ignore[arg-type]
     return generate_latest(registry), CONTENT_TYPE_LATEST
-
-
-def _make_root_bp() -> Any:
-    from flask import Blueprint, Response
-
-    bp = Blueprint("metrics", __name__)
-
-    @bp.get("/metrics")
-    def metrics() -> Response:
-        from app import get_config, get_db
-
-        body, content_type = render(get_config(), get_db())
-        return Response(body, status=200, content_type=content_type)
-
-    return bp
-
-
-root_bp = _make_root_bp()

@@ -18,9 +18,10 @@ import os
 import re
 import sys
 import tomllib
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 DEFAULT_CONFIG_FILE = Path("/etc/celery-composer/celery-composer.toml")
 ENV_PREFIX = "CELERY_COMPOSER_"
@@ -35,7 +36,7 @@ LOG_FORMATS = ("text", "json")
 # them as unknown settings.  The first group is documented for users in the README.
 ENV_ONLY: dict[str, tuple[str, ...] | None] = {
     ENV_PREFIX + "CONFIG": None,                              # the configuration file to read
-    ENV_PREFIX + "DEPSOLVE_BACKEND": ("auto", "libdnf5", "libsolv"),  # tasks.depsolve.backend
+    ENV_PREFIX + "DEPSOLVE_BACKEND": ("auto", "libdnf5", "libsolv"),  # depsolve.backend
     ENV_PREFIX + "DEPSOLVE_WORKERS": (),                      # API solver processes; () = integer
 }
 INTERNAL_ENV = frozenset({

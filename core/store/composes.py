@@ -3,7 +3,7 @@
 The API records a compose WAITING; the pipeline drives it RUNNING → FINISHED or FAILED through
 this module and nothing else, so there is exactly one place that knows what a state change means.
 
-Durability: every change is one SQLite transaction (WAL, synchronous=FULL, see `app.db`), so an
+Durability: every change is one SQLite transaction (WAL, synchronous=FULL, see `core.db`), so an
 answered request survives a `kill -9`.  Robustness: listings read only plain columns and skip a
 row whose columns are damaged (logging it), so one bad record never breaks `compose/status/*`;
 reading that one compose raises `DamagedCompose`, which the API reports for it alone.
@@ -20,11 +20,12 @@ import os
 import shutil
 import time
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
-from app.db import Database, Schema, register_schema
+from core.db import Database, Schema, register_schema
 
 log = logging.getLogger(__name__)
 

@@ -14,15 +14,15 @@ import json
 import logging
 import platform
 import re
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
-from app.db import Database, Schema, register_schema
+from core.db import Database, Schema, register_schema
 
 log = logging.getLogger(__name__)
 
 SOURCE_TYPES = ("yum-baseurl", "yum-mirrorlist", "yum-metalink")
-FALLBACK_DISTRO = "centos-9"
 # ids appear in comma-separated paths, so no ',' or '*' (and no '.'/'..' alone)
 VALID_SOURCE_ID = re.compile(r"^(?!\.{1,2}$)[a-zA-Z0-9_.:+-]+$")
 
@@ -61,31 +61,6 @@ def repo_file(config: Any, distro: str) -> dict[str, list[dict[str, Any]]]:
         return {}
 
 
-def _known_to_engine() -> set[str] | None:
-    """Distros the image definitions know, or None when that package is not installed yet."""
-    try:
-        import distros
-    except ImportError:
-        return None
-    lister = getattr(distros, "list_distros", None)
-    return set(lister()) if lister else None
-
-
-def list_distros(config: Any, arch: str | None = None) -> list[str]:
-    """Sorted distros that have repositories (for `arch` when given) and image definitions."""
-    directory = Path(config.repositories_dir)
-    names = sorted(p.stem for p in directory.glob("*.json")) if directory.is_dir() else []
-    known = _known_to_engine()
-    out = []
-    for name in names:
-        if known is not None and name not in known:
-            continue
-        repos = repo_file(config, name)
-        if arch is None and repos or arch is not None and repos.get(arch):
-            out.append(name)
-    return out
-
-
 def host_distro() -> str | None:
     """`<ID>-<VERSION_ID>` from os-release (e.g. `fedora-43`, `rhel-9.6`), None when unknown."""
     for path in ("/etc/os-release", "/usr/lib/os-release"):
@@ -99,19 +74,6 @@ def host_distro() -> str | None:
         if ident and version:
             return f"{ident}-{version}"
     return None
-
-
-def default_distro(config: Any) -> str:
-    """The configured default, else the host's distro when we offer it, else centos-9."""
-    if getattr(config, "default_distro", ""):
-        return config.default_distro
-    offered = list_distros(config)
-    host = host_distro()
-    if host in offered:
-        return host
-    if host and host.startswith("centos-") and host.split(".")[0] in offered:
-        return host.split(".")[0]
-    return FALLBACK_DISTRO if FALLBACK_DISTRO in offered or not offered else offered[0]
 
 
 def releasever(distro: str) -> str:
@@ -310,24 +272,3 @@ def repositories_for(config: Any, db: Database, distro: str, arch: str,
             continue
         repos.append(substitute(source, distro, arch))
     return repos
-
-
-
-def solver_inputs(config: Any, db: Database, distro: str, arch: str,
-                  image_type: str | None = None) -> tuple[list[dict[str, Any]], str, str | None]:
-    """What a depsolve for `distro`/`arch` needs: (repositories, releasever, module_platform_id).
-
-    The image definitions know the distro's release and platform; without them we derive both
-    from the name (`rhel-9.6` → `9`, `platform:el9`).
-    """
-    rel, platform_id = releasever(distro), None
-    try:
-        import distros
-
-        d = distros.get_distro(distro)
-        rel = str(getattr(d, "release_version", "") or rel)
-        platform_id = getattr(d, "module_platform_id", None) or None
-    except Exception:  # noqa: BLE001 - no definitions for it: fall back to the name
-        name = distro.rsplit("-", 1)[0]
-        platform_id = f"platform:f{rel}" if name == "fedora" else f"platform:el{rel}"
-    return repositories_for(config, db, distro, arch, image_type), rel, platform_id

@@ -25,16 +25,16 @@ import tempfile
 import threading
 import time
 from collections import OrderedDict
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import libdnf5
 
-from tasks.depsolve.errors import DepsolveError, RepositoryError
-from tasks.depsolve.metadata import MetadataCache
-from tasks.depsolve.packageset import PackageSet
-from tasks.depsolve.repository import NEVER, Repository, basearch
+from depsolve.errors import DepsolveError, RepositoryError
+from depsolve.metadata import MetadataCache
+from depsolve.packageset import PackageSet
+from depsolve.repository import NEVER, Repository, basearch
 
 log = logging.getLogger(__name__)
 
@@ -215,7 +215,7 @@ class _Session:
                 "upstream_vcs": "UPSTREAM_VCS", "builds": []})
             project["builds"].append({
                 "arch": pkg.get_arch(),
-                "build_time": datetime.fromtimestamp(pkg.get_build_time() or 0, timezone.utc)
+                "build_time": datetime.fromtimestamp(pkg.get_build_time() or 0, UTC)
                                       .strftime("%Y-%m-%dT%H:%M:%S"),
                 "epoch": key[1], "release": pkg.get_release(),
                 "changelog": "CHANGELOG_NEEDED", "build_config_ref": "BUILD_CONFIG_REF",

@@ -25,19 +25,20 @@ import os
 import tempfile
 import time
 from collections import OrderedDict
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 import solv
 
-from tasks.depsolve.comps import Comps
-from tasks.depsolve.errors import DepsolveError, RepositoryError
-from tasks.depsolve.metadata import MetadataCache, RepoMetadata, _share, open_document
-from tasks.depsolve.modularity import ModuleIndex, load_modules
-from tasks.depsolve.packageset import PackageSet
-from tasks.depsolve.repository import Repository
+from depsolve.comps import Comps
+from depsolve.errors import DepsolveError, RepositoryError
+from depsolve.metadata import MetadataCache, RepoMetadata, _share, open_document
+from depsolve.modularity import ModuleIndex, load_modules
+from depsolve.packageset import PackageSet
+from depsolve.repository import Repository
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +103,7 @@ class LoadedPool:
         added = self.pool.addfileprovides_queue()
         self.pool.createwhatprovides()
         self._pending = [(source, added, loaded_from_cache)
-                         for source, loaded_from_cache in zip(self.sources.values(), warm)]
+                         for source, loaded_from_cache in zip(self.sources.values(), warm, strict=True)]
         if not _defer_cache_writes():
             self.write_caches()
         self.comps = Comps.from_files(
@@ -255,9 +256,7 @@ class LoadedPool:
                     if s.repo.name in exempt:
                         continue
                     epoch, version, release = _epoch_version_release(s.evr)
-                    if f"{s.name}-{epoch}:{version}-{release}.{s.arch}" in hidden_nevras:
-                        hidden.add(s.id)
-                    elif s.name in shadowed_names and "module" not in release:
+                    if f"{s.name}-{epoch}:{version}-{release}.{s.arch}" in hidden_nevras or s.name in shadowed_names and "module" not in release:
                         hidden.add(s.id)
         self._hidden_for[key] = hidden
         return hidden
@@ -556,7 +555,7 @@ class LoadedPool:
             buildtime = s.lookup_num(solv.SOLVABLE_BUILDTIME) or 0
             project["builds"].append({
                 "arch": s.arch,
-                "build_time": datetime.fromtimestamp(buildtime, timezone.utc)
+                "build_time": datetime.fromtimestamp(buildtime, UTC)
                                       .strftime("%Y-%m-%dT%H:%M:%S"),
                 "epoch": epoch,
                 "release": release,

@@ -7,8 +7,9 @@ the packages chosen for the sets before it (those are pinned, exactly as chosen)
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 
 def _names(value: Iterable[str] | str | None, what: str) -> tuple[str, ...]:

@@ -1,7 +1,7 @@
 """Blueprints with their history: commits, the workspace, revisions (tags), undo and diff.
 
 osbuild-composer keeps blueprints as a map plus a list of changes per name; lorax-composer kept a
-git repository. We keep three tables in the shared SQLite store (`app.db`):
+git repository. We keep three tables in the shared SQLite store (`core.db`):
 
 * `blueprint_changes`: every commit ever made (40-hex id, UTC timestamp, message, revision, the
   blueprint as committed), in commit order. Deleting a blueprint keeps these, as both servers do,
@@ -19,12 +19,13 @@ from __future__ import annotations
 import logging
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
-from app import blueprint as model
-from app.blueprint import Blueprint, BlueprintError
-from app.db import Database, Schema, register_schema
+from core import blueprint as model
+from core.blueprint import Blueprint, BlueprintError
+from core.db import Database, Schema, register_schema
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +112,8 @@ class BlueprintStore:
 
     def list_page(self, limit: int, offset: int) -> tuple[int, int, list[str]]:
         """(total, clamped offset, names) of one page of `list_names`, without reading them all."""
-        total = self.db.query_one("SELECT COUNT(*) AS n FROM blueprints")["n"]
+        row = self.db.query_one("SELECT COUNT(*) AS n FROM blueprints")
+        total = row["n"] if row is not None else 0
         offset = min(offset, total)
         limit = min(limit, total - offset)
         rows = self.db.query("SELECT name FROM blueprints ORDER BY name COLLATE BINARY"

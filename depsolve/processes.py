@@ -7,7 +7,7 @@ inherited sockets, locks or Flask state) that keeps its loaded pools between cal
 repositories + repomd.xml checksums, so a warm `blueprints/depsolve` costs one solve plus a
 pickle round trip.
 
-    from tasks.depsolve.processes import shared
+    from depsolve.processes import shared
     packages = shared().depsolve([PackageSet(["tmux"])], repos, arch="x86_64",
                                  releasever="9", cache_dir=cache_dir)
 
@@ -25,19 +25,19 @@ import threading
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
-from tasks.depsolve.errors import DepsolveError
+from depsolve.errors import DepsolveError
 
 log = logging.getLogger(__name__)
 
 DEFAULT_WORKERS = 2
 # Modules a fresh worker imports before its first call, so the first request is not also
 # paying for the imports.
-_PRELOAD = ["tasks.depsolve", "tasks.depsolve.backend", "tasks.depsolve.metadata"]
+_PRELOAD = ["depsolve", "depsolve.backend", "depsolve.metadata"]
 
 
 def _call(function: str, args: tuple, kwargs: dict) -> Any:
     """Runs in the worker: the same public functions the in-process callers use."""
-    import tasks.depsolve as depsolve_api
+    import depsolve as depsolve_api
 
     if function not in ("depsolve", "search", "search_page", "package_names"):
         raise ValueError(f"not a depsolve function: {function}")
@@ -46,7 +46,7 @@ def _call(function: str, args: tuple, kwargs: dict) -> Any:
 
 def _warm_worker(level: int) -> None:
     logging.basicConfig(level=level)
-    from tasks.depsolve import backend
+    from depsolve import backend
 
     backend.current()  # choose (and log) the backend before the first request needs it
     try:

@@ -28,14 +28,20 @@ import os
 import tempfile
 import time
 import xml.etree.ElementTree as ET
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO, Iterator
+from typing import BinaryIO
 
-from tasks.depsolve import transport
-from tasks.depsolve.errors import RepositoryError
-from tasks.depsolve.repository import (
-    DEFAULT_METADATA_EXPIRE, NEVER, Mirrors, Repository, normalise_baseurl, parse_metalink,
+from depsolve import transport
+from depsolve.errors import RepositoryError
+from depsolve.repository import (
+    DEFAULT_METADATA_EXPIRE,
+    NEVER,
+    Mirrors,
+    Repository,
+    normalise_baseurl,
+    parse_metalink,
     parse_mirrorlist,
 )
 
@@ -142,9 +148,9 @@ def open_document(path: Path) -> BinaryIO:
     """A document's decompressed bytes as a stream, whichever compression the repository used."""
     name = path.name
     if name.endswith(".gz"):
-        return gzip.open(path, "rb")
+        return gzip.open(path, "rb")  # type: ignore[return-value]
     if name.endswith(".xz"):
-        return lzma.open(path, "rb")
+        return lzma.open(path, "rb")  # type: ignore[return-value]
     if name.endswith(".zst"):
         import zstandard
 
@@ -153,7 +159,7 @@ def open_document(path: Path) -> BinaryIO:
     if name.endswith(".bz2"):
         import bz2
 
-        return bz2.open(path, "rb")
+        return bz2.open(path, "rb")  # type: ignore[return-value]
     return open(path, "rb")
 
 
@@ -312,7 +318,7 @@ class MetadataCache:
     def _signature_problem(self, repo: Repository, url: str, body: bytes,
                            options: transport.FetchOptions) -> str | None:
         """Why this repomd.xml is not signed by the repository's keys, or None if it is."""
-        from tasks.depsolve.signature import SignatureError, verify_detached
+        from depsolve.signature import SignatureError, verify_detached
 
         try:
             signature = transport.fetch_bytes(url + ".asc", options)

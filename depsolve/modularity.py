@@ -11,11 +11,12 @@ exempt, as in dnf.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
-from tasks.depsolve.metadata import atomic_write, open_document
+from depsolve.metadata import atomic_write, open_document
 
 _CACHE_VERSION = 2
 

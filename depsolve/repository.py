@@ -16,10 +16,11 @@ import hashlib
 import json
 import re
 import xml.etree.ElementTree as ET
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from typing import Any, Mapping
+from typing import Any
 
-from tasks.depsolve.errors import RepositoryError
+from depsolve.errors import RepositoryError
 
 # Every arch an RPM may be built for → the `$basearch` of repository URLs.
 _BASEARCH_GROUPS: dict[str, tuple[str, ...]] = {

@@ -1,6 +1,6 @@
 """The blueprint: reading it (TOML, JSON), the rules a saved one obeys, and writing it back.
 
-A blueprint is kept as the plain ordered dict `app.blueprint_schema` loads (osbuild-composer's
+A blueprint is kept as the plain ordered dict `core.blueprint_schema` loads (osbuild-composer's
 field order, empty optional fields left out), because every consumer wants exactly that shape:
 the Weldr JSON replies, the TOML that composer-cli shows and edits, the distros engine that turns
 it into package sets and a manifest. Rules osbuild-composer applies on save live here too: the
@@ -14,13 +14,14 @@ import fnmatch
 import json
 import re
 import tomllib
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import tomlkit
 from marshmallow import ValidationError
 
-from app.blueprint_schema import flatten_errors, load_blueprint_dict
-from app.passwords import hash_password, is_crypted
+from core.blueprint_schema import flatten_errors, load_blueprint_dict
+from core.passwords import hash_password, is_crypted
 
 VALID_BLUEPRINT_NAME = re.compile(r"^[a-zA-Z0-9._-]+$")
 

@@ -54,7 +54,7 @@ def run(args: argparse.Namespace, config: Any) -> int:
     import platform
     from pathlib import Path
 
-    from tasks.depsolve import DepsolveError, PackageSet, RepositoryError, depsolve
+    from depsolve import DepsolveError, PackageSet, RepositoryError, depsolve
 
     # A one-shot process: print the answer first, let a child write the solver caches.
     os.environ.setdefault("CELERY_COMPOSER_DEPSOLVE_DEFER_CACHE_WRITES", "1")

@@ -20,10 +20,11 @@ import logging
 import re
 import sys
 import time
-from typing import TYPE_CHECKING, Any, Iterator
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from app.config import Config
+    from core.config import Config
 
 _compose_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("compose_id", default=None)
 
@@ -34,7 +35,6 @@ _RECORD_ATTRS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None)))
     "message", "asctime", "compose_id", "process_role"}
 
 _HANDLER_MARK = "_celery_composer_handler"
-_celery_installed = False
 
 
 def current_compose_id() -> str | None:
@@ -47,7 +47,12 @@ def bind_compose(compose_id: str | None) -> contextvars.Token:
 
 
 def unbind_compose(token: contextvars.Token) -> None:
-    _compose_id.reset(token)
+    """Undo `bind_compose`; a token from another context (thread pools, Celery's signal order)
+    just clears the binding instead of raising."""
+    try:
+        _compose_id.reset(token)
+    except ValueError:
+        _compose_id.set(None)
 
 
 @contextlib.contextmanager
@@ -172,88 +177,3 @@ def setup_logging(config: "Config", role: str, stream: Any = None) -> logging.Ha
     root.setLevel(config.log_level)
     logging.captureWarnings(True)
     return handler
-
-
-def install_celery(celery_app: Any) -> None:
-    """Bind the compose id around each task and keep Celery from installing its own handlers.
-
-    Our task arguments are compose ids, first positional argument (see tasks.celery_app); a task
-    that takes something else simply runs unbound.
-    """
-    from celery import signals
-
-    global _celery_installed
-    if _celery_installed:  # Celery's signals are process-wide: connect once
-        return
-    _celery_installed = True
-    tokens: dict[str, contextvars.Token] = {}
-
-    def keep_our_logging(**_: Any) -> None:
-        """Connected to `setup_logging`: its presence alone stops Celery configuring logging."""
-
-    def before(task_id: str | None = None, args: Any = None, kwargs: Any = None, **_: Any) -> None:
-        compose_id = None
-        if args and isinstance(args[0], str) and UUID_RE.fullmatch(args[0]):
-            compose_id = args[0]
-        elif kwargs and isinstance(kwargs.get("compose_id"), str):
-            compose_id = kwargs["compose_id"]
-        if compose_id and task_id:
-            tokens[task_id] = bind_compose(compose_id)
-
-    def after(task_id: str | None = None, **_: Any) -> None:
-        token = tokens.pop(task_id, None) if task_id else None
-        if token is not None:
-            try:
-                unbind_compose(token)
-            except ValueError:  # reset from another context (thread pools): just clear
-                _compose_id.set(None)
-
-    signals.setup_logging.connect(keep_our_logging, weak=False)
-    signals.task_prerun.connect(before, weak=False)
-    signals.task_postrun.connect(after, weak=False)
-
-
-def install_flask(app: Any) -> None:
-    """Bind the compose id(s) named in a request path (compose/status/<ids>, compose/log/<id>, ...)."""
-    from flask import g, request
-
-    @app.before_request
-    def _bind_compose_from_path() -> None:
-        ids = UUID_RE.findall(request.path)
-        if ids:
-            g._compose_log_token = bind_compose(",".join(dict.fromkeys(i.lower() for i in ids)))
-
-    @app.teardown_request
-    def _unbind_compose(_exc: BaseException | None = None) -> None:
-        token = g.pop("_compose_log_token", None)
-        if token is not None:
-            try:
-                unbind_compose(token)
-            except ValueError:
-                _compose_id.set(None)
-
-
-def _gunicorn_logger_class() -> type:
-    from gunicorn.glogging import Logger
-
-    class GunicornLogger(Logger):
-        """gunicorn's own messages (worker boots, timeouts) through our handler and format."""
-
-        def setup(self, cfg: Any) -> None:
-            super().setup(cfg)
-            for logger in (self.error_log, self.access_log):
-                for handler in list(logger.handlers):
-                    logger.removeHandler(handler)
-                logger.propagate = True
-
-    return GunicornLogger
-
-
-def __getattr__(name: str) -> Any:
-    """`GunicornLogger` is built on first use so that importing this module never needs gunicorn
-    (gunicorn's `logger_class = "app.logs.GunicornLogger"` resolves it by name)."""
-    if name == "GunicornLogger":
-        cls = _gunicorn_logger_class()
-        globals()[name] = cls
-        return cls
-    raise AttributeError(name)

@@ -11,15 +11,15 @@ from __future__ import annotations
 import importlib
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import ModuleType
-from typing import Callable
 
 log = logging.getLogger(__name__)
 
 ENV = "CELERY_COMPOSER_DEPSOLVE_BACKEND"
 CHOICES = ("auto", "libdnf5", "libsolv")
-_MODULES = {"libdnf5": "tasks.depsolve.solver_dnf5", "libsolv": "tasks.depsolve.solver_solv"}
+_MODULES = {"libdnf5": "depsolve.solver_dnf5", "libsolv": "depsolve.solver_solv"}
 
 
 @dataclass(frozen=True)

@@ -1,23 +1,24 @@
 """The depsolver: package sets + repositories → every package pinned by its own URL and checksum.
 
-    from tasks.depsolve import Repository, PackageSet, DepsolveError, RepositoryError
-    from tasks.depsolve import depsolve, search, package_names
+    from depsolve import Repository, PackageSet, DepsolveError, RepositoryError
+    from depsolve import depsolve, search, package_names
 
 `depsolve`, `search` and `package_names` run the solver in the calling process; the solver's
 pools are not thread-safe and hold the GIL, so a threaded caller (the API) uses
-`tasks.depsolve.processes.SolverProcesses` instead, which runs the same functions in a pool of
+`depsolve.processes.SolverProcesses` instead, which runs the same functions in a pool of
 warm worker processes.  This module imports no solver until one of them is called, keeping
 `celery-composer depsolve` and the API quick to start.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
-from tasks.depsolve.errors import DepsolveError, RepositoryError
-from tasks.depsolve.packageset import PackageSet, as_chain
-from tasks.depsolve.repository import Repository
+from depsolve.errors import DepsolveError, RepositoryError
+from depsolve.packageset import PackageSet, as_chain
+from depsolve.repository import Repository
 
 __all__ = ["Repository", "PackageSet", "DepsolveError", "RepositoryError", "depsolve", "search",
            "search_page", "package_names", "nevra", "frozen_version", "take_metadata_traffic"]
@@ -39,7 +40,7 @@ def _prepare(repositories: Iterable[RepositoryLike], arch: str, releasever: str
 
 
 def _cache(cache_dir: Path | str, metadata_expire: int | None):
-    from tasks.depsolve.metadata import MetadataCache
+    from depsolve.metadata import MetadataCache
 
     return MetadataCache(cache_dir, default_expire=metadata_expire)
 
@@ -55,7 +56,7 @@ def depsolve(chain: Iterable[PackageSet | Mapping[str, Any]],
     `metadata_expire` (seconds) applies to repositories that do not set their own.
     Raises DepsolveError (unknown names, unsatisfiable) or RepositoryError (unusable repo).
     """
-    from tasks.depsolve import backend
+    from depsolve import backend
 
     package_sets = as_chain(chain)
     repos = _prepare(repositories, arch, releasever)
@@ -74,7 +75,7 @@ def search(repositories: Iterable[RepositoryLike], *, arch: str, releasever: str
     A glob `*x*` matches names containing x, other `*`/`?` patterns match as globs, plain names
     exactly (dnf's rules).  One entry per name, sorted case-insensitively; one build per NEVRA.
     """
-    from tasks.depsolve import backend
+    from depsolve import backend
 
     repos = _prepare(repositories, arch, releasever)
     return backend.current().module.search(
@@ -88,7 +89,7 @@ def search_page(repositories: Iterable[RepositoryLike], *, arch: str, releasever
                 ) -> tuple[int, list[dict[str, Any]]]:
     """(total, one page of `search`): projects/list pages without moving the whole catalogue
     out of the solver process on every request."""
-    from tasks.depsolve import backend
+    from depsolve import backend
 
     repos = _prepare(repositories, arch, releasever)
     return backend.current().module.search_page(
@@ -100,7 +101,7 @@ def package_names(repositories: Iterable[RepositoryLike], *, arch: str, releasev
                   cache_dir: Path | str, globs: list[str] | None = None,
                   metadata_expire: int | None = None) -> list[str]:
     """Just the sorted distinct names `search` would return (modules/list needs no more)."""
-    from tasks.depsolve import backend
+    from depsolve import backend
 
     repos = _prepare(repositories, arch, releasever)
     return backend.current().module.names(
@@ -125,6 +126,6 @@ def frozen_version(package: Mapping[str, Any]) -> str:
 def take_metadata_traffic() -> dict[str, int]:
     """{"cache_hit": bytes, "downloaded": bytes} of repository metadata this process used since
     the last call (then reset): the depsolve task records them as the service's metrics."""
-    from tasks.depsolve.metadata import take_traffic
+    from depsolve.metadata import take_traffic
 
     return take_traffic()

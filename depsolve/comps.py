@@ -10,11 +10,11 @@ several repositories with the same id are merged.
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
 
-from tasks.depsolve.metadata import open_document
+from depsolve.metadata import open_document
 
 INSTALLED_TYPES = ("mandatory", "default")
 

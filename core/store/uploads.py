@@ -1,7 +1,7 @@
 """Upload logs and provider profiles: the parts of uploads the compose store does not hold.
 
 Upload entries themselves (status, settings, result) are rows of `compose_uploads`, owned by
-`app.store.composes`; this module adds what only the upload routes and workers need:
+`core.store.composes`; this module adds what only the upload routes and workers need:
 
 - `upload_logs`: the text `upload/log` shows, appended as the upload runs. A separate row per
   upload so a chatty upload never rewrites the compose's upload row, and it goes away with the
@@ -17,7 +17,7 @@ import json
 import time
 from typing import Any
 
-from app.db import Database, Schema, register_schema
+from core.db import Database, Schema, register_schema
 
 LOG_LIMIT = 256 * 1024  # the newest bytes of an upload's log are kept; a log is for people
 
