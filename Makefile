@@ -18,7 +18,7 @@ $(BIN)/celery-composer: pyproject.toml
 	@touch $@
 
 $(VENV)/.test-deps: pyproject.toml $(BIN)/celery-composer
-	$(BIN)/pip install -q -e '.[test]'
+	$(BIN)/pip install -q -e '.[test,lint]'
 	@touch $@
 
 .PHONY: venv
@@ -45,8 +45,13 @@ node_modules/.bin/azurite-blob:
 .PHONY: test-deps
 test-deps: debian-deps $(VENV)/.test-deps node_modules/.bin/azurite-blob ## Install everything the tests need
 
+.PHONY: lint
+lint: $(VENV)/.test-deps ## ruff and mypy over the project (configuration in pyproject.toml)
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
 .PHONY: test
-test: test-deps ## Install what the tests need and run them
+test: test-deps lint ## Install what the tests need, lint, and run the tests
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 MANIFESTS_OUT ?= /tmp/celery-composer-manifests
