@@ -33,9 +33,10 @@ import os
 import sys
 import time
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 DEFAULT_REFERENCE = Path(__file__).resolve().parent.parent.parent / "shared" / "reference" / "images-test"
 # os.TempDir() of images' gen-manifests: blueprint files with URIs are mocked below it
@@ -217,7 +218,7 @@ def make_manifest(entry: Entry, ref: Reference) -> dict[str, Any]:
     custom = list(config.get("custom_repos") or [])
     repos = [_engine_repo(r) for r in file_repos + custom]
     rpm_configs = [manifestmock.repo_config(r) for r in file_repos + custom]
-    by_engine_id = {id(r): c for r, c in zip(repos, rpm_configs)}
+    by_engine_id = {id(r): c for r, c in zip(repos, rpm_configs, strict=True)}
 
     it = distros.get_distro(entry.distro).image_type(entry.arch, entry.image_type)
     use_root_dir = bool((config.get("solver") or {}).get("use_root_dir"))

@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import hashlib
 import urllib.parse
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 # GPG keys images' mock pretends the first transaction of every set installs into the tree
 GPG_KEYS_FROM_TREE = [

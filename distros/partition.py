@@ -14,12 +14,13 @@ asks for a mountpoint the table does not have, and creates a logical volume per 
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from distros.definitions import DefinitionError, parse_size
-from distros.gorand import GoRand, uuid4, volid
 from distros.errors import RequestError
+from distros.gorand import GoRand, uuid4, volid
 
 MiB = 1024 * 1024
 GiB = 1024 * MiB

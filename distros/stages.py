@@ -8,8 +8,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from distros.partition import (BtrfsVolume, Filesystem, LogicalVolume, LUKSContainer, Partition, PartitionTable,
-                               VolumeGroup, SECTOR, unique_name)
+from distros.partition import (
+    SECTOR,
+    BtrfsVolume,
+    Filesystem,
+    LogicalVolume,
+    LUKSContainer,
+    Partition,
+    PartitionTable,
+    VolumeGroup,
+    unique_name,
+)
 
 FAT_MOUNT = "org.osbuild.fat"
 

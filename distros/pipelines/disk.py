@@ -8,8 +8,21 @@ from distros.engine import ManifestContext, PipelineKind, pipeline_kind
 from distros.partition import SECTOR, BtrfsVolume
 from distros.pipelines.build import build_ref
 from distros.pipelines.os_tree import platform
-from distros.stages import (btrfs_stages, container_devices, device_name, fs_devices, loopback, luks_finish_stages, luks_format_stages,
-                            mkfs_stage, pipeline_file_input, sfdisk_stage, stage, tree_input, tree_mounts)
+from distros.stages import (
+    btrfs_stages,
+    container_devices,
+    device_name,
+    fs_devices,
+    loopback,
+    luks_finish_stages,
+    luks_format_stages,
+    mkfs_stage,
+    pipeline_file_input,
+    sfdisk_stage,
+    stage,
+    tree_input,
+    tree_mounts,
+)
 
 
 def output_filename(ctx: ManifestContext, pipeline: str) -> str:
