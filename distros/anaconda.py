@@ -158,13 +158,13 @@ def pxeboot_copy_stage(tree: str, kernel_ver: str) -> dict[str, Any]:
 def anaconda_tree_pipeline(
     inst: Installer,
     *,
-    rpm_stage: dict[str, Any],
+    rpm_stages: list[dict[str, Any]],
     kernel_ver: str,
     live_file_stages: list[dict[str, Any]] | None = None,
     file_stages: FileStages = _no_files,
 ) -> dict[str, Any]:
     stages: list[dict[str, Any]] = [
-        rpm_stage,
+        *rpm_stages,
         buildstamp_stage(inst),
         {"type": "org.osbuild.locale", "options": {"language": "en_US.UTF-8"}},
     ]

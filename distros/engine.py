@@ -95,6 +95,9 @@ class ManifestContext:
     os: OSConfig
     rng: GoRand                 # images' identifiers: Go's math/rand, seeded per compose
     packages: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    # per pipeline, the depsolve transactions when the caller kept them apart (osbuild/images
+    # writes one rpm stage per transaction); absent: one rpm stage with all `packages`
+    transactions: dict[str, list[list[dict[str, Any]]]] = field(default_factory=dict)
     repositories: list[dict[str, Any]] = field(default_factory=list)
     partition_table: PartitionTable | None = None
     inline_sources: dict[str, dict[str, str]] = field(default_factory=dict)
@@ -120,6 +123,39 @@ class ManifestContext:
         if self.distro.follows == "osbuild-composer-2023":
             return keys
         return sorted(set(keys))
+
+    def rpm_stages(self, pipeline: str, **options: Any) -> list[dict[str, Any]]:
+        """The pipeline's rpm stages.  With transactions, one per non-empty transaction as
+        osbuild/images writes them (`GenRPMStagesFromTransactions`): each imports the keys of the
+        repositories its signature-checked packages come from (deduplicated, sorted) and the
+        `gpgkeys.fromtree` files the first transaction providing them installs."""
+        from distros.stages import rpm_stage
+
+        transactions = self.transactions.get(pipeline)
+        if transactions is None:
+            return [rpm_stage(self.packages.get(pipeline, []), self.gpgkeys_for(pipeline), **options)]
+        repos = {str(r["id"]): r for r in self.repositories if r.get("id")}
+        from_tree = list(options.pop("gpgkeys.fromtree", None) or [])
+        provided_in: dict[str, int] = {}
+        for idx, tx in enumerate(transactions):
+            for pkg in tx:
+                for path in pkg.get("files") or []:
+                    provided_in.setdefault(path, idx)
+        stages = []
+        for idx, tx in enumerate(transactions):
+            if not tx:
+                continue
+            keys: set[str] = set()
+            for pkg in tx:
+                if pkg.get("check_gpg"):
+                    repo = repos.get(str(pkg.get("repo_id"))) or {}
+                    keys.update(repo.get("gpgkeys") or ([repo["gpgkey"]] if repo.get("gpgkey") else []))
+            tx_options = dict(options)
+            tree_keys = [k for k in from_tree if provided_in.get(k, 0) == idx]
+            if tree_keys:
+                tx_options["gpgkeys.fromtree"] = tree_keys
+            stages.append(_with_key_first(rpm_stage(tx, sorted(keys), **tx_options)))
+        return stages
 
     def kernel_package(self, pipeline: str = "os") -> dict[str, Any] | None:
         for pkg in self.packages.get(pipeline, []):
@@ -188,7 +224,12 @@ class ImageTypeDef:
         table = tables.get(self.arch) if "partitions" not in tables else tables
         if table is None:
             raise DefinitionError(f"{self.name}: no partition table {name!r} for {self.arch}")
-        return PartitionTable.from_def(table, self.distro.default_fs_type)
+        pt = PartitionTable.from_def(table, self.distro.default_fs_type)
+        if self.distro.follows == "images":
+            # osbuild/images' tables fix only the table's identifier; partitions and filesystems
+            # get theirs from the seeded generator (osbuild-composer's 2023 tables fixed more)
+            pt.forget_payload_identifiers()
+        return pt
 
     # --- the public operations -------------------------------------------------------------
     def context(self, blueprint: dict[str, Any] | None, options: Any, seed: int) -> ManifestContext:
@@ -258,6 +299,12 @@ class ImageTypeDef:
                  repositories: list[dict[str, Any]], options: Any = None, seed: int = 0) -> dict[str, Any]:
         self.check(blueprint, options)
         ctx = self.context(blueprint, options, seed)
+        for pipeline, pkgs in packages.items():
+            if pkgs and isinstance(pkgs[0], list):
+                # transactions kept apart: the pipeline installs all of them (images' AllPackages)
+                ctx.transactions[pipeline] = pkgs  # type: ignore[assignment]
+                packages = dict(packages)
+                packages[pipeline] = [p for tx in pkgs for p in tx]  # type: ignore[misc]
         ctx.packages = packages
         ctx.repositories = list(repositories)
         self._prepare_disk(ctx)
@@ -291,6 +338,16 @@ class ImageTypeDef:
         mode = custom.get("partitioning_mode") or ctx.options.partitioning_mode
         ctx.partition_table = customized(base, filesystems, self.image_size(ctx), mode,
                                          required_bytes, ctx.rng)
+
+
+def _with_key_first(stage: dict[str, Any]) -> dict[str, Any]:
+    """rpm stage options in images' field order: gpgkeys before gpgkeys.fromtree."""
+    opts = stage.get("options") or {}
+    if "gpgkeys" in opts and "gpgkeys.fromtree" in opts:
+        ordered = {"gpgkeys": opts["gpgkeys"]}
+        ordered.update((k, v) for k, v in opts.items() if k != "gpgkeys")
+        stage["options"] = ordered
+    return stage
 
 
 def _substitute(node: Any, values: dict[str, str]) -> Any:

@@ -216,8 +216,9 @@ def make_manifest(entry: Entry, ref: Reference) -> dict[str, Any]:
     options = engine_options(config)
     file_repos = ref.repositories(entry.distro, entry.arch, entry.images_type)
     custom = list(config.get("custom_repos") or [])
-    repos = [_engine_repo(r) for r in file_repos + custom]
     rpm_configs = [manifestmock.repo_config(r) for r in file_repos + custom]
+    # the engine's repositories carry images' repository ids, which the mock packages name
+    repos = [dict(_engine_repo(r), id=c["id"]) for r, c in zip(file_repos + custom, rpm_configs, strict=True)]
     by_engine_id = {id(r): c for r, c in zip(repos, rpm_configs, strict=True)}
 
     it = distros.get_distro(entry.distro).image_type(entry.arch, entry.image_type)
@@ -229,7 +230,10 @@ def make_manifest(entry: Entry, ref: Reference) -> dict[str, Any]:
         for pset in chain:
             pset.setdefault("repositories", usable)
     import_keys = (((blueprint.get("customizations") or {}).get("rpm") or {}).get("import_keys") or {})
-    packages = manifestmock.depsolve(sets, entry.arch, list(import_keys.get("files") or []), use_root_dir)
+    # transactions kept apart: images writes one rpm stage per transaction
+    packages = {name: manifestmock.depsolve_chain(name, chain, entry.arch, list(import_keys.get("files") or []),
+                                                  use_root_dir)
+                for name, chain in sets.items()}
 
     containers = manifestmock.resolve_containers(blueprint)
     if containers:

@@ -412,12 +412,12 @@ NGINX_PORT = "8080"
 
 
 def commit_server_tree_pipeline(
-    *, rpm_stage: dict[str, Any], language: str, ref: str, commit: str = "ostree-commit", name: str = "container-tree"
+    *, rpm_stages: list[dict[str, Any]], language: str, ref: str, commit: str = "ostree-commit", name: str = "container-tree"
 ) -> dict[str, Any]:
     """A small nginx tree serving the new commit as a repo, runnable as an unprivileged container."""
     repo = f"{NGINX_ROOT}/repo"
     stages = [
-        rpm_stage,
+        *rpm_stages,
         {"type": "org.osbuild.locale", "options": {"language": language}},
         init_stage(repo),
         pull_stage(repo, pipeline_commit_input(commit, ref)),

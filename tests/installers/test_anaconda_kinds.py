@@ -40,7 +40,7 @@ def test_payload_anaconda_tree_has_the_install_user_modules_and_dracut():
     inst = installer(additional_anaconda_modules=[A.USERS_MODULE], additional_dracut_modules=["nvdimm"],
                      additional_drivers=["cuse"])
     rpm = {"type": "org.osbuild.rpm"}
-    p = A.anaconda_tree_pipeline(inst, rpm_stage=rpm, kernel_ver="K")
+    p = A.anaconda_tree_pipeline(inst, rpm_stages=[rpm], kernel_ver="K")
     types = [s["type"] for s in p["stages"]]
     assert types == ["org.osbuild.rpm", "org.osbuild.buildstamp", "org.osbuild.locale", "org.osbuild.users",
                      "org.osbuild.anaconda", "org.osbuild.lorax-script", "org.osbuild.dracut",
@@ -57,7 +57,7 @@ def test_payload_anaconda_tree_has_the_install_user_modules_and_dracut():
 def test_interactive_defaults_kickstart_when_the_kickstart_is_not_on_the_iso_root():
     users = {"users": {"alice": {"groups": ["wheel"]}}}
     p = A.anaconda_tree_pipeline(installer(kickstart_in_iso_root=False, users_options=users),
-                                 rpm_stage={"type": "org.osbuild.rpm"}, kernel_ver="K")
+                                 rpm_stages=[{"type": "org.osbuild.rpm"}], kernel_ver="K")
     ks = p["stages"][-1]
     assert ks["type"] == "org.osbuild.kickstart"
     assert ks["options"] == {"path": "/usr/share/anaconda/interactive-defaults.ks",
@@ -67,7 +67,7 @@ def test_interactive_defaults_kickstart_when_the_kickstart_is_not_on_the_iso_roo
 
 def test_live_anaconda_tree_enables_livesys_and_has_no_anaconda_stage():
     aarch = installer(live=True, arch="aarch64")
-    p = A.anaconda_tree_pipeline(aarch, rpm_stage={"type": "org.osbuild.rpm"}, kernel_ver="K")
+    p = A.anaconda_tree_pipeline(aarch, rpm_stages=[{"type": "org.osbuild.rpm"}], kernel_ver="K")
     types = [s["type"] for s in p["stages"]]
     assert "org.osbuild.anaconda" not in types and "org.osbuild.systemd" in types
     assert "biosdevname" not in p["stages"][types.index("org.osbuild.dracut")]["options"]["modules"]

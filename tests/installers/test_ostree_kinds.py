@@ -123,7 +123,7 @@ def test_commit_pipeline_names_the_parent_by_checksum():
 
 def test_commit_server_tree_serves_the_commit_of_the_commit_pipeline():
     rpm = {"type": "org.osbuild.rpm"}
-    p = O.commit_server_tree_pipeline(rpm_stage=rpm, language="en_US", ref="a/b")
+    p = O.commit_server_tree_pipeline(rpm_stages=[rpm], language="en_US", ref="a/b")
     assert p["stages"][0] is rpm
     pull = p["stages"][3]
     assert pull["options"] == {"repo": "/usr/share/nginx/html/repo"}

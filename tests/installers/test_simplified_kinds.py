@@ -34,7 +34,7 @@ def test_kernel_options_name_the_device_the_image_and_fdo():
 
 def test_fdo_root_certs_go_into_the_initramfs_from_an_inline_source():
     si = make(fdo=S.FDO(manufacturing_server_url="http://m", diun_pub_key_root_certs="CERT"))
-    p = S.coi_tree_pipeline(si, rpm_stage={"type": "org.osbuild.rpm"}, kernel_ver="K")
+    p = S.coi_tree_pipeline(si, rpm_stages=[{"type": "org.osbuild.rpm"}], kernel_ver="K")
     types = [s["type"] for s in p["stages"]]
     assert types == ["org.osbuild.rpm", "org.osbuild.buildstamp", "org.osbuild.locale", "org.osbuild.fdo",
                      "org.osbuild.dracut"]
