@@ -295,16 +295,16 @@ class ImageTypeDef:
                 sets[spec["name"]] = chain
         return sets
 
-    def manifest(self, blueprint: dict[str, Any] | None, packages: dict[str, list[dict[str, Any]]],
+    def manifest(self, blueprint: dict[str, Any] | None, packages: dict[str, list[Any]],
                  repositories: list[dict[str, Any]], options: Any = None, seed: int = 0) -> dict[str, Any]:
         self.check(blueprint, options)
         ctx = self.context(blueprint, options, seed)
         for pipeline, pkgs in packages.items():
             if pkgs and isinstance(pkgs[0], list):
                 # transactions kept apart: the pipeline installs all of them (images' AllPackages)
-                ctx.transactions[pipeline] = pkgs  # type: ignore[assignment]
+                ctx.transactions[pipeline] = pkgs
                 packages = dict(packages)
-                packages[pipeline] = [p for tx in pkgs for p in tx]  # type: ignore[misc]
+                packages[pipeline] = [p for tx in pkgs for p in tx]
         ctx.packages = packages
         ctx.repositories = list(repositories)
         self._prepare_disk(ctx)
