@@ -435,8 +435,12 @@ def run_build(config: "Config", compose_id: str) -> str:
 # --- uploads --------------------------------------------------------------------------------
 
 def upload_targets_of(store: "ComposeStore", compose_id: str) -> list[str]:
-    """Distinct targets of the compose's WAITING uploads, in a stable order."""
-    return sorted({u.target for u in store.uploads(compose_id) if u.status == "WAITING"})
+    """Distinct targets of the compose's WAITING uploads, in a stable order; an entry stored under
+    an earlier name of its target (`s3`) runs on the target's queue (`upload.aws.s3`)."""
+    from uploaders import canonical_target
+
+    return sorted({canonical_target(u.target) for u in store.uploads(compose_id)
+                   if u.status == "WAITING"})
 
 
 def run_upload(config: "Config", compose_id: str, target: str) -> str:

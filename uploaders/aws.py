@@ -43,6 +43,7 @@ SNAPSHOT_TIMEOUT_MINUTES = 24 * 60
 GiB = 1024 ** 3
 ACCOUNT_RE = r"[0-9]{12}(,[0-9]{12})*"
 RAW_SUFFIXES = (".raw", ".img")
+ARCH_TO_AWS = {"x86_64": "x86_64", "aarch64": "arm64"}
 IMPORT_FORMATS = {".vhd": "VHD", ".vmdk": "VMDK", ".raw": "RAW", ".img": "RAW"}
 
 
@@ -53,47 +54,51 @@ class AWSUploader(Uploader):
     # July-2023 names, and today's (Fedora 40+: generic-ami, cloud-ec2; EL 9.6+: ec2-cvm)
     supported_types = ("ami", "ec2", "ec2-ha", "ec2-sap", "ec2-cvm", "generic-ami", "cloud-ec2")
     settings_info = (
-        SettingInfo("aws_access_key", "AWS Access Key", secret=True, aliases=("accessKeyID",)),
-        SettingInfo("aws_secret_key", "AWS Secret Key", secret=True, aliases=("secretAccessKey",)),
-        SettingInfo("aws_session_token", "AWS Session Token", secret=True, aliases=("sessionToken",)),
-        SettingInfo("aws_region", "AWS Region", required=True, placeholder="us-east-1",
-                    regex=r"[a-z]{2}(-[a-z]+)+-[0-9]+", aliases=("region",)),
-        SettingInfo("aws_bucket", "AWS Bucket (import-snapshot only)", aliases=("bucket",)),
-        SettingInfo("aws_object_key", "S3 object key (import-snapshot only)", aliases=("key",)),
-        SettingInfo("aws_upload_method", "Upload method", placeholder="auto",
-                    regex=r"auto|ebs-direct|import-snapshot"),
-        SettingInfo("aws_architecture", "Architecture", placeholder="x86_64", regex=r"x86_64|arm64"),
-        SettingInfo("aws_boot_mode", "Boot mode", placeholder="uefi-preferred",
-                    regex=r"legacy-bios|uefi|uefi-preferred"),
-        SettingInfo("aws_ena", "ENA support", type="boolean"),
-        SettingInfo("aws_root_device", "Root device name", placeholder="/dev/xvda", regex=r"/dev/[a-z0-9]+"),
-        SettingInfo("aws_share_with_accounts", "Share with accounts (comma-separated ids)",
-                    regex=ACCOUNT_RE, aliases=("shareWithAccounts",)),
-        SettingInfo("aws_tags", "Tags (key=value,…)", regex=r"[^=,]+=[^,]*(,[^=,]+=[^,]*)*"),
-        SettingInfo("aws_endpoint_url", "Endpoint URL (testing, private endpoints)", regex=r"https?://.+"),
+        SettingInfo("region", "AWS Region", required=True, placeholder="us-east-1",
+                    regex=r"[a-z]{2}(-[a-z]+)+-[0-9]+", aliases=("aws_region",)),
+        SettingInfo("accessKeyID", "AWS Access Key", secret=True, aliases=("aws_access_key",)),
+        SettingInfo("secretAccessKey", "AWS Secret Key", secret=True, aliases=("aws_secret_key",)),
+        SettingInfo("sessionToken", "AWS Session Token", secret=True, aliases=("aws_session_token",)),
+        SettingInfo("bucket", "AWS Bucket (import-snapshot only)", aliases=("aws_bucket",)),
+        SettingInfo("key", "S3 object key (import-snapshot only)", aliases=("aws_object_key",)),
+        SettingInfo("upload_method", "Upload method", placeholder="auto",
+                    regex=r"auto|ebs-direct|import-snapshot", aliases=("aws_upload_method",)),
+        SettingInfo("architecture", "Architecture (default: the compose's)", placeholder="x86_64",
+                    regex=r"x86_64|arm64", aliases=("aws_architecture",)),
+        SettingInfo("boot_mode", "Boot mode", placeholder="uefi-preferred",
+                    regex=r"legacy-bios|uefi|uefi-preferred", aliases=("aws_boot_mode",)),
+        SettingInfo("ena", "ENA support", type="boolean", aliases=("aws_ena",)),
+        SettingInfo("root_device", "Root device name", placeholder="/dev/xvda",
+                    regex=r"/dev/[a-z0-9]+", aliases=("aws_root_device",)),
+        SettingInfo("share_with_accounts", "Share with accounts (comma-separated ids)",
+                    regex=ACCOUNT_RE, aliases=("aws_share_with_accounts", "shareWithAccounts")),
+        SettingInfo("tags", "Tags (key=value,…)", regex=r"[^=,]+=[^,]*(,[^=,]+=[^,]*)*",
+                    aliases=("aws_tags",)),
+        SettingInfo("endpoint", "Endpoint URL (testing, private endpoints)", regex=r"https?://.+",
+                    aliases=("aws_endpoint_url",)),
     )
     import_poll_seconds = 10.0
     snapshot_poll_seconds = 2.0
 
     @classmethod
     def check(cls, settings: dict[str, Any]) -> None:
-        if bool(settings.get("aws_access_key")) != bool(settings.get("aws_secret_key")):
-            raise SettingsError("Settings 'aws_access_key' and 'aws_secret_key' go together; "
+        if bool(settings.get("accessKeyID")) != bool(settings.get("secretAccessKey")):
+            raise SettingsError("Settings 'accessKeyID' and 'secretAccessKey' go together; "
                                 "leave both out to use the host's credentials")
-        if settings.get("aws_upload_method") == "import-snapshot" and not settings.get("aws_bucket"):
-            raise SettingsError("Missing setting 'aws_bucket': the import-snapshot method needs a bucket")
+        if settings.get("upload_method") == "import-snapshot" and not settings.get("bucket"):
+            raise SettingsError("Missing setting 'bucket': the import-snapshot method needs a bucket")
 
     # --- clients --------------------------------------------------------------------------
     def session(self, settings: dict[str, Any]) -> boto3.session.Session:
         """Explicit keys when given, else boto3's chain (environment, profile, instance role)."""
         return boto3.session.Session(
-            aws_access_key_id=settings.get("aws_access_key") or None,
-            aws_secret_access_key=settings.get("aws_secret_key") or None,
-            aws_session_token=settings.get("aws_session_token") or None,
-            region_name=settings["aws_region"])
+            aws_access_key_id=settings.get("accessKeyID") or None,
+            aws_secret_access_key=settings.get("secretAccessKey") or None,
+            aws_session_token=settings.get("sessionToken") or None,
+            region_name=settings["region"])
 
     def client(self, settings: dict[str, Any], service: str, workers: int = 4) -> Any:
-        return self.session(settings).client(service, endpoint_url=settings.get("aws_endpoint_url") or None,
+        return self.session(settings).client(service, endpoint_url=settings.get("endpoint") or None,
                                              config=client_config(workers))
 
     def import_client(self, settings: dict[str, Any]) -> Any:
@@ -102,7 +107,7 @@ class AWSUploader(Uploader):
 
     @staticmethod
     def method_for(image_path: Path, settings: dict[str, Any]) -> str:
-        method = settings.get("aws_upload_method") or "auto"
+        method = settings.get("upload_method") or "auto"
         if method != "auto":
             return method
         return "ebs-direct" if image_path.suffix in RAW_SUFFIXES else "import-snapshot"
@@ -118,7 +123,7 @@ class AWSUploader(Uploader):
                 raw.unlink(missing_ok=True)
         ec2 = self.client(settings, "ec2")
         method = self.method_for(image_path, settings)
-        ctx.log(f"uploading {image_path.name} to region {settings['aws_region']} by {method}")
+        ctx.log(f"uploading {image_path.name} to region {settings['region']} by {method}")
         if method == "ebs-direct":
             snapshot_id = self.ebs_direct(image_path, image_name, settings, ctx)
         else:
@@ -132,7 +137,7 @@ class AWSUploader(Uploader):
             if isinstance(exc, UploadError):
                 raise
             raise UploadError(describe_client_error(exc, "registering the image")) from exc
-        return {"ami": ami, "region": settings["aws_region"], "snapshot_id": snapshot_id,
+        return {"ami": ami, "region": settings["region"], "snapshot_id": snapshot_id,
                 "method": method}
 
     def ebs_direct(self, image_path: Path, image_name: str, settings: dict[str, Any],
@@ -196,11 +201,11 @@ class AWSUploader(Uploader):
 
     def import_snapshot(self, image_path: Path, image_name: str, settings: dict[str, Any],
                         ctx: UploadContext) -> str:
-        bucket = settings.get("aws_bucket")
+        bucket = settings.get("bucket")
         if not bucket:
-            raise SettingsError("Missing setting 'aws_bucket': the import-snapshot method needs a bucket")
+            raise SettingsError("Missing setting 'bucket': the import-snapshot method needs a bucket")
         s3 = self.client(settings, "s3", ctx.workers)
-        key = settings.get("aws_object_key") or f"{image_name}-{uuid.uuid4()}{image_path.suffix}"
+        key = settings.get("key") or f"{image_name}-{uuid.uuid4()}{image_path.suffix}"
         check_bucket(s3, bucket)
         fmt = IMPORT_FORMATS.get(image_path.suffix, "RAW")
         try:
@@ -254,29 +259,29 @@ class AWSUploader(Uploader):
 
     def register(self, ec2: Any, snapshot_id: str, image_name: str, settings: dict[str, Any],
                  ctx: UploadContext) -> str:
-        root = settings.get("aws_root_device") or "/dev/xvda"
+        root = settings.get("root_device") or "/dev/xvda"
         ami = ec2.register_image(
             Name=image_name, Description=f"celery-composer: {image_name}",
-            Architecture=settings.get("aws_architecture") or "x86_64",
-            BootMode=settings.get("aws_boot_mode") or "uefi-preferred",
-            EnaSupport=settings.get("aws_ena", True), VirtualizationType="hvm",
+            Architecture=settings.get("architecture") or ARCH_TO_AWS.get(ctx.arch, "x86_64"),
+            BootMode=settings.get("boot_mode") or "uefi-preferred",
+            EnaSupport=settings.get("ena", True), VirtualizationType="hvm",
             RootDeviceName=root,
             BlockDeviceMappings=[{"DeviceName": root, "Ebs": {"SnapshotId": snapshot_id,
                                                               "DeleteOnTermination": True,
                                                               "VolumeType": "gp3"}}])["ImageId"]
         tags = [{"Key": "Name", "Value": image_name}]
-        for pair in filter(None, (settings.get("aws_tags") or "").split(",")):
+        for pair in filter(None, (settings.get("tags") or "").split(",")):
             key, _, value = pair.partition("=")
             tags.append({"Key": key.strip(), "Value": value.strip()})
         ec2.create_tags(Resources=[ami, snapshot_id], Tags=tags)
-        accounts = [a for a in (settings.get("aws_share_with_accounts") or "").split(",") if a]
+        accounts = [a for a in (settings.get("share_with_accounts") or "").split(",") if a]
         if accounts:
             ec2.modify_image_attribute(ImageId=ami, LaunchPermission={
                 "Add": [{"UserId": account} for account in accounts]})
             ec2.modify_snapshot_attribute(SnapshotId=snapshot_id, Attribute="createVolumePermission",
                                           OperationType="add", UserIds=accounts)
             ctx.log(f"shared {ami} with {', '.join(accounts)}")
-        ctx.log(f"registered {ami} in {settings['aws_region']}")
+        ctx.log(f"registered {ami} in {settings['region']}")
         return ami
 
     @staticmethod

@@ -76,22 +76,23 @@ class AzureUploader(Uploader):
     supported_types = ("vhd", "azure", "azure-rhui", "azure-sap-rhui", "azure-eap7-rhui",
                        "azure-sapapps-rhui", "azure-cvm", "generic-vhd", "cloud-azure")
     settings_info = (
-        SettingInfo("storage_account_name", "Storage account name", required=True,
-                    regex=r"[a-z0-9]{3,24}", aliases=("storageAccount",)),
-        SettingInfo("storage_container", "Storage container", required=True,
-                    regex=r"[a-z0-9](?!.*--)[a-z0-9-]{1,61}[a-z0-9]", aliases=("container",)),
-        SettingInfo("storage_account_key", "Storage account key", secret=True,
-                    aliases=("storageAccessKey",)),
+        SettingInfo("storageAccount", "Storage account name", required=True,
+                    regex=r"[a-z0-9]{3,24}", aliases=("storage_account_name",)),
+        SettingInfo("storageAccessKey", "Storage account key", secret=True,
+                    aliases=("storage_account_key",)),
+        SettingInfo("container", "Storage container", required=True,
+                    regex=r"[a-z0-9](?!.*--)[a-z0-9-]{1,61}[a-z0-9]", aliases=("storage_container",)),
         SettingInfo("sas_token", "SAS token", secret=True),
         SettingInfo("blob_name", "Blob name", placeholder="defaults to <image name>.vhd"),
-        SettingInfo("endpoint_url", "Blob endpoint URL (Azurite, sovereign clouds)",
-                    placeholder="https://<account>.blob.core.windows.net", regex=r"https?://.+"),
+        SettingInfo("endpoint", "Blob endpoint URL (Azurite, sovereign clouds)",
+                    placeholder="https://<account>.blob.core.windows.net", regex=r"https?://.+",
+                    aliases=("endpoint_url",)),
     )
 
     @classmethod
     def check(cls, settings: dict[str, Any]) -> None:
-        if not settings.get("storage_account_key") and not settings.get("sas_token"):
-            raise SettingsError("Missing setting 'storage_account_key' or 'sas_token': "
+        if not settings.get("storageAccessKey") and not settings.get("sas_token"):
+            raise SettingsError("Missing setting 'storageAccessKey' or 'sas_token': "
                                 "one credential is needed")
 
     @classmethod
@@ -107,17 +108,17 @@ class AzureUploader(Uploader):
     def container_client(self, settings: dict[str, Any]) -> Any:
         from azure.storage.blob import BlobServiceClient, LinearRetry
 
-        account = settings["storage_account_name"]
-        url = (settings.get("endpoint_url") or f"https://{account}.blob.core.windows.net").rstrip("/")
-        if settings.get("storage_account_key"):
-            credential: Any = {"account_name": account, "account_key": settings["storage_account_key"]}
+        account = settings["storageAccount"]
+        url = (settings.get("endpoint") or f"https://{account}.blob.core.windows.net").rstrip("/")
+        if settings.get("storageAccessKey"):
+            credential: Any = {"account_name": account, "account_key": settings["storageAccessKey"]}
         else:
             credential = settings["sas_token"].lstrip("?")
         service = BlobServiceClient(url, credential=credential,
                                     retry_policy=LinearRetry(backoff=1, random_jitter_range=1, retry_total=2),
                                     connection_timeout=10, read_timeout=60,
                                     connection_data_block_size=1024 * 1024)
-        return service.get_container_client(settings["storage_container"])
+        return service.get_container_client(settings["container"])
 
     def upload(self, image_path: Path, image_name: str, settings: dict[str, Any],
                ctx: UploadContext) -> dict[str, Any]:
@@ -132,10 +133,10 @@ class AzureUploader(Uploader):
             ctx.log("warning: the VHD's virtual size is not a whole number of MiB; Azure refuses "
                     "such disks for VMs")
         blob_name = settings.get("blob_name") or f"{image_name}.vhd"
-        container = settings["storage_container"]
+        container = settings["container"]
         container_client = self.container_client(settings)
         blob = container_client.get_blob_client(blob_name)
-        where = f"container '{container}' of account '{settings['storage_account_name']}'"
+        where = f"container '{container}' of account '{settings['storageAccount']}'"
         url = blob.url.split("?", 1)[0]
         ctx.log(f"uploading {image_path.name} ({size} bytes) as page blob {url}")
         total = max(allocated_bytes(image_path), 1)
@@ -186,6 +187,6 @@ class AzureUploader(Uploader):
         ctx.progress(total, total)
         ctx.log(f"uploaded {sent['ranges']} page ranges holding data (at most 4 MiB each); the "
                 f"rest of the {size} bytes stay zero")
-        return {"blob_url": url, "account": settings["storage_account_name"], "container": container,
+        return {"blob_url": url, "account": settings["storageAccount"], "container": container,
                 "blob": blob_name}
 

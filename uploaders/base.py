@@ -1,10 +1,12 @@
 """The contract every upload target keeps, and the registry the API and workers look targets up in.
 
-A target is a class with a name (`aws`, `azure`, …), the Weldr facts `upload/providers` shows
-(display name, supported image types, settings-info) and two operations: `validate` (run by the API
-before anything is stored, so a typo fails the request instead of a worker an hour later) and
-`upload` (run by a worker). Secrets are declared per setting, so every output path can strip them
-with one function instead of each route remembering which keys are sensitive.
+A target is a class with osbuild-composer's provider name (`aws`, `aws.s3`, `gcp`, …), the Weldr
+facts `upload/providers` shows (display name, supported image types, settings-info) and two
+operations: `validate` (run by the API before anything is stored, so a bad value fails the request
+instead of a worker an hour later) and `upload` (run by a worker). Settings carry
+osbuild-composer's JSON names; the names lorax-composer and this service used before are accepted
+as aliases. Secrets are declared per setting, so every output path can strip them with one
+function instead of each route remembering which keys are sensitive.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from uploaders import canonical_target
 
 SECRET_MASK = "********"
 
@@ -44,7 +48,8 @@ class SettingInfo:
     """One provider setting, as `upload/providers` describes it to cockpit-composer.
 
     `type` follows lorax: "string" or "boolean". `secret` settings are stored for use but never
-    shown. `aliases` are osbuild-composer's names for the same setting, accepted on input.
+    shown. `name` is osbuild-composer's JSON name where it has one; `aliases` are the other names
+    (lorax-composer's, this service's earlier ones) accepted on input and stored under `name`.
     """
 
     name: str
@@ -72,6 +77,11 @@ class UploadContext:
     should_cancel: Callable[[], bool] = lambda: False
     log: Callable[[str], None] = lambda line: None
     workers: int = 10
+    # what was built, for targets whose result depends on it (AWS architecture, GCP guest OS
+    # features, the container types); empty when unknown
+    image_type: str = ""
+    distro: str = ""
+    arch: str = ""
     bytes_sent: int = 0  # image bytes put on the wire (skipped zeros excluded), for metrics
     _sent_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -110,21 +120,31 @@ class Uploader(ABC):
         return frozenset(names)
 
     @classmethod
+    def setting_for(cls, key: str) -> SettingInfo | None:
+        for item in cls.settings_info:
+            if key == item.name or key in item.aliases:
+                return item
+        return None
+
+    @classmethod
     def normalize(cls, settings: dict[str, Any]) -> dict[str, Any]:
-        """Map osbuild-composer's setting names onto ours; refuse unknown settings (as lorax)."""
+        """Aliases → the setting's name; unknown keys dropped, as osbuild-composer's JSON decoding
+        ignores them (a profile written for a newer release still works). A name given twice
+        (`region` and `aws_region`) keeps the value under the setting's own name."""
         if not isinstance(settings, dict):
             raise SettingsError("settings must be an object")
         out: dict[str, Any] = {}
         for key, value in settings.items():
-            target = None
-            for item in cls.settings_info:
-                if key == item.name or key in item.aliases:
-                    target = item
-                    break
-            if target is None:
-                raise SettingsError(f'Received unexpected setting: "{key}"!')
-            out[target.name] = value
+            item = cls.setting_for(key)
+            if item is None or (key != item.name and item.name in settings):
+                continue
+            out[item.name] = value
         return out
+
+    @classmethod
+    def unknown_keys(cls, settings: dict[str, Any]) -> list[str]:
+        """Keys `normalize` drops, for a log line (never an error)."""
+        return sorted(k for k in settings if cls.setting_for(k) is None)
 
     @classmethod
     def validate(cls, settings: dict[str, Any], image_name: str | None = None,
@@ -138,6 +158,8 @@ class Uploader(ABC):
         for key, value in settings.items():
             item = cls.info(key)
             assert item is not None
+            if value is None:  # JSON null, as an omitted setting
+                continue
             if item.type == "boolean":
                 if not isinstance(value, bool):
                     raise SettingsError(f'Expected a boolean for "{key}", received {type(value).__name__}!')
@@ -147,6 +169,7 @@ class Uploader(ABC):
             if item.regex and value and not re.fullmatch(item.regex, value):
                 shown = SECRET_MASK if item.secret else value
                 raise SettingsError(f'Value "{shown}" is invalid for setting "{key}"!')
+        settings = {k: v for k, v in settings.items() if v is not None}
         for item in cls.settings_info:
             if item.required and not settings.get(item.name):
                 raise SettingsError(f"Missing setting '{item.name}' ({item.display}) for provider "
@@ -190,14 +213,16 @@ def register(cls: type[Uploader]) -> type[Uploader]:
 
 
 def _load_builtin() -> None:
-    # Imported lazily: the SDKs are heavy and the API only needs them when a target is used.
-    from uploaders import aws, azure, local, s3  # noqa: F401
+    # The target modules import their SDKs inside the functions that use them, so listing the
+    # providers (the API's `upload/providers`) needs none of the optional SDKs installed.
+    from uploaders import aws, azure, container, gcp, local, oci, s3, vmware  # noqa: F401
 
 
 def get_uploader(name: str) -> type[Uploader]:
+    """The target a provider name means; osbuild-composer's and earlier aliases included."""
     _load_builtin()
     try:
-        return _REGISTRY[name]
+        return _REGISTRY[canonical_target(name)]
     except KeyError:
         raise SettingsError(f'Couldn\'t find provider "{name}"!') from None
 

@@ -8,6 +8,7 @@ orphaned parts billed to the user).
 from __future__ import annotations
 
 import re
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -134,51 +135,79 @@ def check_bucket(client: Any, bucket: str) -> None:
         raise UploadError(describe_client_error(exc, f"bucket '{bucket}'")) from exc
 
 
+def verify_option(ca_bundle: str, skip_verification: bool, scratch: Path) -> bool | str:
+    """botocore's `verify`: False, a CA bundle file, or True (the system's CAs).
+
+    `ca_bundle` is a path on the worker, as osbuild-composer reads it, or the PEM text itself
+    (easier to send through the API); PEM text is written to a file under `scratch`.
+    """
+    if skip_verification:
+        return False
+    if not ca_bundle:
+        return True
+    if "-----BEGIN" in ca_bundle:
+        path = scratch / "ca-bundle.pem"
+        path.write_text(ca_bundle)
+        return str(path)
+    if not Path(ca_bundle).is_file():
+        raise UploadError(f"ca_bundle: {ca_bundle} is not a file on the upload worker")
+    return ca_bundle
+
+
 @register
 class S3Uploader(Uploader):
-    name = "s3"
-    display = "S3-compatible storage"
+    """osbuild-composer's `aws.s3` (and `generic.s3`, handled the same there): the image file as
+    one object, on AWS or any S3-compatible endpoint (MinIO, Ceph RGW)."""
+
+    name = "aws.s3"
+    display = "S3 object (AWS or S3-compatible)"
     supported_types = ()
     settings_info = (
-        SettingInfo("endpoint_url", "Endpoint URL", placeholder="https://minio.example.com:9000",
-                    regex=r"https?://.+", aliases=("endpoint",)),
+        SettingInfo("region", "Region", placeholder="us-east-1", regex=r"[a-z0-9-]*"),
+        SettingInfo("accessKeyID", "Access key ID", secret=True, aliases=("access_key_id",)),
+        SettingInfo("secretAccessKey", "Secret access key", secret=True,
+                    aliases=("secret_access_key",)),
+        SettingInfo("sessionToken", "Session token", secret=True, aliases=("session_token",)),
         SettingInfo("bucket", "Bucket", required=True),
         SettingInfo("key", "Object key", placeholder="defaults to the image name"),
-        SettingInfo("region", "Region", placeholder="us-east-1"),
-        SettingInfo("access_key_id", "Access key ID", secret=True, aliases=("accessKeyID",)),
-        SettingInfo("secret_access_key", "Secret access key", secret=True,
-                    aliases=("secretAccessKey",)),
-        SettingInfo("session_token", "Session token", secret=True, aliases=("sessionToken",)),
+        SettingInfo("endpoint", "Endpoint URL (S3-compatible storage)",
+                    placeholder="https://minio.example.com:9000", regex=r"https?://.+",
+                    aliases=("endpoint_url",)),
+        SettingInfo("ca_bundle", "CA bundle for the endpoint (a path on the worker, or PEM)"),
+        SettingInfo("skip_ssl_verification", "Skip TLS certificate verification", type="boolean"),
         SettingInfo("presigned_url_expiry", "Presigned URL lifetime (seconds, empty: none)",
                     regex=r"[0-9]{1,7}"),
     )
 
     @classmethod
     def check(cls, settings: dict[str, Any]) -> None:
-        if bool(settings.get("access_key_id")) != bool(settings.get("secret_access_key")):
-            raise SettingsError("Settings 'access_key_id' and 'secret_access_key' go together")
+        if bool(settings.get("accessKeyID")) != bool(settings.get("secretAccessKey")):
+            raise SettingsError("Settings 'accessKeyID' and 'secretAccessKey' go together")
 
-    def client(self, settings: dict[str, Any], workers: int) -> Any:
+    def client(self, settings: dict[str, Any], workers: int, scratch: Path) -> Any:
         session = boto3.session.Session(
-            aws_access_key_id=settings.get("access_key_id") or None,
-            aws_secret_access_key=settings.get("secret_access_key") or None,
-            aws_session_token=settings.get("session_token") or None,
+            aws_access_key_id=settings.get("accessKeyID") or None,
+            aws_secret_access_key=settings.get("secretAccessKey") or None,
+            aws_session_token=settings.get("sessionToken") or None,
             region_name=settings.get("region") or "us-east-1")
-        return session.client("s3", endpoint_url=settings.get("endpoint_url") or None,
-                              config=client_config(workers))
+        verify = verify_option(settings.get("ca_bundle") or "",
+                               bool(settings.get("skip_ssl_verification")), scratch)
+        return session.client("s3", endpoint_url=settings.get("endpoint") or None,
+                              config=client_config(workers), verify=verify)
 
     def upload(self, image_path: Path, image_name: str, settings: dict[str, Any],
                ctx: UploadContext) -> dict[str, Any]:
-        client = self.client(settings, ctx.workers)
         bucket = settings["bucket"]
         key = settings.get("key") or image_name
-        check_bucket(client, bucket)
-        ctx.log(f"uploading {image_path.name} to s3://{bucket}/{key}")
-        multipart_upload(client, image_path, bucket, key, ctx)
-        result: dict[str, Any] = {"bucket": bucket, "key": key, "url": f"s3://{bucket}/{key}"}
-        expiry = settings.get("presigned_url_expiry")
-        if expiry:
-            result["presigned_url"] = client.generate_presigned_url(
-                "get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=int(expiry))
+        with tempfile.TemporaryDirectory(prefix="s3-ca-") as scratch:
+            client = self.client(settings, ctx.workers, Path(scratch))
+            check_bucket(client, bucket)
+            ctx.log(f"uploading {image_path.name} to s3://{bucket}/{key}")
+            multipart_upload(client, image_path, bucket, key, ctx)
+            result: dict[str, Any] = {"bucket": bucket, "key": key, "url": f"s3://{bucket}/{key}"}
+            expiry = settings.get("presigned_url_expiry")
+            if expiry:
+                result["presigned_url"] = client.generate_presigned_url(
+                    "get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=int(expiry))
         ctx.log(f"uploaded s3://{bucket}/{key}")
         return result

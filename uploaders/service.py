@@ -20,6 +20,7 @@ from core import metrics
 from core.errors import WeldrError
 from core.store import uploads as upload_store
 from core.store.composes import FAILED, FINISHED, ComposeStore
+from uploaders import canonical_target, target_aliases
 from uploaders.base import (
     ProgressThrottle,
     SettingsError,
@@ -36,7 +37,6 @@ log = logging.getLogger(__name__)
 
 CANCELLABLE = ("WAITING", "RUNNING")
 CANCEL_POLL_SECONDS = 1.0
-ARCH_TO_AWS = {"x86_64": "x86_64", "aarch64": "arm64"}
 
 
 def upload_error(msg: str, http_status: int = 400) -> WeldrError:
@@ -46,10 +46,48 @@ def upload_error(msg: str, http_status: int = 400) -> WeldrError:
 # --- settings and requests ------------------------------------------------------------------
 
 def defaults_for(config: Any, provider: str) -> dict[str, Any]:
-    """Operator defaults from `upload_defaults.<provider>` (minus operator-only keys)."""
-    defaults = dict((getattr(config, "upload_defaults", None) or {}).get(provider) or {})
+    """Operator defaults from `upload_defaults.<provider>` (minus operator-only keys); a table under
+    an alias (`[upload_defaults.s3]`) counts for its target, the target's own table winning."""
+    tables = getattr(config, "upload_defaults", None) or {}
+    target = canonical_target(provider)
+    defaults: dict[str, Any] = {}
+    for name in target_aliases(target) + [target]:
+        defaults.update(tables.get(name) or {})
     defaults.pop("allowed_directories", None)
     return defaults
+
+
+def load_profile(db: Any, provider: str, profile: str) -> dict[str, Any] | None:
+    """A saved profile of a target, also when it was saved under one of the target's aliases."""
+    target = canonical_target(provider)
+    for name in [target] + target_aliases(target):
+        settings = upload_store.load_profile(db, name, profile)
+        if settings is not None:
+            return settings
+    return None
+
+
+def list_profiles(db: Any, provider: str) -> dict[str, dict[str, Any]]:
+    target = canonical_target(provider)
+    out: dict[str, dict[str, Any]] = {}
+    for name in target_aliases(target) + [target]:  # the target's own name wins
+        out.update(upload_store.list_profiles(db, name))
+    return out
+
+
+def save_profile(db: Any, provider: str, profile: str, settings: dict[str, Any]) -> None:
+    target = canonical_target(provider)
+    upload_store.save_profile(db, target, profile, settings)
+    for alias in target_aliases(target):  # one profile per name: no stale twin under an alias
+        upload_store.delete_profile(db, alias, profile)
+
+
+def delete_profile(db: Any, provider: str, profile: str) -> bool:
+    target = canonical_target(provider)
+    found = False
+    for name in [target] + target_aliases(target):
+        found = upload_store.delete_profile(db, name, profile) or found
+    return found
 
 
 def check_settings(config: Any, provider: str, settings: dict[str, Any], image_name: str | None,
@@ -61,6 +99,9 @@ def check_settings(config: Any, provider: str, settings: dict[str, Any], image_n
     """
     cls = get_uploader(provider)
     own = cls.normalize(settings)
+    dropped = cls.unknown_keys(settings) if isinstance(settings, dict) else []
+    if dropped:
+        log.info("upload settings for %s: ignoring unknown %s", cls.name, ", ".join(dropped))
     cls.validate({**cls.normalize(defaults_for(config, provider)), **own}, image_name, image_type)
     return own
 
@@ -78,7 +119,7 @@ def resolve_request(db: Any, config: Any, body: dict[str, Any],
         image_name = body["image_name"]
         provider = body["provider"]
         if "profile" in body:
-            settings = upload_store.load_profile(db, provider, body["profile"])
+            settings = load_profile(db, provider, body["profile"])
             if settings is None:
                 raise upload_error(f'Profile "{body["profile"]}" for provider "{provider}" does not exist!')
         else:
@@ -91,7 +132,7 @@ def resolve_request(db: Any, config: Any, body: dict[str, Any],
         settings = check_settings(config, provider, settings, image_name, compose_type)
     except SettingsError as exc:
         raise upload_error(str(exc)) from None
-    return {"provider": provider, "image_name": image_name, "settings": settings}
+    return {"provider": get_uploader(provider).name, "image_name": image_name, "settings": settings}
 
 
 def validate_upload_request(body_upload: dict[str, Any], compose_type: str, config: Any,
@@ -104,7 +145,7 @@ def render_upload(upload: Any, image_path: Path | str | None = None,
                   detail: bool = False) -> dict[str, Any]:
     """The Weldr upload shape (catalogue §5.8) with secrets stripped; `detail` adds result/error."""
     out: dict[str, Any] = {
-        "uuid": upload.id, "status": upload.status, "provider_name": upload.target,
+        "uuid": upload.id, "status": upload.status, "provider_name": canonical_target(upload.target),
         "image_name": upload.image_name, "image_path": str(image_path) if image_path else None,
         "creation_time": upload.created, "settings": strip_secrets(upload.target, upload.settings),
     }
@@ -123,7 +164,7 @@ def providers(db: Any) -> dict[str, Any]:
     for name in provider_names():
         info = get_uploader(name).provider_info()
         info["profiles"] = {profile: strip_secrets(name, settings)
-                            for profile, settings in upload_store.list_profiles(db, name).items()}
+                            for profile, settings in list_profiles(db, name).items()}
         out[name] = info
     return out
 
@@ -143,8 +184,9 @@ def run_compose_uploads(config: Any, compose_id: str, target: str,
     """
     store = _compose_store(config, store)
     statuses = []
+    target = canonical_target(target)
     for upload in store.uploads(compose_id):
-        if upload.target != target:
+        if canonical_target(upload.target) != target:  # entries stored before a rename too
             continue
         if upload.status == "RUNNING":
             # The pipeline lets one task at a time hold this compose's upload step, so a RUNNING
@@ -197,20 +239,18 @@ def run_upload(config: Any, upload_id: str, *, store: ComposeStore | None = None
     if image_path is None or not image_path.is_file():
         _fail(store, upload_id, f"the image file of compose {compose.id} is missing", secrets, write_log)
         return FAILED
-    if upload.target == "aws" and "aws_architecture" not in merged and compose.arch in ARCH_TO_AWS:
-        merged["aws_architecture"] = ARCH_TO_AWS[compose.arch]
-
     store.update_upload(upload_id, status="RUNNING", progress=0.0, error="")
     write_log(f"starting {upload.target} upload of {image_path.name} as \"{upload.image_name}\"")
     ctx = UploadContext(progress=_progress_sink(store, upload_id, write_log),
                         should_cancel=_cancel_probe(store, upload_id, cancel_event),
-                        log=write_log, workers=workers or 10)
+                        log=write_log, workers=workers or 10, image_type=compose.compose_type,
+                        distro=compose.distro, arch=compose.arch)
     started = time.monotonic()
     try:
-        with _RedactingLogs(secrets + [str(merged.get("aws_access_key") or "")]):
+        with _RedactingLogs(secrets):
             settings = cls.validate(merged, upload.image_name)
             uploader = cls()
-            if upload.target == "local":
+            if cls.name == "local":
                 allowed = (getattr(config, "upload_defaults", None) or {}).get("local", {}).get(
                     "allowed_directories") or ()
                 uploader.allowed_directories = tuple(allowed)  # type: ignore[attr-defined]

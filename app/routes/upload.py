@@ -19,7 +19,7 @@ from app.params import check_api_string, v1_only
 from core.errors import WeldrError
 from core.store import uploads as upload_store
 from core.store.composes import ComposeStore
-from uploaders import service
+from uploaders import canonical_target, service
 from uploaders.base import SettingsError, get_uploader
 
 log = logging.getLogger(__name__)
@@ -99,7 +99,7 @@ def reset(upload_uuid: str) -> Any:
     store = _store()
     upload = service.reset_upload(store, get_config(), _upload_uuid(upload_uuid),
                                   body.get("image_name"), body.get("settings"))
-    enqueue_upload(upload.compose_id, upload.target)
+    enqueue_upload(upload.compose_id, canonical_target(upload.target))
     return json_response({"status": True, "upload_id": upload.id})
 
 
@@ -142,7 +142,7 @@ def save_profile() -> Any:
         settings = service.check_settings(get_config(), provider, settings, None)
     except SettingsError as exc:
         raise service.upload_error(str(exc), 200) from None
-    upload_store.save_profile(get_db(), provider, profile, settings)
+    service.save_profile(get_db(), provider, profile, settings)
     return json_response({"status": True})
 
 
@@ -155,6 +155,6 @@ def delete_profile(provider: str, profile: str) -> Any:
         get_uploader(provider)
     except SettingsError as exc:
         raise service.upload_error(str(exc), 200) from None
-    if not upload_store.delete_profile(get_db(), provider, profile):
+    if not service.delete_profile(get_db(), provider, profile):
         raise service.upload_error(f'Profile "{profile}" for provider "{provider}" does not exist!', 200)
     return json_response({"status": True})

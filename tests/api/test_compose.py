@@ -303,6 +303,31 @@ def test_start_with_upload_v1(client, store):
     client.delete(f"{V1}/compose/delete/{cid}")
 
 
+def test_start_with_composer_cli_profile_toml(client, store):
+    """composer-cli's `compose start BP TYPE IMAGE PROFILE.toml` reads the profile's `provider` and
+    `[settings]` and sends them as `upload`: osbuild-composer's names (`generic.s3` handled as
+    `aws.s3`), unknown keys ignored, secrets kept for the worker and never shown."""
+    import tomllib
+
+    profile = tomllib.loads('provider = "generic.s3"\n[settings]\nregion = "us-east-1"\n'
+                           'accessKeyID = "AKIAPROFILE"\nsecretAccessKey = "profile-secret-value"\n'
+                           'bucket = "images"\nskip_ssl_verification = true\nfuture_key = "x"\n')
+    r = client.post(f"{V1}/compose", {"blueprint_name": "compose-bp", "compose_type": "qcow2",
+                                      "branch": "master", "upload": {"image_name": "nightly", **profile}})
+    assert r.status == 200, r
+    cid = r.json()["build_id"]
+    upload = store.uploads(cid)[0]
+    assert upload.target == "aws.s3" and upload.settings["secretAccessKey"] == "profile-secret-value"
+    assert "future_key" not in upload.settings
+    shown = client.get(f"{V1}/compose/info/{cid}")
+    assert shown.json()["uploads"][0]["provider_name"] == "aws.s3"
+    assert shown.json()["uploads"][0]["settings"] == {"region": "us-east-1", "bucket": "images",
+                                                       "skip_ssl_verification": True}
+    assert b"profile-secret-value" not in shown.body and b"AKIAPROFILE" not in shown.body
+    client.delete(f"{V1}/compose/cancel/{cid}")
+    client.delete(f"{V1}/compose/delete/{cid}")
+
+
 def test_types_unknown_arch(client):
     e = _err(client.get(f"{V1}/compose/types?distro=centos-9&arch=pdp11"))
     assert e == {"id": "DistroError", "msg": "Unknown distribution: centos-9 for arch pdp11"}

@@ -31,22 +31,20 @@ def test_targets_match_registry() -> None:
 
 
 def test_missing_setting_is_named() -> None:
-    with pytest.raises(SettingsError, match="Missing setting 'aws_region'"):
+    with pytest.raises(SettingsError, match="Missing setting 'region'"):
         get_uploader("aws").validate({"aws_access_key": "a", "aws_secret_key": "b"}, "img")
-    with pytest.raises(SettingsError, match="'storage_container'"):
+    with pytest.raises(SettingsError, match="'container'"):
         get_uploader("azure").validate({"storage_account_name": "acct", "sas_token": "x"}, "img")
-    with pytest.raises(SettingsError, match="storage_account_key' or 'sas_token'"):
+    with pytest.raises(SettingsError, match="storageAccessKey' or 'sas_token'"):
         get_uploader("azure").validate({"storage_account_name": "acct",
                                         "storage_container": "images"}, "img")
 
 
 def test_bad_settings_are_named() -> None:
     aws = get_uploader("aws")
-    with pytest.raises(SettingsError, match='unexpected setting: "colour"'):
-        aws.validate({"aws_region": "us-east-1", "colour": "red"}, "img")
-    with pytest.raises(SettingsError, match='invalid for setting "aws_region"'):
+    with pytest.raises(SettingsError, match='invalid for setting "region"'):
         aws.validate({"aws_region": "mars"}, "img")
-    with pytest.raises(SettingsError, match='Expected a boolean for "aws_ena"'):
+    with pytest.raises(SettingsError, match='Expected a boolean for "ena"'):
         aws.validate({"aws_region": "us-east-1", "aws_ena": "yes"}, "img")
     with pytest.raises(SettingsError, match='Type "qcow2" is not supported by provider "aws"!'):
         aws.validate({"aws_region": "us-east-1"}, "img", "qcow2")
@@ -64,20 +62,76 @@ def test_bad_secret_value_is_not_echoed() -> None:
     assert "presigned_url_expiry" in str(err.value)
 
 
-def test_osbuild_composer_names_are_accepted() -> None:
-    settings = get_uploader("aws").validate(
-        {"region": "eu-west-1", "accessKeyID": "AKIA", "secretAccessKey": "sk", "bucket": "b"}, "img")
-    assert settings == {"aws_region": "eu-west-1", "aws_access_key": "AKIA", "aws_secret_key": "sk",
-                        "aws_bucket": "b"}
+def test_osbuild_composer_names_are_the_names_and_earlier_ones_aliases() -> None:
+    aws = get_uploader("aws")
+    ours = aws.validate({"region": "eu-west-1", "accessKeyID": "AKIA", "secretAccessKey": "sk",
+                         "bucket": "b"}, "img")
+    assert ours == {"region": "eu-west-1", "accessKeyID": "AKIA", "secretAccessKey": "sk",
+                    "bucket": "b"}
+    assert aws.validate({"aws_region": "eu-west-1", "aws_access_key": "AKIA", "aws_secret_key": "sk",
+                         "aws_bucket": "b"}, "img") == ours
+    # the setting's own name wins over an alias given beside it
+    assert aws.normalize({"aws_region": "us-east-1", "region": "eu-west-1"}) == {"region": "eu-west-1"}
+    azure = get_uploader("azure").validate({"storage_account_name": "acct", "storage_container": "imgs",
+                                            "storage_account_key": "k"}, "img")
+    assert azure == {"storageAccount": "acct", "container": "imgs", "storageAccessKey": "k"}
+
+
+def test_unknown_settings_are_ignored() -> None:
+    """As osbuild-composer's JSON decoding: a key no target reads is dropped, not refused."""
+    aws = get_uploader("aws")
+    assert aws.validate({"region": "us-east-1", "colour": "red"}, "img") == {"region": "us-east-1"}
+    assert aws.unknown_keys({"region": "us-east-1", "colour": "red"}) == ["colour"]
+    # JSON null is an omitted setting, as Go's decoding leaves the field empty
+    assert aws.validate({"region": "us-east-1", "bucket": None}, "img") == {"region": "us-east-1"}
+
+
+@pytest.mark.parametrize("name,target", [
+    ("aws", "aws"), ("aws.s3", "aws.s3"), ("generic.s3", "aws.s3"), ("s3", "aws.s3"),
+    ("azure", "azure"), ("gcp", "gcp"), ("vmware", "vmware"), ("oci", "oci"),
+    ("container", "container"), ("local", "local")])
+def test_provider_names_and_aliases(name: str, target: str) -> None:
+    assert get_uploader(name).name == target
+
+
+@pytest.mark.parametrize("provider,settings,setting", [
+    ("gcp", {"region": "us-east1"}, "bucket"),
+    ("gcp", {"bucket": "images", "credentials": "bm90IGpzb24="}, "credentials"),
+    ("vmware", {"host": "vc", "username": "u", "password": "p", "datacenter": "dc",
+                "cluster": "c"}, "datastore"),
+    ("oci", {"user": "ocid1.user.oc1..a", "tenancy": "ocid1.tenancy.oc1..a", "region": "us-ashburn-1",
+             "compartment": "ocid1.compartment.oc1..a", "bucket": "b", "namespace": "n",
+             "private_key": "k"}, "fingerprint"),
+    ("container", {"password": "p"}, "username"),
+    ("container", {"tls_verify": "no"}, "tls_verify"),
+    ("aws.s3", {"bucket": "b", "skip_ssl_verification": "yes"}, "skip_ssl_verification"),
+])
+def test_new_targets_name_the_bad_setting(provider: str, settings: dict, setting: str) -> None:
+    with pytest.raises(SettingsError, match=setting):
+        get_uploader(provider).validate(settings, "registry.example.com/a/b:1")
+
+
+def test_container_image_name_is_the_reference() -> None:
+    container = get_uploader("container")
+    assert container.validate({"tls_verify": False}, "127.0.0.1:5000/os/fedora:42") == {"tls_verify": False}
+    with pytest.raises(SettingsError, match="not a container reference"):
+        container.validate({}, "Not A Reference!")
 
 
 @pytest.mark.parametrize("provider,settings,kept", [
     ("aws", {"aws_region": "us-east-1", "aws_access_key": "A", "aws_secret_key": "S",
-             "aws_session_token": "T"}, {"aws_region": "us-east-1"}),
-    ("aws", {"region": "us-east-1", "secretAccessKey": "S"}, {"aws_region": "us-east-1"}),
+             "aws_session_token": "T"}, {"region": "us-east-1"}),
+    ("aws", {"region": "us-east-1", "secretAccessKey": "S"}, {"region": "us-east-1"}),
     ("azure", {"storage_account_name": "a", "storage_container": "c", "storage_account_key": "K",
-               "sas_token": "sv=1&sig=x"}, {"storage_account_name": "a", "storage_container": "c"}),
+               "sas_token": "sv=1&sig=x"}, {"storageAccount": "a", "container": "c"}),
     ("s3", {"bucket": "b", "access_key_id": "A", "secret_access_key": "S"}, {"bucket": "b"}),
+    ("generic.s3", {"bucket": "b", "accessKeyID": "A", "secretAccessKey": "S", "sessionToken": "T"},
+     {"bucket": "b"}),
+    ("gcp", {"bucket": "b", "credentials": "eyJ0eXBlIjogIngifQ=="}, {"bucket": "b"}),
+    ("vmware", {"host": "vc", "username": "u", "password": "P"}, {"host": "vc", "username": "u"}),
+    ("oci", {"bucket": "b", "private_key": "PEM"}, {"bucket": "b"}),
+    ("container", {"username": "u", "password": "P", "tls_verify": False},
+     {"username": "u", "tls_verify": False}),
     ("nope", {"password": "x"}, {}),
 ])
 def test_strip_secrets(provider: str, settings: dict, kept: dict) -> None:
@@ -96,7 +150,7 @@ def test_redact() -> None:
 def test_providers_info_shape() -> None:
     info = get_uploader("azure").provider_info()
     assert info["display"] == "Azure" and "vhd" in info["supported_types"]
-    assert info["settings-info"]["storage_account_name"] == {
+    assert info["settings-info"]["storageAccount"] == {
         "display": "Storage account name", "type": "string", "placeholder": "",
         "regex": "[a-z0-9]{3,24}"}
 

@@ -47,14 +47,22 @@ def test_providers_describe_targets_without_secrets(client, env) -> None:
         "settings": {"aws_region": "eu-west-1", "aws_access_key": "AKIAPROFILE", "aws_secret_key": SECRET}}))
     resp = client.get("/api/v1/upload/providers")
     providers = ok(resp)["providers"]
-    assert set(providers) == {"aws", "azure", "local", "s3"}
+    assert set(providers) == {"aws", "aws.s3", "azure", "container", "gcp", "local", "oci", "vmware"}
     aws = providers["aws"]
     assert aws["display"] == "AWS" and aws["supported_types"][0] == "ami"
-    assert aws["settings-info"]["aws_region"]["display"] == "AWS Region"
-    assert aws["profiles"] == {"prod": {"aws_region": "eu-west-1"}}
+    assert aws["settings-info"]["region"]["display"] == "AWS Region"
+    assert aws["profiles"] == {"prod": {"region": "eu-west-1"}}
+    assert providers["container"]["supported_types"] == ["container", "iot-container", "edge-container"]
+    assert providers["container"]["settings-info"]["tls_verify"]["type"] == "boolean"
+    assert set(providers["gcp"]["settings-info"]) >= {"region", "bucket", "object", "credentials"}
+    assert set(providers["vmware"]["settings-info"]) >= {"host", "username", "password", "datacenter",
+                                                          "cluster", "datastore"}
+    assert set(providers["oci"]["settings-info"]) >= {"tenancy", "region", "user", "bucket", "namespace",
+                                                       "private_key", "fingerprint", "compartment"}
+    assert set(providers["aws.s3"]["settings-info"]) >= {"endpoint", "ca_bundle", "skip_ssl_verification"}
     assert SECRET.encode() not in resp.data and b"AKIAPROFILE" not in resp.data
     # stored for use, with the secret
-    assert upload_store.load_profile(env.db, "aws", "prod")["aws_secret_key"] == SECRET
+    assert upload_store.load_profile(env.db, "aws", "prod")["secretAccessKey"] == SECRET
     assert client.get("/api/v0/upload/providers").status_code == 404
 
 
@@ -64,9 +72,8 @@ def test_save_profile_errors(client) -> None:
                 400, "UploadError")
     assert msg == "Missing parameter 'settings'!"
     msg = error(client.post("/api/v1/upload/providers/save", json={
-        "provider": "aws", "profile": "p", "settings": {"aws_region": "us-east-1", "color": "red"}}),
-        200, "UploadError")
-    assert msg == 'Received unexpected setting: "color"!'
+        "provider": "aws", "profile": "p", "settings": {"region": "mars"}}), 200, "UploadError")
+    assert msg == 'Value "mars" is invalid for setting "region"!'
     msg = error(client.post("/api/v1/upload/providers/save", json={
         "provider": "gopher", "profile": "p", "settings": {}}), 200, "UploadError")
     assert msg == 'Couldn\'t find provider "gopher"!'
@@ -175,16 +182,17 @@ def test_validate_upload_request_for_post_compose(env) -> None:
     request = validate_upload_request({"image_name": "img", "provider": "azure", "profile": "dev"},
                                       "vhd", env.config, env.db)
     assert request == {"provider": "azure", "image_name": "img",
-                       "settings": {"storage_account_name": "acct", "storage_container": "images",
+                       "settings": {"storageAccount": "acct", "container": "images",
                                     "sas_token": "sv=x"}}
-    # osbuild-composer's setting names are accepted and stored under ours
+    # the earlier names are accepted and stored under osbuild-composer's
     request = validate_upload_request({"image_name": "img", "provider": "aws", "settings": {
-        "region": "us-east-1", "accessKeyID": "A", "secretAccessKey": "S"}}, "ami", env.config, env.db)
-    assert request["settings"] == {"aws_region": "us-east-1", "aws_access_key": "A", "aws_secret_key": "S"}
+        "aws_region": "us-east-1", "aws_access_key": "A", "aws_secret_key": "S"}}, "ami", env.config,
+        env.db)
+    assert request["settings"] == {"region": "us-east-1", "accessKeyID": "A", "secretAccessKey": "S"}
     with pytest.raises(WeldrError) as err:
         validate_upload_request({"image_name": "img", "provider": "azure", "settings": {
             "storage_account_name": "acct"}}, "vhd", env.config, env.db)
-    assert err.value.id == "UploadError" and "'storage_container'" in err.value.msg
+    assert err.value.id == "UploadError" and "'container'" in err.value.msg
     with pytest.raises(WeldrError) as err:
         validate_upload_request({"provider": "azure", "settings": {}}, "vhd", env.config, env.db)
     assert err.value.msg == "Missing parameter 'image_name'!"
@@ -202,3 +210,57 @@ def test_upload_left_running_by_a_lost_worker_is_restarted(env, tmp_path: Path) 
     assert run_compose_uploads(env.config, compose.id, "local", store=env.store) == ["FINISHED"]
     assert "worker lost" in upload_store.read_log(env.db, upload_id)
     assert (tmp_path / "again.qcow2").exists()
+
+
+def test_osbuild_composer_provider_names_through_the_routes(client, env) -> None:
+    """`generic.s3` is handled as `aws.s3` (as osbuild-composer does), unknown keys are dropped,
+    and what comes back carries neither secrets nor the dropped keys."""
+    compose, _ = env.finished_compose("qcow2", "disk.qcow2")
+    upload_id = ok(client.post(f"/api/v1/compose/uploads/schedule/{compose.id}", json={
+        "image_name": "img", "provider": "generic.s3", "settings": {
+            "region": "us-east-1", "accessKeyID": "AKIAGENERIC", "secretAccessKey": SECRET,
+            "bucket": "images", "key": "disk.qcow2", "endpoint": "https://minio.example.com",
+            "skip_ssl_verification": True, "public": True}}))["upload_id"]
+    upload = env.store.upload(upload_id)
+    assert upload.target == "aws.s3" and "public" not in upload.settings
+    assert upload.settings["secretAccessKey"] == SECRET  # stored for the worker
+    resp = client.get(f"/api/v1/upload/info/{upload_id}")
+    info = ok(resp)["upload"]
+    assert info["provider_name"] == "aws.s3"
+    assert info["settings"] == {"region": "us-east-1", "bucket": "images", "key": "disk.qcow2",
+                                "endpoint": "https://minio.example.com", "skip_ssl_verification": True}
+    assert SECRET.encode() not in resp.data and b"AKIAGENERIC" not in resp.data
+
+
+def test_profiles_under_aliases(client, env) -> None:
+    """A profile saved under an earlier name (`s3`) is the `aws.s3` target's; one saved under
+    `generic.s3` is stored under `aws.s3`; either name finds and deletes it."""
+    upload_store.save_profile(env.db, "s3", "old", {"bucket": "legacy", "access_key_id": "A",
+                                                    "secret_access_key": SECRET})
+    ok(client.post("/api/v1/upload/providers/save", json={
+        "provider": "generic.s3", "profile": "new", "settings": {"bucket": "fresh"}}))
+    assert upload_store.load_profile(env.db, "aws.s3", "new") == {"bucket": "fresh"}
+    resp = client.get("/api/v1/upload/providers")
+    profiles = ok(resp)["providers"]["aws.s3"]["profiles"]
+    assert profiles == {"old": {"bucket": "legacy"}, "new": {"bucket": "fresh"}}
+    assert SECRET.encode() not in resp.data
+    compose, _ = env.finished_compose("qcow2", "disk.qcow2")
+    upload_id = ok(client.post(f"/api/v1/compose/uploads/schedule/{compose.id}", json={
+        "image_name": "img", "provider": "aws.s3", "profile": "old"}))["upload_id"]
+    assert env.store.upload(upload_id).settings == {"bucket": "legacy", "accessKeyID": "A",
+                                                    "secretAccessKey": SECRET}
+    ok(client.delete("/api/v1/upload/providers/delete/generic.s3/old"))
+    assert upload_store.load_profile(env.db, "s3", "old") is None
+
+
+def test_entry_stored_under_an_earlier_name_runs_on_its_target(env, tmp_path: Path) -> None:
+    """An upload stored as `s3` before the rename is run by the `aws.s3` task, and shown as such."""
+    from uploaders.service import render_upload
+
+    compose, image = env.finished_compose("qcow2", "disk.qcow2")
+    write_image(image, MiB, [(0, 100)])
+    upload_id = env.store.add_upload(compose.id, "s3", "img", {
+        "bucket": "b", "endpoint_url": "http://127.0.0.1:9"})  # nothing listens: fails at once
+    assert render_upload(env.store.upload(upload_id))["provider_name"] == "aws.s3"
+    assert run_compose_uploads(env.config, compose.id, "aws.s3", store=env.store) == ["FAILED"]
+    assert "bucket 'b'" in env.store.upload(upload_id).error
