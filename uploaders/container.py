@@ -21,8 +21,15 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from uploaders.base import (SettingInfo, SettingsError, UploadCancelled, UploadContext, UploadError,
-                            Uploader, register)
+from uploaders.base import (
+    SettingInfo,
+    SettingsError,
+    UploadCancelled,
+    UploadContext,
+    Uploader,
+    UploadError,
+    register,
+)
 
 SKOPEO = "skopeo"
 POLL_SECONDS = 0.2

@@ -15,7 +15,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from uploaders.base import SettingInfo, SettingsError, UploadContext, UploadError, Uploader, register
+from uploaders.base import SettingInfo, SettingsError, UploadContext, Uploader, UploadError, register
 
 MEMBER_RE = r"(user|serviceAccount|group|domain):[^,\s]+(,(user|serviceAccount|group|domain):[^,\s]+)*"
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from uploaders.base import SettingInfo, UploadContext, UploadError, Uploader, register
+from uploaders.base import SettingInfo, UploadContext, Uploader, UploadError, register
 
 OCID_RE = r"ocid1\.[a-z0-9]+\.[a-z0-9-]*\.[a-z0-9-]*\.[A-Za-z0-9._-]+"
 
