@@ -98,7 +98,7 @@ API_CLIENT: list = []  # the started API's client, for the idle samples through 
 
 
 def submit_via_api(base: Path, env: dict[str, str], n: int, procs: list) -> list[str] | None:
-    from tests.conftest import WeldrClient
+    from bench.weldr_client import WeldrClient
 
     sock = base / "api.socket"
     log = base / "api.log"
