@@ -21,7 +21,7 @@ import tomlkit
 from marshmallow import ValidationError
 
 from core.blueprint_schema import flatten_errors, load_blueprint_dict
-from core.passwords import hash_password, is_crypted
+from core.passwords import PasswordTooLong, hash_password, is_crypted
 
 VALID_BLUEPRINT_NAME = re.compile(r"^[a-zA-Z0-9._-]+$")
 
@@ -202,7 +202,10 @@ def crypt_passwords(bp: Blueprint) -> None:
         if password == "":
             del user["password"]
         elif not is_crypted(password):
-            user["password"] = hash_password(password)
+            try:
+                user["password"] = hash_password(password)
+            except PasswordTooLong as exc:
+                raise BlueprintError(f"user {user.get('name', '')!r}: {exc}") from None
 
 
 _TOP_ORDER = ("name", "description", "version", "packages", "modules", "enabled_modules", "groups",

@@ -4,6 +4,11 @@ Why our own: osbuild-composer stores blueprint user passwords hashed, never in p
 image's /etc/shadow needs the glibc `$6$` format. Python's `crypt` module is deprecated (gone in
 3.13) and depends on the C library; this is a pure-Python implementation of the published
 algorithm ("Unix crypt using SHA-256 and SHA-512", 2007), checked against the spec's test vectors.
+
+Cost: the spec's "P" sequence adds the password to a digest once per password byte, so time is
+quadratic in the length; memory stays linear here (the digest is fed the password n times, never
+a string of n copies). Length is bounded by `MAX_PASSWORD_BYTES`, which is what the image's own
+libcrypt can check anyway.
 """
 
 from __future__ import annotations
@@ -17,6 +22,22 @@ ROUNDS_DEFAULT = 5000
 ROUNDS_MIN = 1000
 ROUNDS_MAX = 999_999_999
 SALT_MAX = 16
+
+# libxcrypt (the libcrypt of Fedora and RHEL 8+) refuses a passphrase of CRYPT_MAX_PASSPHRASE_SIZE
+# (512) bytes or more, its NUL included: pam_unix could never check a longer password at login,
+# and osbuild-composer, which hashes through the host's libcrypt, cannot hash one either. The bound
+# also keeps the quadratic "P" step small (511² bytes hashed, ~0.3 ms).
+MAX_PASSWORD_BYTES = 511
+
+
+class PasswordTooLong(ValueError):
+    """A plain-text password longer than `MAX_PASSWORD_BYTES` (UTF-8 bytes)."""
+
+    def __init__(self, length: int):
+        super().__init__(f"the password is {length} bytes long; at most {MAX_PASSWORD_BYTES} are "
+                         "allowed (the longest passphrase libxcrypt, which checks it at login, accepts)")
+        self.length = length
+
 
 def _group_order() -> list[tuple[int, int, int]]:
     """The spec's byte order for the final encoding: 21 groups of three digest bytes (then byte 63).
@@ -65,6 +86,8 @@ def sha512_crypt(password: str | bytes, setting: str) -> str:
     rounds = max(ROUNDS_MIN, min(ROUNDS_MAX, rounds))
     salt = m.group(2).encode("utf-8")[:SALT_MAX]
     pw = password.encode("utf-8") if isinstance(password, str) else password
+    if len(pw) > MAX_PASSWORD_BYTES:
+        raise PasswordTooLong(len(pw))
 
     digest_b = hashlib.sha512(pw + salt + pw).digest()
     ctx_a = hashlib.sha512(pw + salt)
@@ -79,7 +102,10 @@ def sha512_crypt(password: str | bytes, setting: str) -> str:
         bits >>= 1
     digest_a = ctx_a.digest()
 
-    p_seq = _repeat_to(hashlib.sha512(pw * len(pw)).digest(), len(pw))
+    ctx_p = hashlib.sha512()
+    for _ in range(len(pw)):  # the spec: "for every byte in the password add the password"
+        ctx_p.update(pw)
+    p_seq = _repeat_to(ctx_p.digest(), len(pw))
     s_seq = _repeat_to(hashlib.sha512(salt * (16 + digest_a[0])).digest(), len(salt))
 
     c = digest_a

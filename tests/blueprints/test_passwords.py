@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
+import tracemalloc
 import warnings
 
 import pytest
 
-from core.passwords import hash_password, is_crypted, new_salt, sha512_crypt
+from core.passwords import (
+    MAX_PASSWORD_BYTES,
+    PasswordTooLong,
+    hash_password,
+    is_crypted,
+    new_salt,
+    sha512_crypt,
+)
 
 # From "Unix crypt using SHA-256 and SHA-512" (U. Drepper), the SHA-512 test vectors.
 SPEC_VECTORS = [
@@ -37,7 +46,7 @@ def test_same_as_glibc_crypt_for_edge_lengths():
             import crypt  # the C library's implementation, as a second reference
         except ImportError:
             pytest.skip("the crypt module is not in this Python (removed in 3.13)")
-    for password in ["", "x", "a" * 63, "b" * 64, "c" * 65, "d" * 200, "ünïcødé ☃", "tab\tnew\nline"]:
+    for password in ["", "x", "a" * 63, "b" * 64, "c" * 65, "d" * 200, "e" * MAX_PASSWORD_BYTES, "ünïcødé ☃", "tab\tnew\nline"]:
         setting = "$6$" + new_salt()
         assert sha512_crypt(password, setting) == crypt.crypt(password, setting), password
 
@@ -60,3 +69,36 @@ def test_is_crypted_prefixes():
 def test_bad_setting_refused():
     with pytest.raises(ValueError):
         sha512_crypt("x", "$5$salt")
+
+
+def _peak_bytes(fn, *args) -> int:
+    """Peak bytes Python allocated while `fn(*args)` ran (tracemalloc), whether it raised or not."""
+    tracemalloc.start()
+    try:
+        with contextlib.suppress(PasswordTooLong):
+            fn(*args)
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def test_memory_is_linear_in_the_password_length():
+    """The spec's P sequence once built `password * len(password)`: 511² = 261 KB here, 900 MiB
+    for 30 KB. Feeding the digest the password n times instead keeps a 511-byte one small."""
+    password = "p" * MAX_PASSWORD_BYTES
+    peak = _peak_bytes(sha512_crypt, password, "$6$saltstring")
+    assert peak < 32 * MAX_PASSWORD_BYTES, peak
+
+
+def test_a_100_kb_password_is_refused_without_allocating():
+    """A 100 KB password left a worker at 9.4 GB; now it is refused with a clear message."""
+    with pytest.raises(PasswordTooLong, match="100000 bytes long; at most 511"):
+        hash_password("x" * 100_000)
+    peak = _peak_bytes(hash_password, "x" * 100_000)
+    assert peak < 1024 * 1024, peak  # the password itself and its UTF-8 copy, nothing quadratic
+
+
+def test_the_bound_counts_utf8_bytes():
+    assert sha512_crypt("é" * 255, "$6$salt")  # 510 bytes
+    with pytest.raises(PasswordTooLong):
+        sha512_crypt("é" * 256, "$6$salt")  # 512 bytes

@@ -90,6 +90,19 @@ def test_new_json(weldr_client, api):
     assert bp["customizations"]["user"][0]["password"].startswith("$6$")
 
 
+def test_overlong_password_is_a_weldr_error_and_nothing_is_stored(weldr_client):
+    """A 100 KB plain-text password once made the hashing allocate 9.4 GB in the API worker."""
+    name = unique()
+    r = weldr_client.post("/api/v1/blueprints/new", {
+        "name": name, "version": "0.0.1", "packages": [], "modules": [], "groups": [],
+        "customizations": {"user": [{"name": "admin", "password": "x" * 100_000}]}})
+    assert r.status == 400, r
+    [error] = r.json()["errors"]
+    assert error["id"] == "BlueprintsError"
+    assert "'admin'" in error["msg"] and "100000 bytes long; at most 511" in error["msg"]
+    assert weldr_client.get(f"/api/v1/blueprints/info/{name}").json()["blueprints"] == []
+
+
 def test_info_several_names_unknown_and_order(weldr_client):
     a, b = unique(), unique()
     ok(push(weldr_client, "/api/v1", toml_bp(a)))
