@@ -19,6 +19,7 @@ from tests.uploaders.emulators import (
     Azurite,
     CountingProxy,
     MotoServer,
+    TLSCert,
 )
 from uploaders import service
 
@@ -82,12 +83,17 @@ def azurite() -> Iterator[Azurite]:
     server.stop()
 
 
+@pytest.fixture(scope="session")
+def tls_cert(tmp_path_factory: pytest.TempPathFactory) -> TLSCert:
+    return TLSCert(tmp_path_factory.mktemp("tls"))
+
+
 @pytest.fixture
 def proxy_to() -> Iterator[Callable[..., CountingProxy]]:
     proxies: list[CountingProxy] = []
 
-    def make(port: int, rate: float | None = None) -> CountingProxy:
-        proxy = CountingProxy(port, rate)
+    def make(port: int, rate: float | None = None, tls: TLSCert | None = None) -> CountingProxy:
+        proxy = CountingProxy(port, rate, tls)
         proxies.append(proxy)
         return proxy
 

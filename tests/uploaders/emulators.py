@@ -4,7 +4,9 @@
   direct APIs, over real HTTP.
 - Azurite's blob service (`azurite-blob`, npm, installed by `make test-deps` into node_modules/).
 - `CountingProxy`: a TCP relay that counts the bytes a client sends (what an upload costs on the
-  wire) and can cut every connection after a byte budget (a network failure mid-upload).
+  wire) and can cut every connection after a byte budget (a network failure mid-upload); with a
+  `TLSCert` it terminates TLS in front of a plain server (a custom-CA endpoint).
+- `TLSCert`: a self-signed certificate for 127.0.0.1 made with openssl, our own CA for a test.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -115,14 +118,32 @@ class Azurite:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
+class TLSCert:
+    """A self-signed certificate for 127.0.0.1 (and localhost), valid for a day."""
+
+    def __init__(self, directory: Path):
+        self.cert = directory / "cert.pem"
+        self.key = directory / "key.pem"
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                        "-keyout", str(self.key), "-out", str(self.cert), "-subj", "/CN=127.0.0.1",
+                        "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"],
+                       check=True, capture_output=True)
+
+    def server_context(self) -> ssl.SSLContext:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(self.cert, self.key)
+        return context
+
+
 class CountingProxy:
     """Relays 127.0.0.1:<port> to an upstream port, counting the bytes clients send.
 
     `cut_after(n)`: once n more bytes went upstream, every connection (and every new one) is
-    closed — a network that fails in the middle of an upload and stays down.
+    closed — a network that fails in the middle of an upload and stays down. With `tls`, clients
+    speak TLS to the proxy (the upstream stays plain): an HTTPS endpoint with our own CA.
     """
 
-    def __init__(self, upstream_port: int, rate: float | None = None):
+    def __init__(self, upstream_port: int, rate: float | None = None, tls: TLSCert | None = None):
         self.upstream = upstream_port
         self.rate = rate  # bytes/s per connection, client → upstream; None: as fast as possible
         self.sent = 0
@@ -134,12 +155,13 @@ class CountingProxy:
         self._sock.bind(("127.0.0.1", 0))
         self._sock.listen(64)
         self.port = self._sock.getsockname()[1]
+        self._tls = tls.server_context() if tls else None
         self._conns: list[socket.socket] = []
         self._closed = False
         threading.Thread(target=self._accept, daemon=True).start()
 
     def url(self, path: str = "") -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
+        return f"{'https' if self._tls else 'http'}://127.0.0.1:{self.port}{path}"
 
     def reset_counts(self) -> None:
         with self._lock:
@@ -163,15 +185,32 @@ class CountingProxy:
             if down:
                 client.close()
                 continue
-            try:
-                upstream = socket.create_connection(("127.0.0.1", self.upstream))
-            except OSError:
-                client.close()
+            if self._tls is not None:
+                threading.Thread(target=self._handshake, args=(client,), daemon=True).start()
                 continue
-            with self._lock:
-                self._conns += [client, upstream]
-            threading.Thread(target=self._pipe, args=(client, upstream, True), daemon=True).start()
-            threading.Thread(target=self._pipe, args=(upstream, client, False), daemon=True).start()
+            self._relay(client)
+
+    def _handshake(self, client: socket.socket) -> None:
+        assert self._tls is not None
+        try:
+            client.settimeout(10)
+            wrapped = self._tls.wrap_socket(client, server_side=True)
+            wrapped.settimeout(None)
+        except (OSError, ssl.SSLError):  # a client that refused our certificate
+            client.close()
+            return
+        self._relay(wrapped)
+
+    def _relay(self, client: socket.socket) -> None:
+        try:
+            upstream = socket.create_connection(("127.0.0.1", self.upstream))
+        except OSError:
+            client.close()
+            return
+        with self._lock:
+            self._conns += [client, upstream]
+        threading.Thread(target=self._pipe, args=(client, upstream, True), daemon=True).start()
+        threading.Thread(target=self._pipe, args=(upstream, client, False), daemon=True).start()
 
     def _pipe(self, src: socket.socket, dst: socket.socket, outbound: bool) -> None:
         try:
