@@ -7,6 +7,8 @@
   wire) and can cut every connection after a byte budget (a network failure mid-upload); with a
   `TLSCert` it terminates TLS in front of a plain server (a custom-CA endpoint).
 - `TLSCert`: a self-signed certificate for 127.0.0.1 made with openssl, our own CA for a test.
+- `Registry`: Debian's `docker-registry` (the CNCF distribution registry) over TLS with an
+  htpasswd user, storing into a temporary directory.
 """
 
 from __future__ import annotations
@@ -250,3 +252,60 @@ class CountingProxy:
     def close(self) -> None:
         self._closed = True
         self._sock.close()
+
+
+REGISTRY_BIN = "docker-registry"
+REGISTRY_USER = "composer"
+REGISTRY_PASSWORD = "registry-password-for-tests"
+
+
+class Registry:
+    """A real container registry on a loopback port: TLS with `cert`, one htpasswd user."""
+
+    def __init__(self, cert: TLSCert):
+        import crypt  # the bcrypt of htpasswd lines (deprecated in 3.11, still present)
+
+        if shutil.which(REGISTRY_BIN) is None:
+            raise FileNotFoundError("docker-registry is not installed (tests/debian-packages.txt)")
+        self.port = free_port()
+        self.host = f"127.0.0.1:{self.port}"
+        self.dir = Path(tempfile.mkdtemp(prefix="registry-"))
+        (self.dir / "htpasswd").write_text(
+            f"{REGISTRY_USER}:{crypt.crypt(REGISTRY_PASSWORD, crypt.mksalt(crypt.METHOD_BLOWFISH))}\n")
+        (self.dir / "config.yml").write_text(f"""version: 0.1
+log: {{level: info}}
+storage:
+  filesystem: {{rootdirectory: {self.dir / "data"}}}
+  delete: {{enabled: true}}
+http:
+  addr: 127.0.0.1:{self.port}
+  secret: test-only
+  tls: {{certificate: {cert.cert}, key: {cert.key}}}
+auth:
+  htpasswd: {{realm: tests, path: {self.dir / "htpasswd"}}}
+""")
+        self.log = tempfile.TemporaryFile()
+        self.proc = subprocess.Popen([REGISTRY_BIN, "serve", str(self.dir / "config.yml")],
+                                     stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
+        _wait_port(self.port, self.proc, "docker-registry")
+        self.cert = cert
+
+    def manifest(self, repository: str, tag: str) -> tuple[dict, str]:
+        """The pushed manifest and its digest, read back over the registry API."""
+        import base64
+        import json
+
+        context = ssl.create_default_context(cafile=str(self.cert.cert))
+        auth = base64.b64encode(f"{REGISTRY_USER}:{REGISTRY_PASSWORD}".encode()).decode()
+        req = urllib.request.Request(
+            f"https://{self.host}/v2/{repository}/manifests/{tag}",
+            headers={"Authorization": f"Basic {auth}", "Accept": ", ".join((
+                "application/vnd.oci.image.manifest.v1+json",
+                "application/vnd.docker.distribution.manifest.v2+json"))})
+        with urllib.request.urlopen(req, timeout=30, context=context) as resp:
+            return json.loads(resp.read()), resp.headers["Docker-Content-Digest"]
+
+    def stop(self) -> None:
+        _stop(self.proc)
+        self.log.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
