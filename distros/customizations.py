@@ -155,7 +155,12 @@ def blueprint_packages(blueprint: dict[str, Any]) -> list[str]:
     return names
 
 
-def os_config(image_config: dict[str, Any], blueprint: dict[str, Any], rng: random.Random) -> OSConfig:
+def os_config(image_config: dict[str, Any], blueprint: dict[str, Any], rng: random.Random,
+              follows: str = "images") -> OSConfig:
+    """The OS tree's configuration: the image config, then the blueprint's customizations.
+
+    `follows` is the release's DistroDef.follows: where osbuild-composer's July-2023 output and
+    osbuild/images' code differ, the release reproduces the one it names."""
     c = _customizations(blueprint)
     check_paths(c)
     ic = image_config
@@ -207,7 +212,9 @@ def os_config(image_config: dict[str, Any], blueprint: dict[str, Any], rng: rand
         cfg.timezone = tz["timezone"]
     if tz.get("ntpservers"):
         chrony: dict[str, Any] = {"servers": [{"hostname": s} for s in tz["ntpservers"]]}
-        if cfg.chrony and "leapsectz" in cfg.chrony:
+        # images replaces the whole chrony configuration (generic/images.go osCustomizations);
+        # osbuild-composer kept the image's leapsectz
+        if cfg.chrony and "leapsectz" in cfg.chrony and follows == "osbuild-composer-2023":
             chrony["leapsectz"] = cfg.chrony["leapsectz"]
         cfg.chrony = chrony
     locale = c.get("locale") or {}

@@ -61,9 +61,13 @@ def images_changes(manifest: dict) -> dict:
       `pkg/osbuild/systemd_unit_stage.go` EnvironmentVariable), not as one `KEY=value` string;
     - images' rhel-9/rhel-10 definitions set no `rhsm_config` on the cloud types (only qcow2's
       dnf plugins), so the rhsm stage turning on rhsmcertd `auto_registration` goes;
-    - Azure (`azure_image_config_base` of images' rhel-9 YAML, before 9.6): `loglevel=3` after `ro`,
-      the intel_cstate and skx_edac blacklists, and grub2 without recovery entries and submenus,
-      counting down on the serial terminal only (`azure_common_grub2_config`);
+    - Azure (`azure_image_config_base` of images' rhel-9 YAML): the intel_cstate and skx_edac
+      blacklists, grub2 without recovery entries and submenus, counting down on the serial terminal
+      only (`azure_common_grub2_config`); images compares CentOS Stream 9 as 9.999, so it gets the
+      9.6+ chrony PTP refclock and loses the SR-IOV udev rule (RHEL before 9.6 would get
+      `loglevel=3` instead);
+    - RHEL for Edge commits and containers get the drop-in keeping grub's boot-success timer off
+      where greenboot runs (`edge_commit_image_config` systemd_dropin);
     - EC2 on x86_64 (`ec2_image_config` "x86_64 specific kopts"): `console=tty0` first and no
       `rd.blacklist=nouveau` (the modprobe blacklist stays).
     """
@@ -73,6 +77,8 @@ def images_changes(manifest: dict) -> dict:
 
     out = copymod.deepcopy(manifest)
     _kernel_options_and_azure(out, azure="10-rh-enable-for-azure.conf" in json.dumps(manifest))
+    if any(p["name"] == "ostree-commit" for p in out["pipelines"]):
+        _grub_boot_success_dropin(next(p for p in out["pipelines"] if p["name"] == "os"))
     for pipeline in out["pipelines"]:
         if "stages" in pipeline:
             pipeline["stages"] = [st for st in pipeline["stages"] if not (
@@ -129,8 +135,8 @@ def _kernel_options_and_azure(manifest: dict, azure: bool) -> None:
             opts = st.get("options", {})
             if isinstance(opts.get("kernel_opts"), str) and opts["kernel_opts"].startswith(EC2_2023):
                 opts["kernel_opts"] = EC2_TODAY + opts["kernel_opts"][len(EC2_2023):]
-            if azure and isinstance(opts.get("kernel_opts"), str) and opts["kernel_opts"].startswith("ro "):
-                opts["kernel_opts"] = "ro loglevel=3 " + opts["kernel_opts"][3:]
+            if azure and st["type"] == "org.osbuild.udev.rules":
+                continue
             if st["type"] == "org.osbuild.grub2" and azure:
                 opts["config"] = {"default": opts["config"]["default"], "disable_recovery": True,
                                   "disable_submenu": True,
@@ -138,12 +144,23 @@ def _kernel_options_and_azure(manifest: dict, azure: bool) -> None:
                                   "terminal": ["serial"], "terminal_input": ["serial"], "terminal_output": ["serial"],
                                   "timeout": 10, "timeout_style": "countdown", "serial": opts["config"]["serial"]}
             stages.append(st)
+            if azure and st["type"] == "org.osbuild.timezone":
+                stages.append({"type": "org.osbuild.chrony", "options": {"refclocks": [
+                    {"driver": {"name": "PHC", "path": "/dev/ptp_hyperv"}, "poll": 3, "dpoll": -2, "offset": 0}]}})
             if azure and st["type"] == "org.osbuild.modprobe" and opts["filename"] == "blacklist-amdgpu.conf":
                 stages.append(blacklist("blacklist-intel-cstate.conf", "intel_cstate"))
             if azure and st["type"] == "org.osbuild.modprobe" and opts["filename"] == "blacklist-nouveau.conf":
                 stages.append(blacklist("blacklist-skylake-edac.conf", "skx_edac"))
         if "stages" in pipeline:
             pipeline["stages"] = stages
+
+
+def _grub_boot_success_dropin(pipeline: dict) -> None:
+    before = {"org.osbuild." + t for t in ("sysconfig", "systemd-logind", "cloud-init", "modprobe", "dracut.conf")}
+    at = max(i for i, st in enumerate(pipeline["stages"]) if st["type"] in before) + 1
+    pipeline["stages"].insert(at, {"type": "org.osbuild.systemd.unit", "options": {
+        "unit": "grub-boot-success.timer", "dropin": "10-disable-if-greenboot.conf",
+        "config": {"Unit": {"ConditionPathExists": "!/usr/libexec/greenboot/greenboot"}}, "unit-type": "global"}})
 
 
 def assert_golden_manifest(golden_dir: Path, case: str) -> None:

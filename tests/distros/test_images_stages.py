@@ -88,7 +88,9 @@ def kernel_opts(m: dict[str, Any]) -> str:
 
 
 @pytest.mark.parametrize("distro,arch,expected", [
-    ("centos-9", "x86_64", "ro loglevel=3 console=tty1 console=ttyS0 earlyprintk=ttyS0 rootdelay=300"),
+    # images compares CentOS Stream as the newest minor (9.999): the 9.8+ options
+    ("centos-9", "x86_64", "ro console=tty1 console=ttyS0 earlyprintk=ttyS0 rootdelay=300"),
+    ("centos-9", "aarch64", "ro console=ttyAMA0"),
     ("rhel-9.4", "x86_64", "ro loglevel=3 console=tty1 console=ttyS0 earlyprintk=ttyS0 rootdelay=300"),
     ("rhel-9.6", "x86_64", "ro loglevel=3 console=tty1 console=ttyS0 earlyprintk=ttyS0 rootdelay=300 "
                            "nvme_core.io_timeout=240"),
@@ -97,8 +99,7 @@ def kernel_opts(m: dict[str, Any]) -> str:
     ("rhel-9.2", "aarch64", "ro loglevel=3 console=ttyAMA0"),
     ("rhel-9.6", "aarch64", "ro loglevel=3 console=ttyAMA0 nvme_core.io_timeout=240"),
     ("rhel-9.8", "aarch64", "ro console=ttyAMA0"),
-    ("centos-10", "x86_64", "ro loglevel=3 nvme_core.io_timeout=240 console=tty1 console=ttyS0 earlyprintk=ttyS0 "
-                            "rootdelay=300"),
+    ("centos-10", "x86_64", "ro console=tty1 console=ttyS0 earlyprintk=ttyS0 rootdelay=300"),
     ("rhel-10.1", "x86_64", "ro nvme_core.io_timeout=240 console=tty1 console=ttyS0 earlyprintk=ttyS0 rootdelay=300"),
     ("rhel-10.2", "aarch64", "ro console=ttyAMA0"),
     ("rhel-10.0", "aarch64", "ro loglevel=3 nvme_core.io_timeout=240 console=ttyAMA0")])
@@ -126,23 +127,29 @@ def test_azure_grub2_config(distro: str, image_type: str) -> None:
                                    "timeout_style": "countdown", "serial": SERIAL}
 
 
-@pytest.mark.parametrize("distro,modules,today", [
-    ("centos-9", ["amdgpu", "intel_cstate", "floppy", "nouveau", "skx_edac"], False),
-    ("rhel-9.4", ["amdgpu", "intel_cstate", "floppy", "nouveau", "skx_edac"], False),
-    ("rhel-9.6", ["amdgpu", "intel_cstate", "floppy", "nouveau", "skx_edac", "intel_uncore", "acpi_cpufreq"], True),
-    ("centos-10", ["amdgpu", "intel_cstate", "floppy", "nouveau", "skx_edac", "intel_uncore", "acpi_cpufreq"], True)])
-def test_azure_modprobe_udev_and_network_manager(distro: str, modules: list[str], today: bool) -> None:
+FIVE = ["amdgpu", "intel_cstate", "floppy", "nouveau", "skx_edac"]
+
+
+@pytest.mark.parametrize("distro,modules,today,udev,refclock", [
+    ("centos-9", FIVE, False, False, True),
+    ("rhel-9.4", FIVE, False, True, False),
+    ("rhel-9.6", FIVE + ["intel_uncore", "acpi_cpufreq"], True, False, True),
+    ("centos-10", FIVE + ["intel_uncore", "acpi_cpufreq"], True, False, True)])
+def test_azure_modprobe_udev_and_network_manager(distro: str, modules: list[str], today: bool, udev: bool,
+                                                 refclock: bool) -> None:
+    """images rhel-9 "rhel-9.6+ adds the dataloss warning" (RHEL only), "sriov udev rules ... 9.6+"
+    and "chrony is added in rhel-9.6+" (CentOS Stream 9 compares as 9.999), rhel-10's base."""
     m = manifest(distro, "x86_64", "vhd")
     assert [c["modulename"] for st in stages_of(m, "modprobe") for c in st["commands"]
             if c["modulename"] != "lbm-nouveau"] == modules
     # WALinuxAgent ships the SR-IOV rule from 9.6; NetworkManager leaves the Mellanox VFs alone
-    assert bool(stages_of(m, "udev.rules")) is not today
+    assert bool(stages_of(m, "udev.rules")) is udev
     assert stages_of(m, "nm.conf") == ([{"path": "/etc/NetworkManager/conf.d/99-azure-unmanaged-devices.conf",
                                           "settings": {"keyfile": {"unmanaged-devices": ["driver:mlx4_core",
                                                                                          "driver:mlx5_core"]}}}]
                                         if today else [])
-    refclock = {"refclocks": [{"driver": {"name": "PHC", "path": "/dev/ptp_hyperv"}, "poll": 3, "dpoll": -2, "offset": 0}]}
-    assert stages_of(m, "chrony") == ([refclock] if today else [])
+    clock = {"refclocks": [{"driver": {"name": "PHC", "path": "/dev/ptp_hyperv"}, "poll": 3, "dpoll": -2, "offset": 0}]}
+    assert stages_of(m, "chrony") == ([clock] if refclock else [])
 
 
 @pytest.mark.parametrize("distro,arch,image_type,expected", [
@@ -169,3 +176,60 @@ def test_ec2_kernel_options(distro: str, arch: str, image_type: str, expected: s
     m = manifest(distro, arch, image_type)
     cmdline = stages_of(m, "kernel-cmdline")
     assert (cmdline[0]["kernel_opts"] if cmdline else stages_of(m, "grub2")[0]["kernel_opts"]) == expected
+
+
+@pytest.mark.parametrize("distro", ["rhel-9.0", "rhel-9.6", "rhel-10.0"])
+def test_rhel_wsl_boots_systemd(distro: str) -> None:
+    """images rhel-9/rhel-10 `wsl` ("wsl config for rhel"): an xz'd image.wsl with wsl.conf and
+    wsl-distribution.conf, sshd enabled, no SELinux labelling."""
+    it = distros.get_distro(distro).image_type("x86_64", "wsl")
+    assert (it.filename, it.exports) == ("image.wsl", ["xz"])
+    m = manifest(distro, "x86_64", "wsl")
+    assert stages_of(m, "wsl.conf") == [{"boot": {"systemd": True}}]
+    (dist,) = stages_of(m, "wsl-distribution.conf")
+    assert dist["oobe"] == {"default_uid": 1000, "default_name": f"RedHatEnterpriseLinux-{distro[5:]}"}
+    assert stages_of(m, "systemd") == [{"enabled_services": ["sshd.service"]}]
+    assert stages_of(m, "selinux") == []
+
+
+def test_centos_wsl_has_no_rhel_configuration() -> None:
+    m = manifest("centos-9", "x86_64", "wsl")
+    assert stages_of(m, "wsl.conf") == [] and stages_of(m, "cloud-init") == []
+    assert stages_of(m, "locale") == [{"language": "en_US.UTF-8"}]
+
+
+GRUB_BOOT_SUCCESS = {"unit": "grub-boot-success.timer", "dropin": "10-disable-if-greenboot.conf",
+                     "config": {"Unit": {"ConditionPathExists": "!/usr/libexec/greenboot/greenboot"}},
+                     "unit-type": "global"}
+
+
+@pytest.mark.parametrize("distro,arch", [("rhel-9.0", "x86_64"), ("rhel-9.6", "aarch64"), ("centos-9", "x86_64")])
+def test_minimal_raw_disables_grub_boot_success_under_greenboot(distro: str, arch: str) -> None:
+    """images rhel-9 `minimal-raw` image_config systemd_dropin (also edge_commit_image_config)."""
+    assert stages_of(manifest(distro, arch, "minimal-raw"), "systemd.unit") == [GRUB_BOOT_SUCCESS]
+
+
+@pytest.mark.parametrize("distro,image_type", [("rhel-9.6", "oci"), ("rhel-9.6", "vagrant-libvirt"),
+                                               ("rhel-10.0", "vagrant-virtualbox"), ("rhel-10.2", "oci")])
+def test_qcow2_derived_types_keep_qcow2s_rhsm_settings(distro: str, image_type: str) -> None:
+    """images: oci and vagrant-* take `qcow2_image_config` ("tweak the rhsm config on rhel")."""
+    assert stages_of(manifest(distro, "x86_64", image_type), "rhsm") == [
+        {"dnf-plugins": {"product-id": {"enabled": False}, "subscription-manager": {"enabled": False}}}]
+
+
+@pytest.mark.parametrize("image_type", ["ami", "ec2", "ec2-sap"])
+def test_el10_ec2_blacklists_i2c_piix4(image_type: str) -> None:
+    """images rhel-10 `ami_image_config` modprobe."""
+    m = manifest("rhel-10.0", "x86_64", image_type)
+    assert [c["modulename"] for st in stages_of(m, "modprobe") for c in st["commands"]] == [
+        "nouveau", "amdgpu", "i2c_piix4"]
+
+
+@pytest.mark.parametrize("distro,expected", [
+    ("rhel-9.6", {"servers": [{"hostname": "time.example.com"}]}),
+    # osbuild-composer kept the image's leapsectz next to the blueprint's servers
+    ("centos-8", {"servers": [{"hostname": "time.example.com"}], "leapsectz": ""})])
+def test_blueprint_ntp_servers_replace_the_chrony_configuration(distro: str, expected: dict[str, Any]) -> None:
+    """images `pkg/distro/generic/images.go` osCustomizations: ntpservers make a new ChronyStageOptions."""
+    bp = {"customizations": {"timezone": {"ntpservers": ["time.example.com"]}}}
+    assert stages_of(manifest(distro, "x86_64", "ami", bp), "chrony") == [expected]

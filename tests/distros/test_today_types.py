@@ -623,8 +623,8 @@ def test_el10_wsl(release: str, rhel: bool) -> None:
         assert stage(m, "os", "wsl-distribution.conf")["oobe"] == {"default_uid": 1000,
                                                                    "default_name": "RedHatEnterpriseLinux-10.0"}
     assert stage(m, "xz", "xz")["filename"] == "image.wsl"
-    # EL 9 keeps the July-2023 shape
-    assert distros.get_distro("rhel-9.6").image_type("x86_64", "wsl").filename == "disk.tar.gz"
+    # EL 9 has the same image in images' rhel-9 definitions (tests/distros/test_images_stages.py)
+    assert distros.get_distro("rhel-9.6").image_type("x86_64", "wsl").filename == "image.wsl"
 
 
 def test_fedora_41_wsl_boots_systemd_through_wsl_conf() -> None:
