@@ -118,6 +118,8 @@ class DistroDef:
     image_types_file: str
     aliases: list[str] = field(default_factory=list)
     build_packages: list[str] = field(default_factory=list)
+    # osbuild/images' runner packages (the build root of releases following images starts with them)
+    runner_build_packages: list[str] = field(default_factory=list)
     image_config: dict[str, Any] = field(default_factory=dict)
     host_build_root: bool = False
     # whose manifests the release reproduces where the two differ in naming and stage details
@@ -165,6 +167,7 @@ def load_distros(defs_dir: Path = DEFS_DIR) -> dict[str, DistroDef]:
                 arches=list(e["arches"]), image_types_file=e["image_types"],
                 aliases=list(e.get("aliases", [])),
                 build_packages=list(e.get("build_packages", [])),
+                runner_build_packages=list(e.get("runner_build_packages", [])),
                 image_config=e.get("image_config", {}),
                 host_build_root=bool(e.get("host_build_root", False)),
                 follows=str(e.get("follows", "images")), raw=e,

@@ -215,6 +215,19 @@ class PartitionTable:
             raise DefinitionError(f"no {mountpoint} in partition table")
         return self.partitions.index(found[1][0])
 
+    def build_packages(self) -> list[str]:
+        """The tools that make this table's contents, as osbuild/images lists them
+        (`PartitionTable.GetBuildPackages`: one entry per feature, in its order)."""
+        types = {fs.type for fs, _ in self.filesystems()}
+        btrfs = any(isinstance(p.payload, BtrfsVolume) for p in self.partitions) or "btrfs" in types
+        out = []
+        for present, pkgs in ((self.has_lvm(), ["lvm2"]), (btrfs, ["btrfs-progs"]), ("xfs" in types, ["xfsprogs"]),
+                              ("vfat" in types, ["dosfstools"]), ("ext4" in types, ["e2fsprogs"]),
+                              (bool(self.luks_containers()), ["clevis", "clevis-luks", "cryptsetup"])):
+            if present:
+                out += pkgs
+        return out
+
     def has_lvm(self) -> bool:
         return bool(self.volume_groups())
 

@@ -34,6 +34,15 @@ class BuildRoot(PipelineKind):
     def package_sets(self, ctx: ManifestContext, spec: dict[str, Any]) -> list[dict[str, Any]] | None:
         if ctx.distro.host_build_root:
             return None
+        if ctx.distro.follows == "images":
+            # osbuild/images' BuildrootFromPackages: the policy, cp and xz, the runner's packages,
+            # then every other pipeline's tools, concatenated as they come (duplicates included)
+            tools = [f"selinux-policy-{ctx.os.selinux or 'targeted'}", "coreutils", "xz",
+                     *(ctx.distro.runner_build_packages or ctx.distro.build_packages)]
+            for other in ctx.image_type.pipelines:
+                if other["kind"] != "build":
+                    tools += kind_of(other).build_needs(ctx, other)[0]
+            return [{"include": tools, "exclude": [], "install_weak_deps": True}]
         include: list[str] = []
         for name in list(ctx.distro.build_packages) + list(ctx.data.get("build_packages") or []) + self._needs(ctx)[0]:
             if name not in include:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from distros.engine import ManifestContext, PipelineKind, pipeline_kind
+from distros.engine import ManifestContext, PipelineKind, kind_of, pipeline_kind
 from distros.partition import SECTOR, BtrfsVolume
 from distros.pipelines.build import build_ref
 from distros.pipelines.os_tree import platform
@@ -38,6 +38,10 @@ class RawDisk(PipelineKind):
     """Partition, format, copy the tree in, install the BIOS/PReP/zipl boot code."""
 
     def build_needs(self, ctx: ManifestContext, spec: dict[str, Any]) -> tuple[list[str], dict[str, str]]:
+        if ctx.distro.follows == "images":
+            # images' RawImage asks its tree's build packages again (RawImage.getBuildPackages)
+            tree = next((p for p in ctx.image_type.pipelines if p["name"] == spec.get("tree", "os")), None)
+            return (kind_of(tree).build_needs(ctx, tree)[0] if tree is not None else []), {}
         pkgs: list[str] = []
         pt = ctx.partition_table
         if pt is not None:

@@ -47,9 +47,14 @@ def os_package_chain(ctx: ManifestContext, spec: dict[str, Any]) -> list[dict[st
     plat = platform(ctx)
     base: list[str] = []
     exclude: list[str] = []
+    today = ctx.distro.follows == "images"
     if ctx.image_type.bootable or ctx.partition_table is not None:
         base += list(plat.get("packages") or [])
-    if ctx.partition_table is not None and ctx.partition_table.has_lvm():
+    if today and ctx.partition_table is not None and not ctx.distro.host_build_root:
+        # images installs the table's tools into the image too (OS.getPackageSetChain); the
+        # test distro builds with the host's tools from a small local repository
+        base += ctx.partition_table.build_packages()
+    elif ctx.partition_table is not None and ctx.partition_table.has_lvm():
         base.append("lvm2")
     for pset in (ctx.data.get("package_sets") or {}).get(spec["name"], []):
         base += list(pset.get("include") or [])
@@ -63,7 +68,7 @@ def os_package_chain(ctx: ManifestContext, spec: dict[str, Any]) -> list[dict[st
         extra.append(f"selinux-policy-{o.selinux}")
     if o.openscap:
         extra += ["openscap-scanner", "scap-security-guide", "xz"]
-    if o.users or o.groups:
+    if o.users or o.groups or (today and o.lock_root_user):
         extra += ["shadow-utils", "pam", "passwd"]
     elif o.lock_root_user:
         extra.append("shadow-utils")
@@ -71,20 +76,54 @@ def os_package_chain(ctx: ManifestContext, spec: dict[str, Any]) -> list[dict[st
         # the kernel's .hmac next to the UKI (older uki-direct does not write it)
         extra.append("libkcapi-hmaccalc")
     if o.versionlock_packages:
-        extra.append("python3-dnf-plugin-versionlock")
+        extra += ["dnf", "python3-dnf-plugin-versionlock"] if today else ["python3-dnf-plugin-versionlock"]
     if o.firewall is not None:
         extra.append("firewalld")
+    # images concatenates the lists as they are (a name twice is depsolved twice); osbuild-composer
+    # in 2023 deduplicated them
+    unique = (lambda names: list(names)) if today else _unique
     chain = []
     if base:
-        chain.append({"include": _unique(base), "exclude": _unique(exclude), "install_weak_deps": o.install_weak_deps})
+        chain.append({"include": unique(base), "exclude": unique(exclude), "install_weak_deps": o.install_weak_deps})
     if extra:
-        chain.append({"include": _unique(extra), "exclude": [], "install_weak_deps": False})
+        chain.append({"include": unique(extra), "exclude": [], "install_weak_deps": False})
     bp = blueprint_packages(ctx.blueprint)
     streams = [f"{m['name']}:{m['stream']}" for m in ctx.blueprint.get("enabled_modules") or []]
     if bp or streams:
-        chain.append({"include": _unique(bp), "exclude": [], "install_weak_deps": False,
+        chain.append({"include": unique(bp), "exclude": [], "install_weak_deps": False,
                       **({"enable_modules": streams} if streams else {})})
     return chain
+
+
+def images_os_build_packages(ctx: ManifestContext, spec: dict[str, Any]) -> list[str]:
+    """What an OS tree needs in the build root, in osbuild/images' order (`OS.getBuildPackages`)."""
+    o = ctx.os
+    plat = platform(ctx)
+    bootable = ctx.image_type.bootable or ctx.partition_table is not None
+    pkgs = list(plat.get("build_packages") or []) if bootable else []
+    if ctx.partition_table is not None:
+        pkgs += ctx.partition_table.build_packages()
+    pkgs.append("rpm")
+    if spec.get("ostree"):
+        pkgs.append("rpm-ostree")
+    if o.selinux:
+        pkgs += ["policycoreutils", f"selinux-policy-{o.selinux}"]
+    if o.stages.get("cloud_init"):
+        pkgs.append("python3-pyyaml")
+    if o.stages.get("dnf_config") or o.stages.get("rhsm") or o.wsl_conf or o.wsl_distribution_conf:
+        pkgs.append("python3-iniparse")
+    if ctx.options.containers.get(spec["name"]) or ctx.blueprint.get("containers"):
+        if spec.get("ostree"):
+            pkgs.append({"8": "python3-pytoml", "9": "python3-toml"}.get(ctx.distro.version.split(".")[0], "python3-tomli-w")
+                        if ctx.distro.family != "fedora" else "python3-tomli-w")
+        pkgs.append("skopeo")
+    if o.openscap and (o.openscap.get("tailoring") or {}):
+        pkgs.append("openscap-utils")
+    if plat.get("bootloader") == "uki":
+        pkgs.append("libkcapi-hmaccalc")
+    if o.users or o.groups or o.lock_root_user:
+        pkgs.append("shadow-utils")
+    return pkgs
 
 
 def _unique(names: list[str]) -> list[str]:
@@ -159,6 +198,8 @@ class OSTree(PipelineKind):
         return os_package_chain(ctx, spec)
 
     def build_needs(self, ctx: ManifestContext, spec: dict[str, Any]) -> tuple[list[str], dict[str, str]]:
+        if ctx.distro.follows == "images":
+            return images_os_build_packages(ctx, spec), {}
         plat = platform(ctx)
         bootable = ctx.image_type.bootable or ctx.partition_table is not None
         pkgs = (list(plat.get("build_packages") or []) if bootable else []) + ["rpm"]

@@ -162,7 +162,8 @@ def test_package_sets_are_chains(toy: dict[str, distros.Distro]) -> None:
     sets = toy["toy-1"].image_type("aarch64", "disk").package_sets(bp)
     assert list(sets) == ["build", "os"]
     base, extra, blueprint = sets["os"]
-    assert base["include"] == ["grub2-efi-aa64", "@core", "bash", "arm-only", "kernel-rt"]
+    # images installs the partition table's tools (ext4 here) into the OS as well
+    assert base["include"] == ["grub2-efi-aa64", "e2fsprogs", "@core", "bash", "arm-only", "kernel-rt"]
     assert base["exclude"] == ["plymouth"] and base["install_weak_deps"] is True
     assert extra == {"include": ["selinux-policy-targeted"], "exclude": [], "install_weak_deps": False}
     assert blueprint["include"] == ["tmux", "vim-9.0", "@web"]
