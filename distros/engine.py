@@ -154,7 +154,7 @@ class ManifestContext:
             tree_keys = [k for k in from_tree if provided_in.get(k, 0) == idx]
             if tree_keys:
                 tx_options["gpgkeys.fromtree"] = tree_keys
-            stages.append(_with_key_first(rpm_stage(tx, sorted(keys), **tx_options)))
+            stages.append(rpm_stage(tx, sorted(keys), **tx_options))
         return stages
 
     def kernel_package(self, pipeline: str = "os") -> dict[str, Any] | None:
@@ -308,8 +308,11 @@ class ImageTypeDef:
         ctx.packages = packages
         ctx.repositories = list(repositories)
         self._prepare_disk(ctx)
+        from distros.fieldorder import order_manifest
+
         pipelines = [kind_of(spec).serialize(ctx, spec) for spec in self.pipelines]
-        return {"version": "2", "pipelines": pipelines, "sources": sources(ctx)}
+        # stage options in osbuild/images' field order (the bytes of a manifest are compared)
+        return order_manifest({"version": "2", "pipelines": pipelines, "sources": sources(ctx)})
 
     def _prepare_disk(self, ctx: ManifestContext) -> None:
         base = self.base_partition_table()
@@ -338,16 +341,6 @@ class ImageTypeDef:
         mode = custom.get("partitioning_mode") or ctx.options.partitioning_mode
         ctx.partition_table = customized(base, filesystems, self.image_size(ctx), mode,
                                          required_bytes, ctx.rng)
-
-
-def _with_key_first(stage: dict[str, Any]) -> dict[str, Any]:
-    """rpm stage options in images' field order: gpgkeys before gpgkeys.fromtree."""
-    opts = stage.get("options") or {}
-    if "gpgkeys" in opts and "gpgkeys.fromtree" in opts:
-        ordered = {"gpgkeys": opts["gpgkeys"]}
-        ordered.update((k, v) for k, v in opts.items() if k != "gpgkeys")
-        stage["options"] = ordered
-    return stage
 
 
 def _substitute(node: Any, values: dict[str, str]) -> Any:
