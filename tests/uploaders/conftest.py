@@ -137,9 +137,10 @@ class ComposeEnv:
         self.store = ComposeStore(self.db, self.config.artifacts_path)
 
     def finished_compose(self, compose_type: str, filename: str, arch: str = "x86_64",
-                         uploads: list[dict[str, Any]] | None = None) -> Any:
+                         uploads: list[dict[str, Any]] | None = None,
+                         distro: str = "fedora-42") -> Any:
         compose = self.store.create(blueprint={"name": "bp", "version": "0.0.1"},
-                                    compose_type=compose_type, distro="fedora-42", arch=arch,
+                                    compose_type=compose_type, distro=distro, arch=arch,
                                     size=0, image_filename=filename, test_mode=2,
                                     upload_requests=uploads or [])
         path = self.store.image_path(compose)
@@ -147,8 +148,8 @@ class ComposeEnv:
         return compose, path
 
     def upload_for(self, target: str, settings: dict[str, Any], compose_type: str, filename: str,
-                   image_name: str = "test-image") -> tuple[str, Path]:
-        compose, path = self.finished_compose(compose_type, filename)
+                   image_name: str = "test-image", distro: str = "fedora-42") -> tuple[str, Path]:
+        compose, path = self.finished_compose(compose_type, filename, distro=distro)
         upload_id = self.store.add_upload(compose.id, target, image_name, settings)
         return upload_id, path
 

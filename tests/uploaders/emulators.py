@@ -7,6 +7,7 @@
   wire) and can cut every connection after a byte budget (a network failure mid-upload); with a
   `TLSCert` it terminates TLS in front of a plain server (a custom-CA endpoint).
 - `TLSCert`: a self-signed certificate for 127.0.0.1 made with openssl, our own CA for a test.
+- `GCSEmulator`: gcp-storage-emulator (PyPI), the GCS JSON API including resumable uploads.
 - `Registry`: Debian's `docker-registry` (the CNCF distribution registry) over TLS with an
   htpasswd user, storing into a temporary directory.
 """
@@ -309,3 +310,30 @@ auth:
         _stop(self.proc)
         self.log.close()
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class GCSEmulator:
+    """gcp-storage-emulator (PyPI) serving the GCS JSON API on a loopback port, data in memory."""
+
+    def __init__(self) -> None:
+        binary = Path(sys.executable).with_name("gcp-storage-emulator")
+        if not binary.exists():
+            raise FileNotFoundError(f"{binary} is missing: run `make test-deps`")
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = tempfile.TemporaryFile()
+        self.proc = subprocess.Popen([str(binary), "start", "--host", "127.0.0.1", "--port",
+                                      str(self.port), "--in-memory"],
+                                     stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
+        _wait_port(self.port, self.proc, "gcp-storage-emulator")
+
+    def client(self) -> "object":
+        from google.auth.credentials import AnonymousCredentials
+        from google.cloud import storage
+
+        return storage.Client(project="test", credentials=AnonymousCredentials(),
+                              client_options={"api_endpoint": self.url})
+
+    def stop(self) -> None:
+        _stop(self.proc)
+        self.log.close()

@@ -1,0 +1,241 @@
+"""Local HTTP doubles of cloud control-plane APIs that no server installable here implements.
+
+Used only where no real server can run on this machine (the storage halves run on real
+emulators: moto, Azurite, gcp-storage-emulator). Each double implements the documented REST
+endpoints the uploader calls, with their request and response shapes, checks what a real service
+would refuse (missing or wrong bearer tokens, bad bodies, unknown resources), and records every
+call, so tests assert what the real SDK code path sent. Each test module using one says so.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import re
+import tarfile
+import threading
+import urllib.parse
+import urllib.request
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+Route = tuple[str, re.Pattern[str], Callable[..., tuple[int, Any]]]
+
+
+class HTTPDouble:
+    """A threaded HTTP server on a free loopback port dispatching to `routes`."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str, Any]] = []
+        self.routes: list[Route] = []
+        self.lock = threading.Lock()
+        double = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def _serve(self, method: str) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                raw = self.rfile.read(length) if length else b""
+                status, body, headers = double.dispatch(method, self.path, self.headers, raw)
+                data = body if isinstance(body, bytes) else json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", headers.pop("Content-Type", "application/json"))
+                for key, value in headers.items():
+                    self.send_header(key, value)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_GET(self) -> None:
+                self._serve("GET")
+
+            def do_POST(self) -> None:
+                self._serve("POST")
+
+            def do_PUT(self) -> None:
+                self._serve("PUT")
+
+            def do_DELETE(self) -> None:
+                self._serve("DELETE")
+
+            def do_PATCH(self) -> None:
+                self._serve("PATCH")
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def route(self, method: str, pattern: str) -> Callable[[Callable[..., tuple[int, Any]]], Any]:
+        def add(func: Callable[..., tuple[int, Any]]) -> Callable[..., tuple[int, Any]]:
+            self.routes.append((method, re.compile(pattern + r"$"), func))
+            return func
+        return add
+
+    def dispatch(self, method: str, path: str, headers: Any, raw: bytes) -> tuple[int, Any, dict]:
+        parsed = urllib.parse.urlsplit(path)
+        query = dict(urllib.parse.parse_qsl(parsed.query))
+        for verb, pattern, func in self.routes:
+            match = pattern.match(parsed.path)
+            if verb == method and match:
+                with self.lock:
+                    self.calls.append((method, parsed.path, raw))
+                result = func(headers=headers, raw=raw, query=query, **match.groupdict())
+                if len(result) == 2:
+                    return result[0], result[1], {}
+                return result
+        return 404, {"error": {"code": 404, "message": f"no route {method} {parsed.path}"}}, {}
+
+    def called(self, method: str, pattern: str) -> list[bytes]:
+        rx = re.compile(pattern + r"$")
+        with self.lock:
+            return [raw for verb, path, raw in self.calls if verb == method and rx.match(path)]
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class GCPComputeDouble(HTTPDouble):
+    """OAuth2 token endpoint + the Compute Engine v1 image endpoints the GCP target calls.
+
+    The token endpoint checks the service account's signed JWT against the public key the test
+    registered (a key it doesn't know is refused, as Google's is); Compute calls need a token it
+    issued. `images.insert` reads the raw disk from the GCS emulator the test points `storage_url`
+    at, as Compute reads it from storage.googleapis.com, and fails the operation when the object is
+    missing or is not a gzip'd tar holding disk.raw.
+    """
+
+    def __init__(self, storage_url: str) -> None:
+        super().__init__()
+        self.storage_url = storage_url.rstrip("/")
+        self.public_keys: dict[str, bytes] = {}  # client_email -> PEM public key
+        self.tokens: set[str] = set()
+        self.images: dict[str, dict[str, Any]] = {}
+        self.policies: dict[str, dict[str, Any]] = {}
+        self.operations: dict[str, dict[str, Any]] = {}
+        self.fail_insert: tuple[int, str] | None = None
+        self._setup()
+
+    def _authorized(self, headers: Any) -> bool:
+        value = headers.get("Authorization", "")
+        return value.startswith("Bearer ") and value[7:] in self.tokens
+
+    def _setup(self) -> None:
+        unauthorized = (401, {"error": {"code": 401, "message": "Request had invalid authentication credentials."}})
+
+        @self.route("POST", "/token")
+        def token(raw: bytes, **_: Any) -> tuple[int, Any]:
+            from google.auth import jwt
+
+            form = dict(urllib.parse.parse_qsl(raw.decode()))
+            assertion = form.get("assertion", "")
+            try:
+                claims = jwt.decode(assertion, verify=False)
+                key = self.public_keys[claims["iss"]]
+                # google-auth signs for Google's token URL whatever token_uri says, as Google expects
+                jwt.decode(assertion, certs=key, audience="https://oauth2.googleapis.com/token")
+            except Exception as exc:
+                return 400, {"error": "invalid_grant", "error_description": f"Invalid JWT Signature ({exc})"}
+            issued = f"ya29.double-{len(self.tokens) + 1}"
+            self.tokens.add(issued)
+            return 200, {"access_token": issued, "expires_in": 3600, "token_type": "Bearer"}
+
+        base = r"/compute/v1/projects/(?P<project>[^/]+)/global"
+
+        @self.route("POST", base + "/images")
+        def insert(headers: Any, raw: bytes, project: str, **_: Any) -> tuple[int, Any]:
+            if not self._authorized(headers):
+                return unauthorized
+            if self.fail_insert:
+                code, message = self.fail_insert
+                return code, {"error": {"code": code, "message": message}}
+            body = json.loads(raw)
+            name = body.get("name", "")
+            if not re.fullmatch(r"[a-z]([-a-z0-9]{0,61}[a-z0-9])?", name):
+                return 400, {"error": {"code": 400, "message": f"Invalid value for field 'resource.name': '{name}'"}}
+            if name in self.images:
+                return 409, {"error": {"code": 409, "message": f"The resource 'projects/{project}/global/images/{name}' already exists"}}
+            op = {"name": f"operation-{len(self.operations) + 1}", "status": "RUNNING", "waits": 0,
+                  "targetLink": f"{self.url}{base.replace('(?P<project>[^/]+)', project)}/images/{name}"}
+            error = self._read_disk(body)
+            if error:
+                op["error"] = {"errors": [{"code": "RESOURCE_NOT_FOUND", "message": error}]}
+            else:
+                self.images[name] = {
+                    "name": name, "status": "READY", "project": project,
+                    "selfLink": f"https://www.googleapis.com/compute/v1/projects/{project}/global/images/{name}",
+                    "rawDisk": body["rawDisk"], "guestOsFeatures": body.get("guestOsFeatures", []),
+                    "storageLocations": body.get("storageLocations", [])}
+                self.policies[name] = {"etag": "BwYAAA==", "bindings": []}
+            self.operations[op["name"]] = op
+            return 200, {k: v for k, v in op.items() if k != "waits"}
+
+        @self.route("POST", base + "/operations/(?P<name>[^/]+)/wait")
+        def wait(headers: Any, name: str, **_: Any) -> tuple[int, Any]:
+            if not self._authorized(headers):
+                return unauthorized
+            op = self.operations.get(name)
+            if op is None:
+                return 404, {"error": {"code": 404, "message": f"operation {name} not found"}}
+            op["waits"] += 1
+            if op["waits"] >= 2:  # RUNNING on the first wait, so the caller's loop is exercised
+                op["status"] = "DONE"
+            return 200, {k: v for k, v in op.items() if k != "waits"}
+
+        @self.route("GET", base + "/images/(?P<name>[^/]+)")
+        def get(headers: Any, name: str, **_: Any) -> tuple[int, Any]:
+            if not self._authorized(headers):
+                return unauthorized
+            if name not in self.images:
+                return 404, {"error": {"code": 404, "message": f"image {name} not found"}}
+            return 200, self.images[name]
+
+        @self.route("DELETE", base + "/images/(?P<name>[^/]+)")
+        def delete(headers: Any, name: str, **_: Any) -> tuple[int, Any]:
+            if not self._authorized(headers):
+                return unauthorized
+            if self.images.pop(name, None) is None:
+                return 404, {"error": {"code": 404, "message": f"image {name} not found"}}
+            return 200, {"name": "operation-delete", "status": "DONE"}
+
+        @self.route("GET", base + "/images/(?P<name>[^/]+)/getIamPolicy")
+        def get_policy(headers: Any, name: str, **_: Any) -> tuple[int, Any]:
+            if not self._authorized(headers):
+                return unauthorized
+            return 200, self.policies[name]
+
+        @self.route("POST", base + "/images/(?P<name>[^/]+)/setIamPolicy")
+        def set_policy(headers: Any, raw: bytes, name: str, **_: Any) -> tuple[int, Any]:
+            if not self._authorized(headers):
+                return unauthorized
+            policy = json.loads(raw)["policy"]
+            if policy.get("etag") != self.policies[name]["etag"]:
+                return 412, {"error": {"code": 412, "message": "etag mismatch"}}
+            self.policies[name] = {"etag": "BwYAAB==", "bindings": policy["bindings"]}
+            return 200, self.policies[name]
+
+    def _read_disk(self, body: dict[str, Any]) -> str:
+        """What Compute would say about the raw disk, read from the emulator; '' when usable."""
+        raw_disk = body.get("rawDisk") or {}
+        prefix = "https://storage.googleapis.com/"
+        source = raw_disk.get("source", "")
+        if raw_disk.get("containerType") != "TAR" or not source.startswith(prefix):
+            return f"bad rawDisk {raw_disk}"
+        bucket, _, obj = source[len(prefix):].partition("/")
+        url = (f"{self.storage_url}/download/storage/v1/b/{bucket}/o/"
+               f"{urllib.parse.quote(obj, safe='')}?alt=media")
+        try:
+            with urllib.request.urlopen(url, timeout=30) as resp:
+                data = resp.read()
+            with tarfile.open(fileobj=io.BytesIO(gzip.decompress(data))) as tar:
+                tar.getmember("disk.raw")
+        except Exception as exc:
+            return f"The resource '{source}' is not a usable image: {exc}"
+        return ""
