@@ -35,13 +35,19 @@ MiB = 1024 * 1024
 PART_SIZE = 8 * MiB  # boto3's default; measured no slower than larger parts (bench/upload.py)
 MAX_PARTS = 9000  # S3 allows 10000; parts grow for images beyond ~70 GiB
 POLL_SECONDS = 0.2
+READ_TIMEOUT = 60  # seconds without a byte of answer before a request is retried
+# After a failed completion call: how long to look for the object the server may still be
+# assembling (S3 answers CompleteMultipartUpload only once every part is stitched together,
+# which can outlast READ_TIMEOUT for a multi-GiB object)
+COMPLETION_GRACE = 300.0
 
 
 def client_config(workers: int, attempts: int = 3) -> botocore.config.Config:
     """Enough pooled connections for every part thread, and few retries: a broken network fails the
     upload within a minute instead of botocore's default backoff spending many."""
     return botocore.config.Config(max_pool_connections=max(10, workers + 2), connect_timeout=10,
-                                  read_timeout=60, retries={"max_attempts": attempts, "mode": "standard"},
+                                  read_timeout=READ_TIMEOUT,
+                                  retries={"max_attempts": attempts, "mode": "standard"},
                                   s3={"addressing_style": "path"})
 
 
@@ -82,11 +88,15 @@ class _Progress(BaseSubscriber):
         self.finished.set()
 
     def on_progress(self, future: Any, bytes_transferred: int, **kwargs: Any) -> None:
+        # s3transfer reports a retried part's bytes again, after a negative report taking them
+        # back; the sink keeps what it stores monotonic, and nothing here claims the whole
+        # object before the completion call has answered
         with self._lock:
             self.done += bytes_transferred
             done = self.done
-        self.ctx.add_sent(bytes_transferred)
-        self.ctx.progress(min(done, self.total), self.total)
+        if bytes_transferred > 0:
+            self.ctx.add_sent(bytes_transferred)
+        self.ctx.progress(max(0, min(done, self.total - 1)), self.total)
 
 
 def multipart_upload(client: Any, path: Path, bucket: str, key: str, ctx: UploadContext,
@@ -97,6 +107,7 @@ def multipart_upload(client: Any, path: Path, bucket: str, key: str, ctx: Upload
     config = TransferConfig(multipart_threshold=part_size, multipart_chunksize=part_size,
                             max_concurrency=max(1, ctx.workers), use_threads=True)
     manager = TransferManager(client, config)
+    started = time.time()
     try:
         progress = _Progress(ctx, total or size)
         future = manager.upload(str(path), bucket, key, subscribers=[progress])
@@ -114,9 +125,44 @@ def multipart_upload(client: Any, path: Path, bucket: str, key: str, ctx: Upload
         except UploadCancelled:
             raise
         except Exception as exc:
-            raise UploadError(describe_client_error(exc, f"uploading to s3://{bucket}/{key}")) from exc
+            all_sent = progress.done >= size
+            if not (all_sent and _completed_after_all(client, bucket, key, size, part_size, started,
+                                                      exc, ctx)):
+                raise UploadError(describe_client_error(exc, f"uploading to s3://{bucket}/{key}")) from exc
     finally:
         manager.shutdown(cancel=True)
+    ctx.progress(total or size, total or size)
+
+
+def _completed_after_all(client: Any, bucket: str, key: str, size: int, part_size: int,
+                         started: float, exc: Exception, ctx: UploadContext) -> bool:
+    """Whether the object is there, whole, though the upload's last call failed.
+
+    Asked only once every byte was sent.  The completion call is the one that can outlive the
+    read timeout on a large object: the server goes on stitching the parts, the client gives up,
+    and its retry or abort then fails on an upload id that no longer exists.  The object that completion made is new (written after
+    this upload started), of the image's size, and made of this upload's number of parts (its
+    ETag ends in "-<parts>"); an object matching all three is this upload's.  Any other failure
+    (a part that never arrived) leaves no such object, and the error stands.
+    """
+    parts = max(1, -(-size // part_size))
+    deadline = time.monotonic() + COMPLETION_GRACE
+    while True:
+        try:
+            head = client.head_object(Bucket=bucket, Key=key)
+        except Exception:  # noqa: BLE001 - not there (yet), or not reachable: look again
+            head = None
+        if head is not None:
+            fresh = head["LastModified"].timestamp() >= started - 300  # clocks may differ a little
+            etag = str(head.get("ETag", "")).strip('"')
+            whole = head.get("ContentLength") == size and (size < part_size or etag.endswith(f"-{parts}"))
+            if fresh and whole:
+                ctx.log(f"the last call of the upload failed ({type(exc).__name__}: {exc}), but "
+                        f"s3://{bucket}/{key} is complete: {size} bytes in {parts} parts")
+                return True
+        if time.monotonic() > deadline or ctx.should_cancel():
+            return False
+        time.sleep(2.0)
 
 
 def check_bucket(client: Any, bucket: str) -> None:

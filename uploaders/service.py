@@ -341,19 +341,34 @@ def _fail(store: ComposeStore, upload_id: str, message: str, secrets: list[str],
         pass
 
 
+# What the stored progress may reach while the target still works: 1.0 is written with FINISHED
+# only, so a client never sees 100 % of an upload that can still fail (an import, a completion).
+PROGRESS_BEFORE_FINISHED = 0.99
+
+
 def _progress_sink(store: ComposeStore, upload_id: str,
                    write_log: Callable[[str], None]) -> ProgressThrottle:
-    marks = {"next": 0.25}
+    """Stored progress and the 25/50/75 % log lines, monotonic whatever order reports arrive in.
+
+    Parts finish out of order on several threads and an SDK may take bytes back when it retries
+    a part; the store and the log only ever move forward.
+    """
+    state = {"fraction": 0.0, "next_mark": 0.25}
+    lock = threading.Lock()
 
     def sink(done: int, total: int) -> None:
-        fraction = done / total if total else 1.0
-        try:
-            store.update_upload(upload_id, progress=round(fraction, 4))
-        except KeyError:
-            return
-        while fraction >= marks["next"] and marks["next"] <= 1.0:
-            write_log(f"progress: {done} of {total} bytes ({int(marks['next'] * 100)}%)")
-            marks["next"] += 0.25
+        fraction = min(done / total if total else 1.0, PROGRESS_BEFORE_FINISHED)
+        with lock:
+            if fraction <= state["fraction"]:
+                return
+            state["fraction"] = fraction
+            try:
+                store.update_upload(upload_id, progress=round(fraction, 4))
+            except KeyError:
+                return
+            while fraction >= state["next_mark"] and state["next_mark"] < 1.0:
+                write_log(f"progress: {int(state['next_mark'] * 100)}% of {total} bytes sent")
+                state["next_mark"] += 0.25
 
     return ProgressThrottle(sink, interval=1.0)
 
