@@ -54,9 +54,21 @@ class CustomizationError(RequestError):
 
 
 # Where blueprint directories and files may go (longest matching prefix decides; True = allowed).
+# These are osbuild-composer's July-2023 policies, which osbuild/images keeps for ostree types only.
 DIRECTORY_POLICY = {"/": False, "/etc": True}
 FILE_POLICY = {"/": False, "/etc": True, "/root": True, "/usr/local/bin": True, "/usr/local/sbin": True,
                "/etc/fstab": False, "/etc/shadow": False, "/etc/passwd": False, "/etc/group": False}
+# osbuild/images' policies for every other image type (`pkg/policies/policies.go`
+# CustomDirectoriesPolicies, CustomFilesPolicies): anywhere but the system's own trees, so e.g. an
+# OpenSCAP tailoring file can go to /oscap_data
+_SYSTEM_TREES = {"/bin": False, "/boot": False, "/dev": False, "/efi": False, "/lib": False, "/lib64": False,
+                 "/lost+found": False, "/proc": False, "/run": False, "/sbin": False, "/sys": False, "/sysroot": False,
+                 "/tmp": False, "/usr": False, "/usr/local": True, "/var/run": False, "/var/tmp": False}
+DIRECTORY_POLICY_TODAY = {"/": True, **_SYSTEM_TREES}
+FILE_POLICY_TODAY = {"/": True, **_SYSTEM_TREES, "/etc/fstab": False, "/etc/group": False, "/etc/passwd": False,
+                     "/etc/shadow": False}
+# where osbuild/images keeps OpenSCAP's tailoring and results (`pkg/customizations/oscap` DataDir)
+OSCAP_DATA_DIR = "/oscap_data"
 
 
 def path_allowed(path: str, policy: dict[str, bool]) -> bool:
@@ -70,11 +82,14 @@ def path_allowed(path: str, policy: dict[str, bool]) -> bool:
     return policy[best]
 
 
-def check_paths(c: dict[str, Any]) -> None:
-    dirs = [d.get("path", "") for d in c.get("directories") or [] if not path_allowed(d.get("path", ""), DIRECTORY_POLICY)]
+def check_paths(c: dict[str, Any], strict: bool = True) -> None:
+    """Blueprint directories and files against the path policies: `strict` are osbuild-composer's
+    July-2023 ones (and images' for ostree types), else images' of today."""
+    dir_policy, file_policy = (DIRECTORY_POLICY, FILE_POLICY) if strict else (DIRECTORY_POLICY_TODAY, FILE_POLICY_TODAY)
+    dirs = [d.get("path", "") for d in c.get("directories") or [] if not path_allowed(d.get("path", ""), dir_policy)]
     if dirs:
         raise CustomizationError(f"the following custom directories are not allowed: {dirs}")
-    files = [f.get("path", "") for f in c.get("files") or [] if not path_allowed(f.get("path", ""), FILE_POLICY)]
+    files = [f.get("path", "") for f in c.get("files") or [] if not path_allowed(f.get("path", ""), file_policy)]
     if files:
         raise CustomizationError(f"the following custom files are not allowed: {files}")
 
@@ -156,13 +171,15 @@ def blueprint_packages(blueprint: dict[str, Any]) -> list[str]:
 
 
 def os_config(image_config: dict[str, Any], blueprint: dict[str, Any], rng: random.Random,
-              follows: str = "images") -> OSConfig:
+              follows: str = "images", ostree: bool = False) -> OSConfig:
     """The OS tree's configuration: the image config, then the blueprint's customizations.
 
     `follows` is the release's DistroDef.follows: where osbuild-composer's July-2023 output and
-    osbuild/images' code differ, the release reproduces the one it names."""
+    osbuild/images' code differ, the release reproduces the one it names; `ostree` types keep
+    the strict path policies."""
     c = _customizations(blueprint)
-    check_paths(c)
+    today = follows != "osbuild-composer-2023"
+    check_paths(c, strict=ostree or not today)
     ic = image_config
     cfg = OSConfig()
     cfg.language = ic.get("locale")
@@ -233,9 +250,17 @@ def os_config(image_config: dict[str, Any], blueprint: dict[str, Any], rng: rand
         cfg.fips = True
     if c.get("openscap"):
         cfg.openscap = dict(c["openscap"])
+        if c["openscap"].get("tailoring") and c["openscap"].get("json_tailoring"):
+            raise CustomizationError("Multiple tailoring types set, only one type can be chosen (JSON/Override rules)")
+        json_tailoring = c["openscap"].get("json_tailoring")
+        if json_tailoring is not None and not (json_tailoring.get("filepath") and json_tailoring.get("profile_id")):
+            raise CustomizationError("an OpenSCAP JSON tailoring needs a filepath and a profile_id")
     for d in c.get("directories") or []:
         cfg.directories.append(FileNode(path=d["path"], mode=d.get("mode"), user=d.get("user"),
                                         group=d.get("group"), ensure_parents=bool(d.get("ensure_parents", False))))
+    if cfg.openscap and today and not ostree:
+        # images creates OpenSCAP's data directory with the blueprint's (generic/images.go)
+        cfg.directories.append(FileNode(path=OSCAP_DATA_DIR, ensure_parents=True))
     for f in c.get("files") or []:
         data = f.get("data")
         cfg.files.append(FileNode(path=f["path"], data=(data or "").encode(), mode=f.get("mode"),

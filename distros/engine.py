@@ -243,7 +243,8 @@ class ImageTypeDef:
         rng = GoRand(seed)
         opts = ManifestOptions.from_any(options)
         return ManifestContext(distro=self.distro, arch=self.arch, image_type=self, blueprint=bp, options=opts,
-                               os=os_config(self.image_config(), bp, random.Random(seed), self.distro.follows), rng=rng)
+                               os=os_config(self.image_config(), bp, random.Random(seed), self.distro.follows,
+                                          ostree=bool(self.data.get("rpm_ostree"))), rng=rng)
 
     def image_size(self, ctx: ManifestContext) -> int:
         from distros.partition import fs_min_size

@@ -420,23 +420,47 @@ class OSTree(PipelineKind):
         return stage("grub2", opts)
 
     def _openscap(self, ctx: ManifestContext) -> list[dict[str, Any]]:
-        """Remediation last before labelling; a blueprint tailoring becomes a tailored profile first."""
+        """Remediation last before labelling; a blueprint tailoring becomes a tailored profile first.
+
+        Releases following osbuild/images write its options (`pkg/osbuild/oscap_autotailor_stage.go`,
+        `oscap_remediation_stage.go`: field order, `compress_results`, JSON tailoring files; the
+        data directory is made with the blueprint's directories); July-2023 ones osbuild-composer's."""
         scap = ctx.os.openscap or {}
+        today = ctx.distro.follows != "osbuild-composer-2023"
         datastream = scap.get("datastream") or ctx.image_type.image_config().get("oscap_datastream", "")
         profile = scap["profile_id"]
-        config: dict[str, Any] = {"profile_id": profile, "datastream": datastream}
+        path = f"{OSCAP_DATA_DIR}/tailoring.xml"
         stages = []
         tailoring = scap.get("tailoring") or {}
+        json_tailoring = scap.get("json_tailoring") or {}
+        tailored = ""
         if tailoring.get("selected") or tailoring.get("unselected"):
             tailored = f"{profile}_osbuild_tailoring"
-            path = f"{OSCAP_DATA_DIR}/tailoring.xml"
-            tcfg: dict[str, Any] = {"profile_id": profile, "datastream": datastream, "new_profile": tailored}
+            if today:
+                tcfg: dict[str, Any] = {"new_profile": tailored, "datastream": datastream, "profile_id": profile}
+            else:
+                tcfg = {"profile_id": profile, "datastream": datastream, "new_profile": tailored}
             for key in ("selected", "unselected"):
                 if tailoring.get(key):
                     tcfg[key] = list(tailoring[key])
-            stages.append(stage("mkdir", {"paths": [{"path": OSCAP_DATA_DIR, "exist_ok": True}]}))
+            if not today:
+                stages.append(stage("mkdir", {"paths": [{"path": OSCAP_DATA_DIR, "exist_ok": True}]}))
             stages.append(stage("oscap.autotailor", {"filepath": path, "config": tcfg}))
-            config = {"profile_id": tailored, "datastream": datastream, "tailoring": path}
+        elif json_tailoring:
+            # a tailoring file the blueprint puts into the tree (e.g. under /oscap_data)
+            tailored = json_tailoring["profile_id"]
+            stages.append(stage("oscap.autotailor", {"filepath": path, "config": {
+                "tailored_profile_id": tailored, "datastream": datastream,
+                "tailoring_file": json_tailoring["filepath"]}}))
+        if today:
+            config: dict[str, Any] = {"datastream": datastream, "profile_id": tailored or profile}
+            if tailored:
+                config["tailoring"] = path
+            config["compress_results"] = True
+        else:
+            config = {"profile_id": tailored or profile, "datastream": datastream}
+            if tailored:
+                config["tailoring"] = path
         stages.append(stage("oscap.remediation", {"data_dir": OSCAP_DATA_DIR, "config": config}))
         return stages
 

@@ -362,7 +362,10 @@ def test_rhsm_repositories_fetch_with_secrets(toy: dict[str, distros.Distro]) ->
 @pytest.mark.parametrize("kind, path, ok", [
     ("files", "/etc/app.conf", True), ("files", "/root/.bashrc", True), ("files", "/usr/local/bin/x", True),
     ("files", "/etc/fstab", False), ("files", "/etc/passwd", False), ("files", "/usr/bin/x", False),
-    ("directories", "/etc/app.d", True), ("directories", "/var/x", False), ("directories", "/etc/../x", False),
+    ("directories", "/etc/app.d", True), ("directories", "/etc/../x", False),
+    # images' policies for non-ostree types (pkg/policies): anywhere but the system's own trees
+    ("directories", "/var/x", True), ("directories", "/var/tmp/x", False), ("files", "/oscap_data/tailoring.xml", True),
+    ("files", "/usr/local/share/x", True), ("files", "/boot/x", False), ("directories", "/usr/x", False),
 ])
 def test_file_and_directory_policy(toy: dict[str, distros.Distro], kind: str, path: str, ok: bool) -> None:
     from distros.customizations import CustomizationError

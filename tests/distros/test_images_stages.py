@@ -233,3 +233,52 @@ def test_blueprint_ntp_servers_replace_the_chrony_configuration(distro: str, exp
     """images `pkg/distro/generic/images.go` osCustomizations: ntpservers make a new ChronyStageOptions."""
     bp = {"customizations": {"timezone": {"ntpservers": ["time.example.com"]}}}
     assert stages_of(manifest(distro, "x86_64", "ami", bp), "chrony") == [expected]
+
+
+JSON_TAILORING = {"customizations": {
+    "files": [{"path": "/oscap_data/tailoring.json", "data": '{"profiles": []}'}],
+    "openscap": {"profile_id": "xccdf_org.ssgproject.content_profile_cis",
+                 "datastream": "/usr/share/xml/scap/ssg/content/ssg-rhel9-ds.xml",
+                 "json_tailoring": {"profile_id": "xccdf_org.ssgproject.content_profile_cis_osbuild_tailoring",
+                                    "filepath": "/oscap_data/tailoring.json"}}}}
+
+
+def test_openscap_json_tailoring_from_a_file_in_the_tree() -> None:
+    """images `pkg/customizations/oscap` (addJsonConfigs, DataDir), `pkg/osbuild/oscap_autotailor_stage.go`
+    (AutotailorJSONConfig), `pkg/policies` CustomFilesPolicies (/oscap_data is allowed)."""
+    m = manifest("rhel-9.4", "x86_64", "ami", JSON_TAILORING)
+    assert stages_of(m, "mkdir") == [{"paths": [{"path": "/oscap_data", "parents": True, "exist_ok": True}]}]
+    assert stages_of(m, "oscap.autotailor") == [{"filepath": "/oscap_data/tailoring.xml", "config": {
+        "tailored_profile_id": "xccdf_org.ssgproject.content_profile_cis_osbuild_tailoring",
+        "datastream": "/usr/share/xml/scap/ssg/content/ssg-rhel9-ds.xml", "tailoring_file": "/oscap_data/tailoring.json"}}]
+    (remediation,) = stages_of(m, "oscap.remediation")
+    assert list(remediation["config"].items()) == [
+        ("datastream", "/usr/share/xml/scap/ssg/content/ssg-rhel9-ds.xml"),
+        ("profile_id", "xccdf_org.ssgproject.content_profile_cis_osbuild_tailoring"),
+        ("tailoring", "/oscap_data/tailoring.xml"), ("compress_results", True)]
+    types = [s["type"] for s in next(p for p in m["pipelines"] if p["name"] == "os")["stages"]]
+    # the data directory and the file come before remediation
+    assert types.index("org.osbuild.mkdir") < types.index("org.osbuild.copy") < types.index("org.osbuild.oscap.autotailor")
+
+
+def test_openscap_rule_tailoring_in_images_field_order() -> None:
+    bp = {"customizations": {"openscap": {"profile_id": "xccdf_org.ssgproject.content_profile_cis",
+                                          "tailoring": {"selected": ["a"], "unselected": ["b"]}}}}
+    (tailor,) = stages_of(manifest("centos-9", "aarch64", "qcow2", bp), "oscap.autotailor")
+    assert list(tailor["config"]) == ["new_profile", "datastream", "profile_id", "selected", "unselected"]
+
+
+def test_openscap_data_files_stay_refused_on_july_2023_releases() -> None:
+    from distros.customizations import CustomizationError
+
+    with pytest.raises(CustomizationError, match="not allowed"):
+        manifest("fedora-38", "x86_64", "qcow2", JSON_TAILORING)
+
+
+def test_openscap_two_tailorings_are_refused() -> None:
+    from distros.customizations import CustomizationError
+
+    bp = {"customizations": {"openscap": {**JSON_TAILORING["customizations"]["openscap"],
+                                          "tailoring": {"selected": ["a"]}}}}
+    with pytest.raises(CustomizationError, match="only one type"):
+        manifest("rhel-9.6", "x86_64", "qcow2", bp)
