@@ -32,6 +32,8 @@ STAGE_ORDER: dict[str, dict[tuple[str, ...], Order]] = {
                                 "add_drivers", "force_drivers", "filesystems", "install_items",
                                 "early_microcode", "reproducible"],
     },
+    "org.osbuild.tar": {("options",): ["filename", "format", "compression", "acls", "selinux", "xattrs",
+                                       "root-node", "paths", "transform", "numeric-owner"]},
     "org.osbuild.squashfs": {("options",): ["filename", "exclude_paths", "compression"]},
     "org.osbuild.skopeo": {("inputs", "images", "references"): SORTED},
     "org.osbuild.oscap.autotailor": {

@@ -69,7 +69,8 @@ def images_changes(manifest: dict) -> dict:
     - RHEL for Edge commits and containers get the drop-in keeping grub's boot-success timer off
       where greenboot runs (`edge_commit_image_config` systemd_dropin);
     - EC2 on x86_64 (`ec2_image_config` "x86_64 specific kopts"): `console=tty0` first and no
-      `rd.blacklist=nouveau` (the modprobe blacklist stays).
+      `rd.blacklist=nouveau` (the modprobe blacklist stays);
+    - the tar image's archive keeps numeric owners (`pkg/image/archive.go`: NumericOwner).
     """
     import copy as copymod
 
@@ -88,6 +89,9 @@ def images_changes(manifest: dict) -> dict:
             if st["type"] == "org.osbuild.systemd.unit" and isinstance(service.get("Environment"), str):
                 key, _, value = service["Environment"].partition("=")
                 service["Environment"] = [{"key": key, "value": value}]
+            if st["type"] == "org.osbuild.tar" and pipeline["name"] == "archive" and \
+                    st["options"].get("filename") == "root.tar.xz":
+                st["options"]["numeric-owner"] = True
             if st["type"] == "org.osbuild.rpm" and "gpgkeys" in st.get("options", {}):
                 st["options"]["gpgkeys"] = sorted(set(st["options"]["gpgkeys"]))
             partitions = [d for d in (st.get("devices") or {}).values()
