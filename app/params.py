@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 
 from flask import abort, request
 
+from core import tomldoc
 from core.errors import WeldrError
 
 # lorax-composer's api_string: uuids, project/module/source names, formats, commits
@@ -190,7 +191,7 @@ def parse_document(text: str, kind: str) -> dict[str, Any]:
     """A JSON or TOML document that must be a table/object. `kind` is JSON_TYPE or TOML_TYPE."""
     try:
         if kind == TOML_TYPE:
-            data: Any = tomllib.loads(text)
+            data: Any = tomldoc.loads(text)
         else:
             data = json.loads(text)
     except (tomllib.TOMLDecodeError, json.JSONDecodeError, RecursionError) as exc:

@@ -20,6 +20,7 @@ from typing import Any
 import tomlkit
 from marshmallow import ValidationError
 
+from core import tomldoc
 from core.blueprint_schema import flatten_errors, load_blueprint_dict
 from core.passwords import PasswordTooLong, hash_password, is_crypted
 
@@ -73,7 +74,7 @@ def decode(text: str, content_type: str | None) -> Blueprint:
             raise BlueprintError(BAD_REQUEST + f"invalid JSON: {exc}") from exc
     elif content_type == TOML_TYPE:
         try:
-            raw = tomllib.loads(text)
+            raw = tomldoc.loads(text)
         except (tomllib.TOMLDecodeError, RecursionError) as exc:
             raise BlueprintError(BAD_REQUEST + f"invalid TOML: {exc}") from exc
     else:

@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from core import tomldoc
+
 DEFAULT_CONFIG_FILE = Path("/etc/celery-composer/celery-composer.toml")
 ENV_PREFIX = "CELERY_COMPOSER_"
 PROJECT_DIR = Path(__file__).resolve().parent.parent
@@ -325,9 +327,8 @@ def load(path: Path | None = None, environ: Mapping[str, str] | None = None,
     path = Path(path or environ.get(ENV_PREFIX + "CONFIG") or DEFAULT_CONFIG_FILE)
     if path.exists():
         try:
-            with path.open("rb") as fh:
-                data = tomllib.load(fh)
-        except tomllib.TOMLDecodeError as exc:
+            data = tomldoc.loads(path.read_bytes().decode("utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
         except OSError as exc:
             raise ConfigError(f"{path}: cannot read: {exc.strerror}") from exc

@@ -55,9 +55,9 @@ def read_blueprint(path: Path | None) -> dict[str, Any]:
         import json
 
         return json.loads(text)
-    import tomllib
+    from core import tomldoc
 
-    return tomllib.loads(text)
+    return tomldoc.loads(text)
 
 
 def distro_repositories(config: Any, distro: str, arch: str) -> list[dict[str, Any]]:
