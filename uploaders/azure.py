@@ -1,4 +1,6 @@
-"""Azure target: a fixed-size VHD becomes a page blob, the form Azure creates managed disks from.
+"""Azure target: a fixed-size VHD becomes a page blob, the form Azure creates managed disks from,
+and, when a resource group is given, a managed image made from that blob (as osbuild-composer's
+newer Azure target does), through Azure Resource Manager with azure-identity's credentials.
 
 A page blob starts as all zeros, so only page ranges holding data are written (runs of non-zero
 64 KiB granules, at most 4 MiB each), in parallel, each with its Content-MD5 so the service
@@ -7,6 +9,8 @@ rejects a range damaged on the way. A 4 GiB image with 200 MiB of data sends abo
 
 from __future__ import annotations
 
+import io
+import json
 import threading
 from pathlib import Path
 from typing import Any
@@ -14,6 +18,7 @@ from typing import Any
 from uploaders.base import (
     SettingInfo,
     SettingsError,
+    UploadCancelled,
     UploadContext,
     Uploader,
     UploadError,
@@ -29,6 +34,7 @@ PAGE_GRANULE = 64 * 1024  # zero detection inside a range; a multiple of the 512
 VHD_FOOTER = 512
 VHD_COOKIE = b"conectix"
 MiB = 1024 * 1024
+UUID_RE = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
 
 
 def check_fixed_vhd(path: Path) -> int:
@@ -87,13 +93,37 @@ class AzureUploader(Uploader):
         SettingInfo("endpoint", "Blob endpoint URL (Azurite, sovereign clouds)",
                     placeholder="https://<account>.blob.core.windows.net", regex=r"https?://.+",
                     aliases=("endpoint_url",)),
+        # the managed image (optional): osbuild-composer's cloud API names
+        SettingInfo("resource_group", "Resource group (creates a managed image there)",
+                    regex=r"[-\w._()]{1,90}"),
+        SettingInfo("location", "Location of the image", placeholder="eastus", regex=r"[a-z0-9]+"),
+        SettingInfo("subscription_id", "Subscription ID", regex=UUID_RE),
+        SettingInfo("tenant_id", "Tenant (directory) ID", regex=UUID_RE),
+        SettingInfo("client_id", "Application (client) ID", regex=UUID_RE),
+        SettingInfo("client_secret", "Client secret", secret=True),
+        SettingInfo("hyper_v_generation", "Hyper-V generation", placeholder="V1 (x86_64), V2 (aarch64)",
+                    regex=r"V1|V2"),
+        SettingInfo("authority_host", "Microsoft Entra authority (sovereign clouds)",
+                    placeholder="https://login.microsoftonline.com", regex=r"https://.+"),
+        SettingInfo("management_endpoint", "Resource Manager endpoint (sovereign clouds)",
+                    placeholder="https://management.azure.com", regex=r"https://.+"),
     )
+    poll_seconds = 5.0
 
     @classmethod
     def check(cls, settings: dict[str, Any]) -> None:
         if not settings.get("storageAccessKey") and not settings.get("sas_token"):
             raise SettingsError("Missing setting 'storageAccessKey' or 'sas_token': "
                                 "one credential is needed")
+        if settings.get("resource_group"):
+            for name in ("location", "subscription_id"):
+                if not settings.get(name):
+                    raise SettingsError(f"Missing setting '{name}': a managed image in resource "
+                                        "group needs it")
+        given = [n for n in ("tenant_id", "client_id", "client_secret") if settings.get(n)]
+        if given and len(given) != 3:
+            raise SettingsError("Settings 'tenant_id', 'client_id' and 'client_secret' go together; "
+                                "leave all out to use the worker's Azure credentials")
 
     @classmethod
     def secret_values(cls, settings: dict[str, Any]) -> list[str]:
@@ -187,6 +217,86 @@ class AzureUploader(Uploader):
         ctx.progress(total, total)
         ctx.log(f"uploaded {sent['ranges']} page ranges holding data (at most 4 MiB each); the "
                 f"rest of the {size} bytes stay zero")
-        return {"blob_url": url, "account": settings["storageAccount"], "container": container,
-                "blob": blob_name}
+        result = {"blob_url": url, "account": settings["storageAccount"], "container": container,
+                  "blob": blob_name}
+        if settings.get("resource_group"):
+            try:
+                result.update(ManagedImage(settings, ctx, self.poll_seconds).create(image_name, url))
+            except UploadCancelled:
+                blob.delete_blob()
+                ctx.log(f"deleted blob {blob_name}")
+                raise
+        return result
+
+
+class ManagedImage:
+    """A managed image from the uploaded page blob, in `resource_group` (azure-mgmt-compute)."""
+
+    def __init__(self, settings: dict[str, Any], ctx: UploadContext, poll_seconds: float):
+        self.settings, self.ctx, self.poll_seconds = settings, ctx, poll_seconds
+        self.group = settings["resource_group"]
+
+    def credential(self) -> Any:
+        """The given service principal, else azure-identity's chain (environment, managed identity)."""
+        from azure.identity import ClientSecretCredential, DefaultAzureCredential
+
+        authority = self.settings.get("authority_host")
+        extra: dict[str, Any] = {"authority": authority, "disable_instance_discovery": True} if authority else {}
+        if self.settings.get("client_secret"):
+            return ClientSecretCredential(self.settings["tenant_id"], self.settings["client_id"],
+                                          self.settings["client_secret"], **extra)
+        return DefaultAzureCredential(exclude_interactive_browser_credential=True, **extra)
+
+    def create(self, image_name: str, blob_url: str) -> dict[str, Any]:
+        from azure.mgmt.compute import ComputeManagementClient
+
+        endpoint = (self.settings.get("management_endpoint") or "https://management.azure.com").rstrip("/")
+        client = ComputeManagementClient(self.credential(), self.settings["subscription_id"],
+                                         base_url=endpoint, credential_scopes=[f"{endpoint}/.default"])
+        generation = self.settings.get("hyper_v_generation") or ("V2" if self.ctx.arch == "aarch64" else "V1")
+        # the REST body itself: the SDK's model classes changed shape between releases
+        image = {"location": self.settings["location"],
+                 "properties": {"hyperVGeneration": generation, "storageProfile": {"osDisk": {
+                     "osType": "Linux", "osState": "Generalized", "blobUri": blob_url}}}}
+        where = f"image '{image_name}' in resource group '{self.group}'"
+        self.ctx.log(f"creating managed {where} ({self.settings['location']}, {generation})")
+        try:
+            poller = client.images.begin_create_or_update(
+                self.group, image_name, io.BytesIO(json.dumps(image).encode()),
+                content_type="application/json", polling_interval=self.poll_seconds)
+            while not poller.done():
+                if self.ctx.should_cancel():
+                    poller.wait(600)  # a started creation cannot be stopped: remove what it made
+                    self._delete(client, image_name)
+                    raise UploadCancelled("upload cancelled")
+                poller.wait(self.poll_seconds)
+            created = poller.result()
+        except UploadCancelled:
+            raise
+        except Exception as exc:
+            raise UploadError(_describe_arm(exc, where, self.group)) from exc
+        self.ctx.log(f"created managed image {created.id}")
+        return {"image_id": created.id, "resource_group": self.group, "location": created.location}
+
+    def _delete(self, client: Any, image_name: str) -> None:
+        try:
+            client.images.begin_delete(self.group, image_name, polling_interval=self.poll_seconds).result()
+            self.ctx.log(f"deleted image '{image_name}'")
+        except Exception as exc:
+            self.ctx.log(f"warning: could not delete image '{image_name}': {type(exc).__name__}")
+
+
+def _describe_arm(exc: Exception, what: str, group: str) -> str:
+    from azure.core.exceptions import ClientAuthenticationError, HttpResponseError
+
+    if isinstance(exc, ClientAuthenticationError):
+        reason = str(exc).splitlines()[0] if str(exc) else ""
+        return f"{what}: authentication failed: check tenant_id, client_id and client_secret ({reason})"
+    if isinstance(exc, HttpResponseError):
+        code = getattr(exc.error, "code", None) or exc.status_code
+        if code == "ResourceGroupNotFound":
+            return f"resource group '{group}' does not exist"
+        message = getattr(exc.error, "message", None) or exc.reason
+        return f"{what}: {code}: {message}"
+    return _describe(exc, what)
 

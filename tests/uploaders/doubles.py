@@ -21,13 +21,16 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from tests.uploaders.emulators import TLSCert
+
 Route = tuple[str, re.Pattern[str], Callable[..., tuple[int, Any]]]
 
 
 class HTTPDouble:
-    """A threaded HTTP server on a free loopback port dispatching to `routes`."""
+    """A threaded HTTP server on a free loopback port dispatching to `routes`; HTTPS with `tls`
+    (SDKs that refuse to send a bearer token over plain HTTP)."""
 
-    def __init__(self) -> None:
+    def __init__(self, tls: TLSCert | None = None) -> None:
         self.calls: list[tuple[str, str, Any]] = []
         self.routes: list[Route] = []
         self.lock = threading.Lock()
@@ -68,8 +71,10 @@ class HTTPDouble:
                 self._serve("PATCH")
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        if tls is not None:
+            self.server.socket = tls.server_context().wrap_socket(self.server.socket, server_side=True)
         self.port = self.server.server_address[1]
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def route(self, method: str, pattern: str) -> Callable[[Callable[..., tuple[int, Any]]], Any]:
@@ -239,3 +244,95 @@ class GCPComputeDouble(HTTPDouble):
         except Exception as exc:
             return f"The resource '{source}' is not a usable image: {exc}"
         return ""
+
+
+class AzureDouble(HTTPDouble):
+    """Microsoft Entra's token endpoints (OpenID discovery, client-credentials grant) and Azure
+    Resource Manager's `Microsoft.Compute/images` endpoints, over HTTPS (azure-core sends bearer
+    tokens over TLS only).
+
+    The token endpoint accepts only the registered client secret; ARM calls need a token it
+    issued; image creation is a long-running operation (201 + Azure-AsyncOperation, InProgress on
+    the first poll) in a resource group that must exist, as ARM answers.
+    """
+
+    def __init__(self, tls: TLSCert, tenant: str, client_id: str, client_secret: str,
+                 groups: set[str]) -> None:
+        super().__init__(tls)
+        self.tenant, self.client_id, self.client_secret = tenant, client_id, client_secret
+        self.groups = groups
+        self.tokens: set[str] = set()
+        self.images: dict[str, dict[str, Any]] = {}
+        self.polls: dict[str, int] = {}
+        self._setup()
+
+    def _authorized(self, headers: Any) -> bool:
+        value = headers.get("Authorization", "")
+        return value.startswith("Bearer ") and value[7:] in self.tokens
+
+    def _setup(self) -> None:
+        unauthorized = (401, {"error": {"code": "InvalidAuthenticationToken",
+                                        "message": "The access token is invalid."}})
+
+        @self.route("GET", r"/(?P<tenant>[^/]+)/v2.0/.well-known/openid-configuration")
+        def discovery(tenant: str, **_: Any) -> tuple[int, Any]:
+            base = f"{self.url}/{tenant}"
+            return 200, {"token_endpoint": f"{base}/oauth2/v2.0/token",
+                         "authorization_endpoint": f"{base}/oauth2/v2.0/authorize",
+                         "device_authorization_endpoint": f"{base}/oauth2/v2.0/devicecode",
+                         "issuer": f"{base}/v2.0", "tenant_region_scope": "NA"}
+
+        @self.route("POST", r"/(?P<tenant>[^/]+)/oauth2/v2.0/token")
+        def token(raw: bytes, tenant: str, **_: Any) -> tuple[int, Any]:
+            form = dict(urllib.parse.parse_qsl(raw.decode()))
+            if (tenant != self.tenant or form.get("client_id") != self.client_id
+                    or form.get("client_secret") != self.client_secret):
+                return 401, {"error": "invalid_client",
+                             "error_description": "AADSTS7000215: Invalid client secret provided."}
+            issued = f"eyJ.double-{len(self.tokens) + 1}"
+            self.tokens.add(issued)
+            return 200, {"token_type": "Bearer", "expires_in": 3599, "access_token": issued}
+
+        image_path = (r"/subscriptions/(?P<sub>[^/]+)/resourceGroups/(?P<group>[^/]+)"
+                      r"/providers/Microsoft.Compute/images/(?P<name>[^/]+)")
+
+        @self.route("PUT", image_path)
+        def put_image(headers: Any, raw: bytes, sub: str, group: str, name: str, **_: Any) -> Any:
+            if not self._authorized(headers):
+                return unauthorized
+            if group not in self.groups:
+                return 404, {"error": {"code": "ResourceGroupNotFound",
+                                       "message": f"Resource group '{group}' could not be found."}}
+            body = json.loads(raw)
+            os_disk = body.get("properties", {}).get("storageProfile", {}).get("osDisk", {})
+            if not os_disk.get("blobUri") or os_disk.get("osType") not in ("Linux", "Windows"):
+                return 400, {"error": {"code": "InvalidParameter", "message": f"bad osDisk {os_disk}"}}
+            resource_id = f"/subscriptions/{sub}/resourceGroups/{group}/providers/Microsoft.Compute/images/{name}"
+            self.images[name] = {"id": resource_id, "name": name, "type": "Microsoft.Compute/images",
+                                 "location": body["location"],
+                                 "properties": {**body["properties"], "provisioningState": "Creating"}}
+            op = f"op-{name}"
+            self.polls[op] = 0
+            location = body["location"]
+            return 201, self.images[name], {
+                "Azure-AsyncOperation": f"{self.url}/subscriptions/{sub}/providers/Microsoft.Compute/"
+                                        f"locations/{location}/operations/{op}?api-version=2024-03-01",
+                "Retry-After": "0"}
+
+        @self.route("GET", r"/subscriptions/[^/]+/providers/Microsoft.Compute/locations/[^/]+/operations/(?P<op>[^/]+)")
+        def operation(headers: Any, op: str, **_: Any) -> tuple[int, Any]:
+            if not self._authorized(headers):
+                return unauthorized
+            self.polls[op] += 1
+            done = self.polls[op] >= 2
+            if done:
+                self.images[op[3:]]["properties"]["provisioningState"] = "Succeeded"
+            return 200, {"name": op, "status": "Succeeded" if done else "InProgress"}
+
+        @self.route("GET", image_path)
+        def get_image(headers: Any, name: str, **_: Any) -> tuple[int, Any]:
+            if not self._authorized(headers):
+                return unauthorized
+            if name not in self.images:
+                return 404, {"error": {"code": "NotFound", "message": f"image {name} not found"}}
+            return 200, self.images[name]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from azure.storage.blob import BlobServiceClient, ContainerSasPermissions, generate_container_sas
@@ -133,3 +134,86 @@ def test_network_failure_mid_upload(env, azurite, container, proxy_to) -> None:
     assert upload.error.startswith("uploading page blob test-image.vhd: network error"), upload.error
     assert time.monotonic() - started < 90
     assert env.store.get(upload.compose_id).queue_status == "FINISHED"
+
+
+# --- managed image: the blob on Azurite, Entra ID and Resource Manager on a local double ----------
+# No emulator of Microsoft Entra ID or Azure Resource Manager exists; `AzureDouble` serves their
+# documented endpoints over HTTPS with our own CA (REQUESTS_CA_BUNDLE), and azure-identity's and
+# azure-mgmt-compute's real code paths run against it.
+
+TENANT = "72f988bf-86f1-41af-91ab-2d7cd011db47"
+CLIENT = "1950a258-227b-4e31-a9cf-717495945fc2"
+SUBSCRIPTION = "00000000-1111-2222-3333-444444444444"
+CLIENT_SECRET = "client-secret-for-tests-0123"
+
+
+@pytest.fixture
+def arm(tls_cert, monkeypatch) -> Any:
+    from tests.uploaders.doubles import AzureDouble
+
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(tls_cert.cert))
+    double = AzureDouble(tls_cert, TENANT, CLIENT, CLIENT_SECRET, groups={"images-rg"})
+    yield double
+    double.stop()
+
+
+def image_settings(azurite, container: str, arm, **extra: Any) -> dict[str, Any]:
+    return azurite_settings(azurite.url, container, **{
+        "resource_group": "images-rg", "location": "eastus", "subscription_id": SUBSCRIPTION,
+        "tenant_id": TENANT, "client_id": CLIENT, "client_secret": CLIENT_SECRET,
+        "authority_host": arm.url, "management_endpoint": arm.url, **extra})
+
+
+def test_managed_image_from_the_page_blob(env, azurite, container, arm, monkeypatch) -> None:
+    from uploaders.azure import AzureUploader
+
+    monkeypatch.setattr(AzureUploader, "poll_seconds", 0.05)
+    upload_id, path = env.upload_for("azure", image_settings(azurite, container, arm), "vhd",
+                                     "disk.vhd", image_name="rhel-managed")
+    write_image(path, 8 * MiB, [(0, MiB)], vhd=True)
+    assert run_upload(env.config, upload_id, store=env.store) == "FINISHED"
+    result = env.store.upload(upload_id).result
+    blob_url = f"{azurite.url}/{container}/rhel-managed.vhd"
+    assert result["blob_url"] == blob_url and result["resource_group"] == "images-rg"
+    assert result["image_id"] == (f"/subscriptions/{SUBSCRIPTION}/resourceGroups/images-rg/providers/"
+                                  "Microsoft.Compute/images/rhel-managed")
+    image = arm.images["rhel-managed"]
+    assert image["location"] == "eastus"
+    assert image["properties"]["hyperVGeneration"] == "V1"  # x86_64 compose
+    assert image["properties"]["storageProfile"]["osDisk"] == {
+        "osType": "Linux", "osState": "Generalized", "blobUri": blob_url}
+    assert image["properties"]["provisioningState"] == "Succeeded"
+    assert arm.polls["op-rhel-managed"] >= 2  # the long-running operation was followed to its end
+    assert blob_service(azurite).get_blob_client(container, "rhel-managed.vhd").exists()
+    assert CLIENT_SECRET not in service.upload_store.read_log(env.db, upload_id)
+
+
+def test_managed_image_failures_name_the_part(env, azurite, container, arm) -> None:
+    upload_id, path = env.upload_for("azure", image_settings(azurite, container, arm,
+                                                             resource_group="missing-rg"),
+                                     "vhd", "disk.vhd", image_name="img")
+    write_image(path, 4 * MiB, [(0, 4096)], vhd=True)
+    assert run_upload(env.config, upload_id, store=env.store) == "FAILED"
+    assert env.store.upload(upload_id).error == "resource group 'missing-rg' does not exist"
+
+    wrong = "not-the-client-secret-value"
+    upload_id, path = env.upload_for("azure", image_settings(azurite, container, arm, client_secret=wrong),
+                                     "vhd", "disk.vhd", image_name="img2")
+    write_image(path, 4 * MiB, [(0, 4096)], vhd=True)
+    assert run_upload(env.config, upload_id, store=env.store) == "FAILED"
+    error = env.store.upload(upload_id).error
+    assert error.startswith("image 'img2' in resource group 'images-rg': authentication failed"), error
+    assert wrong not in error and wrong not in service.upload_store.read_log(env.db, upload_id)
+
+
+def test_managed_image_settings_checked_first() -> None:
+    from uploaders.base import SettingsError, get_uploader
+
+    azure = get_uploader("azure")
+    base = {"storageAccount": "acct", "container": "images", "storageAccessKey": "k"}
+    with pytest.raises(SettingsError, match="'location'"):
+        azure.validate({**base, "resource_group": "rg", "subscription_id": SUBSCRIPTION}, "img")
+    with pytest.raises(SettingsError, match="go together"):
+        azure.validate({**base, "client_id": CLIENT}, "img")
+    with pytest.raises(SettingsError, match='invalid for setting "hyper_v_generation"'):
+        azure.validate({**base, "hyper_v_generation": "V3"}, "img")
