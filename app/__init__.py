@@ -54,7 +54,7 @@ def create_app(config: "Config | None" = None, pipeline: "Pipeline | None" = Non
     app.config["JSON_SORT_KEYS"] = False
     app.url_map.strict_slashes = False
     app.url_map.merge_slashes = False
-    db = db or Database.in_state_dir(config.state_dir)
+    db = db or Database.from_config(config)
     app.extensions[EXTENSION] = {"config": config, "db": db, "pipeline": pipeline}
     register_error_handlers(app)
     install_flask(app)  # log lines of a request about a compose carry its id

@@ -45,6 +45,12 @@ def _gen_manifests() -> ModuleType:
     return genmanifests
 
 
+def _migrate() -> ModuleType:
+    from core import migrate
+
+    return migrate
+
+
 def _status() -> ModuleType:
     from app import status
 
@@ -58,6 +64,7 @@ SUBCOMMANDS: dict[str, tuple[Callable[[], ModuleType], str]] = {
     "depsolve": (_depsolve, "resolve packages against repositories and print the pinned transaction"),
     "manifest": (_manifest, "print the osbuild manifest of a golden-case document or of a blueprint"),
     "gen-manifests": (_gen_manifests, "make osbuild/images' mock test manifests with our engine (--check: sha1 scoreboard)"),
+    "migrate": (_migrate, "apply the store's pending database migrations (--check: only report)"),
     "status": (_status, "health summary: API, broker, workers per queue, osbuild"),
 }
 

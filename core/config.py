@@ -104,6 +104,8 @@ class Config:
     cache_dir: Path = field(default_factory=default_cache_dir)
     repositories_dir: Path = field(default_factory=default_repositories_dir)
     artifacts_dir: Path | None = None  # default: <state_dir>/artifacts
+    # the store's database; empty: SQLite in state_dir, else e.g. postgresql://user@host/db
+    database_url: str = ""
     # Celery; empty broker_url selects the embedded single-machine default
     broker_url: str = ""
     result_backend: str = ""
@@ -142,7 +144,7 @@ class Config:
 # the example configuration follow the same grouping.
 SECTIONS: dict[str, tuple[str, ...]] = {
     "api": ("socket", "socket_group", "listen", "api_workers", "body_limit", "default_distro"),
-    "storage": ("state_dir", "cache_dir", "repositories_dir", "artifacts_dir"),
+    "storage": ("state_dir", "cache_dir", "repositories_dir", "artifacts_dir", "database_url"),
     "celery": ("broker_url", "result_backend", "worker_concurrency", "embedded_workers"),
     "build": ("osbuild_command", "osbuild_store", "osbuild_cache_max_size",
               "osbuild_checkpoint_images", "build_timeout", "task_stale_after"),
@@ -198,6 +200,13 @@ def _check_url(value: str) -> str:
     return value
 
 
+def _check_database_url(value: str) -> str:
+    if value and not re.match(r"^(postgresql|postgres|sqlite)(\+[a-z0-9]+)?://", value):
+        raise ValueError("expected postgresql://USER[:PASSWORD]@HOST[:PORT]/DATABASE (or"
+                         " sqlite:///PATH), or empty for the SQLite file in state_dir")
+    return value
+
+
 def _check_size(value: str) -> str:
     if not _SIZE_RE.match(value.strip()):
         raise ValueError("expected 'unlimited' or a size such as 20GiB")
@@ -233,6 +242,7 @@ _CHECKS: dict[str, Callable[[Any], Any]] = {
     "body_limit": _at_least(1),
     "worker_concurrency": _at_least(0),
     "broker_url": _check_url,
+    "database_url": _check_database_url,
     "result_backend": _check_url,
     "osbuild_command": _check_command,
     "osbuild_cache_max_size": _check_size,

@@ -1,142 +1,344 @@
-"""The durable store's database: one SQLite file in WAL mode under the state directory.
+"""The durable store's database: SQLite in the state directory, or PostgreSQL by `database_url`.
 
-Why SQLite: every acknowledged write must survive a `kill -9` of any process, several API and
-worker processes on one host write concurrently, and a fresh machine must need nothing installed.
-WAL gives readers that never block the writer, and `BEGIN IMMEDIATE` transactions serialise writers
-without the "database is locked" surprises of deferred upgrades.
+Why two: a fresh machine must need nothing installed (`make run`), so the embedded default is one
+SQLite file in WAL mode; machines that share nothing but the broker and the database (a build host
+added to a deployment) need a database server, PostgreSQL.  Both are reached through SQLAlchemy
+Core with the same tables (`core.tables`), created and changed by the Alembic migrations in
+`core/migrations/`, which the first process to open the database applies under a lock.
 
-Each store module (`core/store/*.py`) declares its tables as a `Schema`; `Database` creates all
-registered schemas on open, so a module owns its tables without a central migration list.
+The stores write SQL text with `?` placeholders (`conn.execute(sql, params)`), portable between
+the two because it is run as SQLAlchemy `text()` with named parameters; where the two databases
+differ (a row lock for a claim), they build the statement from `core.tables` instead.
+
+Durability: every acknowledged write is one committed transaction.  SQLite runs `synchronous=FULL`
+and takes the write lock when a transaction begins (`BEGIN IMMEDIATE`), so writers queue instead
+of failing with "database is locked" on a deferred upgrade.  A database that cannot be reached
+raises `DatabaseUnavailable`, a Weldr error (503 `DatabaseError`) naming the database.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
+import logging
 import os
-import sqlite3
 import threading
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event, exc
+from sqlalchemy.engine import URL, Engine
+from sqlalchemy.sql.elements import TextClause
+
+from core.errors import WeldrError
+
+log = logging.getLogger(__name__)
 
 DB_FILENAME = "celery-composer.sqlite3"
 BUSY_TIMEOUT_MS = 30_000
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+# pg_advisory_xact_lock key of the migration lock: any constant no other application uses
+MIGRATION_LOCK_KEY = 0x63636D6967  # "ccmig"
 
 
-@dataclass(frozen=True)
-class Schema:
-    """Tables of one store module. `version` lets the module migrate its own tables later."""
+class DatabaseUnavailable(WeldrError):
+    """The database cannot be reached (server down, connection lost, file unreadable).
 
-    name: str
-    version: int
-    sql: str
+    Nothing acknowledged is lost: the failed transaction was rolled back, and the caller (a
+    request, a task) fails instead of answering as if it had been stored.
+    """
+
+    def __init__(self, name: str, reason: str):
+        super().__init__("DatabaseError", f"the database {name} cannot be used: {reason}", 503)
+        self.database = name
 
 
-_SCHEMAS: dict[str, Schema] = {}
+class Row(Sequence[Any]):
+    """A result row readable by position and by column name, like `sqlite3.Row`."""
+
+    __slots__ = ("_values", "_index")
+
+    def __init__(self, values: tuple[Any, ...], index: dict[str, int]):
+        self._values = values
+        self._index = index
+
+    def __getitem__(self, key: Any) -> Any:  # type: ignore[override]
+        if isinstance(key, str):
+            return self._values[self._index[key]]
+        return self._values[key]
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def keys(self) -> list[str]:
+        return list(self._index)
+
+    def __repr__(self) -> str:
+        return f"Row({dict(zip(self._index, self._values, strict=True))!r})"
 
 
-def register_schema(schema: Schema) -> Schema:
-    _SCHEMAS[schema.name] = schema
-    return schema
+class Result:
+    """What `Connection.execute` returns: rows (`fetchone`/`fetchall`) and `rowcount`."""
+
+    def __init__(self, result: sa.CursorResult[Any]):
+        self._result = result
+        self.rowcount: int = result.rowcount
+        self._index = ({k: i for i, k in enumerate(result.keys())} if result.returns_rows else {})
+
+    def fetchone(self) -> Row | None:
+        if not self._index:
+            return None
+        row = self._result.fetchone()
+        return None if row is None else Row(tuple(row), self._index)
+
+    def fetchall(self) -> list[Row]:
+        if not self._index:
+            return []
+        return [Row(tuple(r), self._index) for r in self._result.fetchall()]
+
+
+@functools.lru_cache(maxsize=2048)
+def _qmark_text(sql: str) -> tuple[TextClause, tuple[str, ...]]:
+    """`?` placeholders as named parameters; other `:` escaped so `text()` takes them literally."""
+    out: list[str] = []
+    names: list[str] = []
+    quote = ""
+    for ch in sql:
+        if quote:
+            if ch == quote:
+                quote = ""
+            out.append("\\:" if ch == ":" else ch)
+        elif ch in "'\"":
+            quote = ch
+            out.append(ch)
+        elif ch == "?":
+            names.append(f"p{len(names)}")
+            out.append(":" + names[-1])
+        else:
+            out.append("\\:" if ch == ":" else ch)
+    return sa.text("".join(out)), tuple(names)
+
+
+class Connection:
+    """One connection inside a transaction (or, for reads, in autocommit)."""
+
+    def __init__(self, conn: sa.Connection):
+        self.sa = conn
+
+    def execute(self, statement: str | sa.Executable, params: Sequence[Any] | dict[str, Any] = ()
+                ) -> Result:
+        """Run SQL text with `?` (a sequence) or `:name` (a dict) parameters, or a Core statement."""
+        if isinstance(statement, str):
+            if isinstance(params, dict):
+                return Result(self.sa.execute(sa.text(statement), params))
+            clause, names = _qmark_text(statement)
+            if len(names) != len(params):
+                raise ValueError(f"{len(names)} placeholders but {len(params)} parameters: {statement}")
+            return Result(self.sa.execute(clause, dict(zip(names, params, strict=True))))
+        return Result(self.sa.execute(statement, params or {}))  # type: ignore[arg-type]
+
+
+# Engines by (URL, process): every `Database` handle of a process shares one pool per database,
+# and a forked child (gunicorn, Celery prefork) gets its own connections.
+_engines: dict[tuple[str, int], Engine] = {}
+_engines_lock = threading.Lock()
+
+
+def _sqlite_engine(url: URL) -> Engine:
+    path = Path(url.database or "")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    engine = sa.create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000},
+                              pool_size=8, max_overflow=24)
+
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None  # the driver begins nothing; `_begin` below does
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        # FULL: a committed transaction is on disk before the API answers; it also survives an
+        # OS crash, not only a killed process.  The cost is one fsync per write transaction.
+        cur.execute("PRAGMA synchronous=FULL")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn: sa.Connection) -> None:
+        if conn.get_execution_options().get("isolation_level") != "AUTOCOMMIT":
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
+
+
+def engine_for(url: URL) -> Engine:
+    key = (url.render_as_string(hide_password=False), os.getpid())
+    with _engines_lock:
+        engine = _engines.get(key)
+        if engine is None:
+            if url.get_backend_name() == "sqlite":
+                engine = _sqlite_engine(url)
+            else:
+                # pre_ping: a pooled connection that died with a server restart is replaced
+                # instead of failing the next request
+                engine = sa.create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=20)
+            _engines[key] = engine
+        return engine
+
+
+def url_for(database_url: str, state_dir: Path) -> URL:
+    """`database_url` as SQLAlchemy understands it; empty means the SQLite file in state_dir.
+
+    `postgresql://` selects psycopg 3 (SQLAlchemy's default would be psycopg2).
+    """
+    if not database_url:
+        return URL.create("sqlite", database=str(Path(state_dir) / DB_FILENAME))
+    url = sa.make_url(database_url)
+    if url.drivername in ("postgresql", "postgres"):
+        url = url.set(drivername="postgresql+psycopg")
+    return url
 
 
 class Database:
-    """A per-thread connection pool over one SQLite file.
+    """A handle on the store's database; cheap, and any number may share one connection pool.
 
-    sqlite3 connections must not cross threads, and gunicorn's threaded workers or a Celery worker's
-    helper threads would otherwise share one; a connection per thread is cheap and keeps each
-    thread's transactions its own.  Fork safety: a child process opens its own connections because
-    the pool is keyed by process id too.
+    `transaction()` is a write transaction; `query`/`query_one` read (inside the thread's open
+    transaction when there is one, so a transaction sees its own writes).  The schema is
+    migrated to the newest version the first time a process uses a database.
     """
 
-    def __init__(self, path: Path):
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+    def __init__(self, url: str | URL):
+        self.url = sa.make_url(url) if isinstance(url, str) else url
+        self.name = self.url.render_as_string(hide_password=True)
         self._local = threading.local()
-        self._init_lock = threading.Lock()
-        self._initialised = False
 
     @classmethod
     def in_state_dir(cls, state_dir: Path) -> "Database":
-        return cls(Path(state_dir) / DB_FILENAME)
+        """The embedded default: `<state_dir>/celery-composer.sqlite3`."""
+        return cls(url_for("", state_dir))
 
-    def _connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
-                               check_same_thread=False)
-        conn.row_factory = sqlite3.Row
-        conn.execute("PRAGMA journal_mode=WAL")
-        # FULL: a committed transaction is on disk before the API answers; it also survives an OS
-        # crash, not only a killed process. The cost is one fsync per write transaction.
-        conn.execute("PRAGMA synchronous=FULL")
-        conn.execute("PRAGMA foreign_keys=ON")
-        conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-        return conn
+    @classmethod
+    def from_config(cls, config: Any) -> "Database":
+        return cls(url_for(config.database_url, config.state_dir))
 
     @property
-    def conn(self) -> sqlite3.Connection:
-        pid = os.getpid()
-        conn = getattr(self._local, "conn", None)
-        if conn is None or getattr(self._local, "pid", None) != pid:
-            conn = self._connect()
-            self._local.conn, self._local.pid = conn, pid
-            self._ensure_schemas(conn)
-        return conn
+    def dialect(self) -> str:
+        """`sqlite` or `postgresql`."""
+        return self.url.get_backend_name()
 
-    def _ensure_schemas(self, conn: sqlite3.Connection) -> None:
-        with self._init_lock:
-            if self._initialised:
-                return
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                conn.execute("CREATE TABLE IF NOT EXISTS schema_versions"
-                             " (name TEXT PRIMARY KEY, version INTEGER NOT NULL)")
-                for schema in _SCHEMAS.values():
-                    for statement in _split_sql(schema.sql):
-                        conn.execute(statement)
-                    conn.execute("INSERT INTO schema_versions (name, version) VALUES (?, ?)"
-                                 " ON CONFLICT(name) DO UPDATE SET version = excluded.version",
-                                 (schema.name, schema.version))
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            self._initialised = True
+    @property
+    def path(self) -> Path | None:
+        """The SQLite file, None for a database server."""
+        return Path(self.url.database or "") if self.dialect == "sqlite" else None
 
-    def register_and_create(self, schema: Schema) -> None:
-        """For a schema registered after the database was first opened (imports in any order)."""
-        register_schema(schema)
-        with self._init_lock:
-            self._initialised = False
-        self._ensure_schemas(self.conn)
+    @property
+    def engine(self) -> Engine:
+        engine = engine_for(self.url)
+        if (self.url, os.getpid()) not in _migrated:
+            with self._errors():
+                migrate(engine)
+            _migrated.add((self.url, os.getpid()))
+        return engine
 
     @contextlib.contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        """A write transaction: taken at once (IMMEDIATE), committed on success, rolled back on error."""
-        conn = self.conn
-        if conn.in_transaction:  # nested use joins the outer transaction
-            yield conn
-            return
-        conn.execute("BEGIN IMMEDIATE")
+    def _errors(self) -> Iterator[None]:
         try:
-            yield conn
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
+            yield
+        except (exc.OperationalError, exc.InterfaceError) as err:
+            reason = str(err.orig if getattr(err, "orig", None) is not None else err)
+            raise DatabaseUnavailable(self.name, reason.strip().splitlines()[0]) from err
 
-    def query(self, sql: str, params: tuple | dict = ()) -> list[sqlite3.Row]:
-        return self.conn.execute(sql, params).fetchall()
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[Connection]:
+        """A write transaction: committed on success, rolled back on error; nested use joins."""
+        current = getattr(self._local, "tx", None)
+        if current is not None:
+            yield current
+            return
+        engine = self.engine
+        with self._errors(), engine.begin() as sa_conn:
+            conn = self._local.tx = Connection(sa_conn)
+            try:
+                yield conn
+            finally:
+                self._local.tx = None
 
-    def query_one(self, sql: str, params: tuple | dict = ()) -> sqlite3.Row | None:
-        return self.conn.execute(sql, params).fetchone()
+    def execute(self, sql: str | sa.Executable, params: Sequence[Any] | dict[str, Any] = ()
+                ) -> int:
+        """One statement in its own write transaction; returns the rows it changed."""
+        with self.transaction() as conn:
+            return conn.execute(sql, params).rowcount
+
+    def query(self, sql: str | sa.Executable, params: Sequence[Any] | dict[str, Any] = ()
+              ) -> list[Row]:
+        current = getattr(self._local, "tx", None)
+        if current is not None:
+            return current.execute(sql, params).fetchall()
+        engine = self.engine
+        with self._errors(), engine.connect() as sa_conn:
+            return Connection(sa_conn.execution_options(isolation_level="AUTOCOMMIT")).execute(
+                sql, params).fetchall()
+
+    def query_one(self, sql: str | sa.Executable, params: Sequence[Any] | dict[str, Any] = ()
+                  ) -> Row | None:
+        rows = self.query(sql, params)
+        return rows[0] if rows else None
 
     def close(self) -> None:
-        conn = getattr(self._local, "conn", None)
-        if conn is not None:
-            conn.close()
-            self._local.conn = None
+        """Close the pooled connections of this database in this process."""
+        with _engines_lock:
+            engine = _engines.pop((self.url.render_as_string(hide_password=False), os.getpid()),
+                                  None)
+        if engine is not None:
+            engine.dispose()
+        _migrated.discard((self.url, os.getpid()))
 
 
-def _split_sql(sql: str) -> list[str]:
-    """Statements of a schema script; `executescript` would commit our open transaction."""
-    return [s.strip() for s in sql.split(";") if s.strip()]
+_migrated: set[tuple[URL, int]] = set()
+
+
+def _alembic_config(conn: sa.Connection) -> Any:
+    from alembic.config import Config as AlembicConfig
+
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    cfg.attributes["connection"] = conn
+    return cfg
+
+
+def head_revision() -> str | None:
+    from alembic.script import ScriptDirectory
+
+    cfg = _alembic_config(None)  # type: ignore[arg-type]
+    return ScriptDirectory.from_config(cfg).get_current_head()
+
+
+def current_revision(conn: sa.Connection) -> str | None:
+    from alembic.migration import MigrationContext
+
+    return MigrationContext.configure(conn).get_current_revision()
+
+
+def migrate(engine: Engine) -> str | None:
+    """Bring the schema to the newest revision; returns the revision it was at (None: empty).
+
+    Many processes start at once (API workers, Celery workers on several machines), so the
+    upgrade runs under a lock: PostgreSQL's transaction-scoped advisory lock, SQLite's write lock
+    (`BEGIN IMMEDIATE` on the file).  Whoever gets it second finds the schema current.
+    """
+    from alembic import command
+
+    head = head_revision()
+    with engine.connect() as conn:
+        if current_revision(conn.execution_options(isolation_level="AUTOCOMMIT")) == head:
+            return head
+    with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
+        before = current_revision(conn)
+        if before != head:
+            log.info("migrating the database %s from %s to %s",
+                     engine.url.render_as_string(hide_password=True), before or "empty", head)
+            command.upgrade(_alembic_config(conn), "head")
+    return before

@@ -17,29 +17,14 @@ retried or failed by `tasks.recovery`; a queued job whose message the broker los
 
 from __future__ import annotations
 
-import sqlite3
 import time
 import uuid
 from dataclasses import dataclass
 
-from core.db import Database, Schema, register_schema
+import sqlalchemy as sa
 
-SCHEMA = register_schema(Schema("pipeline", 1, """
-CREATE TABLE IF NOT EXISTS pipeline_jobs (
-    compose_id TEXT NOT NULL,
-    step TEXT NOT NULL,
-    state TEXT NOT NULL DEFAULT 'queued',
-    attempt INTEGER NOT NULL DEFAULT 0,
-    token TEXT,
-    worker TEXT,
-    heartbeat REAL,
-    enqueued_at REAL NOT NULL,
-    started_at REAL,
-    finished_at REAL,
-    PRIMARY KEY (compose_id, step)
-);
-CREATE INDEX IF NOT EXISTS pipeline_jobs_state ON pipeline_jobs (state, heartbeat)
-"""))
+from core.db import Database, Row
+from core.tables import pipeline_jobs
 
 QUEUED, RUNNING, DONE = "queued", "running", "done"
 
@@ -60,17 +45,8 @@ class Claim:
         return self.started_at - self.enqueued_at
 
 
-def _ensure(db: Database) -> None:
-    # a database opened before this module was imported has not created our tables yet
-    try:
-        db.conn.execute("SELECT 1 FROM pipeline_jobs LIMIT 0")
-    except sqlite3.OperationalError:
-        db.register_and_create(SCHEMA)
-
-
 def enqueue(db: Database, compose_id: str, step: str, now: float | None = None) -> None:
     """Record that a message for this step is (again) on its way; a done step stays done."""
-    _ensure(db)
     now = time.time() if now is None else now
     with db.transaction() as conn:
         conn.execute(
@@ -82,17 +58,20 @@ def enqueue(db: Database, compose_id: str, step: str, now: float | None = None) 
 
 def claim(db: Database, compose_id: str, step: str, worker: str, stale_after: float) -> Claim | None:
     """Take the step for this task run, or None when it is done or another live run has it."""
-    _ensure(db)
     now = time.time()
     with db.transaction() as conn:
-        row = conn.execute("SELECT * FROM pipeline_jobs WHERE compose_id = ? AND step = ?",
-                           (compose_id, step)).fetchone()
+        # a message sent before the API recorded it (or by hand): adopt it
+        conn.execute("INSERT INTO pipeline_jobs (compose_id, step, enqueued_at) VALUES (?, ?, ?)"
+                     " ON CONFLICT (compose_id, step) DO NOTHING", (compose_id, step, now))
+        # the row stays locked until we commit; a second delivery of the same message claiming at
+        # this moment skips it instead of waiting and then claiming it too (SQLite: the write
+        # transaction already serialises claims)
+        row = conn.execute(pipeline_jobs.select()
+                           .where(pipeline_jobs.c.compose_id == compose_id,
+                                  pipeline_jobs.c.step == step)
+                           .with_for_update(skip_locked=True)).fetchone()
         if row is None:
-            # a message sent before the API recorded it (or by hand): adopt it
-            conn.execute("INSERT INTO pipeline_jobs (compose_id, step, enqueued_at) VALUES (?, ?, ?)",
-                         (compose_id, step, now))
-            row = conn.execute("SELECT * FROM pipeline_jobs WHERE compose_id = ? AND step = ?",
-                               (compose_id, step)).fetchone()
+            return None
         if row["state"] == DONE:
             return None
         if row["state"] == RUNNING and (row["heartbeat"] or 0) > now - stale_after:
@@ -140,7 +119,6 @@ def advance(db: Database, claim: Claim, next_steps: list[str]) -> bool:
 
 def reset(db: Database, compose_id: str, step: str) -> None:
     """Queue a step again even if it ran before (an upload scheduled anew)."""
-    _ensure(db)
     with db.transaction() as conn:
         conn.execute("INSERT INTO pipeline_jobs (compose_id, step, enqueued_at) VALUES (?, ?, ?)"
                      " ON CONFLICT (compose_id, step) DO UPDATE SET state = 'queued', token = NULL,"
@@ -150,7 +128,6 @@ def reset(db: Database, compose_id: str, step: str) -> None:
 
 def mark_done(db: Database, compose_id: str, step: str | None = None) -> None:
     """Close the steps of a compose that ended another way (failed, cancelled before it ran)."""
-    _ensure(db)
     with db.transaction() as conn:
         if step is None:
             conn.execute("UPDATE pipeline_jobs SET state = 'done', token = NULL, finished_at = ?"
@@ -162,46 +139,46 @@ def mark_done(db: Database, compose_id: str, step: str | None = None) -> None:
 
 def forget(db: Database, compose_id: str) -> None:
     """A deleted compose leaves no bookkeeping behind."""
-    _ensure(db)
     with db.transaction() as conn:
         conn.execute("DELETE FROM pipeline_jobs WHERE compose_id = ?", (compose_id,))
 
 
-def stale_jobs(db: Database, stale_after: float) -> list[sqlite3.Row]:
+def stale_jobs(db: Database, stale_after: float) -> list[Row]:
     """Running steps whose heartbeat stopped: their worker is gone."""
-    _ensure(db)
     return db.query("SELECT * FROM pipeline_jobs WHERE state = 'running' AND heartbeat < ?",
                     (time.time() - stale_after,))
 
 
-def queued_jobs(db: Database, older_than: float = 0.0) -> list[sqlite3.Row]:
+def queued_jobs(db: Database, older_than: float = 0.0) -> list[Row]:
     """Steps waiting for a worker since at least `older_than` seconds, oldest first."""
-    _ensure(db)
     return db.query("SELECT * FROM pipeline_jobs WHERE state = 'queued' AND enqueued_at <= ?"
                     " ORDER BY enqueued_at", (time.time() - older_than,))
 
 
-def requeue_stale(db: Database, row: sqlite3.Row) -> bool:
+def _unchanged(row: Row) -> sa.ColumnElement[bool]:
+    """The job as `row` saw it: nobody claimed it or beat since (the stale-job guard)."""
+    c = pipeline_jobs.c
+    return sa.and_(c.compose_id == row["compose_id"], c.step == row["step"],
+                   c.token.is_not_distinct_from(row["token"]), c.heartbeat == row["heartbeat"],
+                   c.state == RUNNING)
+
+
+def requeue_stale(db: Database, row: Row) -> bool:
     """Take a stale job away from its dead owner and queue it again (only if nobody beat since)."""
     with db.transaction() as conn:
-        cur = conn.execute("UPDATE pipeline_jobs SET state = 'queued', token = NULL, enqueued_at = ?"
-                           " WHERE compose_id = ? AND step = ? AND token IS ? AND heartbeat = ?"
-                           " AND state = 'running'",
-                           (time.time(), row["compose_id"], row["step"], row["token"], row["heartbeat"]))
+        cur = conn.execute(pipeline_jobs.update().where(_unchanged(row))
+                           .values(state=QUEUED, token=None, enqueued_at=time.time()))
     return cur.rowcount == 1
 
 
-def fail_stale(db: Database, row: sqlite3.Row) -> bool:
+def fail_stale(db: Database, row: Row) -> bool:
     """Close a stale job for good (attempts used up); same guard as `requeue_stale`."""
     with db.transaction() as conn:
-        cur = conn.execute("UPDATE pipeline_jobs SET state = 'done', token = NULL, finished_at = ?"
-                           " WHERE compose_id = ? AND step = ? AND token IS ? AND heartbeat = ?"
-                           " AND state = 'running'",
-                           (time.time(), row["compose_id"], row["step"], row["token"], row["heartbeat"]))
+        cur = conn.execute(pipeline_jobs.update().where(_unchanged(row))
+                           .values(state=DONE, token=None, finished_at=time.time()))
     return cur.rowcount == 1
 
 
-def jobs(db: Database, compose_id: str) -> list[sqlite3.Row]:
-    _ensure(db)
+def jobs(db: Database, compose_id: str) -> list[Row]:
     return db.query("SELECT * FROM pipeline_jobs WHERE compose_id = ? ORDER BY enqueued_at",
                     (compose_id,))

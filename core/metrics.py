@@ -5,7 +5,7 @@ machines — and a scrape reaches one API process.  So nothing here lives in pro
 - composes and uploads by state are counted from the store at scrape time;
 - queue depths are asked of the broker at scrape time;
 - durations and byte counts, which only a worker sees, are recorded by that worker into the
-  shared SQLite database (one small transaction per job) and read back at scrape time.
+  shared database (one small transaction per job) and read back at scrape time.
 Every process of a deployment already shares that database (it holds the composes), so these
 numbers are the deployment's, whichever process answers the scrape.
 
@@ -18,12 +18,11 @@ from __future__ import annotations
 import json
 import logging
 import math
-import threading
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from core.db import Database, Schema, register_schema
+from core.db import Database
 
 if TYPE_CHECKING:
     from core.config import Config
@@ -55,41 +54,8 @@ BYTES = {
     "upload": ("upload_bytes_total", "Image bytes uploaded", ("target",)),
 }
 
-SCHEMA = register_schema(Schema("metrics", 1, """
-CREATE TABLE IF NOT EXISTS metric_counters (
-    name TEXT NOT NULL,
-    labels TEXT NOT NULL,
-    value REAL NOT NULL,
-    PRIMARY KEY (name, labels)
-);
-CREATE TABLE IF NOT EXISTS metric_buckets (
-    name TEXT NOT NULL,
-    labels TEXT NOT NULL,
-    le REAL NOT NULL,
-    count INTEGER NOT NULL,
-    PRIMARY KEY (name, labels, le)
-)
-"""))
-
-_databases: dict[Path, Database] = {}
-_databases_lock = threading.Lock()
-
-
 def _database(config: "Config") -> Database:
-    path = Path(config.state_dir).resolve()
-    with _databases_lock:
-        db = _databases.get(path)
-        if db is None:
-            db = _databases[path] = Database.in_state_dir(path)
-        _ensure_schema(db)
-        return db
-
-
-def _ensure_schema(db: Database) -> None:
-    """Create our tables in a database that was opened before this module was imported."""
-    if getattr(db, "_initialised", False) and not getattr(db, "_metrics_schema", False):
-        db.register_and_create(SCHEMA)
-    db._metrics_schema = True  # type: ignore[attr-defined]
+    return Database.from_config(config)
 
 
 def _label_key(allowed: tuple[str, ...], labels: dict[str, Any]) -> str:
@@ -107,7 +73,7 @@ def observe_duration(config: "Config", kind: str, seconds: float, **labels: Any)
     le = next(b for b in DURATION_BUCKETS if seconds <= b)
     with _database(config).transaction() as conn:
         conn.execute("INSERT INTO metric_buckets (name, labels, le, count) VALUES (?, ?, ?, 1)"
-                     " ON CONFLICT(name, labels, le) DO UPDATE SET count = count + 1",
+                     " ON CONFLICT(name, labels, le) DO UPDATE SET count = metric_buckets.count + 1",
                      (name, key, le if le != math.inf else 1e308))
         _add(conn, name + "_sum", key, seconds)
         _add(conn, name + "_count", key, 1)
@@ -125,7 +91,7 @@ def add_bytes(config: "Config", kind: str, n: int, **labels: Any) -> None:
 
 def _add(conn: Any, name: str, key: str, value: float) -> None:
     conn.execute("INSERT INTO metric_counters (name, labels, value) VALUES (?, ?, ?)"
-                 " ON CONFLICT(name, labels) DO UPDATE SET value = value + excluded.value",
+                 " ON CONFLICT(name, labels) DO UPDATE SET value = metric_counters.value + excluded.value",
                  (name, key, value))
 
 
@@ -302,7 +268,6 @@ class Collector:
         yield up
 
     def _recorded(self, db: Database, counter_cls: Any, histogram_cls: Any) -> Iterator[Any]:
-        _ensure_schema(db)
         counters, buckets = recorded(db)
         values = {(r["name"], r["labels"]): float(r["value"]) for r in counters}
         for name, help_text, allowed in BYTES.values():

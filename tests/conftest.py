@@ -30,6 +30,7 @@ from typing import Any
 import pytest
 
 from bench.weldr_client import WeldrClient
+from tests.databases import database_url, drop_created
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 
@@ -58,6 +59,7 @@ class WeldrServer:
                     # API tests drive composes through the store; areas that want the embedded
                     # workers pass env={"CELERY_COMPOSER_EMBEDDED_WORKERS": "true"}.
                     "CELERY_COMPOSER_EMBEDDED_WORKERS": "false"})
+        env["CELERY_COMPOSER_DATABASE_URL"] = database_url(self.state_dir)
         env.update(self.extra_env)
         consumes_depsolve = env["CELERY_COMPOSER_EMBEDDED_WORKERS"] == "true" or any(
             q in ("all", "depsolve") for q in self.queue_workers.split(","))
@@ -130,6 +132,16 @@ class WeldrServer:
     def kill(self) -> None:
         """kill -9 of the arbiter and every worker, as a power cut of the service would be."""
         self.stop(signal.SIGKILL)
+
+
+def pytest_report_header(config: Any) -> str:
+    from tests.databases import ADMIN_URL, on_postgresql
+
+    return f"store database: {'PostgreSQL at ' + ADMIN_URL if on_postgresql() else 'SQLite'}"
+
+
+def pytest_sessionfinish(session: Any, exitstatus: int) -> None:
+    drop_created()
 
 
 @pytest.fixture(scope="session")

@@ -9,14 +9,16 @@ error message is passed through `redact` with the upload's secret values first.
 from __future__ import annotations
 
 import logging
-import sqlite3
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from core import metrics
+from core.db import DatabaseUnavailable
 from core.errors import WeldrError
 from core.store import uploads as upload_store
 from core.store.composes import FAILED, FINISHED, ComposeStore
@@ -282,7 +284,8 @@ def _record_metrics(config: Any, target: str, seconds: float, nbytes: int) -> No
     try:
         metrics.observe_duration(config, "upload", seconds, target=target)
         metrics.add_bytes(config, "upload", nbytes, target=target)
-    except sqlite3.Error as exc:  # a busy metrics table must not turn a finished upload FAILED
+    except (SQLAlchemyError, DatabaseUnavailable) as exc:  # a busy metrics table must not turn a
+        # finished upload FAILED
         log.warning("could not record upload metrics: %s", exc)
 
 

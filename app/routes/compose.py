@@ -90,7 +90,7 @@ class _ListingCache:
 
     def get(self, key: tuple, render: Callable[[], Any]) -> Response:
         store = _store()
-        db_key = str(store.db.path)
+        db_key = store.db.name
         generation = store.generation()
         with self._lock:
             hit = self._bodies.get(key)

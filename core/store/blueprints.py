@@ -1,7 +1,7 @@
 """Blueprints with their history: commits, the workspace, revisions (tags), undo and diff.
 
 osbuild-composer keeps blueprints as a map plus a list of changes per name; lorax-composer kept a
-git repository. We keep three tables in the shared SQLite store (`core.db`):
+git repository. We keep three tables in the shared database (`core.db`):
 
 * `blueprint_changes`: every commit ever made (40-hex id, UTC timestamp, message, revision, the
   blueprint as committed), in commit order. Deleting a blueprint keeps these, as both servers do,
@@ -9,9 +9,9 @@ git repository. We keep three tables in the shared SQLite store (`core.db`):
 * `blueprints`: the committed blueprint per name (what `list` shows and composes build).
 * `blueprint_workspace`: the uncommitted working copy per name (what `info` prefers).
 
-Every write is one IMMEDIATE transaction, so a version bump reads and writes the previous version
-atomically even with several API processes. `list` reads names only, never bodies, so one damaged
-stored record cannot break it; reading that record raises `DamagedBlueprint` for it alone.
+Every write is one transaction holding the row it reads (`FOR UPDATE`; SQLite's write lock), so a
+version bump reads and writes the previous version atomically even with several API processes.
+`list` reads names only, never bodies, so one damaged stored record cannot break it; reading that record raises `DamagedBlueprint` for it alone.
 """
 
 from __future__ import annotations
@@ -25,32 +25,10 @@ from typing import Any
 
 from core import blueprint as model
 from core.blueprint import Blueprint, BlueprintError
-from core.db import Database, Schema, register_schema
+from core.db import Database
+from core.tables import blueprint_changes, blueprints
 
 log = logging.getLogger(__name__)
-
-SCHEMA = register_schema(Schema("blueprints", 1, """
-CREATE TABLE IF NOT EXISTS blueprint_changes (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    name TEXT NOT NULL,
-    commit_id TEXT NOT NULL UNIQUE,
-    message TEXT NOT NULL,
-    timestamp TEXT NOT NULL,
-    revision INTEGER,
-    body TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS blueprint_changes_by_name ON blueprint_changes (name, seq);
-CREATE TABLE IF NOT EXISTS blueprints (
-    name TEXT PRIMARY KEY,
-    commit_id TEXT NOT NULL,
-    body TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS blueprint_workspace (
-    name TEXT PRIMARY KEY,
-    body TEXT NOT NULL,
-    saved REAL NOT NULL
-)
-"""))
 
 NEWEST = "NEWEST"
 WORKSPACE = "WORKSPACE"
@@ -99,26 +77,22 @@ class BlueprintStore:
 
     def __init__(self, db: Database):
         self.db = db
-        if not getattr(db, "_blueprint_tables", False):  # once per Database, not per request
-            db.register_and_create(SCHEMA)
-            db._blueprint_tables = True  # type: ignore[attr-defined]
 
     # --- reading ------------------------------------------------------------------------------
 
     def list_names(self) -> list[str]:
         """Committed blueprint names, byte-sorted (Go's sort.Strings order)."""
-        rows = self.db.query("SELECT name FROM blueprints ORDER BY name COLLATE BINARY")
-        return [r["name"] for r in rows]
+        # sorted here: str order is code point order, which is UTF-8 byte order on every database
+        # (a database's own collation depends on how it was created)
+        return sorted(r["name"] for r in self.db.query("SELECT name FROM blueprints"))
 
     def list_page(self, limit: int, offset: int) -> tuple[int, int, list[str]]:
-        """(total, clamped offset, names) of one page of `list_names`, without reading them all."""
-        row = self.db.query_one("SELECT COUNT(*) AS n FROM blueprints")
-        total = row["n"] if row is not None else 0
+        """(total, clamped offset, names) of one page of `list_names` (names only, no bodies)."""
+        names = self.list_names()
+        total = len(names)
         offset = min(offset, total)
         limit = min(limit, total - offset)
-        rows = self.db.query("SELECT name FROM blueprints ORDER BY name COLLATE BINARY"
-                             " LIMIT ? OFFSET ?", (limit, offset))
-        return total, offset, [r["name"] for r in rows]
+        return total, offset, names[offset:offset + limit]
 
     def get_committed(self, name: str) -> Blueprint | None:
         row = self.db.query_one("SELECT body FROM blueprints WHERE name = ?", (name,))
@@ -175,7 +149,9 @@ class BlueprintStore:
         bp = model.initialize(bp)
         name = bp["name"]
         with self.db.transaction() as conn:
-            row = conn.execute("SELECT body FROM blueprints WHERE name = ?", (name,)).fetchone()
+            # the row lock makes concurrent pushes of one blueprint bump its version in turn
+            row = conn.execute(blueprints.select().where(blueprints.c.name == name)
+                               .with_for_update()).fetchone()
             previous = None
             if row is not None:
                 try:
@@ -228,15 +204,16 @@ class BlueprintStore:
         with self.db.transaction() as conn:
             if conn.execute("SELECT 1 FROM blueprints WHERE name = ?", (name,)).fetchone() is None:
                 raise BlueprintError("Unknown blueprint")
-            newest = conn.execute("SELECT seq, revision FROM blueprint_changes WHERE name = ?"
-                                  " ORDER BY seq DESC LIMIT 1", (name,)).fetchone()
+            newest = conn.execute(
+                blueprint_changes.select().where(blueprint_changes.c.name == name)
+                .order_by(blueprint_changes.c.seq.desc()).limit(1).with_for_update()).fetchone()
             if newest is None:
                 raise BlueprintError("No commits for blueprint")
             if newest["revision"] is not None:
                 return int(newest["revision"])
             top = conn.execute("SELECT MAX(revision) AS r FROM blueprint_changes WHERE name = ?",
-                               (name,)).fetchone()["r"]
-            revision = int(top or 0) + 1
+                               (name,)).fetchone()
+            revision = int((top and top["r"]) or 0) + 1
             conn.execute("UPDATE blueprint_changes SET revision = ? WHERE seq = ?",
                          (revision, newest["seq"]))
         return revision

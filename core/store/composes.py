@@ -3,7 +3,7 @@
 The API records a compose WAITING; the pipeline drives it RUNNING → FINISHED or FAILED through
 this module and nothing else, so there is exactly one place that knows what a state change means.
 
-Durability: every change is one SQLite transaction (WAL, synchronous=FULL, see `core.db`), so an
+Durability: every change is one database transaction (SQLite: WAL, synchronous=FULL; see `core.db`), so an
 answered request survives a `kill -9`.  Robustness: listings read only plain columns and skip a
 row whose columns are damaged (logging it), so one bad record never breaks `compose/status/*`;
 reading that one compose raises `DamagedCompose`, which the API reports for it alone.
@@ -25,7 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from core.db import Database, Schema, register_schema
+from core.db import Database, Row
+from core.tables import composes
 
 log = logging.getLogger(__name__)
 
@@ -33,50 +34,6 @@ WAITING, RUNNING, FINISHED, FAILED = "WAITING", "RUNNING", "FINISHED", "FAILED"
 STATES = (WAITING, RUNNING, FINISHED, FAILED)
 UPLOAD_STATES = ("WAITING", "RUNNING", "FINISHED", "FAILED", "CANCELLED")
 LOG_NAME = "osbuild.log"
-
-SCHEMA = register_schema(Schema("composes", 1, """
-CREATE TABLE IF NOT EXISTS composes (
-    id TEXT PRIMARY KEY,
-    blueprint_name TEXT NOT NULL,
-    blueprint_version TEXT NOT NULL,
-    compose_type TEXT NOT NULL,
-    queue_status TEXT NOT NULL,
-    job_created REAL NOT NULL,
-    job_started REAL,
-    job_finished REAL,
-    image_size INTEGER NOT NULL DEFAULT 0,
-    cancel_requested INTEGER NOT NULL DEFAULT 0,
-    record TEXT NOT NULL,
-    progress TEXT
-);
-CREATE INDEX IF NOT EXISTS composes_by_status ON composes (queue_status);
-CREATE TABLE IF NOT EXISTS compose_payloads (
-    compose_id TEXT PRIMARY KEY REFERENCES composes (id) ON DELETE CASCADE,
-    packages TEXT,
-    manifest TEXT
-);
-CREATE TABLE IF NOT EXISTS compose_uploads (
-    id TEXT PRIMARY KEY,
-    compose_id TEXT NOT NULL REFERENCES composes (id) ON DELETE CASCADE,
-    target TEXT NOT NULL,
-    image_name TEXT NOT NULL,
-    settings TEXT NOT NULL,
-    status TEXT NOT NULL,
-    progress REAL NOT NULL DEFAULT 0,
-    created REAL NOT NULL,
-    started REAL,
-    finished REAL,
-    error TEXT,
-    result TEXT
-);
-CREATE INDEX IF NOT EXISTS compose_uploads_by_compose ON compose_uploads (compose_id);
-CREATE TABLE IF NOT EXISTS compose_generation (
-    one INTEGER PRIMARY KEY CHECK (one = 1),
-    value INTEGER NOT NULL
-);
-INSERT OR IGNORE INTO compose_generation (one, value) VALUES (1, 0)
-"""))
-
 
 class ComposeStoreError(Exception):
     """Base of this module's errors."""
@@ -180,6 +137,14 @@ def _summary(row: Any) -> ComposeSummary:
                           row["image_size"])
 
 
+def _locked(conn: Any, compose_id: str) -> Row | None:
+    """The compose's row, locked until the transaction ends (`FOR UPDATE` on PostgreSQL; SQLite's
+    write transaction locks the whole file): a state change reads and writes it without another
+    process changing it in between."""
+    return conn.execute(composes.select().where(composes.c.id == compose_id)
+                        .with_for_update()).fetchone()
+
+
 class ComposeStore:
     """Composes over one database and one artifacts directory.
 
@@ -189,13 +154,10 @@ class ComposeStore:
     def __init__(self, db: Database, artifacts_dir: Path):
         self.db = db
         self.artifacts_dir = Path(artifacts_dir)
-        if getattr(db, "_initialised", False) and not getattr(db, "_composes_schema", False):
-            db.register_and_create(SCHEMA)  # the database was opened before this module loaded
-        db._composes_schema = True  # type: ignore[attr-defined]
 
     @classmethod
     def from_config(cls, config: Any, db: Database | None = None) -> "ComposeStore":
-        return cls(db or Database.in_state_dir(config.state_dir), config.artifacts_path)
+        return cls(db or Database.from_config(config), config.artifacts_path)
 
     # --- paths ------------------------------------------------------------------------------
 
@@ -306,11 +268,11 @@ class ComposeStore:
         where, params = [], []
         if ids is not None:
             ids = list(ids)
-            where.append(f"id IN ({','.join('?' * len(ids))})" if ids else "0")
+            where.append(f"id IN ({','.join('?' * len(ids))})" if ids else "1 = 0")
             params += ids
         if statuses is not None:
             statuses = list(statuses)
-            where.append(f"queue_status IN ({','.join('?' * len(statuses))})" if statuses else "0")
+            where.append(f"queue_status IN ({','.join('?' * len(statuses))})" if statuses else "1 = 0")
             params += statuses
         if blueprint is not None:
             where.append("blueprint_name = ?")
@@ -338,8 +300,7 @@ class ComposeStore:
     def _set_state(self, compose_id: str, allowed_from: tuple[str, ...], status: str,
                    columns: dict[str, Any], record_changes: dict[str, Any] | None = None) -> bool:
         with self.db.transaction() as conn:
-            row = conn.execute("SELECT queue_status, record FROM composes WHERE id = ?",
-                               (compose_id,)).fetchone()
+            row = _locked(conn, compose_id)
             if row is None:
                 raise UnknownCompose(compose_id)
             if row["queue_status"] not in allowed_from:
@@ -384,8 +345,7 @@ class ComposeStore:
         """
         now = time.time() if now is None else now
         with self.db.transaction() as conn:
-            row = conn.execute("SELECT job_started FROM composes WHERE id = ?",
-                               (compose_id,)).fetchone()
+            row = _locked(conn, compose_id)
             if row is None:
                 raise UnknownCompose(compose_id)
             columns = {"job_finished": now, "job_started": row["job_started"] or now}
@@ -401,8 +361,7 @@ class ComposeStore:
         Returns the state found; raises WrongState unless WAITING or RUNNING.
         """
         with self.db.transaction() as conn:
-            row = conn.execute("SELECT queue_status FROM composes WHERE id = ?",
-                               (compose_id,)).fetchone()
+            row = _locked(conn, compose_id)
             if row is None:
                 raise UnknownCompose(compose_id)
             state = row["queue_status"]
@@ -488,8 +447,7 @@ class ComposeStore:
     def delete(self, compose_id: str) -> None:
         """Only FINISHED or FAILED composes are deleted (WrongState otherwise); files go too."""
         with self.db.transaction() as conn:
-            row = conn.execute("SELECT queue_status FROM composes WHERE id = ?",
-                               (compose_id,)).fetchone()
+            row = _locked(conn, compose_id)
             if row is None:
                 raise UnknownCompose(compose_id)
             if row["queue_status"] not in (FINISHED, FAILED):

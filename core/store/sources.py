@@ -18,21 +18,13 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from core.db import Database, Schema, register_schema
+from core.db import Database
 
 log = logging.getLogger(__name__)
 
 SOURCE_TYPES = ("yum-baseurl", "yum-mirrorlist", "yum-metalink")
 # ids appear in comma-separated paths, so no ',' or '*' (and no '.'/'..' alone)
 VALID_SOURCE_ID = re.compile(r"^(?!\.{1,2}$)[a-zA-Z0-9_.:+-]+$")
-
-SCHEMA = register_schema(Schema("sources", 1, """
-CREATE TABLE IF NOT EXISTS sources (
-    id TEXT PRIMARY KEY,
-    data TEXT NOT NULL
-)
-"""))
-
 
 class SourceError(ValueError):
     """A source document that cannot be accepted; the message is the reason."""
@@ -219,9 +211,6 @@ class SourceStore:
 
     def __init__(self, db: Database):
         self.db = db
-        if getattr(db, "_initialised", False) and not getattr(db, "_sources_schema", False):
-            db.register_and_create(SCHEMA)
-        db._sources_schema = True  # type: ignore[attr-defined]
 
     def all(self) -> dict[str, dict[str, Any]]:
         """Sorted by id; a damaged row is skipped (logged) so the others stay usable."""

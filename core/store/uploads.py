@@ -8,7 +8,8 @@ Upload entries themselves (status, settings, result) are rows of `compose_upload
   upload (foreign key, ON DELETE CASCADE).
 - `upload_profiles`: named settings per provider (`upload/providers/save`), lorax's "profiles".
   They hold credentials, so they are only ever read back through `uploaders.base.strip_secrets`
-  by the routes; the database file lives in the state directory, readable by the service only.
+  by the routes; the database (a file in the state directory, or a server) is readable by
+  the service only.
 """
 
 from __future__ import annotations
@@ -17,55 +18,35 @@ import json
 import time
 from typing import Any
 
-from core.db import Database, Schema, register_schema
+from core.db import Database
 
 LOG_LIMIT = 256 * 1024  # the newest bytes of an upload's log are kept; a log is for people
-
-SCHEMA = register_schema(Schema("uploads", 1, """
-CREATE TABLE IF NOT EXISTS upload_logs (
-    upload_id TEXT PRIMARY KEY REFERENCES compose_uploads (id) ON DELETE CASCADE,
-    text TEXT NOT NULL DEFAULT ''
-);
-CREATE TABLE IF NOT EXISTS upload_profiles (
-    provider TEXT NOT NULL,
-    name TEXT NOT NULL,
-    settings TEXT NOT NULL,
-    saved REAL NOT NULL,
-    PRIMARY KEY (provider, name)
-)
-"""))
-
-
-def _ensure(db: Database) -> None:
-    """Create the tables when the database was opened before this module was imported."""
-    if getattr(db, "_initialised", False) and not getattr(db, "_uploads_schema", False):
-        db.register_and_create(SCHEMA)
-    db._uploads_schema = True  # type: ignore[attr-defined]
 
 
 # --- logs --------------------------------------------------------------------------------------
 
 def append_log(db: Database, upload_id: str, line: str) -> None:
     """Add a line (already free of secrets: callers redact) with a UTC timestamp."""
-    _ensure(db)
     stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime())
     text = f"{stamp} {line.rstrip()}\n"
     with db.transaction() as conn:
         if conn.execute("SELECT 1 FROM compose_uploads WHERE id = ?", (upload_id,)).fetchone() is None:
             return  # the upload was deleted while it ran; nothing to log to
         conn.execute("INSERT INTO upload_logs (upload_id, text) VALUES (?, ?)"
-                     " ON CONFLICT(upload_id) DO UPDATE SET text = substr(text || excluded.text, ?)",
-                     (upload_id, text, -LOG_LIMIT))
+                     " ON CONFLICT(upload_id) DO UPDATE SET text = CASE"
+                     " WHEN length(upload_logs.text || excluded.text) > ?"
+                     " THEN substr(upload_logs.text || excluded.text,"
+                     " length(upload_logs.text || excluded.text) - ? + 1)"
+                     " ELSE upload_logs.text || excluded.text END",
+                     (upload_id, text, LOG_LIMIT, LOG_LIMIT))
 
 
 def read_log(db: Database, upload_id: str) -> str:
-    _ensure(db)
     row = db.query_one("SELECT text FROM upload_logs WHERE upload_id = ?", (upload_id,))
     return row["text"] if row else ""
 
 
 def clear_log(db: Database, upload_id: str) -> None:
-    _ensure(db)
     with db.transaction() as conn:
         conn.execute("DELETE FROM upload_logs WHERE upload_id = ?", (upload_id,))
 
@@ -74,7 +55,6 @@ def clear_log(db: Database, upload_id: str) -> None:
 
 def save_profile(db: Database, provider: str, name: str, settings: dict[str, Any]) -> None:
     """Create or overwrite a profile (lorax overwrites too)."""
-    _ensure(db)
     with db.transaction() as conn:
         conn.execute("INSERT INTO upload_profiles (provider, name, settings, saved) VALUES (?, ?, ?, ?)"
                      " ON CONFLICT(provider, name) DO UPDATE SET settings = excluded.settings,"
@@ -82,21 +62,18 @@ def save_profile(db: Database, provider: str, name: str, settings: dict[str, Any
 
 
 def load_profile(db: Database, provider: str, name: str) -> dict[str, Any] | None:
-    _ensure(db)
     row = db.query_one("SELECT settings FROM upload_profiles WHERE provider = ? AND name = ?",
                        (provider, name))
     return json.loads(row["settings"]) if row else None
 
 
 def list_profiles(db: Database, provider: str) -> dict[str, dict[str, Any]]:
-    _ensure(db)
     rows = db.query("SELECT name, settings FROM upload_profiles WHERE provider = ? ORDER BY name",
                     (provider,))
     return {r["name"]: json.loads(r["settings"]) for r in rows}
 
 
 def delete_profile(db: Database, provider: str, name: str) -> bool:
-    _ensure(db)
     with db.transaction() as conn:
         cur = conn.execute("DELETE FROM upload_profiles WHERE provider = ? AND name = ?",
                            (provider, name))

@@ -15,8 +15,8 @@ import uuid
 
 import pytest
 
-from core.db import Database
 from core.store.composes import ComposeStore
+from tests.databases import database_for
 
 V1 = "/api/v1"
 V0 = "/api/v0"
@@ -33,7 +33,7 @@ def client(weldr_client):
 
 @pytest.fixture(scope="module")
 def store(weldr_server):
-    return ComposeStore(Database.in_state_dir(weldr_server.state_dir),
+    return ComposeStore(database_for(weldr_server.state_dir),
                         weldr_server.state_dir / "artifacts")
 
 
@@ -265,9 +265,9 @@ def test_bad_and_unknown_uuids(client):
 
 def test_damaged_record_fails_alone(client, store):
     good, bad = _start(client, "2"), _start(client, "2")
-    store.db.conn.execute("UPDATE composes SET record = '{broken', queue_status = 'EXPLODED'"
+    store.db.execute("UPDATE composes SET record = '{broken', queue_status = 'EXPLODED'"
                           " WHERE id = ?", (bad,))
-    store.db.conn.execute("UPDATE compose_generation SET value = value + 1")
+    store.db.execute("UPDATE compose_generation SET value = value + 1")
     for path in (f"{V1}/compose/status/*", f"{V1}/compose/finished", f"{V0}/compose/queue",
                  f"{V1}/compose/failed"):
         r = client.get(path)
@@ -276,7 +276,7 @@ def test_damaged_record_fails_alone(client, store):
     assert good in client.get(f"{V1}/compose/status/*").text
     e = _err(client.get(f"{V1}/compose/info/{bad}"), 500)
     assert e["id"] == "ComposeStatusError" and bad in e["msg"]
-    store.db.conn.execute("DELETE FROM composes WHERE id = ?", (bad,))
+    store.db.execute("DELETE FROM composes WHERE id = ?", (bad,))
     client.delete(f"{V1}/compose/delete/{good}")
 
 

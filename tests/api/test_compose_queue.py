@@ -71,9 +71,9 @@ def _wait_status(client: Any, compose_id: str, states: tuple[str, ...],
 
 def _leftovers(server: Any) -> dict[str, Any]:
     """Everything a compose can leave behind: records, pipeline jobs, artifact directories."""
-    from core.db import Database
+    from tests.databases import database_for
 
-    db = Database.in_state_dir(server.state_dir)
+    db = database_for(server.state_dir)
     artifacts = server.state_dir / "artifacts"
     return {"composes": [r[0] for r in db.query("SELECT id FROM composes")],
             "uploads": [r[0] for r in db.query("SELECT id FROM compose_uploads")],
@@ -193,9 +193,9 @@ def test_test_mode_composes_go_through_the_queue(start_weldr_server, tmp_path, b
     info = client.get(f"{V1}/compose/info/{finished}").json()
     assert info["queue_status"] == "FINISHED" and info["deps"] == {"packages": []}
     # no depsolve, no build: the test step was the only work
-    from core.db import Database
+    from tests.databases import database_for
 
-    db = Database.in_state_dir(server.state_dir)
+    db = database_for(server.state_dir)
     steps = {(r["compose_id"], r["step"], r["state"]) for r in db.query(
         "SELECT compose_id, step, state FROM pipeline_jobs")}
     assert steps == {(failed, "test", "done"), (finished, "test", "done")}
@@ -208,8 +208,10 @@ def test_wait_depsolve_reads_the_step_outcome_from_the_store(tmp_path):
     from core import jobs
     from core.store.composes import ComposeStore
     from tasks import pipeline, steps
+    from tests.databases import database_url
 
-    config = config_mod.load(environ={}, state_dir=tmp_path / "state", cache_dir=tmp_path / "cache")
+    config = config_mod.load(environ={}, state_dir=tmp_path / "state", cache_dir=tmp_path / "cache",
+                             database_url=database_url(tmp_path / "state"))
     store = ComposeStore.from_config(config)
 
     def compose() -> str:

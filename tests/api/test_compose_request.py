@@ -6,16 +6,16 @@ import pytest
 
 from app import compose_request
 from core.config import load
-from core.db import Database
 from core.errors import WeldrError
 from core.store.blueprints import BlueprintStore
+from tests.databases import database_for
 
 
 @pytest.fixture
 def env(tmp_path):
     config = load(environ={}, state_dir=tmp_path / "state", cache_dir=tmp_path / "cache",
                   default_distro="fedora-43")
-    db = Database.in_state_dir(config.state_dir)
+    db = database_for(config.state_dir)
     BlueprintStore(db).push({"name": "web", "version": "0.0.1",
                              "packages": [{"name": "tmux", "version": "*"}]})
     BlueprintStore(db).push({"name": "etc", "version": "0.0.1", "customizations": {

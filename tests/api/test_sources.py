@@ -120,12 +120,12 @@ def test_source_info_empty_and_toml_errors(weldr_client):
 
 
 def test_damaged_source_fails_alone(weldr_server, weldr_client):
-    from core.db import Database
+    from tests.databases import database_for
 
     ok = {"id": "fine-src", "name": "fine", "type": "yum-baseurl", "url": "http://127.0.0.1:9/"}
     assert weldr_client.post(f"{V1}/new", ok).status == 200
-    db = Database.in_state_dir(weldr_server.state_dir)
-    db.conn.execute("INSERT INTO sources (id, data) VALUES ('rotten-src', '{not json')")
+    db = database_for(weldr_server.state_dir)
+    db.execute("INSERT INTO sources (id, data) VALUES ('rotten-src', '{not json')")
     try:
         names = weldr_client.get(f"{V1}/list").json()["sources"]
         assert "fine-src" in names and "rotten-src" not in names
@@ -133,5 +133,5 @@ def test_damaged_source_fails_alone(weldr_server, weldr_client):
         assert "fine-src" in body["sources"]
         assert weldr_client.get(f"{V1}/info/fine-src").json()["sources"]["fine-src"]["name"] == "fine"
     finally:
-        db.conn.execute("DELETE FROM sources WHERE id = 'rotten-src'")
+        db.execute("DELETE FROM sources WHERE id = 'rotten-src'")
         weldr_client.delete(f"{V1}/delete/fine-src")

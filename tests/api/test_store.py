@@ -7,15 +7,15 @@ from pathlib import Path
 import pytest
 
 from core.config import load
-from core.db import Database
 from core.store import composes as cs
 from core.store import sources
 from distros import offered
+from tests.databases import database_for
 
 
 @pytest.fixture
 def store(tmp_path: Path) -> cs.ComposeStore:
-    return cs.ComposeStore(Database.in_state_dir(tmp_path / "state"), tmp_path / "artifacts")
+    return cs.ComposeStore(database_for(tmp_path / "state"), tmp_path / "artifacts")
 
 
 def _new(store: cs.ComposeStore, **kw) -> cs.Compose:
@@ -88,7 +88,7 @@ def test_payloads_roundtrip_and_damage(store):
     store.record_manifest(c.id, {"version": "2"})
     assert store.packages(c.id) == {"os": [{"name": "bash"}]}
     assert store.manifest(c.id) == {"version": "2"}
-    store.db.conn.execute("UPDATE compose_payloads SET manifest = 'nope' WHERE compose_id = ?",
+    store.db.execute("UPDATE compose_payloads SET manifest = 'nope' WHERE compose_id = ?",
                           (c.id,))
     with pytest.raises(cs.DamagedCompose):
         store.manifest(c.id)
@@ -134,7 +134,7 @@ def test_substitution_releasever_and_defaults(tmp_path):
 
 def test_system_sources_and_repositories_for(tmp_path):
     config = load(state_dir=tmp_path)
-    db = Database.in_state_dir(tmp_path)
+    db = database_for(tmp_path)
     system = sources.system_sources(config, "centos-9", "x86_64")
     assert system and all(s["system"] and s["type"].startswith("yum-") for s in system.values())
     store = sources.SourceStore(db)

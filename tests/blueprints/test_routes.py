@@ -7,11 +7,12 @@ their own (prefix `bpt-`); tests that need exact listings or restarts start thei
 from __future__ import annotations
 
 import re
-import sqlite3
 import tomllib
 import uuid
 
 import pytest
+
+from tests.databases import database_for
 
 UNICODE = "I%20%EF%BD%97%F0%9D%92%8Ail%20%F0%9D%9F%89%CE%BF%F0%9D%98%81"
 BAD_REQUEST = ("400 Bad Request: The browser (or proxy) sent a request that this server could "
@@ -369,10 +370,7 @@ def test_restart_keeps_state_and_damaged_record_fails_alone(start_weldr_server):
     for path, body in before.items():
         assert client.get(path).json() == body, path
 
-    db = sqlite3.connect(server.state_dir / "celery-composer.sqlite3")
-    with db:
-        db.execute("UPDATE blueprints SET body = 'garbage{' WHERE name = 'beta'")
-    db.close()
+    database_for(server.state_dir).execute("UPDATE blueprints SET body = 'garbage{' WHERE name = 'beta'")
     assert client.get("/api/v1/blueprints/list").json()["blueprints"] == ["alpha", "beta"]
     body = client.get("/api/v1/blueprints/info/alpha,beta").json()
     assert [b["name"] for b in body["blueprints"]] == ["alpha"]

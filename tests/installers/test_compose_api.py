@@ -12,9 +12,9 @@ import hashlib
 import pytest
 
 import distros
-from core.db import Database
 from core.store.composes import ComposeStore
 from tasks.steps import manifest_options
+from tests.databases import database_for
 
 V1 = "/api/v1"
 BP = 'name = "edge-bp"\ndescription = "edge"\nversion = "0.1.0"\ndistro = "centos-9"\n' \
@@ -35,7 +35,7 @@ def client(weldr_client):
 
 @pytest.fixture(scope="module")
 def store(weldr_server):
-    return ComposeStore(Database.in_state_dir(weldr_server.state_dir), weldr_server.state_dir / "artifacts")
+    return ComposeStore(database_for(weldr_server.state_dir), weldr_server.state_dir / "artifacts")
 
 
 def _start(client, compose_type, blueprint="edge-bp", test="", **extra):

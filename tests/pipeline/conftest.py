@@ -23,6 +23,8 @@ from typing import Any
 
 import pytest
 
+from tests.databases import database_url
+
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 STAND_IN = [sys.executable, str(Path(__file__).with_name("stand_in_osbuild.py"))]
 
@@ -61,6 +63,7 @@ class Env:
             "osbuild_command": shlex.join(STAND_IN),
             "log_level": "INFO",
             "embedded_workers": "false",
+            "database_url": database_url(base / "state"),
         }
         self.settings.update({k: str(v) for k, v in settings.items()})
         base.mkdir(parents=True, exist_ok=True)

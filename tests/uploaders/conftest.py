@@ -129,11 +129,12 @@ class ComposeEnv:
 
     def __init__(self, tmp: Path):
         from core.config import load
-        from core.db import Database
         from core.store.composes import ComposeStore
+        from tests.databases import database_for, database_url
 
-        self.config = load(environ={}, state_dir=tmp / "state", cache_dir=tmp / "cache")
-        self.db = Database.in_state_dir(self.config.state_dir)
+        self.config = load(environ={}, state_dir=tmp / "state", cache_dir=tmp / "cache",
+                           database_url=database_url(tmp / "state"))
+        self.db = database_for(self.config.state_dir)
         self.store = ComposeStore(self.db, self.config.artifacts_path)
 
     def finished_compose(self, compose_type: str, filename: str, arch: str = "x86_64",

@@ -22,8 +22,8 @@ def wait_upload(client: Any, upload_id: str, timeout: float = 90) -> dict:
 
 
 def test_uploads_scheduled_over_the_api_run_on_the_worker(start_weldr_server, tmp_path: Path) -> None:
-    from core.db import Database
     from core.store.composes import ComposeStore
+    from tests.databases import database_for
 
     server = start_weldr_server(env={"CELERY_COMPOSER_EMBEDDED_WORKERS": "true"})
     client = server.client
@@ -43,7 +43,7 @@ def test_uploads_scheduled_over_the_api_run_on_the_worker(start_weldr_server, tm
     while client.get(f"/api/v1/compose/status/{compose_id}").json()["uuids"][0]["queue_status"] != "FINISHED":
         assert time.monotonic() < deadline, "test compose not FINISHED by the worker"
         time.sleep(0.1)
-    store = ComposeStore(Database.in_state_dir(server.state_dir), server.state_dir / "artifacts")
+    store = ComposeStore(database_for(server.state_dir), server.state_dir / "artifacts")
     image = store.image_path(store.get(compose_id))
     image.parent.mkdir(parents=True, exist_ok=True)
     write_image(image, 32 * MiB, [(0, 2 * MiB)])

@@ -1,0 +1,1 @@
+"""Alembic migrations of the store (see `core.db.migrate`); one file per schema version."""
