@@ -50,9 +50,17 @@ lint: $(VENV)/.test-deps ## ruff and mypy over the project (configuration in pyp
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
+# the parts that talk to the store run a second time on PostgreSQL (127.0.0.1:5432, user postgres,
+# trust; .ci/run starts one); the whole suite runs on the embedded SQLite default
+PG_TESTS ?= tests/api tests/blueprints tests/pipeline
 .PHONY: test
-test: test-deps lint ## Install what the tests need, lint, and run the tests
+test: test-deps lint ## Install what the tests need, lint, and run the tests (SQLite, then the store's on PostgreSQL)
 	$(BIN)/pytest $(PYTEST_ARGS)
+	$(MAKE) test-postgresql
+
+.PHONY: test-postgresql
+test-postgresql: test-deps ## Run the store, API and pipeline tests on PostgreSQL (TEST_POSTGRESQL_URL)
+	TEST_DATABASE=postgresql $(BIN)/pytest $(PYTEST_ARGS) $(PG_TESTS)
 
 MANIFESTS_OUT ?= /tmp/celery-composer-manifests
 .PHONY: manifest-checksums

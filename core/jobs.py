@@ -3,7 +3,7 @@
 The compose store says what a compose *is* (WAITING, RUNNING, FINISHED, FAILED); these tables say
 what the pipeline is *doing* about it, so that nothing depends on the broker remembering anything:
 
-- `pipeline_jobs`: one row per step of a compose (`depsolve`, `build`, `test`, `upload:<id>`):
+- `pipeline_jobs`: one row per `Step` of a compose (`depsolve`, `build`, `test`, `upload:<target>`):
   queued → running → done, with the attempt count, a token naming the task run that owns it, and a
   heartbeat.  A task claims its job before it works; a second delivery of the same message (Redis'
   visibility timeout, a re-enqueue after a broker restart) finds the job running with a fresh heartbeat
@@ -27,6 +27,65 @@ from core.db import Database, Row
 from core.tables import pipeline_jobs
 
 QUEUED, RUNNING, DONE = "queued", "running", "done"
+UPLOAD_PREFIX = "upload:"  # pipeline_jobs.step of an upload: upload:<target>
+UPLOAD_QUEUE_PREFIX = "upload."
+
+
+@dataclass(frozen=True)
+class Step:
+    """One step of a compose under each of its names: `name` in `pipeline_jobs.step` (and in
+    task ids), `task` the Celery task that runs it, `queue` the broker queue that task goes to.
+
+    The whole naming scheme lives here; everything else asks a `Step` instead of building or
+    parsing these strings.
+    """
+
+    name: str
+    task: str
+    queue: str
+    target: str = ""  # the upload target of an upload step
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def is_upload(self) -> bool:
+        return bool(self.target)
+
+    @staticmethod
+    def upload(target: str) -> "Step":
+        return Step(UPLOAD_PREFIX + target, "compose.upload." + target, UPLOAD_QUEUE_PREFIX + target,
+                    target)
+
+    @staticmethod
+    def named(name: str) -> "Step":
+        """The step a `pipeline_jobs.step` value names; ValueError for none of ours."""
+        if name.startswith(UPLOAD_PREFIX) and len(name) > len(UPLOAD_PREFIX):
+            return Step.upload(name[len(UPLOAD_PREFIX):])
+        for step in (DEPSOLVE, BUILD, TEST):
+            if step.name == name:
+                return step
+        raise ValueError(f"unknown pipeline step {name!r}")
+
+    @staticmethod
+    def of_task(task: str) -> "Step":
+        """The step a Celery task name runs; ValueError for none of ours."""
+        if task.startswith("compose.upload.") and len(task) > len("compose.upload."):
+            return Step.upload(task[len("compose.upload."):])
+        for step in (DEPSOLVE, BUILD, TEST):
+            if step.task == task:
+                return step
+        raise ValueError(f"unknown pipeline task {task!r}")
+
+
+DEPSOLVE = Step("depsolve", "compose.depsolve", "depsolve")
+BUILD = Step("build", "compose.build", "build")
+# a test-mode compose pretends to build, so it takes a build worker's slot like a build
+TEST = Step("test", "compose.test", "build")
+
+
+def upload_queues(targets: list[str]) -> list[str]:
+    return [Step.upload(t).queue for t in targets]
 
 
 @dataclass(frozen=True)
@@ -34,7 +93,7 @@ class Claim:
     """The right to run one step of one compose, until the heartbeat stops."""
 
     compose_id: str
-    step: str
+    step: Step
     token: str
     attempt: int
     enqueued_at: float
@@ -45,7 +104,7 @@ class Claim:
         return self.started_at - self.enqueued_at
 
 
-def enqueue(db: Database, compose_id: str, step: str, now: float | None = None) -> None:
+def enqueue(db: Database, compose_id: str, step: Step, now: float | None = None) -> None:
     """Record that a message for this step is (again) on its way; a done step stays done."""
     now = time.time() if now is None else now
     with db.transaction() as conn:
@@ -53,22 +112,22 @@ def enqueue(db: Database, compose_id: str, step: str, now: float | None = None) 
             "INSERT INTO pipeline_jobs (compose_id, step, state, enqueued_at) VALUES (?, ?, 'queued', ?)"
             # the first enqueue time stays: it is what enqueue→start latency is measured from
             " ON CONFLICT (compose_id, step) DO NOTHING",
-            (compose_id, step, now))
+            (compose_id, step.name, now))
 
 
-def claim(db: Database, compose_id: str, step: str, worker: str, stale_after: float) -> Claim | None:
+def claim(db: Database, compose_id: str, step: Step, worker: str, stale_after: float) -> Claim | None:
     """Take the step for this task run, or None when it is done or another live run has it."""
     now = time.time()
     with db.transaction() as conn:
         # a message sent before the API recorded it (or by hand): adopt it
         conn.execute("INSERT INTO pipeline_jobs (compose_id, step, enqueued_at) VALUES (?, ?, ?)"
-                     " ON CONFLICT (compose_id, step) DO NOTHING", (compose_id, step, now))
+                     " ON CONFLICT (compose_id, step) DO NOTHING", (compose_id, step.name, now))
         # the row stays locked until we commit; a second delivery of the same message claiming at
         # this moment skips it instead of waiting and then claiming it too (SQLite: the write
         # transaction already serialises claims)
         row = conn.execute(pipeline_jobs.select()
                            .where(pipeline_jobs.c.compose_id == compose_id,
-                                  pipeline_jobs.c.step == step)
+                                  pipeline_jobs.c.step == step.name)
                            .with_for_update(skip_locked=True)).fetchone()
         if row is None:
             return None
@@ -79,7 +138,7 @@ def claim(db: Database, compose_id: str, step: str, worker: str, stale_after: fl
         token = uuid.uuid4().hex
         conn.execute("UPDATE pipeline_jobs SET state = 'running', token = ?, worker = ?, heartbeat = ?,"
                      " started_at = ?, attempt = attempt + 1 WHERE compose_id = ? AND step = ?",
-                     (token, worker, now, now, compose_id, step))
+                     (token, worker, now, now, compose_id, step.name))
     return Claim(compose_id, step, token, row["attempt"] + 1, row["enqueued_at"], now)
 
 
@@ -88,7 +147,7 @@ def beat(db: Database, claim: Claim) -> bool:
     with db.transaction() as conn:
         cur = conn.execute("UPDATE pipeline_jobs SET heartbeat = ? WHERE compose_id = ? AND step = ?"
                            " AND token = ? AND state = 'running'",
-                           (time.time(), claim.compose_id, claim.step, claim.token))
+                           (time.time(), claim.compose_id, claim.step.name, claim.token))
     return cur.rowcount == 1
 
 
@@ -97,36 +156,36 @@ def done(db: Database, claim: Claim) -> bool:
     with db.transaction() as conn:
         cur = conn.execute("UPDATE pipeline_jobs SET state = 'done', finished_at = ?, token = NULL"
                            " WHERE compose_id = ? AND step = ? AND token = ?",
-                           (time.time(), claim.compose_id, claim.step, claim.token))
+                           (time.time(), claim.compose_id, claim.step.name, claim.token))
     return cur.rowcount == 1
 
 
-def advance(db: Database, claim: Claim, next_steps: list[str]) -> bool:
+def advance(db: Database, claim: Claim, next_steps: list[Step]) -> bool:
     """Mark the step done and queue the next ones, in one transaction: a worker dying in between
     would otherwise leave a compose with nothing queued and nothing running."""
     now = time.time()
     with db.transaction() as conn:
         cur = conn.execute("UPDATE pipeline_jobs SET state = 'done', finished_at = ?, token = NULL"
                            " WHERE compose_id = ? AND step = ? AND token = ?",
-                           (now, claim.compose_id, claim.step, claim.token))
+                           (now, claim.compose_id, claim.step.name, claim.token))
         if cur.rowcount != 1:
             return False
         for step in next_steps:
             conn.execute("INSERT INTO pipeline_jobs (compose_id, step, enqueued_at) VALUES (?, ?, ?)"
-                         " ON CONFLICT (compose_id, step) DO NOTHING", (claim.compose_id, step, now))
+                         " ON CONFLICT (compose_id, step) DO NOTHING", (claim.compose_id, step.name, now))
     return True
 
 
-def reset(db: Database, compose_id: str, step: str) -> None:
+def reset(db: Database, compose_id: str, step: Step) -> None:
     """Queue a step again even if it ran before (an upload scheduled anew)."""
     with db.transaction() as conn:
         conn.execute("INSERT INTO pipeline_jobs (compose_id, step, enqueued_at) VALUES (?, ?, ?)"
                      " ON CONFLICT (compose_id, step) DO UPDATE SET state = 'queued', token = NULL,"
                      " attempt = 0, enqueued_at = excluded.enqueued_at WHERE state != 'running'",
-                     (compose_id, step, time.time()))
+                     (compose_id, step.name, time.time()))
 
 
-def mark_done(db: Database, compose_id: str, step: str | None = None) -> None:
+def mark_done(db: Database, compose_id: str, step: Step | None = None) -> None:
     """Close the steps of a compose that ended another way (failed, cancelled before it ran)."""
     with db.transaction() as conn:
         if step is None:
@@ -134,7 +193,7 @@ def mark_done(db: Database, compose_id: str, step: str | None = None) -> None:
                          " WHERE compose_id = ? AND state != 'done'", (time.time(), compose_id))
         else:
             conn.execute("UPDATE pipeline_jobs SET state = 'done', token = NULL, finished_at = ?"
-                         " WHERE compose_id = ? AND step = ?", (time.time(), compose_id, step))
+                         " WHERE compose_id = ? AND step = ?", (time.time(), compose_id, step.name))
 
 
 def forget(db: Database, compose_id: str) -> None:

@@ -28,17 +28,10 @@ from typing import TYPE_CHECKING, Any
 from celery import Celery
 from kombu import Exchange, Queue
 
+from core.jobs import BUILD, DEPSOLVE, Step, upload_queues
+
 if TYPE_CHECKING:
     from core.config import Config
-
-DEPSOLVE_QUEUE = "depsolve"
-BUILD_QUEUE = "build"
-UPLOAD_QUEUE_PREFIX = "upload."
-
-DEPSOLVE_TASK = "compose.depsolve"
-BUILD_TASK = "compose.build"
-TEST_TASK = "compose.test"
-UPLOAD_TASK_PREFIX = "compose.upload."
 
 EMBEDDED_POLLING_INTERVAL = 0.05  # seconds; the SQLite transport polls its tables
 BROKER_DB = "broker.sqlite3"
@@ -56,28 +49,16 @@ def upload_targets() -> list[str]:
     return sorted(TARGETS)
 
 
-def upload_queue(target: str) -> str:
-    return UPLOAD_QUEUE_PREFIX + target
-
-
-def upload_task_name(target: str) -> str:
-    return UPLOAD_TASK_PREFIX + target
-
-
 def all_queues() -> list[str]:
-    return [DEPSOLVE_QUEUE, BUILD_QUEUE] + [upload_queue(t) for t in upload_targets()]
+    return [DEPSOLVE.queue, BUILD.queue] + upload_queues(upload_targets())
 
 
 def route_for(task_name: str) -> str:
-    """The queue of a task: the single place where routing is decided."""
-    if task_name == DEPSOLVE_TASK:
-        return DEPSOLVE_QUEUE
-    if task_name in (BUILD_TASK, TEST_TASK):
-        # test-mode composes pretend to build, so they take a build worker's slot like a build
-        return BUILD_QUEUE
-    if task_name.startswith(UPLOAD_TASK_PREFIX):
-        return upload_queue(task_name[len(UPLOAD_TASK_PREFIX):])
-    return BUILD_QUEUE
+    """The queue of a task, as its `core.jobs.Step` names it; the build queue for other tasks."""
+    try:
+        return Step.of_task(task_name).queue
+    except ValueError:
+        return BUILD.queue
 
 
 def _route(name: str, args: Any, kwargs: Any, options: Any, task: Any = None, **kw: Any) -> dict:
@@ -180,9 +161,9 @@ def configure(config: "Config") -> Celery:
         task_publish_retry_policy={"max_retries": 3, "interval_start": 0.2, "interval_step": 0.5,
                                    "interval_max": 2},
         task_queues=[Queue(q, exchange, routing_key=q) for q in all_queues()],
-        task_default_queue=BUILD_QUEUE,
+        task_default_queue=BUILD.queue,
         task_default_exchange="celery-composer",
-        task_default_routing_key=BUILD_QUEUE,
+        task_default_routing_key=BUILD.queue,
         task_routes=(_route,),
         task_acks_late=True,
         task_reject_on_worker_lost=True,

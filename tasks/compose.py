@@ -17,16 +17,9 @@ from typing import Any
 
 from celery import chain, group, signature
 
+from core.jobs import BUILD, DEPSOLVE, TEST, Step
 from tasks import steps
-from tasks.celery_app import (
-    BUILD_TASK,
-    DEPSOLVE_TASK,
-    TEST_TASK,
-    celery,
-    current_config,
-    upload_targets,
-    upload_task_name,
-)
+from tasks.celery_app import celery, current_config, upload_targets
 
 
 def _run(fn: Callable[..., str], *args: Any) -> str:
@@ -36,23 +29,23 @@ def _run(fn: Callable[..., str], *args: Any) -> str:
         return f"skipped: {skip}"
 
 
-@celery.task(name=DEPSOLVE_TASK, throws=(steps.ComposeFailed,))
+@celery.task(name=DEPSOLVE.task, throws=(steps.ComposeFailed,))
 def depsolve(compose_id: str) -> str:
     return _run(steps.run_depsolve, compose_id)
 
 
-@celery.task(name=BUILD_TASK, throws=(steps.ComposeFailed,))
+@celery.task(name=BUILD.task, throws=(steps.ComposeFailed,))
 def build(compose_id: str) -> str:
     return _run(steps.run_build, compose_id)
 
 
-@celery.task(name=TEST_TASK, throws=(steps.ComposeFailed,))
+@celery.task(name=TEST.task, throws=(steps.ComposeFailed,))
 def test(compose_id: str) -> str:
     return _run(steps.run_test, compose_id)
 
 
 def _make_upload_task(target: str) -> Any:
-    @celery.task(name=upload_task_name(target), throws=(steps.ComposeFailed,))
+    @celery.task(name=Step.upload(target).task, throws=(steps.ComposeFailed,))
     def upload(compose_id: str) -> str:
         return _run(steps.run_upload, compose_id, target)
 
@@ -62,32 +55,26 @@ def _make_upload_task(target: str) -> Any:
 UPLOAD_TASKS = {target: _make_upload_task(target) for target in upload_targets()}
 
 
-def _sig(name: str, compose_id: str, step: str) -> Any:
+def _sig(compose_id: str, step: Step) -> Any:
     # a readable, deterministic task id: Flower shows it, revoke finds it
-    return signature(name, args=(compose_id,), immutable=True, task_id=f"{compose_id}.{step}",
-                     app=celery)
+    return signature(step.task, args=(compose_id,), immutable=True,
+                     task_id=f"{compose_id}.{step.name}", app=celery)
 
 
 def upload_signatures(compose_id: str, targets: list[str]) -> list[Any]:
-    return [_sig(upload_task_name(t), compose_id, steps.upload_step(t)) for t in targets]
+    return [_sig(compose_id, Step.upload(t)) for t in targets]
 
 
-def canvas_from(compose_id: str, step: str, upload_targets_: list[str]) -> Any:
+def canvas_from(compose_id: str, step: Step, upload_targets_: list[str]) -> Any:
     """The rest of a compose's work starting at `step` (what submit and recovery send)."""
+    if step.is_upload or step == TEST:
+        return _sig(compose_id, step)
     uploads = upload_signatures(compose_id, upload_targets_)
     tail: list[Any] = []
     if uploads:
         tail = [uploads[0] if len(uploads) == 1 else group(uploads)]
-    if step == steps.TEST:
-        return _sig(TEST_TASK, compose_id, steps.TEST)
-    if step == steps.DEPSOLVE:
-        return chain(_sig(DEPSOLVE_TASK, compose_id, steps.DEPSOLVE),
-                     _sig(BUILD_TASK, compose_id, steps.BUILD), *tail)
-    if step == steps.BUILD:
-        return chain(_sig(BUILD_TASK, compose_id, steps.BUILD), *tail) if tail else \
-            _sig(BUILD_TASK, compose_id, steps.BUILD)
-    if step.startswith(steps.UPLOAD_PREFIX):
-        target = step[len(steps.UPLOAD_PREFIX):]
-        return _sig(upload_task_name(target), compose_id, step)
+    if step == DEPSOLVE:
+        return chain(_sig(compose_id, DEPSOLVE), _sig(compose_id, BUILD), *tail)
+    if step == BUILD:
+        return chain(_sig(compose_id, BUILD), *tail) if tail else _sig(compose_id, BUILD)
     raise ValueError(f"unknown step {step!r}")
-

@@ -14,6 +14,8 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from core.jobs import Step
+
 if TYPE_CHECKING:
     from core.config import Config
     from core.pipeline import DepsolveOutcome
@@ -41,13 +43,13 @@ def _store(config: "Config") -> Any:
     return store_for(config)
 
 
-def first_step(compose: Any) -> str:
-    from tasks import steps
+def first_step(compose: Any) -> Step:
+    from core.jobs import DEPSOLVE, TEST
 
-    return steps.TEST if compose.test_mode else steps.DEPSOLVE
+    return TEST if compose.test_mode else DEPSOLVE
 
 
-def send(config: "Config", compose_id: str, step: str, upload_targets: list[str]) -> bool:
+def send(config: "Config", compose_id: str, step: Step, upload_targets: list[str]) -> bool:
     """Publish the work from `step` on; False (logged) when the broker cannot be reached."""
     from tasks.compose import canvas_from
 
@@ -97,7 +99,7 @@ def wait_depsolve(config: "Config", compose_id: str, timeout: float,
     deadline = time.monotonic() + timeout
     delay = interval
     while True:
-        if not any(r["step"] == steps.DEPSOLVE for r in jobs.jobs(store.db, compose_id)):
+        if not any(r["step"] == steps.DEPSOLVE.name for r in jobs.jobs(store.db, compose_id)):
             return None
         outcome = steps.depsolve_outcome(store, compose_id)
         if outcome is not None:
@@ -112,10 +114,9 @@ def wait_depsolve(config: "Config", compose_id: str, timeout: float,
 def submit_upload(config: "Config", compose_id: str, target: str) -> bool:
     """Run the WAITING uploads of `target` for a FINISHED compose (schedule, reset)."""
     from core import jobs
-    from tasks import steps
 
     store = _store(config)
-    step = steps.upload_step(target)
+    step = Step.upload(target)
     jobs.reset(store.db, compose_id, step)
     return send(config, compose_id, step, [])
 
@@ -141,7 +142,7 @@ def cancel(config: "Config", compose_id: str) -> None:
         app = celery_for(config)
         ids = [f"{compose_id}.{r['step']}" for r in jobs.jobs(store.db, compose_id)
                if r["state"] == jobs.QUEUED]
-        ids += [f"{compose_id}.{s}" for s in (steps.BUILD,)]
+        ids += [f"{compose_id}.{s.name}" for s in (steps.BUILD,)]
         app.control.revoke(sorted(set(ids)))
     except Exception as exc:  # noqa: BLE001 - revoke is an optimisation
         log.warning("could not revoke the tasks of %s: %s", compose_id, exc)

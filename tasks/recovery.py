@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from core import jobs
+from core.jobs import Step
 from tasks import steps
 
 if TYPE_CHECKING:
@@ -42,16 +43,6 @@ log = logging.getLogger(__name__)
 
 def default_interval(config: "Config") -> float:
     return max(0.5, min(30.0, config.task_stale_after / 3))
-
-
-def queue_of(step: str) -> str:
-    from tasks import celery_app
-
-    if step == steps.DEPSOLVE:
-        return celery_app.DEPSOLVE_QUEUE
-    if step.startswith(steps.UPLOAD_PREFIX):
-        return celery_app.upload_queue(step[len(steps.UPLOAD_PREFIX):])
-    return celery_app.BUILD_QUEUE
 
 
 def broker_depths(config: "Config", queues: set[str]) -> dict[str, int] | None:
@@ -119,7 +110,7 @@ class Recovery:
 
         stale_after = self.config.task_stale_after
         for row in jobs.stale_jobs(self.db, stale_after):
-            compose_id, step = row["compose_id"], row["step"]
+            compose_id, step = row["compose_id"], Step.named(row["step"])
             compose = self._compose_or_forget(compose_id)
             if compose is None:
                 continue
@@ -148,8 +139,8 @@ class Recovery:
 
     def _queue_uploads(self, compose_id: str) -> None:
         for target in steps.upload_targets_of(self.store, compose_id):
-            jobs.enqueue(self.db, compose_id, steps.upload_step(target))
-            self._send(compose_id, steps.upload_step(target))
+            jobs.enqueue(self.db, compose_id, Step.upload(target))
+            self._send(compose_id, Step.upload(target))
 
     # 2. lost messages
     def _resend(self, counts: dict[str, int], first: bool) -> None:
@@ -160,7 +151,7 @@ class Recovery:
             return
         by_queue: dict[str, list[Any]] = defaultdict(list)
         for row in waiting:
-            by_queue[queue_of(row["step"])].append(row)
+            by_queue[Step.named(row["step"]).queue].append(row)
         depths = broker_depths(self.config, set(by_queue))
         if depths is None:
             return
@@ -168,12 +159,12 @@ class Recovery:
             if depths.get(queue, 0) >= len(rows):
                 continue  # the broker holds at least as many messages as jobs wait
             for row in rows:
-                compose_id, step = row["compose_id"], row["step"]
+                compose_id, step = row["compose_id"], Step.named(row["step"])
                 compose = self._compose_or_forget(compose_id)
                 if compose is None:
                     continue
                 wanted = (compose.queue_status in (WAITING, RUNNING) or
-                          (compose.queue_status == FINISHED and step.startswith(steps.UPLOAD_PREFIX)))
+                          (compose.queue_status == FINISHED and step.is_upload))
                 if not wanted or compose.cancel_requested:
                     jobs.mark_done(self.db, compose_id, step)
                     counts["closed"] += 1
@@ -239,7 +230,7 @@ class Recovery:
                 stopped += 1
         return stopped
 
-    def _send(self, compose_id: str, step: str) -> bool:
+    def _send(self, compose_id: str, step: Step) -> bool:
         from tasks import pipeline
 
         targets: list[str] = []

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from core import jobs
+from core.jobs import BUILD, DEPSOLVE, TEST, Step  # noqa: F401 - BUILD: steps.BUILD for callers
 from core.pipeline import DepsolveOutcome
 
 if TYPE_CHECKING:
@@ -33,8 +34,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-DEPSOLVE, BUILD, TEST = "depsolve", "build", "test"
-UPLOAD_PREFIX = "upload:"
 MAX_ATTEMPTS = 2  # a step whose worker died is run once more, then the compose fails
 CHECKPOINTS = ("build", "os")  # trees an unchanged compose reuses from the shared store
 
@@ -45,10 +44,6 @@ class ComposeFailed(Exception):
 
 class Skip(Exception):
     """Nothing to do for this delivery (duplicate, already done, compose gone)."""
-
-
-def upload_step(target: str) -> str:
-    return UPLOAD_PREFIX + target
 
 
 def worker_name() -> str:
@@ -124,7 +119,7 @@ def context(config: "Config") -> StepContext:
     return StepContext(config, store_for(config))
 
 
-def _claim(ctx: StepContext, compose_id: str, step: str) -> jobs.Claim:
+def _claim(ctx: StepContext, compose_id: str, step: Step) -> jobs.Claim:
     claim = jobs.claim(ctx.store.db, compose_id, step, worker_name(), ctx.config.task_stale_after)
     if claim is None:
         raise Skip(f"{step} of {compose_id} is done or running elsewhere")
@@ -180,7 +175,7 @@ def _start_running(ctx: StepContext, claim: jobs.Claim, compose: Any) -> None:
         raise Skip(f"compose {compose.id} is {compose.queue_status}")
 
 
-def _begin(ctx: StepContext, compose_id: str, step: str) -> tuple[jobs.Claim, Any]:
+def _begin(ctx: StepContext, compose_id: str, step: Step) -> tuple[jobs.Claim, Any]:
     """Claim the step and move the compose WAITING → RUNNING in one write transaction (one fsync
     instead of two: this is most of what a test-mode compose costs); the unusual cases (cancelled,
     gone, already over) are sorted out after it."""
@@ -287,7 +282,7 @@ def depsolve_outcome(store: "ComposeStore", compose_id: str) -> DepsolveOutcome 
     """
     from core.store.composes import FAILED, UnknownCompose
 
-    row = next((r for r in jobs.jobs(store.db, compose_id) if r["step"] == DEPSOLVE), None)
+    row = next((r for r in jobs.jobs(store.db, compose_id) if r["step"] == DEPSOLVE.name), None)
     if row is None or row["state"] != jobs.DONE:
         return None
     try:
@@ -369,7 +364,7 @@ def run_build(config: "Config", compose_id: str) -> str:
 
     ctx = context(config)
     db = ctx.store.db
-    if any(r["step"] == DEPSOLVE and r["state"] != jobs.DONE for r in jobs.jobs(db, compose_id)):
+    if any(r["step"] == DEPSOLVE.name and r["state"] != jobs.DONE for r in jobs.jobs(db, compose_id)):
         raise Skip("depsolve of this compose is not done yet")
     claim, compose = _begin(ctx, compose_id, BUILD)
     manifest = ctx.store.manifest(compose_id)
@@ -427,7 +422,7 @@ def run_build(config: "Config", compose_id: str) -> str:
     ctx.store.append_log(compose_id, f"osbuild finished in {outcome.duration:.2f} s\n")
     with db.transaction():
         ctx.store.mark_finished(compose_id, image_size=target.stat().st_size)
-        jobs.advance(db, claim, [upload_step(t) for t in upload_targets_of(ctx.store, compose_id)])
+        jobs.advance(db, claim, [Step.upload(t) for t in upload_targets_of(ctx.store, compose_id)])
     log.info("compose %s built in %.1f s", compose_id, outcome.duration)
     return "built"
 
@@ -448,9 +443,9 @@ def run_upload(config: "Config", compose_id: str, target: str) -> str:
     from core.store.composes import FINISHED
 
     ctx = context(config)
-    step = upload_step(target)
+    step = Step.upload(target)
     db = ctx.store.db
-    if any(r["step"] in (DEPSOLVE, BUILD) and r["state"] != jobs.DONE
+    if any(r["step"] in (DEPSOLVE.name, BUILD.name) and r["state"] != jobs.DONE
            for r in jobs.jobs(db, compose_id)):
         raise Skip("the build of this compose is not done yet")
     compose = _load(ctx, compose_id)

@@ -43,6 +43,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def expand_queues(spec: str | list[str]) -> list[str]:
     """`all`, `upload`, names → the concrete queue names; unknown names are refused."""
+    from core.jobs import UPLOAD_QUEUE_PREFIX
     from tasks import celery_app
 
     names = spec.split(",") if isinstance(spec, str) else list(spec)
@@ -55,7 +56,7 @@ def expand_queues(spec: str | list[str]) -> list[str]:
         if name == "all":
             wanted = known
         elif name == "upload":
-            wanted = [q for q in known if q.startswith(celery_app.UPLOAD_QUEUE_PREFIX)]
+            wanted = [q for q in known if q.startswith(UPLOAD_QUEUE_PREFIX)]
         elif name in known:
             wanted = [name]
         else:

@@ -100,7 +100,7 @@ def test_claim_is_exclusive_while_heartbeat_is_fresh(make_env):
     assert second is not None and second.attempt == 2
     assert not jobs.beat(db, first)
     assert not jobs.done(db, first)
-    assert jobs.advance(db, second, ["upload:local"])
+    assert jobs.advance(db, second, [jobs.Step.upload("local")])
     assert jobs.claim(db, cid, steps.BUILD, "w3", stale_after=0) is None  # done stays done
     assert [(j["step"], j["state"]) for j in jobs.jobs(db, cid)] == [
         ("build", "done"), ("upload:local", "queued")]

@@ -30,6 +30,23 @@ def test_routing_in_one_place():
     assert celery_app.route_for("compose.upload.azure") == "upload.azure"
 
 
+def test_one_step_type_names_step_task_and_queue():
+    """`core.jobs.Step` is the only place that knows how a step's names relate."""
+    from core.jobs import BUILD, DEPSOLVE, TEST, Step
+
+    assert (DEPSOLVE.name, DEPSOLVE.task, DEPSOLVE.queue) == ("depsolve", "compose.depsolve", "depsolve")
+    assert (TEST.name, TEST.task, TEST.queue) == ("test", "compose.test", "build")
+    aws = Step.upload("aws")
+    assert (aws.name, aws.task, aws.queue, aws.target) == (
+        "upload:aws", "compose.upload.aws", "upload.aws", "aws")
+    for step in (DEPSOLVE, BUILD, TEST, aws):
+        assert Step.named(step.name) == step and Step.of_task(step.task) == step
+    with pytest.raises(ValueError, match="unknown pipeline step 'upload:'"):
+        Step.named("upload:")
+    with pytest.raises(ValueError, match="unknown pipeline task"):
+        Step.of_task("compose.bogus")
+
+
 def test_worker_command_refuses_unknown_queue(tmp_path):
     env = {"CELERY_COMPOSER_STATE_DIR": str(tmp_path), "PATH": "/usr/bin:/bin"}
     out = subprocess.run([sys.executable, "-m", "app.cli", "worker", "--queues", "bild"],
@@ -43,10 +60,11 @@ def test_broker_password_never_logged():
 
 
 def test_task_arguments_are_compose_ids_only():
+    from core.jobs import DEPSOLVE
     from tasks.compose import canvas_from
 
     cid = "0c6b3e2e-0000-4000-8000-000000000001"
-    canvas = canvas_from(cid, "depsolve", ["aws", "local"])
+    canvas = canvas_from(cid, DEPSOLVE, ["aws", "local"])
     tasks = list(canvas.tasks[:2]) + list(canvas.tasks[2].tasks)
     assert [t.task for t in tasks] == ["compose.depsolve", "compose.build", "compose.upload.aws",
                                        "compose.upload.local"]
