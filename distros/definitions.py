@@ -120,6 +120,9 @@ class DistroDef:
     build_packages: list[str] = field(default_factory=list)
     # osbuild/images' runner packages (the build root of releases following images starts with them)
     runner_build_packages: list[str] = field(default_factory=list)
+    # images' rpmkeys tweak: `binary_path` (rpm stages outside the build root use that rpmkeys,
+    # pqrpm joins the build root), `ignore_build_import_failures` (the build root's rpm stage)
+    rpmkeys: dict[str, Any] = field(default_factory=dict)
     image_config: dict[str, Any] = field(default_factory=dict)
     host_build_root: bool = False
     # whose manifests the release reproduces where the two differ in naming and stage details
@@ -168,6 +171,7 @@ def load_distros(defs_dir: Path = DEFS_DIR) -> dict[str, DistroDef]:
                 aliases=list(e.get("aliases", [])),
                 build_packages=list(e.get("build_packages", [])),
                 runner_build_packages=list(e.get("runner_build_packages", [])),
+                rpmkeys=dict(e.get("rpmkeys") or {}),
                 image_config=e.get("image_config", {}),
                 host_build_root=bool(e.get("host_build_root", False)),
                 follows=str(e.get("follows", "images")), raw=e,

@@ -131,6 +131,13 @@ class ManifestContext:
         `gpgkeys.fromtree` files the first transaction providing them installs."""
         from distros.stages import rpm_stage
 
+        rpmkeys = self.distro.rpmkeys
+        if rpmkeys and self.distro.follows == "images":
+            is_build = any(p["name"] == pipeline and p["kind"] == "build" for p in self.image_type.pipelines)
+            if is_build and rpmkeys.get("ignore_build_import_failures"):
+                options.setdefault("rpmkeys", {"ignore_import_failures": True})
+            elif not is_build and rpmkeys.get("binary_path"):
+                options.setdefault("rpmkeys", {"bin_path": rpmkeys["binary_path"]})
         transactions = self.transactions.get(pipeline)
         if transactions is None:
             return [rpm_stage(self.packages.get(pipeline, []), self.gpgkeys_for(pipeline), **options)]

@@ -123,6 +123,8 @@ def images_os_build_packages(ctx: ManifestContext, spec: dict[str, Any]) -> list
         pkgs.append("libkcapi-hmaccalc")
     if o.users or o.groups or o.lock_root_user:
         pkgs.append("shadow-utils")
+    if ctx.distro.rpmkeys.get("binary_path"):
+        pkgs.append("pqrpm")
     return pkgs
 
 
