@@ -18,7 +18,7 @@ $(BIN)/celery-composer: pyproject.toml
 	@touch $@
 
 $(VENV)/.test-deps: pyproject.toml $(BIN)/celery-composer
-	$(BIN)/pip install -q -e '.[test,lint,clouds]'
+	$(BIN)/pip install -q -e '.[test,lint,clouds,oci]'
 	@touch $@
 
 .PHONY: venv

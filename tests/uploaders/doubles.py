@@ -9,6 +9,7 @@ call, so tests assert what the real SDK code path sent. Each test module using o
 
 from __future__ import annotations
 
+import base64
 import gzip
 import io
 import json
@@ -336,3 +337,132 @@ class AzureDouble(HTTPDouble):
             if name not in self.images:
                 return 404, {"error": {"code": "NotFound", "message": f"image {name} not found"}}
             return 200, self.images[name]
+
+
+class OCIDouble(HTTPDouble):
+    """Object Storage (bucket, multipart upload, object delete) and Compute's image import, the
+    endpoints the `oci` target calls, on one port (the SDK takes one service endpoint per client).
+
+    Every request must carry a valid OCI HTTP signature (draft-cavage: RSA-SHA256 over the listed
+    headers, `(request-target)` included) from the registered key, as OCI checks it. Objects are
+    kept in memory; an import reads its object, and a QCOW2 must start with the QCOW magic.
+    """
+
+    def __init__(self, key_id: str, public_key: bytes, namespace: str, buckets: set[str]) -> None:
+        super().__init__()
+        self.key_id, self.public_key = key_id, public_key
+        self.namespace, self.buckets = namespace, buckets
+        self.objects: dict[tuple[str, str], bytes] = {}
+        self.multipart: dict[str, dict[str, Any]] = {}
+        self.images: dict[str, dict[str, Any]] = {}
+        self.polls: dict[str, int] = {}
+        self._setup()
+
+    def verify(self, method: str, path: str, headers: Any) -> bool:
+        from cryptography.hazmat.primitives import hashes, serialization
+        from cryptography.hazmat.primitives.asymmetric import padding
+
+        fields = dict(re.findall(r'(\w+)="([^"]*)"', headers.get("Authorization", "")))
+        if fields.get("keyId") != self.key_id or fields.get("algorithm") != "rsa-sha256":
+            return False
+        lines = []
+        for name in fields.get("headers", "").split():
+            if name == "(request-target)":
+                lines.append(f"(request-target): {method.lower()} {path}")
+            elif headers.get(name) is None:
+                return False
+            else:
+                lines.append(f"{name}: {headers.get(name)}")
+        key = serialization.load_pem_public_key(self.public_key)
+        try:
+            key.verify(base64.b64decode(fields.get("signature", "")), "\n".join(lines).encode(),
+                       padding.PKCS1v15(), hashes.SHA256())  # type: ignore[call-arg, union-attr]
+        except Exception:
+            return False
+        return True
+
+    def dispatch(self, method: str, path: str, headers: Any, raw: bytes) -> tuple[int, Any, dict]:
+        if not self.verify(method, path, headers):
+            return 401, {"code": "NotAuthenticated",
+                         "message": "The required information to complete authentication was not provided or was incorrect."}, {}
+        return super().dispatch(method, path, headers, raw)
+
+    def _setup(self) -> None:
+        def missing_bucket(bucket: str) -> tuple[int, Any]:
+            return 404, {"code": "BucketNotFound",
+                         "message": f"Either the bucket named '{bucket}' does not exist in the namespace '{self.namespace}' or you are not authorized to access it"}
+
+        ns = r"/n/(?P<ns>[^/]+)/b/(?P<bucket>[^/]+)"
+
+        @self.route("GET", ns + "/?")
+        def get_bucket(ns: str, bucket: str, **_: Any) -> tuple[int, Any]:
+            if ns != self.namespace or bucket not in self.buckets:
+                return missing_bucket(bucket)
+            return 200, {"name": bucket, "namespace": ns, "compartmentId": "ocid1.compartment.oc1..x"}
+
+        @self.route("POST", ns + "/u")
+        def create_multipart(raw: bytes, ns: str, bucket: str, **_: Any) -> tuple[int, Any]:
+            if bucket not in self.buckets:
+                return missing_bucket(bucket)
+            upload_id = f"upload-{len(self.multipart) + 1}"
+            obj = json.loads(raw)["object"]
+            self.multipart[upload_id] = {"bucket": bucket, "object": obj, "parts": {}, "state": "open"}
+            return 200, {"uploadId": upload_id, "namespace": ns, "bucket": bucket, "object": obj}
+
+        @self.route("PUT", ns + "/u/(?P<obj>.+)")
+        def upload_part(raw: bytes, query: dict, **_: Any) -> Any:
+            upload = self.multipart[query["uploadId"]]
+            etag = f"etag-{len(upload['parts']) + 1}-{len(raw)}"
+            upload["parts"][int(query["uploadPartNum"])] = (etag, raw)
+            return 200, b"", {"etag": etag, "opc-content-md5": ""}
+
+        @self.route("POST", ns + "/u/(?P<obj>.+)")
+        def commit(raw: bytes, query: dict, bucket: str, obj: str, **_: Any) -> Any:
+            upload = self.multipart[query["uploadId"]]
+            parts = json.loads(raw)["partsToCommit"]
+            if any(upload["parts"][p["partNum"]][0] != p["etag"] for p in parts):
+                return 400, {"code": "InvalidUploadPart", "message": "etag mismatch"}
+            self.objects[(bucket, urllib.parse.unquote(obj))] = b"".join(
+                upload["parts"][p["partNum"]][1] for p in sorted(parts, key=lambda p: p["partNum"]))
+            upload["state"] = "committed"
+            return 200, b"", {"etag": "committed"}
+
+        @self.route("DELETE", ns + "/u/(?P<obj>.+)")
+        def abort(query: dict, **_: Any) -> Any:
+            self.multipart[query["uploadId"]]["state"] = "aborted"
+            return 204, b""
+
+        @self.route("DELETE", ns + "/o/(?P<obj>.+)")
+        def delete_object(bucket: str, obj: str, **_: Any) -> Any:
+            if self.objects.pop((bucket, urllib.parse.unquote(obj)), None) is None:
+                return 404, {"code": "ObjectNotFound", "message": f"object {obj} not found"}
+            return 204, b""
+
+        @self.route("POST", r"/20160918/images")
+        def create_image(raw: bytes, **_: Any) -> tuple[int, Any]:
+            body = json.loads(raw)
+            source = body["imageSourceDetails"]
+            data = self.objects.get((source["bucketName"], source["objectName"]))
+            if source.get("sourceType") != "objectStorageTuple" or data is None:
+                return 404, {"code": "NotAuthorizedOrNotFound", "message": f"object {source} not found"}
+            if source.get("sourceImageType") == "QCOW2" and not data.startswith(b"QFI\xfb"):
+                return 400, {"code": "InvalidParameter", "message": "The object is not a QCOW2 image"}
+            image_id = f"ocid1.image.oc1.iad.double{len(self.images) + 1}"
+            self.images[image_id] = {"id": image_id, "displayName": body["displayName"],
+                                     "compartmentId": body["compartmentId"],
+                                     "launchMode": body.get("launchMode"), "lifecycleState": "IMPORTING",
+                                     "source": source}
+            self.polls[image_id] = 0
+            return 200, self.images[image_id]
+
+        @self.route("GET", r"/20160918/images/(?P<image>[^/]+)")
+        def get_image(image: str, **_: Any) -> tuple[int, Any]:
+            self.polls[image] += 1
+            if self.polls[image] >= 2:
+                self.images[image]["lifecycleState"] = "AVAILABLE"
+            return 200, self.images[image]
+
+        @self.route("DELETE", r"/20160918/images/(?P<image>[^/]+)")
+        def delete_image(image: str, **_: Any) -> Any:
+            self.images[image]["lifecycleState"] = "DELETED"
+            return 204, b""
