@@ -13,8 +13,9 @@ API sits above the pipeline's wiring and depends only on the `core.pipeline.Pipe
 
 from __future__ import annotations
 
+import logging
 from types import ModuleType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from flask import Flask
@@ -22,6 +23,8 @@ if TYPE_CHECKING:
     from core.config import Config
     from core.db import Database
     from core.pipeline import Pipeline
+
+log = logging.getLogger(__name__)
 
 EXTENSION = "celery_composer"
 
@@ -46,7 +49,7 @@ def create_app(config: "Config | None" = None, pipeline: "Pipeline | None" = Non
     from app.params import check_request_chars
     from app.request_logs import install_flask
     from core import config as config_mod
-    from core.db import Database
+    from core import sealing, statedir
 
     config = config or config_mod.load()
     app = Flask(__name__)
@@ -54,7 +57,10 @@ def create_app(config: "Config | None" = None, pipeline: "Pipeline | None" = Non
     app.config["JSON_SORT_KEYS"] = False
     app.url_map.strict_slashes = False
     app.url_map.merge_slashes = False
-    db = db or Database.from_config(config)
+    if db is None:
+        statedir.prepare(config, umask=False)  # serve and worker set the umask for the process
+        db = sealing.open_database(config)
+    _seal_clear_upload_settings(db, config)
     app.extensions[EXTENSION] = {"config": config, "db": db, "pipeline": pipeline}
     register_error_handlers(app)
     install_flask(app)  # log lines of a request about a compose carry its id
@@ -76,6 +82,17 @@ def create_app(config: "Config | None" = None, pipeline: "Pipeline | None" = Non
         if root_bp is not None:
             app.register_blueprint(root_bp)
     return app
+
+
+def _seal_clear_upload_settings(db: Any, config: Any) -> None:
+    """Upload settings stored in clear by an older version are sealed once, at start."""
+    from core.store import uploads as upload_store
+    from core.store.composes import ComposeStore
+
+    changed = ComposeStore(db, config.artifacts_path).seal_clear_settings()
+    changed += upload_store.seal_clear_profiles(db)
+    if changed:
+        log.info("sealed %d stored upload settings written in clear by an older version", changed)
 
 
 def request_content_length() -> int:

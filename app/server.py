@@ -46,12 +46,13 @@ def run(args: argparse.Namespace, config: "Config") -> int:
         "repositories_dir": args.repositories, "api_workers": args.workers,
     }
     config = config.replace(**{k: v for k, v in overrides.items() if v is not None})
+    from core import statedir
     from core.logs import setup_logging
 
     setup_logging(config, "api")
     try:
         prepare_socket_dir(config)
-        config.state_dir.mkdir(parents=True, exist_ok=True)
+        statedir.prepare(config)  # 0700, databases 0600, umask 027 for what the service writes
     except OSError as exc:
         log.error("cannot prepare %s: %s", exc.filename, exc.strerror)
         return 1

@@ -106,6 +106,7 @@ class Config:
     artifacts_dir: Path | None = None  # default: <state_dir>/artifacts
     # the store's database; empty: SQLite in state_dir, else e.g. postgresql://user@host/db
     database_url: str = ""
+    secret_key_file: Path | None = None  # the key sealing upload secrets; default: <state_dir>/secret.key
     # Celery; empty broker_url selects the embedded single-machine default
     broker_url: str = ""
     result_backend: str = ""
@@ -144,7 +145,8 @@ class Config:
 # the example configuration follow the same grouping.
 SECTIONS: dict[str, tuple[str, ...]] = {
     "api": ("socket", "socket_group", "listen", "api_workers", "body_limit", "default_distro"),
-    "storage": ("state_dir", "cache_dir", "repositories_dir", "artifacts_dir", "database_url"),
+    "storage": ("state_dir", "cache_dir", "repositories_dir", "artifacts_dir", "database_url",
+                "secret_key_file"),
     "celery": ("broker_url", "result_backend", "worker_concurrency", "embedded_workers"),
     "build": ("osbuild_command", "osbuild_store", "osbuild_cache_max_size",
               "osbuild_checkpoint_images", "build_timeout", "task_stale_after"),

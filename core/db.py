@@ -212,6 +212,8 @@ class Database:
         self.url = sa.make_url(url) if isinstance(url, str) else url
         self.name = self.url.render_as_string(hide_password=True)
         self._local = threading.local()
+        # how upload settings are sealed at rest (core.sealing.Sealer; set by open_database)
+        self.sealer: Any = None
 
     @classmethod
     def in_state_dir(cls, state_dir: Path) -> "Database":

@@ -70,11 +70,17 @@ def expand_queues(spec: str | list[str]) -> list[str]:
 def run(args: argparse.Namespace, config: "Config") -> int:
     overrides = {"broker_url": args.broker, "state_dir": args.state_dir}
     config = config.replace(**{k: v for k, v in overrides.items() if v is not None})
+    from core import statedir
     from core.logs import setup_logging
     from tasks import celery_app
     from tasks.task_logs import install_celery
 
     setup_logging(config, "worker")
+    try:
+        statedir.prepare(config)  # 0700, databases 0600, umask 027 for what the worker writes
+    except OSError as exc:
+        log.error("cannot prepare %s: %s", exc.filename, exc.strerror)
+        return 1
     app = celery_app.configure(config)
     install_celery(app)
     try:

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from core import sealing
 from core.db import Database, Row
 from core.tables import composes
 
@@ -154,10 +155,38 @@ class ComposeStore:
     def __init__(self, db: Database, artifacts_dir: Path):
         self.db = db
         self.artifacts_dir = Path(artifacts_dir)
+        self.sealer = sealing.sealer_of(db)  # upload settings are stored sealed
 
     @classmethod
     def from_config(cls, config: Any, db: Database | None = None) -> "ComposeStore":
-        return cls(db or Database.from_config(config), config.artifacts_path)
+        return cls(db or sealing.open_database(config), config.artifacts_path)
+
+    def seal_clear_settings(self) -> int:
+        """Seal upload settings written in clear before sealing existed, and drop the copy of
+        them older records kept; the number of rows changed. Run once at the API's start."""
+        changed = 0
+        with self.db.transaction() as conn:
+            for row in conn.execute("SELECT id, settings FROM compose_uploads"
+                                    " WHERE settings NOT LIKE ?", (sealing.PREFIX + "%",)).fetchall():
+                conn.execute("UPDATE compose_uploads SET settings = ? WHERE id = ?",
+                             (self.sealer.seal(row["settings"]), row["id"]))
+                changed += 1
+            for row in conn.execute("SELECT id, record FROM composes WHERE record LIKE ?",
+                                    ('%"settings"%',)).fetchall():
+                try:
+                    record = json.loads(row["record"])
+                except ValueError:
+                    continue  # a damaged record fails its own requests; leave it as it is
+                requests = record.get("upload_requests") if isinstance(record, dict) else None
+                if not isinstance(requests, list) or not any(
+                        isinstance(u, dict) and "settings" in u for u in requests):
+                    continue
+                record["upload_requests"] = [{k: v for k, v in u.items() if k != "settings"}
+                                             if isinstance(u, dict) else u for u in requests]
+                conn.execute("UPDATE composes SET record = ? WHERE id = ?",
+                             (json.dumps(record), row["id"]))
+                changed += 1
+        return changed
 
     # --- paths ------------------------------------------------------------------------------
 
@@ -194,7 +223,9 @@ class ComposeStore:
         uploads = [dict(u) for u in upload_requests]
         record = {
             "blueprint": blueprint, "distro": distro, "arch": arch, "size": int(size),
-            "ostree": ostree or {}, "upload_requests": uploads, "test_mode": test_mode,
+            "ostree": ostree or {}, "test_mode": test_mode,
+            # which targets, for the pipeline; their settings (credentials) only in compose_uploads
+            "upload_requests": [{k: v for k, v in u.items() if k != "settings"} for u in uploads],
             "image_filename": image_filename, "mime_type": mime_type, "error": "",
             "options": options or {},
         }
@@ -217,7 +248,7 @@ class ComposeStore:
             "INSERT INTO compose_uploads (id, compose_id, target, image_name, settings, status,"
             " created) VALUES (?, ?, ?, ?, ?, 'WAITING', ?)",
             (upload_id, compose_id, req.get("provider") or req.get("target") or "",
-             req.get("image_name", ""), json.dumps(req.get("settings") or {}), now))
+             req.get("image_name", ""), self.sealer.seal(json.dumps(req.get("settings") or {})), now))
         return upload_id
 
     @staticmethod
@@ -483,7 +514,7 @@ class ComposeStore:
         if image_name is not None:
             sets["image_name"] = image_name
         if settings is not None:
-            sets["settings"] = json.dumps(settings)
+            sets["settings"] = self.sealer.seal(json.dumps(settings))
         if status is not None:
             sets["status"] = status
             if status == "RUNNING":
@@ -544,7 +575,8 @@ class ComposeStore:
                                params):
             try:
                 out.append(Upload(r["id"], r["compose_id"], r["target"], r["image_name"],
-                                  json.loads(r["settings"]), r["status"], float(r["progress"]),
+                                  json.loads(self.sealer.open(r["settings"])), r["status"],
+                                  float(r["progress"]),
                                   float(r["created"]), r["started"], r["finished"],
                                   r["error"] or "", json.loads(r["result"] or "{}")))
             except (ValueError, TypeError) as exc:

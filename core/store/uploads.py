@@ -7,9 +7,9 @@ Upload entries themselves (status, settings, result) are rows of `compose_upload
   upload so a chatty upload never rewrites the compose's upload row, and it goes away with the
   upload (foreign key, ON DELETE CASCADE).
 - `upload_profiles`: named settings per provider (`upload/providers/save`), lorax's "profiles".
-  They hold credentials, so they are only ever read back through `uploaders.base.strip_secrets`
-  by the routes; the database (a file in the state directory, or a server) is readable by
-  the service only.
+  They hold credentials: stored sealed (`core.sealing`), only ever read back through
+  `uploaders.base.strip_secrets` by the routes, in a database (a file in the state directory, or a
+  server) only the service reads (`core.statedir`).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import json
 import time
 from typing import Any
 
+from core import sealing
 from core.db import Database
 
 LOG_LIMIT = 256 * 1024  # the newest bytes of an upload's log are kept; a log is for people
@@ -58,19 +59,21 @@ def save_profile(db: Database, provider: str, name: str, settings: dict[str, Any
     with db.transaction() as conn:
         conn.execute("INSERT INTO upload_profiles (provider, name, settings, saved) VALUES (?, ?, ?, ?)"
                      " ON CONFLICT(provider, name) DO UPDATE SET settings = excluded.settings,"
-                     " saved = excluded.saved", (provider, name, json.dumps(settings), time.time()))
+                     " saved = excluded.saved",
+                     (provider, name, sealing.sealer_of(db).seal(json.dumps(settings)), time.time()))
 
 
 def load_profile(db: Database, provider: str, name: str) -> dict[str, Any] | None:
     row = db.query_one("SELECT settings FROM upload_profiles WHERE provider = ? AND name = ?",
                        (provider, name))
-    return json.loads(row["settings"]) if row else None
+    return json.loads(sealing.sealer_of(db).open(row["settings"])) if row else None
 
 
 def list_profiles(db: Database, provider: str) -> dict[str, dict[str, Any]]:
     rows = db.query("SELECT name, settings FROM upload_profiles WHERE provider = ? ORDER BY name",
                     (provider,))
-    return {r["name"]: json.loads(r["settings"]) for r in rows}
+    sealer = sealing.sealer_of(db)
+    return {r["name"]: json.loads(sealer.open(r["settings"])) for r in rows}
 
 
 def delete_profile(db: Database, provider: str, name: str) -> bool:
@@ -78,3 +81,15 @@ def delete_profile(db: Database, provider: str, name: str) -> bool:
         cur = conn.execute("DELETE FROM upload_profiles WHERE provider = ? AND name = ?",
                            (provider, name))
     return cur.rowcount > 0
+
+
+def seal_clear_profiles(db: Database) -> int:
+    """Seal profiles saved in clear before sealing existed; the number changed (API start)."""
+    sealer = sealing.sealer_of(db)
+    with db.transaction() as conn:
+        rows = conn.execute("SELECT provider, name, settings FROM upload_profiles"
+                            " WHERE settings NOT LIKE ?", (sealing.PREFIX + "%",)).fetchall()
+        for r in rows:
+            conn.execute("UPDATE upload_profiles SET settings = ? WHERE provider = ? AND name = ?",
+                         (sealer.seal(r["settings"]), r["provider"], r["name"]))
+    return len(rows)
