@@ -7,6 +7,20 @@ An installer ISO is built from five pipelines, the same for every payload:
 isolinux, the FAT `efiboot.img`, the payload and the kickstart) and `bootiso` (xorriso + the
 implanted md5). The payload is either a tarball of an `os` pipeline (image-installer, anaconda
 installs it with `liveimg`) or an ostree repo holding one pulled commit (edge/iot installer).
+
+That is osbuild-composer's July-2023 layout, kept for the releases osbuild/images no longer defines
+(`follows: osbuild-composer-2023`). Every other release (`Installer.today`) follows osbuild/images'
+current code (reviewed at 1146ec23cd9c): `pkg/manifest/anaconda_installer.go`
+(AnacondaInstaller.serialize, payloadStages, liveStages, dracutStageOptions),
+`pkg/manifest/iso_rootfs.go` (ISORootfsImg), `pkg/manifest/anaconda_installer_iso_tree.go`
+(AnacondaInstallerISOTree.serialize, makeKickstartStages, makeKickstartSudoersPost,
+tarPayloadStages, ostreeKickstartStages, netinstKickstartStages), `pkg/manifest/efi_boot_tree.go`,
+`pkg/osbuild/anaconda_stage.go` (NewAnacondaStageOptions[Legacy]) and the image kinds
+`pkg/image/anaconda_{tar,ostree,net,live}_installer.go`: the installer's locale (C.UTF-8 unless
+the image says), lorax templates from the definitions with branding (some after dracut), dracut's
+own module list plus the installer's (`add_modules`), `activatable-modules`, a 5 GiB rootfs image
+(4 GiB for ostree installers, none for a squashfs/erofs root), ISO paths with a leading `/`, and
+the boot layout of `distros.isoboot`.
 """
 
 from __future__ import annotations
@@ -15,7 +29,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from distros.kickstart import KickstartSettings, anaconda_modules, kickstart_options, kickstart_stages
+from distros import isoboot
+from distros.isoboot import ISOConfig, ISOMenu
+from distros.kickstart import (KickstartSettings, anaconda_modules, kickstart_options, kickstart_stages,
+                               today_kickstart_stages)
 from distros.ostree import CommitSpec, init_stage, pull_stage, source_commit_input, tree_input
 
 FileStages = Callable[[list[tuple[str, bytes]]], list[dict[str, Any]]]
@@ -27,12 +44,15 @@ OSTREE_PAYLOAD = "/ostree/repo"
 EFIBOOT_IMG = "images/efiboot.img"
 EFIBOOT_SIZE = 20 * 1024 * 1024
 ROOTFS_SIZE = 4 * 1024 * 1024 * 1024
+GIB = 1024 * 1024 * 1024
 # A fixed filesystem UUID for the installer's rootfs.img, as lorax and osbuild-composer use.
 ROOTFS_UUID = "2fe99653-f7ff-44fd-bea8-fa70107524fb"
 LIVESYS_PATH = "/etc/sysconfig/livesys"
 LIVESYS_DATA = b'livesys_session="gnome"'
 
 USERS_MODULE = "org.fedoraproject.Anaconda.Modules.Users"
+SECURITY_MODULE = "org.fedoraproject.Anaconda.Modules.Security"
+INTERACTIVE_DEFAULTS_PATH = "/usr/share/anaconda/interactive-defaults.ks"
 
 # dracut modules an installer initramfs needs to find and boot its stage2 from any medium
 BASE_DRACUT_MODULES = [
@@ -79,6 +99,28 @@ class Installer:
     # only when the blueprint asks for something (users, groups, installer options)
     netinst: bool = False
 
+    # --- today's layout (osbuild/images' InstallerCustomizations / ISOCustomizations) ---
+    today: bool = False
+    iso: ISOConfig = field(default_factory=ISOConfig)
+    locale: str = ""  # the installer's own locale; "" is C.UTF-8
+    default_menu: int = 0
+    lorax_templates: list[dict[str, Any]] = field(default_factory=list)  # [{path, after_dracut}]
+    lorax_logos_package: str = ""
+    lorax_release_package: str = ""
+    legacy_anaconda_config: bool = False  # `kickstart-modules` instead of `activatable-modules`
+    disabled_anaconda_modules: list[str] = field(default_factory=list)
+    fips: bool = False  # the blueprint's `fips`: `fips=1` and anaconda's Security module
+    fips_menu: bool = False  # the platform's FIPS boot menu entry
+    extra_uefi_architectures: list[str] = field(default_factory=list)
+    iso_files: list[tuple[str, str]] = field(default_factory=list)  # anaconda-tree path -> ISO path
+    preview: bool = False
+    payload_location: str = "iso"  # `rootfs`: the ostree payload is inside the installer's root
+    payload_kickstart: str = "root"  # `interactive-defaults`: the payload kickstart is anaconda's default
+    rootfs_size: int = 5 * GIB
+    has_kickstart: bool = True  # today: whether the ISO carries /osbuild.ks (and boots with inst.ks=)
+    append_kernel_opts: list[str] = field(default_factory=list)  # the image's and blueprint's (today)
+    ostree_remote: str = ""  # today's kickstart names the deployed commit's remote (may be empty)
+
     @property
     def netinst_kickstart(self) -> bool:
         ks = self.kickstart
@@ -95,6 +137,8 @@ class Installer:
 
     def kernel_opts(self) -> list[str]:
         """The boot options of the ISO: where stage2 lives and, if any, the kickstart on the ISO."""
+        if self.today:
+            return self._today_kernel_opts()
         opts: list[str] = []
         if self.only_additional_kernel_opts:
             pass
@@ -106,6 +150,35 @@ class Installer:
             if self.netinst_kickstart if self.netinst else self.kickstart_in_iso_root:
                 opts.append(f"inst.ks=hd:LABEL={self.iso_label}:{KICKSTART_PATH}")
         return opts + list(self.additional_kernel_opts)
+
+
+    def _today_kernel_opts(self) -> list[str]:
+        """images' kernelOpts of AnacondaTarInstaller/AnacondaOSTreeInstaller/AnacondaNetInstaller/
+        AnacondaLiveInstaller.InstantiateManifest."""
+        if self.live:
+            return [f"root=live:CDLABEL={self.iso_label}", "rd.live.image", "quiet", "rhgb"] + self.append_kernel_opts
+        opts = [f"inst.stage2=hd:LABEL={self.iso_label}"]
+        if self.has_kickstart:
+            opts.append(f"inst.ks=hd:LABEL={self.iso_label}:{KICKSTART_PATH}")
+        if self.fips:
+            opts.append("fips=1")
+        return opts + list(self.append_kernel_opts)
+
+    def menu(self) -> ISOMenu:
+        return ISOMenu(product=self.product, version=self.os_version, iso_label=self.iso_label,
+                       kernel_opts=self.kernel_opts(), fips_menu=self.fips_menu, default_menu=self.default_menu,
+                       uefi_vendor=self.uefi_vendor, extra_uefi_architectures=list(self.extra_uefi_architectures))
+
+    def enabled_anaconda_modules(self) -> list[str]:
+        """images' moduleStates/filterEnabledModules: enabled minus disabled, sorted."""
+        enabled = set(self.additional_anaconda_modules)
+        if self.fips:
+            enabled.add(SECURITY_MODULE)
+        for name in self.kickstart.enable_modules:
+            enabled.add(name)
+        for name in list(self.disabled_anaconda_modules) + list(self.kickstart.disable_modules):
+            enabled.discard(name)
+        return sorted(enabled)
 
 
 def kernel_version(packages: Sequence[Mapping[str, Any]], kernel_name: str = "kernel") -> str:
@@ -162,7 +235,11 @@ def anaconda_tree_pipeline(
     kernel_ver: str,
     live_file_stages: list[dict[str, Any]] | None = None,
     file_stages: FileStages = _no_files,
+    commit: CommitSpec | None = None,
 ) -> dict[str, Any]:
+    if inst.today:
+        return _today_anaconda_tree(inst, rpm_stages=rpm_stages, kernel_ver=kernel_ver,
+                                    live_file_stages=live_file_stages, commit=commit)
     stages: list[dict[str, Any]] = [
         *rpm_stages,
         buildstamp_stage(inst),
@@ -229,15 +306,103 @@ def anaconda_tree_pipeline(
     return {"name": "anaconda-tree", "build": "name:build", "stages": stages}
 
 
-def rootfs_image_pipeline(*, size: int = ROOTFS_SIZE, tree: str = "anaconda-tree") -> dict[str, Any]:
+def _lorax_stage(inst: Installer, template: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "type": "org.osbuild.lorax-script",
+        "options": {
+            "path": template["path"],
+            "basearch": inst.arch,
+            "product": {"name": "", "version": ""},
+            "branding": {"release": inst.lorax_release_package, "logos": inst.lorax_logos_package},
+        },
+    }
+
+
+def today_dracut_options(inst: Installer, kernel_ver: str) -> dict[str, Any]:
+    """images' AnacondaInstaller.dracutStageOptions: dracut's generic initramfs plus what booting
+    the ISO and running anaconda need (as lorax and livemedia-creator call dracut)."""
+    modules = ["pollcdrom", "qemu", "qemu-net"] + list(inst.additional_dracut_modules)
+    if inst.biosdevname:
+        modules.append("biosdevname")
+    options: dict[str, Any] = {"kernel": [kernel_ver]}
+    extra = ["--xz"]
+    if inst.live:
+        modules += ["livenet", "dmsquash-live", "convertfs"]
+    else:
+        modules += ["fips", "anaconda", "prefixdevname-tools"]
+        extra += ["--nomdadmconf", "--nolvmconf"]
+    options["add_modules"] = modules
+    if inst.additional_drivers:
+        options["add_drivers"] = list(inst.additional_drivers)
+    if not inst.live:
+        options["install"] = ["./buildstamp"]
+    options["extra"] = extra
+    return options
+
+
+def _today_anaconda_tree(
+    inst: Installer,
+    *,
+    rpm_stages: list[dict[str, Any]],
+    kernel_ver: str,
+    live_file_stages: list[dict[str, Any]] | None,
+    commit: CommitSpec | None,
+) -> dict[str, Any]:
+    """images' AnacondaInstaller.serialize (payloadStages / liveStages)."""
+    stages: list[dict[str, Any]] = []
+    for rpm_stage in rpm_stages:
+        rpm = dict(rpm_stage)
+        if not inst.live:
+            # documentation only on live media (images' GenRPMStagesFromTransactions base options)
+            rpm["options"] = {**dict(rpm.get("options") or {}), "exclude": {"docs": True}}
+        stages.append(rpm)
+    if commit is not None and not inst.live and inst.payload_location == "rootfs":
+        # the payload repository inside the installer's root: bare-user, so squashfs/erofs compress it
+        stages.append({"type": "org.osbuild.ostree.init", "options": {"mode": "bare-user", "path": OSTREE_PAYLOAD}})
+        stages.append(pull_stage(OSTREE_PAYLOAD, source_commit_input(commit)))
+    if commit is not None and not inst.live and inst.payload_kickstart == "interactive-defaults":
+        options = kickstart_options(INTERACTIVE_DEFAULTS_PATH, ostree_url="file://" + OSTREE_PAYLOAD,
+                                    ostree_ref=commit.ref, os_name=inst.os_name, ostree_remote=inst.ostree_remote)
+        stages.append({"type": "org.osbuild.kickstart", "options": options})
+    stamp = buildstamp_stage(inst)
+    stamp["options"]["final"] = not inst.preview
+    stages.append(stamp)
+    stages.append({"type": "org.osbuild.locale", "options": {"language": inst.locale or "C.UTF-8"}})
+    if inst.live:
+        stages.append({"type": "org.osbuild.users", "options": {"users": {"root": {"password": ""}}}})
+        stages.append({"type": "org.osbuild.systemd",
+                       "options": {"enabled_services": ["livesys.service", "livesys-late.service"]}})
+        stages.extend(live_file_stages or [])
+        stages.append({"type": "org.osbuild.dracut", "options": today_dracut_options(inst, kernel_ver)})
+        stages.append({"type": "org.osbuild.selinux",
+                       "options": {"file_contexts": "etc/selinux/targeted/contexts/files/file_contexts"}})
+        return {"name": "anaconda-tree", "build": "name:build", "stages": stages}
+    users = {
+        "install": {"uid": 0, "gid": 0, "home": "/root", "shell": "/usr/libexec/anaconda/run-anaconda", "password": ""},
+        "root": {"password": ""},
+    }
+    stages.append({"type": "org.osbuild.users", "options": {"users": users}})
+    if not inst.netinst:
+        key = "kickstart-modules" if inst.legacy_anaconda_config else "activatable-modules"
+        stages.append({"type": "org.osbuild.anaconda", "options": {key: inst.enabled_anaconda_modules()}})
+    stages += [_lorax_stage(inst, t) for t in inst.lorax_templates if not t.get("after_dracut")]
+    stages.append({"type": "org.osbuild.dracut", "options": today_dracut_options(inst, kernel_ver)})
+    stages += [_lorax_stage(inst, t) for t in inst.lorax_templates if t.get("after_dracut")]
+    stages.append({"type": "org.osbuild.selinux.config", "options": {"state": "permissive"}})
+    return {"name": "anaconda-tree", "build": "name:build", "stages": stages}
+
+
+def rootfs_image_pipeline(*, size: int = ROOTFS_SIZE, tree: str = "anaconda-tree", today: bool = False) -> dict[str, Any]:
+    """The installer's root as an ext4 file (images' ISORootfsImg writes the paths with a leading /)."""
     image = "LiveOS/rootfs.img"
+    lead = "/" if today else ""
     device = {"device": {"type": "org.osbuild.loopback", "options": {"filename": image}}}
     return {
         "name": "rootfs-image",
         "build": "name:build",
         "stages": [
-            {"type": "org.osbuild.mkdir", "options": {"paths": [{"path": "LiveOS"}]}},
-            {"type": "org.osbuild.truncate", "options": {"filename": image, "size": str(size)}},
+            {"type": "org.osbuild.mkdir", "options": {"paths": [{"path": f"{lead}LiveOS"}]}},
+            {"type": "org.osbuild.truncate", "options": {"filename": f"{lead}{image}", "size": str(size)}},
             {
                 "type": "org.osbuild.mkfs.ext4",
                 "options": {"uuid": ROOTFS_UUID, "label": "Anaconda"},
@@ -255,6 +420,9 @@ def rootfs_image_pipeline(*, size: int = ROOTFS_SIZE, tree: str = "anaconda-tree
 
 
 def efiboot_tree_pipeline(inst: Installer) -> dict[str, Any]:
+    if inst.today:
+        return {"name": "efiboot-tree", "build": "name:build",
+                "stages": [isoboot.grub2_efi_stage(inst.menu(), inst.arch)]}
     if inst.arch not in _EFI_ARCH:
         raise InstallerError(f"no UEFI boot tree for architecture {inst.arch}")
     return {
@@ -289,6 +457,9 @@ def bootiso_tree_pipeline(
         raise InstallerError("a network installer carries no payload")
     if not (inst.live or inst.netinst) and (os_tree is None) == (commit is None):
         raise InstallerError("a payload installer needs exactly one payload: an os tree or an ostree commit")
+    if inst.today:
+        return _today_bootiso_tree(inst, kernel_ver=kernel_ver, efiboot_volid=efiboot_volid, os_tree=os_tree,
+                                   commit=commit, file_stages=file_stages)
     stages: list[dict[str, Any]] = [
         {"type": "org.osbuild.mkdir", "options": {"paths": [{"path": "images"}, {"path": "images/pxeboot"}]}}
     ]
@@ -344,8 +515,61 @@ def bootiso_tree_pipeline(
     return {"name": "bootiso-tree", "build": "name:build", "stages": stages}
 
 
-def efiboot_image_stages(volid: str, *, tree: str = "efiboot-tree") -> list[dict[str, Any]]:
-    """`images/efiboot.img`: a 20 MiB FAT file holding the EFI boot tree, plus a copy of its EFI/ dir."""
+def _today_bootiso_tree(
+    inst: Installer,
+    *,
+    kernel_ver: str,
+    efiboot_volid: str,
+    os_tree: str | None,
+    commit: CommitSpec | None,
+    file_stages: FileStages,
+) -> dict[str, Any]:
+    """images' AnacondaInstallerISOTree.serialize."""
+    stages: list[dict[str, Any]] = [
+        {"type": "org.osbuild.mkdir", "options": {"paths": [{"path": "/images"}, {"path": "/images/pxeboot"}]}}
+    ]
+    if inst.live:
+        stages.append({"type": "org.osbuild.mkdir", "options": {"paths": [{"path": "/LiveOS"}]}})
+    copy = pxeboot_copy_stage("anaconda-tree", kernel_ver)
+    copy["options"]["paths"] += [{"from": f"input://tree{src}", "to": f"tree://{dst}"} for src, dst in inst.iso_files]
+    stages.append(copy)
+    tree = "rootfs-image" if inst.iso.has_rootfs_image else "anaconda-tree"
+    stages.append(isoboot.rootfs_stage(inst.iso, arch=inst.arch, live=inst.live, tree=tree, compression="xz"))
+    menu = inst.menu()
+    stages += isoboot.bios_boot_stages(inst.iso, menu, data_tree="anaconda-tree")
+    if inst.iso.uefi:
+        stages += efiboot_image_stages(efiboot_volid, mount_name="-")
+    if commit is not None:
+        if inst.payload_location == "iso":
+            stages.append(init_stage(OSTREE_PAYLOAD))
+            stages.append(pull_stage(OSTREE_PAYLOAD, source_commit_input(commit)))
+        if inst.has_kickstart:
+            url = iso_root_url(OSTREE_PAYLOAD) if inst.payload_location == "iso" else "file://" + OSTREE_PAYLOAD
+            if inst.payload_kickstart == "root":
+                options = kickstart_options(KICKSTART_PATH, ostree_url=url, ostree_ref=commit.ref, os_name=inst.os_name,
+                                            ostree_remote=inst.ostree_remote, users_options=inst.users_options,
+                                            groups_options=inst.groups_options)
+            else:
+                options = kickstart_options(KICKSTART_PATH, users_options=inst.users_options,
+                                            groups_options=inst.groups_options)
+            stages += today_kickstart_stages(options, inst.kickstart, file_stages)
+    if os_tree is not None:
+        stages.append({"type": "org.osbuild.tar", "inputs": {"tree": tree_input(os_tree)}, "options": {"filename": TAR_PAYLOAD}})
+        options = kickstart_options(KICKSTART_PATH, liveimg_url=iso_root_url(TAR_PAYLOAD),
+                                    users_options=inst.users_options, groups_options=inst.groups_options)
+        stages += today_kickstart_stages(options, inst.kickstart, file_stages)
+    if inst.netinst and inst.has_kickstart:
+        options = kickstart_options(KICKSTART_PATH, users_options=inst.users_options, groups_options=inst.groups_options)
+        stages += today_kickstart_stages(options, inst.kickstart, file_stages)
+    stages.append({"type": "org.osbuild.discinfo", "options": {"basearch": inst.arch, "release": inst.release}})
+    return {"name": "bootiso-tree", "build": "name:build", "stages": stages}
+
+
+def efiboot_image_stages(volid: str, *, tree: str = "efiboot-tree", mount_name: str = "root") -> list[dict[str, Any]]:
+    """`images/efiboot.img`: a 20 MiB FAT file holding the EFI boot tree, plus a copy of its EFI/ dir.
+
+    Today's images names the FAT device and mount after its mountpoint (`-`, `pkg/osbuild/device.go`);
+    osbuild-composer called them `root`."""
     sectors = EFIBOOT_SIZE // 512
 
     def loop(lock: bool) -> dict[str, Any]:
@@ -360,9 +584,9 @@ def efiboot_image_stages(volid: str, *, tree: str = "efiboot-tree") -> list[dict
         {
             "type": "org.osbuild.copy",
             "inputs": {"root-tree": tree_input(tree)},
-            "options": {"paths": [{"from": "input://root-tree/", "to": "mount://root/"}]},
-            "devices": {"root": loop(False)},
-            "mounts": [{"name": "root", "type": "org.osbuild.fat", "source": "root", "target": "/"}],
+            "options": {"paths": [{"from": "input://root-tree/", "to": f"mount://{mount_name}/"}]},
+            "devices": {mount_name: loop(False)},
+            "mounts": [{"name": mount_name, "type": "org.osbuild.fat", "source": mount_name, "target": "/"}],
         },
         {
             "type": "org.osbuild.copy",
@@ -373,6 +597,16 @@ def efiboot_image_stages(volid: str, *, tree: str = "efiboot-tree") -> list[dict
 
 
 def bootiso_pipeline(inst: Installer, *, filename: str, tree: str = "bootiso-tree") -> dict[str, Any]:
+    if inst.today:
+        xorriso = isoboot.xorrisofs_options(inst.iso, filename=filename, volid=inst.iso_label)
+        return {
+            "name": "bootiso",
+            "build": "name:build",
+            "stages": [
+                {"type": "org.osbuild.xorrisofs", "inputs": {"tree": tree_input(tree)}, "options": xorriso},
+                {"type": "org.osbuild.implantisomd5", "options": {"filename": filename}},
+            ],
+        }
     options: dict[str, Any] = {
         "filename": filename,
         "volid": inst.iso_label,

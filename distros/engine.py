@@ -318,7 +318,8 @@ class ImageTypeDef:
         self._prepare_disk(ctx)
         from distros.fieldorder import order_manifest
 
-        pipelines = [kind_of(spec).serialize(ctx, spec) for spec in self.pipelines]
+        # a kind may leave its pipeline out for this release (e.g. no rootfs-image for a squashfs root)
+        pipelines = [p for p in (kind_of(spec).serialize(ctx, spec) for spec in self.pipelines) if p is not None]
         # stage options in osbuild/images' field order (the bytes of a manifest are compared)
         return order_manifest({"version": "2", "pipelines": pipelines, "sources": sources(ctx)})
 

@@ -76,12 +76,18 @@ def kickstart_options(
     ostree_url: str = "",
     ostree_ref: str = "",
     os_name: str = "",
+    ostree_remote: str | None = None,
     users_options: Mapping[str, Any] | None = None,
     groups_options: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
+    """The kickstart stage's options; `ostree_remote` (today's images always writes one, maybe
+    empty) names the remote anaconda adds for the deployed commit."""
     options: dict[str, Any] = {"path": path}
     if ostree_url:
-        options["ostree"] = {"osname": os_name, "url": ostree_url, "ref": ostree_ref, "gpg": False}
+        options["ostree"] = {"osname": os_name}
+        if ostree_remote is not None:
+            options["ostree"]["remote"] = ostree_remote
+        options["ostree"].update({"url": ostree_url, "ref": ostree_ref, "gpg": False})
     if liveimg_url:
         options["liveimg"] = {"url": liveimg_url}
     if users_options and users_options.get("users"):
@@ -145,6 +151,71 @@ def kickstart_stages(
     path = options["path"]
     options["path"], include = including(path)
     return [{"type": "org.osbuild.kickstart", "options": options}] + file_stages([(path, (include + raw).encode())])
+
+
+ROOT_USER_UNSUPPORTED = ("expiredate", "force_password_reset", "gid", "groups", "home", "shell", "uid")
+
+
+def adjust_root_user(options: dict[str, Any]) -> dict[str, Any] | None:
+    """images' adjustRootUserOptions: kickstart's `user` cannot set root's password, so a root
+    account becomes `rootpw` (crypted); root stays in `users` only for its SSH key."""
+    users = options.get("users")
+    if not users or "root" not in users:
+        return None
+    root = dict(users["root"])
+    rootpw = None
+    if root.get("password") is not None:
+        rootpw = {"iscrypted": True, "password": root.pop("password")}
+    bad = [k for k in ROOT_USER_UNSUPPORTED if root.get(k) is not None]
+    if bad:
+        raise KickstartError(f'org.osbuild.kickstart: unsupported options for user "root": {", ".join(bad)}')
+    users = dict(users)
+    if root.get("key") is not None:
+        users["root"] = root
+    else:
+        del users["root"]
+    if users:
+        options["users"] = users
+    else:
+        options.pop("users")
+    return rootpw
+
+
+def today_kickstart_stages(
+    options: dict[str, Any],
+    settings: KickstartSettings,
+    file_stages: Callable[[list[tuple[str, bytes]]], list[dict[str, Any]]],
+) -> list[dict[str, Any]]:
+    """osbuild/images' AnacondaInstallerISOTree.makeKickstartStages (reviewed at 1146ec23cd9c).
+
+    A user kickstart becomes the ISO's kickstart including ours (renamed `-base`), and images
+    writes the kickstart stage twice then; the unattended answers and the sudoers `%post`
+    (makeKickstartSudoersPost) go into the stage's own options instead of an including file.
+    """
+    options = dict(options)
+    rootpw = adjust_root_user(options)
+    if rootpw is not None:
+        options["rootpw"] = rootpw
+    stages: list[dict[str, Any]] = []
+    files: list[tuple[str, bytes]] = []
+    if settings.user_contents is not None:
+        path = options["path"]
+        options["path"], include = including(path)
+        files.append((path, (include + settings.user_contents).encode()))
+        stages.append({"type": "org.osbuild.kickstart", "options": options})
+    if settings.unattended:
+        options.update(unattended_options(settings))
+    if settings.sudo_nopasswd:
+        commands: list[str] = []
+        for name in sorted(set(settings.sudo_nopasswd)):
+            commands.append(f'echo -e "{name}\\tALL=(ALL)\\tNOPASSWD: ALL" > "/etc/sudoers.d/{name}"')
+            commands.append(f"chmod 0440 /etc/sudoers.d/{name}")
+        commands.append("restorecon -rvF /etc/sudoers.d")
+        options["%post"] = [{"commands": commands}]
+    stages.append({"type": "org.osbuild.kickstart", "options": options})
+    if files:
+        stages += file_stages(files)
+    return stages
 
 
 def anaconda_modules(additional: list[str], settings: KickstartSettings | None = None) -> list[str]:

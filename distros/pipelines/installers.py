@@ -91,7 +91,37 @@ def installer_config(ctx: ManifestContext) -> dict[str, Any]:
     return dict(ctx.data.get("installer") or {})
 
 
-def make_installer(ctx: ManifestContext) -> anaconda.Installer:
+def follows_images(ctx: ManifestContext) -> bool:
+    """Releases osbuild/images still defines get its current installer layout (distros.anaconda)."""
+    return ctx.distro.follows == "images"
+
+
+def payload_kind(ctx: ManifestContext) -> str:
+    """`os` (tarball), `ostree` (a commit), `live` or `netinst`: what the ISO installs."""
+    cfg = installer_config(ctx)
+    if cfg.get("live"):
+        return "live"
+    if cfg.get("netinst"):
+        return "netinst"
+    for spec in ctx.image_type.pipelines:
+        if spec.get("kind") == "bootiso-tree" and spec.get("payload"):
+            return str(spec["payload"])
+    return ""
+
+
+def today_config(ctx: ManifestContext) -> dict[str, Any]:
+    return dict(installer_config(ctx).get("today") or {})
+
+
+def payload_in_rootfs(ctx: ManifestContext) -> bool:
+    """Today's Atomic installers carry their ostree commit inside the installer's root filesystem."""
+    return (follows_images(ctx) and payload_kind(ctx) == "ostree"
+            and (today_config(ctx).get("payload") or {}).get("location") == "rootfs")
+
+
+def make_installer(ctx: ManifestContext, *, anaconda_iso: bool = True) -> anaconda.Installer:
+    """The installer facts; `anaconda_iso=False` for the coreos-installer ISOs (distros.simplified),
+    which keep their own layout."""
     cfg = installer_config(ctx)
     d = ctx.distro
     modules = list(cfg.get("anaconda_modules") or [])
@@ -100,6 +130,85 @@ def make_installer(ctx: ManifestContext) -> anaconda.Installer:
     if users_module == "always" or (users_module == "if-users" and has_users):
         if anaconda.USERS_MODULE not in modules:
             modules.append(anaconda.USERS_MODULE)
+    inst = _make_installer(ctx, cfg, modules)
+    if anaconda_iso and follows_images(ctx):
+        _today(ctx, cfg, inst)
+    return inst
+
+
+def _today(ctx: ManifestContext, cfg: dict[str, Any], inst: anaconda.Installer) -> None:
+    """images' installerCustomizations/isoCustomizations and the image kinds' InstantiateManifest
+    (`pkg/distro/generic/images.go`: imageInstallerImage, ostreeInstallerImage,
+    networkInstallerImage, liveInstallerImage).
+
+    The data: `installer.today` is images' `installer_config` (enabled_anaconda_modules,
+    additional_dracut_modules, additional_drivers, default_menu, lorax_templates,
+    lorax_template_package, lorax_logos_package, lorax_release_package, iso_files,
+    payload: {location, kickstart}, kickstart_unattended_extra_kernel_opts,
+    use_legacy_anaconda_config) plus the platform's `fips_menu` and `extra_uefi_architectures`;
+    the image type's `iso:` is images' `iso_config` (distros.isoboot.ISOConfig)."""
+    from distros.isoboot import ISOConfig
+
+    today = dict(cfg.get("today") or {})
+    payload = dict(today.get("payload") or {})
+    kind = payload_kind(ctx)
+    cust = ctx.blueprint.get("customizations") or {}
+    ks = inst.kickstart
+    inst.today = True
+    inst.iso = ISOConfig.from_data(ctx.data.get("iso"))
+    modules = list(today.get("enabled_anaconda_modules") or [])
+    if kind == "os" or (kind == "ostree" and (ctx.os.users or ctx.os.groups)):
+        modules.append(anaconda.USERS_MODULE)
+    inst.additional_anaconda_modules = modules
+    inst.additional_dracut_modules = list(today.get("additional_dracut_modules") or [])
+    inst.additional_drivers = list(today.get("additional_drivers") or [])
+    inst.squashfs_compression = "xz"
+    inst.default_menu = int(today.get("default_menu", 0))
+    inst.lorax_templates = list(today.get("lorax_templates") or [])
+    inst.lorax_logos_package = str(today.get("lorax_logos_package") or "")
+    inst.lorax_release_package = str(today.get("lorax_release_package") or "")
+    inst.legacy_anaconda_config = bool(today.get("use_legacy_anaconda_config", False))
+    inst.fips = bool(cust.get("fips"))
+    inst.fips_menu = bool(today.get("fips_menu", False))
+    inst.extra_uefi_architectures = list(today.get("extra_uefi_architectures") or [])
+    inst.iso_files = [(str(a), str(b)) for a, b in (today.get("iso_files") or [])]
+    inst.payload_location = str(payload.get("location") or "iso")
+    inst.payload_kickstart = str(payload.get("kickstart") or "root")
+    image_locale = str((ctx.image_type.image_config() or {}).get("locale") or "")
+    languages = list((cust.get("locale") or {}).get("languages") or [])
+    append = list((ctx.data.get("image_config") or {}).get("kernel_options") or [])
+    if (cust.get("kernel") or {}).get("append"):
+        append.append(cust["kernel"]["append"])
+    if kind == "os":
+        inst.rootfs_size = 5 * anaconda.GIB
+        inst.locale = ctx.os.language or ""
+        inst.has_kickstart = True
+        # the unattended answers follow the payload's own locale, keyboard and time zone
+        ks.language = ctx.os.language or ks.language
+        ks.keyboard = ctx.os.keyboard or ks.keyboard
+        ks.timezone = ctx.os.timezone or ks.timezone
+        if ks.unattended:
+            append = list(today.get("kickstart_unattended_extra_kernel_opts") or []) + append
+    elif kind == "ostree":
+        inst.rootfs_size = 4 * anaconda.GIB
+        inst.locale = image_locale
+        inst.has_kickstart = inst.payload_kickstart == "root" or bool(
+            ctx.os.users or ctx.os.groups or ks.unattended or ks.sudo_nopasswd or ks.user_contents is not None
+            or languages or (cust.get("locale") or {}).get("keyboard") or (cust.get("timezone") or {}).get("timezone"))
+    elif kind == "netinst":
+        inst.rootfs_size = 5 * anaconda.GIB
+        inst.locale = languages[0] if languages else ""
+        inst.has_kickstart = inst.netinst_kickstart
+    elif kind == "live":
+        inst.rootfs_size = 8 * anaconda.GIB
+        inst.locale = image_locale
+        inst.has_kickstart = False
+    inst.append_kernel_opts = append
+    inst.ostree_remote = str(ostree_data(ctx).get("remote") or "")
+
+
+def _make_installer(ctx: ManifestContext, cfg: dict[str, Any], modules: list[str]) -> anaconda.Installer:
+    d = ctx.distro
     return anaconda.Installer(
         arch=ctx.arch,
         product=d.product,
@@ -161,11 +270,33 @@ class AnacondaTree(PipelineKind):
         return data_package_chain(ctx, spec["name"], extra)
 
     def build_needs(self, ctx: ManifestContext, spec: dict[str, Any]) -> tuple[list[str], dict[str, str]]:
-        return anaconda.anaconda_boot_packages(ctx.arch) + ["rpm", "lorax-templates-generic"], {}
+        if not follows_images(ctx):
+            return anaconda.anaconda_boot_packages(ctx.arch) + ["rpm", "lorax-templates-generic"], {}
+        # images' AnacondaInstaller.getBuildPackages
+        cfg = installer_config(ctx)
+        pkgs = anaconda.anaconda_boot_packages(ctx.arch) + ["rpm", "shadow-utils"]
+        if today_config(ctx).get("lorax_template_package"):
+            pkgs.append(str(today_config(ctx)["lorax_template_package"]))
+        if cfg.get("live"):
+            pkgs += ["policycoreutils", "selinux-policy-targeted"]
+        if payload_in_rootfs(ctx):
+            pkgs.append("rpm-ostree")
+        return pkgs, {}
+
+    def ostree_sources(self, ctx: ManifestContext, spec: dict[str, Any]) -> list[Any]:
+        if payload_in_rootfs(ctx):
+            return [payload_source(ctx)]
+        return []
 
     def serialize(self, ctx: ManifestContext, spec: dict[str, Any]) -> dict[str, Any]:
         name = spec["name"]
         inst = make_installer(ctx)
+        commit = None
+        if inst.today and payload_kind(ctx) == "ostree":
+            if inst.payload_location == "rootfs":
+                commit = payload_commit(ctx, name)
+            elif inst.payload_kickstart == "interactive-defaults":
+                commit = payload_commit(ctx, "bootiso-tree")
         live_files = None
         if inst.live:
             node = FileNode(path=anaconda.LIVESYS_PATH, data=anaconda.LIVESYS_DATA, mode="0644", user="root", group="root")
@@ -176,15 +307,24 @@ class AnacondaTree(PipelineKind):
             kernel_ver=kernel_of(ctx, name),
             live_file_stages=live_files,
             file_stages=tree_file_stages(ctx),
+            commit=commit,
         )
         return _with_build(ctx, pipeline)
 
 
 @pipeline_kind("rootfs-image")
 class RootfsImage(PipelineKind):
-    def serialize(self, ctx: ManifestContext, spec: dict[str, Any]) -> dict[str, Any]:
+    """The ext4 root image, only for a `squashfs-ext4` ISO root (images' ISORootfsImg)."""
+
+    def serialize(self, ctx: ManifestContext, spec: dict[str, Any]) -> dict[str, Any] | None:  # type: ignore[override]
+        tree = spec.get("input", "anaconda-tree")
+        if follows_images(ctx):
+            inst = make_installer(ctx)
+            if not inst.iso.has_rootfs_image:
+                return None
+            return _with_build(ctx, anaconda.rootfs_image_pipeline(size=inst.rootfs_size, tree=tree, today=True))
         size = parse_size(spec.get("size", anaconda.ROOTFS_SIZE))
-        return _with_build(ctx, anaconda.rootfs_image_pipeline(size=size, tree=spec.get("input", "anaconda-tree")))
+        return _with_build(ctx, anaconda.rootfs_image_pipeline(size=size, tree=tree))
 
 
 @pipeline_kind("efiboot-tree")
@@ -200,8 +340,10 @@ class BootISOTree(PipelineKind):
     """The ISO's files; `payload: os` (tarball of a pipeline) or `payload: ostree` (a resolved commit)."""
 
     def build_needs(self, ctx: ManifestContext, spec: dict[str, Any]) -> tuple[list[str], dict[str, str]]:
+        from distros.isoboot import ISOConfig, build_packages
+
         payload = spec.get("payload")
-        pkgs = ["squashfs-tools"]
+        pkgs = build_packages(ISOConfig.from_data(ctx.data.get("iso"))) if follows_images(ctx) else ["squashfs-tools"]
         labels: dict[str, str] = {}
         if payload == "ostree":
             pkgs.append("rpm-ostree")
@@ -211,7 +353,11 @@ class BootISOTree(PipelineKind):
         return pkgs, labels
 
     def ostree_sources(self, ctx: ManifestContext, spec: dict[str, Any]) -> list[Any]:
-        return [payload_source(ctx)] if spec.get("payload") == "ostree" else []
+        if spec.get("payload") != "ostree":
+            return []
+        if payload_in_rootfs(ctx):
+            return []   # the anaconda tree holds the payload
+        return [payload_source(ctx)]
 
     def serialize(self, ctx: ManifestContext, spec: dict[str, Any]) -> dict[str, Any]:
         payload = spec.get("payload")
@@ -219,7 +365,8 @@ class BootISOTree(PipelineKind):
         kver = kernel_of(ctx, "anaconda-tree")
         volid = efiboot_volid(ctx)
         if payload == "ostree":
-            commit = payload_commit(ctx, spec["name"])
+            where = "anaconda-tree" if inst.today and inst.payload_location == "rootfs" else spec["name"]
+            commit = payload_commit(ctx, where)
             pipeline = anaconda.bootiso_tree_pipeline(
                 inst, kernel_ver=kver, efiboot_volid=volid, commit=commit, file_stages=tree_file_stages(ctx)
             )
@@ -399,7 +546,7 @@ def make_simplified(ctx: ManifestContext) -> simplified.SimplifiedInstaller:
     cust = ctx.blueprint.get("customizations") or {}
     cfg = installer_config(ctx)
     return simplified.SimplifiedInstaller(
-        installer=make_installer(ctx),
+        installer=make_installer(ctx, anaconda_iso=False),
         installation_device=str(cust.get("installation_device") or ""),
         fdo=simplified.FDO.from_blueprint(cust.get("fdo")),
         ignition_config=simplified.embedded_ignition(cust.get("ignition")),

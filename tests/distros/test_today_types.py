@@ -517,7 +517,8 @@ def test_generic_default_table_today(release: str) -> None:
 
 @pytest.mark.parametrize("release, name, label", [
     ("fedora-43", "netinst", "Fedora-43-Everything-x86_64"),
-    ("fedora-44", "server-network-installer", "Fedora-44-Server-x86_64"),
+    # images' server-network-installer is its everything one with fedora-release-server
+    ("fedora-44", "server-network-installer", "Fedora-44-Everything-x86_64"),
     ("centos-10", "network-installer", "CentOS-Stream-10-BaseOS-x86_64"),
 ])
 def test_network_installers(release: str, name: str, label: str) -> None:
@@ -533,7 +534,11 @@ def test_network_installers(release: str, name: str, label: str) -> None:
     # no payload and, without customizations, no kickstart: anaconda asks
     tree = [s["type"] for p in m["pipelines"] if p["name"] == "bootiso-tree" for s in p["stages"]]
     assert "org.osbuild.tar" not in tree and "org.osbuild.kickstart" not in tree
-    assert stage(m, "bootiso-tree", "isolinux")["kernel"]["opts"] == [f"inst.stage2=hd:LABEL={label}"]
+    # today's ISOs boot BIOS machines with grub2 (images' Grub2X86Boot) and squash the installer
+    # tree directly (no rootfs-image pipeline); Fedora's network installers use erofs
+    assert stage(m, "bootiso-tree", "grub2.iso.legacy")["kernel"]["opts"] == [f"inst.stage2=hd:LABEL={label}"]
+    assert "rootfs-image" not in [p["name"] for p in m["pipelines"]]
+    assert ("org.osbuild.erofs" in tree) is release.startswith("fedora")
     assert stage(m, "bootiso", "xorrisofs")["volid"] == label
 
 
@@ -541,7 +546,7 @@ def test_fedora_network_installer_kickstart_only_for_accounts() -> None:
     it = distros.get_distro("fedora-43").image_type("x86_64", "everything-network-installer")
     m = manifest(it, {"customizations": {"user": [{"name": "alice", "password": "$6$x"}]}})
     assert stage(m, "bootiso-tree", "kickstart") == {"path": "/osbuild.ks", "users": {"alice": {"password": "$6$x"}}}
-    assert stage(m, "bootiso-tree", "isolinux")["kernel"]["opts"][-1] == (
+    assert stage(m, "bootiso-tree", "grub2.iso.legacy")["kernel"]["opts"][-1] == (
         "inst.ks=hd:LABEL=Fedora-43-Everything-x86_64:/osbuild.ks")
     el = distros.get_distro("rhel-10.0").image_type("x86_64", "network-installer")
     with pytest.raises(ValueError, match="allowed: Locale, FIPS"):

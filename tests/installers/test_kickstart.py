@@ -79,6 +79,8 @@ def _manifest(distro, name, bp, options=None):
 
 
 def test_edge_installer_with_unattended_sudo_and_modules():
+    """Today's edge installer (images' makeKickstartStages, makeKickstartSudoersPost): the
+    unattended answers and the sudoers `%post` are options of the one /osbuild.ks; no including file."""
     bp = {"customizations": {"user": [{"name": "alice", "groups": ["wheel"]}],
                              "installer": {"unattended": True, "sudo-nopasswd": ["alice"],
                                            "modules": {"disable": ["org.fedoraproject.Anaconda.Modules.Users"]}}}}
@@ -86,26 +88,54 @@ def test_edge_installer_with_unattended_sudo_and_modules():
     manifest = _manifest("centos-9", "edge-installer", bp, options)
     tree = next(p for p in manifest["pipelines"] if p["name"] == "bootiso-tree")["stages"]
     types = [s["type"] for s in tree]
+    assert types.count("org.osbuild.kickstart") == 1 and "org.osbuild.copy" not in types[types.index("org.osbuild.kickstart"):]
     ks = tree[types.index("org.osbuild.kickstart")]["options"]
-    assert ks["path"] == "/osbuild-base.ks" and ks["ostree"]["ref"] == COMMIT["Ref"] and ks["zerombr"] is True
-    assert types[types.index("org.osbuild.kickstart") + 1] == "org.osbuild.copy"
-    checksum = tree[types.index("org.osbuild.kickstart") + 1]["options"]["paths"][0]["from"].rsplit("/", 1)[1]
-    data = base64.b64decode(manifest["sources"]["org.osbuild.inline"]["items"][checksum]["data"]).decode()
-    assert data.startswith("%include /run/install/repo/osbuild-base.ks\n") and "/etc/sudoers.d/alice" in data
+    assert ks["path"] == "/osbuild.ks" and ks["zerombr"] is True
+    assert ks["ostree"] == {"osname": "rhel-edge", "remote": "", "url": "file:///run/install/repo/ostree/repo",
+                            "ref": COMMIT["Ref"], "gpg": False}
+    assert ks["%post"] == [{"commands": ['echo -e "alice\\tALL=(ALL)\\tNOPASSWD: ALL" > "/etc/sudoers.d/alice"',
+                                         "chmod 0440 /etc/sudoers.d/alice", "restorecon -rvF /etc/sudoers.d"]}]
     anaconda = next(p for p in manifest["pipelines"] if p["name"] == "anaconda-tree")["stages"]
-    modules = next(s for s in anaconda if s["type"] == "org.osbuild.anaconda")["options"]["kickstart-modules"]
+    modules = next(s for s in anaconda if s["type"] == "org.osbuild.anaconda")["options"]["activatable-modules"]
     assert "org.fedoraproject.Anaconda.Modules.Users" not in modules
 
 
-def test_fedora_image_installer_user_kickstart_goes_to_interactive_defaults():
+def test_fedora_39_image_installer_user_kickstart_goes_to_interactive_defaults():
+    """osbuild-composer's July-2023 Fedora image installer, kept for Fedora 37-39."""
     bp = {"customizations": {"installer": {"kickstart": {"contents": "text --non-interactive\n"}}}}
-    manifest = _manifest("fedora-40", "image-installer", bp)
+    manifest = _manifest("fedora-39", "image-installer", bp)
     anaconda = next(p for p in manifest["pipelines"] if p["name"] == "anaconda-tree")["stages"]
     ks = next(s for s in anaconda if s["type"] == "org.osbuild.kickstart")["options"]
     assert ks["path"] == "/usr/share/anaconda/interactive-defaults-base.ks"
     copy = anaconda[-1]
     assert copy["type"] == "org.osbuild.copy"
     assert copy["options"]["paths"][0]["to"] == "tree:///usr/share/anaconda/interactive-defaults.ks"
+
+
+def test_today_image_installer_user_kickstart_is_the_iso_kickstart():
+    """Today's minimal/image installer (images' AnacondaTarInstaller, tarPayloadStages,
+    makeKickstartStages, kickstart IncludeRaw): the user's kickstart is /osbuild.ks on the ISO,
+    `%include`-ing ours renamed /osbuild-base.ks (images writes that kickstart stage twice), and
+    the ISO boots with `inst.ks=` pointing at it."""
+    user = "text --non-interactive\n"
+    bp = {"customizations": {"installer": {"kickstart": {"contents": user}}}}
+    for distro, name in [("fedora-40", "image-installer"), ("rhel-9.6", "image-installer")]:
+        manifest = _manifest(distro, name, bp)
+        anaconda = next(p for p in manifest["pipelines"] if p["name"] == "anaconda-tree")["stages"]
+        assert not [s for s in anaconda if s["type"] == "org.osbuild.kickstart"]
+        tree = next(p for p in manifest["pipelines"] if p["name"] == "bootiso-tree")["stages"]
+        kss = [s for s in tree if s["type"] == "org.osbuild.kickstart"]
+        assert len(kss) == 2 and kss[0] == kss[1]
+        assert kss[0]["options"] == {"path": "/osbuild-base.ks",
+                                     "liveimg": {"url": "file:///run/install/repo/liveimg.tar.gz"}}
+        last = max(i for i, st in enumerate(tree) if st["type"] == "org.osbuild.kickstart")
+        copy = tree[last + 1]
+        assert copy["options"]["paths"][0]["to"] == "tree:///osbuild.ks"
+        checksum = copy["options"]["paths"][0]["from"].rsplit(":", 1)[1]
+        data = base64.b64decode(manifest["sources"]["org.osbuild.inline"]["items"][f"sha256:{checksum}"]["data"])
+        assert data.decode() == "%include /run/install/repo/osbuild-base.ks\n" + user
+        efi = next(p for p in manifest["pipelines"] if p["name"] == "efiboot-tree")["stages"][0]["options"]
+        assert efi["kernel"]["opts"][1].endswith(":/osbuild.ks")
 
 
 def test_conflicting_installer_customizations_are_refused_as_osbuild_composer_does():
