@@ -641,9 +641,11 @@ def installer_build_packages(*, ostree_payload: bool, tar_payload: bool, arch: s
     return packages
 
 
-def anaconda_boot_packages(arch: str) -> list[str]:
-    """Packages the anaconda tree needs to boot the ISO (joins the installer package set)."""
-    return ["grub2-tools", "grub2-tools-extra", "grub2-tools-minimal", "efibootmgr"] + _BOOT_PACKAGES.get(arch, [])
+def anaconda_boot_packages(arch: str, *, syslinux: bool = True) -> list[str]:
+    """Packages the anaconda tree needs to boot the ISO (joins the installer package set); isolinux
+    only where the ISO boots BIOS machines with it (images' anacondaBootPackageSet)."""
+    packages = ["grub2-tools", "grub2-tools-extra", "grub2-tools-minimal", "efibootmgr"] + _BOOT_PACKAGES.get(arch, [])
+    return [p for p in packages if syslinux or not p.startswith("syslinux")]
 
 
 _BOOT_PACKAGES = {

@@ -109,6 +109,13 @@ def payload_kind(ctx: ManifestContext) -> str:
     return ""
 
 
+def iso_syslinux(ctx: ManifestContext) -> bool:
+    """Whether the ISO boots BIOS machines with isolinux (always in the 2023 layout)."""
+    from distros.isoboot import ISOConfig
+
+    return not follows_images(ctx) or ISOConfig.from_data(ctx.data.get("iso")).boot_type == "syslinux"
+
+
 def today_config(ctx: ManifestContext) -> dict[str, Any]:
     return dict(installer_config(ctx).get("today") or {})
 
@@ -264,7 +271,7 @@ def kernel_of(ctx: ManifestContext, pipeline: str) -> str:
 @pipeline_kind("anaconda-tree")
 class AnacondaTree(PipelineKind):
     def package_sets(self, ctx: ManifestContext, spec: dict[str, Any]) -> list[dict[str, Any]] | None:
-        extra = anaconda.anaconda_boot_packages(ctx.arch)
+        extra = anaconda.anaconda_boot_packages(ctx.arch, syslinux=iso_syslinux(ctx))
         if ctx.arch == "x86_64":
             extra.append("biosdevname")
         return data_package_chain(ctx, spec["name"], extra)
@@ -274,7 +281,7 @@ class AnacondaTree(PipelineKind):
             return anaconda.anaconda_boot_packages(ctx.arch) + ["rpm", "lorax-templates-generic"], {}
         # images' AnacondaInstaller.getBuildPackages
         cfg = installer_config(ctx)
-        pkgs = anaconda.anaconda_boot_packages(ctx.arch) + ["rpm", "shadow-utils"]
+        pkgs = anaconda.anaconda_boot_packages(ctx.arch, syslinux=iso_syslinux(ctx)) + ["rpm", "shadow-utils"]
         if today_config(ctx).get("lorax_template_package"):
             pkgs.append(str(today_config(ctx)["lorax_template_package"]))
         if cfg.get("live"):
