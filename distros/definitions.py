@@ -157,7 +157,11 @@ def _expand(entry: dict[str, Any]) -> list[dict[str, Any]]:
 
 @lru_cache(maxsize=4)
 def load_distros(defs_dir: Path = DEFS_DIR) -> dict[str, DistroDef]:
+    from distros.schema import validate_distros
+
     data = yaml.safe_load((defs_dir / "distros.yaml").read_text())
+    # unknown keys (typos) and wrong types are definition errors naming file and key
+    validate_distros(data, "distros.yaml")
     distros: dict[str, DistroDef] = {}
     for entry in data["distros"]:
         for e in _expand(entry):
@@ -182,9 +186,12 @@ def load_distros(defs_dir: Path = DEFS_DIR) -> dict[str, DistroDef]:
 
 @lru_cache(maxsize=16)
 def load_image_types_file(name: str, defs_dir: Path = DEFS_DIR) -> dict[str, Any]:
+    from distros.schema import validate_family
+
     data = yaml.safe_load((defs_dir / name).read_text())
-    if "image_types" not in data:
+    if not isinstance(data, dict) or "image_types" not in data:
         raise DefinitionError(f"{name}: no image_types")
+    validate_family(data, name)
     return data
 
 

@@ -47,6 +47,10 @@ def pipeline_kind(name: str) -> Callable[[type], type]:
 class PipelineKind:
     """Base of the pipeline builders selected by `kind:` in the data."""
 
+    # keys this kind reads from its pipeline entry beyond the built-in kinds' (distros/schema.py
+    # PIPELINE); the definitions loader refuses any other key
+    spec_keys: frozenset[str] = frozenset()
+
     def package_sets(self, ctx: "ManifestContext", spec: dict[str, Any]) -> list[dict[str, Any]] | None:
         return None
 

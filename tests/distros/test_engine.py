@@ -281,6 +281,8 @@ def test_customizations_become_stages(toy: dict[str, distros.Distro]) -> None:
 def test_new_pipeline_kind_is_data_plus_a_class(toy: dict[str, distros.Distro]) -> None:
     @pipeline_kind("toy-note")
     class Note(PipelineKind):
+        spec_keys = frozenset({"text"})
+
         def serialize(self, ctx: Any, spec: dict[str, Any]) -> dict[str, Any]:
             return {"name": spec["name"], "build": "name:build",
                     "stages": [{"type": "org.osbuild.noop", "options": {"text": spec["text"]}}]}
