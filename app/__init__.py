@@ -45,6 +45,7 @@ def create_app(config: "Config | None" = None, pipeline: "Pipeline | None" = Non
     """
     from flask import Flask
 
+    from app import hosts
     from app.errors import register_error_handlers
     from app.params import check_request_chars
     from app.request_logs import install_flask
@@ -65,10 +66,13 @@ def create_app(config: "Config | None" = None, pipeline: "Pipeline | None" = Non
     register_error_handlers(app)
     install_flask(app)  # log lines of a request about a compose carry its id
 
+    allowed_hosts = hosts.allowed_names(config)
+
     @app.before_request
     def _guard() -> None:
-        from flask import abort
+        from flask import abort, request
 
+        hosts.check_request(request.environ, request.headers, allowed_hosts)  # CSRF, DNS rebinding
         if request_content_length() > app.config["MAX_CONTENT_LENGTH"]:
             abort(413)  # rendered as a Weldr HTTPError body by app.errors
         check_request_chars()

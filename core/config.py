@@ -96,6 +96,7 @@ class Config:
     socket: Path = Path("/run/weldr/api.socket")
     socket_group: str = "weldr"
     listen: str = ""  # "HOST:PORT" to also serve TCP; empty: socket only
+    allowed_hosts: list[str] = field(default_factory=list)  # Host/Origin names TCP answers besides loopback
     api_workers: int = 2
     body_limit: int = 16 * 1024 * 1024
     default_distro: str = ""  # distro when a request names none; empty: the host's, else centos-9
@@ -144,7 +145,8 @@ class Config:
 # Tables a TOML file may use to group settings, and the settings each one holds.  The README and
 # the example configuration follow the same grouping.
 SECTIONS: dict[str, tuple[str, ...]] = {
-    "api": ("socket", "socket_group", "listen", "api_workers", "body_limit", "default_distro"),
+    "api": ("socket", "socket_group", "listen", "allowed_hosts", "api_workers", "body_limit",
+            "default_distro"),
     "storage": ("state_dir", "cache_dir", "repositories_dir", "artifacts_dir", "database_url",
                 "secret_key_file"),
     "celery": ("broker_url", "result_backend", "worker_concurrency", "embedded_workers"),

@@ -8,6 +8,7 @@ never leave: every upload and profile passes through `uploaders.base.strip_secre
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
@@ -15,7 +16,7 @@ from flask import Blueprint, request
 
 from app import get_config, get_db, get_pipeline
 from app.errors import json_response
-from app.params import check_api_string, v1_only
+from app.params import JSON_TYPE, check_api_string, v1_only
 from core.errors import WeldrError
 from core.store import uploads as upload_store
 from core.store.composes import ComposeStore
@@ -32,7 +33,21 @@ def _store() -> ComposeStore:
 
 
 def _json_body() -> dict[str, Any] | None:
-    body = request.get_json(force=True, silent=True, cache=False)
+    """The body as a non-empty JSON object, None when there is none (or it does not parse).
+
+    A body must come as `Content-Type: application/json`, as composer-cli and cockpit-composer
+    send it: a cross-site form can post `text/plain` without the browser asking first (CSRF).
+    """
+    data = request.get_data(cache=False)
+    if not data.strip():
+        return None
+    if request.mimetype != JSON_TYPE:
+        raise service.upload_error(f"the body must be JSON sent as Content-Type: {JSON_TYPE}, "
+                                   f"not {request.content_type or 'no Content-Type'}")
+    try:
+        body = json.loads(data)
+    except (ValueError, RecursionError):
+        return None
     return body if isinstance(body, dict) and body else None
 
 
@@ -93,9 +108,7 @@ def upload_log(upload_uuid: str) -> Any:
 @bp.post("/upload/reset/<upload_uuid>")
 @v1_only
 def reset(upload_uuid: str) -> Any:
-    body = request.get_json(force=True, silent=True, cache=False) or {}
-    if not isinstance(body, dict):
-        body = {}
+    body = _json_body() or {}
     store = _store()
     upload = service.reset_upload(store, get_config(), _upload_uuid(upload_uuid),
                                   body.get("image_name"), body.get("settings"))
