@@ -97,10 +97,83 @@ def _prepare_embedded(config: "Config") -> None:
         finally:
             conn.close()
     # kombu passes broker_transport_options to SQLAlchemy's create_engine, so the polling interval
-    # can only be given to the transport class itself.
+    # can only be given to the transport class itself; the same holds for its channel class.
     from kombu.transport import sqlalchemy as sqla_transport
 
     sqla_transport.Transport.polling_interval = EMBEDDED_POLLING_INTERVAL
+    sqla_transport.Transport.Channel = _embedded_channel_class()  # type: ignore[assignment]
+    prepare_embedded_broker(config)
+
+
+_broker_ready: set[str] = set()
+
+
+def prepare_embedded_broker(config: "Config") -> None:
+    """Create kombu's tables and a row for each of our queues in the SQLite broker, once per
+    process, under an exclusive file lock.
+
+    kombu creates them lazily in every process that connects (`CREATE TABLE` after a check, then
+    an `INSERT` of the queue's name after a lookup): the API and a fresh `serve`'s workers doing
+    that at the same moment made one of them die at start with "table kombu_queue already exists"
+    or "UNIQUE constraint failed: kombu_queue.name".  Under the lock the first process creates
+    everything and the others find it there.  `serve` calls this before it starts any worker.
+    """
+    import fcntl
+
+    url = broker_url(config)
+    if url in _broker_ready:
+        return
+    state_dir = Path(config.state_dir)
+    state_dir.mkdir(parents=True, exist_ok=True)
+    with open(state_dir / (BROKER_DB + ".lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        _declare_queues(url)
+    _broker_ready.add(url)
+
+
+def _declare_queues(url: str) -> None:
+    """Every queue declared through kombu itself (its tables and rows, as it wants them); the
+    engine kombu caches is then disposed, so no SQLite connection is inherited by a process
+    forked later (Celery's pool, gunicorn's workers)."""
+    from kombu import Connection
+    from kombu.transport import sqlalchemy as sqla_transport
+
+    before = set(sqla_transport.Channel._engines)
+    with Connection(url, transport_options={"connect_args": {"timeout": 30}}) as conn:
+        channel = conn.channel()
+        try:
+            for queue in all_queues():
+                channel.queue_declare(queue=queue)
+        finally:
+            channel.close()
+    for key in set(sqla_transport.Channel._engines) - before:
+        engine, _ = sqla_transport.Channel._engines.pop(key)
+        engine.dispose()
+
+
+def _embedded_channel_class() -> type:
+    """kombu's SQLAlchemy channel, tolerant of a queue row another process inserted between its
+    lookup and its insert (kombu only retries on OperationalError; the IntegrityError killed the
+    worker with "Unrecoverable error").  With `prepare_embedded_broker` this is a backstop."""
+    global _EmbeddedChannel
+    if _EmbeddedChannel is not None:
+        return _EmbeddedChannel
+    from kombu.transport import sqlalchemy as sqla_transport
+    from sqlalchemy.exc import IntegrityError
+
+    class EmbeddedChannel(sqla_transport.Channel):  # type: ignore[misc,name-defined]
+        def _get_or_create(self, queue: str) -> Any:
+            try:
+                return super()._get_or_create(queue)
+            except IntegrityError:
+                self.session.rollback()
+                return super()._get_or_create(queue)
+
+    _EmbeddedChannel = EmbeddedChannel
+    return EmbeddedChannel
+
+
+_EmbeddedChannel: type | None = None
 
 
 def prune_embedded_broker(config: "Config") -> int:
