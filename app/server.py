@@ -14,6 +14,9 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
+import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -26,6 +29,7 @@ log = logging.getLogger(__name__)
 THREADS_PER_WORKER = 4
 SOCKET_UMASK = 0o117  # → srw-rw----
 GRACEFUL_TIMEOUT = 10
+EMBEDDED_RESTART_DELAY = 5.0  # seconds between starts of the embedded supervisor
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -116,7 +120,9 @@ def _make_base() -> type:
             self.weldr_config = config
             self.app_factory = app_factory
             self.embedded = embedded
-            self._stop_embedded: Callable[[], None] | None = None
+            self._embedded_proc: Any = None
+            self._embedded_started = 0.0
+            self._stopping = False
             self.socket_activated = systemd_socket_count() > 0
             super().__init__()
 
@@ -176,40 +182,78 @@ def _make_base() -> type:
             server.log.info("Weldr API listening on %s", ", ".join(bind_addresses(cfg)))
 
         def _start_embedded(self) -> None:
-            """The pipeline may run helpers beside the API (embedded workers, recovery loop).
+            """The pipeline's helpers beside the API (embedded workers, recovery loop).
 
-            They run in a spawned child, never in the arbiter: the arbiter forks API workers
-            for its whole life, and an SQLite connection open across a fork corrupts the
-            child's view of the file locks ("database is locked" in every worker).
+            They run under a supervisor in a spawned child, never in the arbiter: the arbiter
+            forks API workers for its whole life, and an SQLite connection open across a fork
+            corrupts the child's view of the file locks ("database is locked" in every worker).
+            A plain subprocess, not multiprocessing: forked API workers would inherit a
+            multiprocessing child and try to join it at exit.  It gets SIGTERM when the arbiter
+            dies (even by `kill -9`), and the arbiter starts it again should it die
+            (`_check_embedded`, from the arbiter's loop).
             """
             if not self.embedded:
                 return
-            # A plain subprocess, not multiprocessing: forked API workers would inherit a
-            # multiprocessing child and try to join it at exit.
             import base64
             import pickle
             import subprocess
             import sys
 
+            from tasks.supervisor import die_with_parent
+
             env = dict(os.environ)
             env[_EMBEDDED_ENV] = base64.b64encode(pickle.dumps(self.weldr_config)).decode()
-            proc = subprocess.Popen(
-                [sys.executable, "-c", "import app.server as s; s._embedded_main()"], env=env)
+            self._embedded_proc = subprocess.Popen(
+                [sys.executable, "-c", "import app.server as s; s._embedded_main()"], env=env,
+                preexec_fn=die_with_parent(signal.SIGTERM))
+            self._embedded_started = time.monotonic()
 
-            def stop() -> None:
-                if proc.poll() is None:
-                    proc.terminate()  # SIGTERM: _embedded_main stops the helpers cleanly
-                try:
-                    proc.wait(GRACEFUL_TIMEOUT + 5)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
+        def _check_embedded(self) -> None:
+            """Start the supervisor again if it died (it restarts its own children); at most
+            once per `EMBEDDED_RESTART_DELAY` s, so one that cannot start does not spin."""
+            proc = self._embedded_proc
+            if proc is None or self._stopping or proc.poll() is None:
+                return
+            if time.monotonic() - self._embedded_started < EMBEDDED_RESTART_DELAY:
+                return
+            log.warning("the embedded supervisor (pid %d) ended (status %s); starting it again",
+                        proc.pid, proc.returncode)
+            self._start_embedded()
 
-            self._stop_embedded = stop
+        def _stop_embedded(self) -> None:
+            self._stopping = True
+            proc = self._embedded_proc
+            if proc is None:
+                return
+            import subprocess
+
+            if proc.poll() is None:
+                proc.terminate()  # SIGTERM: the supervisor stops its children's groups
+            try:
+                proc.wait(GRACEFUL_TIMEOUT + 5)
+            except subprocess.TimeoutExpired:
+                proc.kill()  # its children get their parent-death signal
+                proc.wait()
+
+        def run(self) -> None:
+            """gunicorn's arbiter, which also looks after the embedded supervisor each second."""
+            from gunicorn.arbiter import Arbiter
+
+            application = self
+
+            class WeldrArbiter(Arbiter):
+                def manage_workers(self) -> None:
+                    super().manage_workers()
+                    application._check_embedded()
+
+            try:
+                WeldrArbiter(self).run()
+            except RuntimeError as exc:
+                print(f"\nError: {exc}\n", file=sys.stderr)
+                sys.exit(1)
 
         def _on_exit(self, server: Any) -> None:
-            if self._stop_embedded is not None:
-                self._stop_embedded()
+            self._stop_embedded()
             if self.socket_activated:
                 return  # the socket is systemd's: removing it would break the next activation
             try:
@@ -241,14 +285,13 @@ def _warm_worker(worker: Any) -> None:
 
 
 def _embedded_main() -> None:
-    """Child process: the pipeline's helpers until SIGTERM."""
+    """Child process: the pipeline's helpers, supervised from this main thread until SIGTERM."""
     import base64
     import pickle
-    import signal
     import threading
 
     from core.logs import setup_logging
-    from tasks.pipeline import start_embedded
+    from tasks.pipeline import run_embedded
 
     config = pickle.loads(base64.b64decode(os.environ.pop(_EMBEDDED_ENV)))
 
@@ -257,12 +300,10 @@ def _embedded_main() -> None:
     signal.signal(signal.SIGTERM, lambda *_: done.set())
     signal.signal(signal.SIGINT, lambda *_: done.set())
     try:
-        stop = start_embedded(config)
+        run_embedded(config, done)
     except Exception:  # the API stays useful (blueprints, sources, status) without them
-        log.exception("the pipeline's embedded helpers did not start")
-        return
-    done.wait()
-    stop()
+        log.exception("the pipeline's embedded helpers stopped")
+        raise SystemExit(1) from None
 
 
 def WeldrServer(config: "Config", app_factory: Callable[["Config"], Any] | None = None,

@@ -171,18 +171,23 @@ def start_recovery(config: "Config", interval: float | None = None) -> Callable[
     return loop.stop
 
 
-def start_embedded(config: "Config") -> Callable[[], None]:
-    """`serve`'s hook: the recovery loop, and with the embedded broker the workers themselves.
+def run_embedded(config: "Config", stop: threading.Event) -> None:
+    """`serve`'s helpers until `stop` is set: the recovery loop, and with the embedded broker the
+    workers themselves, as supervised child processes (`tasks.supervisor`).  Blocks; must run in
+    the process's main thread (parent-death signals follow the thread that started a child).
 
-    All as child processes (see `tasks.worker.WorkerProcesses`); the returned function stops them.
+    The embedded broker's tables are created here, once, before any child starts: workers and the
+    API creating them at the same moment is what lost the first worker of a fresh `serve`.
     """
     from tasks import celery_app
-    from tasks.worker import WorkerProcesses
+    from tasks.supervisor import Supervisor
+    from tasks.worker import child_environ, embedded_children
 
-    queue_sets = ["all"] if celery_app.is_embedded(config) and config.embedded_workers else []
-    children = WorkerProcesses(config, queue_sets, recovery=True)
-    children.start()
-    return children.stop
+    embedded = celery_app.is_embedded(config)
+    if embedded:
+        celery_app.prepare_embedded_broker(config)
+    Supervisor(embedded_children(config, embedded and config.embedded_workers),
+               child_environ(config)).run(stop)
 
 
 class CeleryPipeline:

@@ -5,8 +5,8 @@ depsolve, osbuild and each upload target scale on their own hosts.  `upload` mea
 target's queue.  The worker runs our Celery app configured from the same `Config` as the API; it
 takes `--concurrency` (default `worker_concurrency`, 0 = one process per CPU).
 
-`WorkerProcesses` is how `serve` runs workers itself with the embedded broker: child processes
-of this command, stopped (TERM, then KILL) when the API stops.
+`embedded_children` is what `serve` runs itself under `tasks.supervisor`: with the embedded broker
+one worker of this command per queue kind, and the recovery loop.
 """
 
 from __future__ import annotations
@@ -15,16 +15,14 @@ import argparse
 import logging
 import os
 import signal
-import subprocess
 import sys
-import time
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from core.config import Config
+    from tasks.supervisor import ChildSpec
 
 log = logging.getLogger(__name__)
-STOP_GRACE = 15.0
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -108,80 +106,41 @@ def _redact(url: str) -> str:
     return url
 
 
-def _die_with_parent() -> None:
-    """Children of `serve` get SIGTERM when it dies, even by `kill -9` (no stray workers)."""
-    try:
-        import ctypes
-
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM, 0, 0, 0)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
+EMBEDDED_DEPSOLVE_CONCURRENCY = 2  # two POST /compose depsolve at once; a third waits for one
+EMBEDDED_UPLOAD_CONCURRENCY = 2
 
 
-class WorkerProcesses:
-    """Children of `serve`: the recovery loop, and with the embedded broker the workers.
+def embedded_children(config: "Config", workers: bool) -> list["ChildSpec"]:
+    """What `serve` supervises: with `workers`, one Celery worker per queue kind, then the recovery
+    loop.  A worker per kind, not one for all queues: a depsolve (which POST /compose waits for)
+    must never wait for a pool slot that builds of an hour hold, nor an upload for one."""
+    from tasks.supervisor import ChildSpec
 
-    Processes, not threads: gunicorn forks its workers from the process that runs this, and a
-    fork taken while one of our threads holds a lock (logging, SQLite, kombu) deadlocks the child.
-    They run `python -m app.cli` with the API's settings in the environment, so overrides given on
-    `serve`'s command line reach them too.
-    """
+    base = [sys.executable, "-m", "app.cli", "worker"]
+    specs = []
+    if workers:
+        for queues, concurrency in (("depsolve", EMBEDDED_DEPSOLVE_CONCURRENCY),
+                                    ("build", config.worker_concurrency),
+                                    ("upload", EMBEDDED_UPLOAD_CONCURRENCY)):
+            argv = base + ["--queues", queues]
+            if concurrency:
+                argv += ["--concurrency", str(concurrency)]
+            specs.append(ChildSpec(f"worker-{queues}", argv))
+    specs.append(ChildSpec("recovery", [sys.executable, "-m", "tasks.recovery"],
+                           death_signal=signal.SIGTERM))
+    return specs
 
-    def __init__(self, config: "Config", queue_sets: list[str], concurrency: int | None = None,
-                 recovery: bool = False):
-        self.config = config
-        self.queue_sets = queue_sets
-        self.concurrency = concurrency
-        self.recovery = recovery
-        self.procs: list[subprocess.Popen] = []
 
-    def commands(self) -> list[list[str]]:
-        base = [sys.executable, "-m", "app.cli"]
-        out = []
-        for queues in self.queue_sets:
-            argv = base + ["worker", "--queues", queues]
-            if self.concurrency is not None:
-                argv += ["--concurrency", str(self.concurrency)]
-            out.append(argv)
-        if self.recovery:
-            out.append([sys.executable, "-m", "tasks.recovery"])
-        return out
-
-    def environ(self) -> dict[str, str]:
-        env = dict(os.environ)
-        cfg = self.config
-        env["CELERY_COMPOSER_STATE_DIR"] = str(cfg.state_dir)
-        env["CELERY_COMPOSER_CACHE_DIR"] = str(cfg.cache_dir)
-        env["CELERY_COMPOSER_REPOSITORIES_DIR"] = str(cfg.repositories_dir)
-        env["CELERY_COMPOSER_BROKER_URL"] = cfg.broker_url
-        env["CELERY_COMPOSER_RESULT_BACKEND"] = cfg.result_backend
-        if cfg.artifacts_dir:
-            env["CELERY_COMPOSER_ARTIFACTS_DIR"] = str(cfg.artifacts_dir)
-        return env
-
-    def start(self) -> None:
-        env = self.environ()
-        for argv in self.commands():
-            # own session: a Ctrl-C at the terminal reaches the API, which stops us in order
-            self.procs.append(subprocess.Popen(argv, env=env, start_new_session=True,
-                                               preexec_fn=_die_with_parent))
-            log.info("started pid %d: %s", self.procs[-1].pid, " ".join(argv[2:]))
-
-    def stop(self, grace: float = STOP_GRACE) -> None:
-        for proc in self.procs:
-            if proc.poll() is None:
-                try:
-                    os.killpg(proc.pid, signal.SIGTERM)
-                except ProcessLookupError:
-                    pass
-        deadline = time.monotonic() + grace
-        for proc in self.procs:
-            try:
-                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                try:
-                    os.killpg(proc.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-                proc.wait()
-        self.procs.clear()
+def child_environ(config: "Config") -> dict[str, str]:
+    """The children run `python -m app.cli` with the API's settings in the environment, so
+    overrides given on `serve`'s command line reach them too."""
+    env = dict(os.environ)
+    cfg = config
+    env["CELERY_COMPOSER_STATE_DIR"] = str(cfg.state_dir)
+    env["CELERY_COMPOSER_CACHE_DIR"] = str(cfg.cache_dir)
+    env["CELERY_COMPOSER_REPOSITORIES_DIR"] = str(cfg.repositories_dir)
+    env["CELERY_COMPOSER_BROKER_URL"] = cfg.broker_url
+    env["CELERY_COMPOSER_RESULT_BACKEND"] = cfg.result_backend
+    if cfg.artifacts_dir:
+        env["CELERY_COMPOSER_ARTIFACTS_DIR"] = str(cfg.artifacts_dir)
+    return env

@@ -252,3 +252,89 @@ def own_redis(tmp_path: Path) -> Iterator[Any]:
     server.start()
     yield server
     server.stop()
+
+
+# --- process trees ------------------------------------------------------------------------------
+
+def _stat(pid: int) -> list[str] | None:
+    """Fields of /proc/<pid>/stat after the command name (state is [0], ppid [1], pgid [2],
+    start time [19]); None when there is no such process."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+
+
+def process_tree(root: int) -> dict[int, str]:
+    """Every live process descending from `root`, and every member of their process groups
+    (a worker's pool in its own group), as pid → start time (which tells a reused pid apart)."""
+    table = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            fields = _stat(int(entry.name))
+            if fields is not None and fields[0] != "Z":
+                table[int(entry.name)] = fields
+    found = {root} if root in table else set()
+    while True:
+        groups = {int(table[p][2]) for p in found}
+        more = {p for p, f in table.items()
+                if p not in found and (int(f[1]) in found or int(f[2]) in groups)}
+        if not more:
+            break
+        found |= more
+    return {p: table[p][19] for p in found}
+
+
+def still_running(tree: dict[int, str]) -> list[int]:
+    """The processes of `tree` still alive (same pid and same start time, not a zombie)."""
+    out = []
+    for pid, started in tree.items():
+        fields = _stat(pid)
+        if fields is not None and fields[0] != "Z" and fields[19] == started:
+            out.append(pid)
+    return out
+
+
+def wait_gone(tree: dict[int, str], timeout: float = 120.0) -> list[int]:
+    """Wait (on pidfds, not a timer) until every process of `tree` has ended; returns those
+    still running after `timeout`, a bound generous enough for a loaded machine."""
+    import select
+
+    fds = {}
+    for pid in still_running(tree):
+        try:
+            fds[os.pidfd_open(pid)] = pid
+        except OSError:  # ended meanwhile
+            continue
+    deadline = time.monotonic() + timeout
+    try:
+        pending = dict(fds)
+        while pending and time.monotonic() < deadline:
+            ready, _, _ = select.select(list(pending), [], [], deadline - time.monotonic())
+            for fd in ready:
+                pending.pop(fd)
+        return still_running({p: tree[p] for p in pending.values()})
+    finally:
+        for fd in fds:
+            os.close(fd)
+
+
+def wait_for_log(path: Path, needle: str, timeout: float = 120.0, start: int = 0,
+                 proc: subprocess.Popen | None = None) -> str:
+    """The log's text from `start` once `needle` is in it; fails after `timeout` (generous) or
+    when `proc` ended first."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with open(path, "rb") as fh:
+                fh.seek(start)
+                text = fh.read().decode("utf-8", "replace")
+        except FileNotFoundError:
+            text = ""
+        if needle in text:
+            return text
+        if proc is not None and proc.poll() is not None:
+            raise AssertionError(f"process ended before {needle!r} was logged: {text[-3000:]}")
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{needle!r} not logged within {timeout} s: {text[-3000:]}")
+        time.sleep(0.1)

@@ -1,0 +1,158 @@
+"""`serve` with the embedded broker: its supervised helpers start, come back when they die, and die
+with it.  Real `celery-composer serve` (gunicorn), real Celery workers on kombu's SQLite transport,
+the stand-in osbuild; every wait is on an event (a log line, a state, a pidfd) with a generous bound.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from core import jobs
+from tasks import pipeline, steps
+from tests.conftest import WeldrServer
+
+from .conftest import PROJECT_DIR, process_tree, still_running, wait_for_log, wait_gone
+
+CHILDREN = ("worker-depsolve", "worker-build", "worker-upload", "recovery")
+
+
+def start_embedded_serve(tmp_path: Path, make_env: Any, **settings: Any) -> tuple[WeldrServer, Any]:
+    """serve with its embedded workers, once every supervised child started and each worker said
+    it is ready (the log is at INFO for that)."""
+    server = WeldrServer(tmp_path / "api")
+    env = make_env("", state_dir=server.state_dir, embedded_workers="true", **settings)
+    server.extra_env = {k: v for k, v in env.environ.items() if k.startswith("CELERY_COMPOSER_")}
+    server.extra_env.setdefault("CELERY_COMPOSER_WORKER_CONCURRENCY", "1")
+    server.extra_env["CELERY_COMPOSER_LOG_LEVEL"] = "INFO"
+    server.start(timeout=120)
+    wait_until_ready(server)
+    return server, env
+
+
+def children(server: WeldrServer, start: int = 0) -> dict[str, int]:
+    """The latest pid of each supervised child, from the supervisor's log lines."""
+    text = server.log_path.read_bytes()[start:].decode("utf-8", "replace")
+    return {m[1]: int(m[2]) for m in re.finditer(r"started (\S+) \(pid (\d+)\)", text)}
+
+
+def wait_until_ready(server: WeldrServer, start: int = 0, timeout: float = 180.0) -> dict[str, int]:
+    """Every supervised child started, and each worker logged Celery's "ready."."""
+    import time
+
+    wait_for_log(server.log_path, "started recovery", start=start, timeout=timeout,
+                 proc=server.proc)
+    pids = children(server, start)
+    deadline = time.monotonic() + timeout
+    while True:
+        text = server.log_path.read_bytes()[start:].decode("utf-8", "replace")
+        assert "Unrecoverable error" not in text, text[-3000:]
+        if all(re.search(rf"\[{pids[n]}\].*ready\.", text) for n in CHILDREN[:3]):
+            return pids
+        assert time.monotonic() < deadline, f"workers not ready: {text[-3000:]}"
+        assert server.proc is not None and server.proc.poll() is None, text[-3000:]
+        time.sleep(0.1)
+
+
+@pytest.mark.parametrize("how", ["kill-9", "term", "term-then-kill-group"])
+def test_nothing_outlives_serve(tmp_path, make_env, how):
+    """`kill -9` of serve alone, SIGTERM to it, or SIGTERM to its group at once followed by SIGKILL
+    (the supervisor dies before it stopped anything): no process of serve's tree is left."""
+    server, _ = start_embedded_serve(tmp_path, make_env)
+    proc = server.proc
+    assert proc is not None
+    tree = process_tree(proc.pid)
+    names = {Path(f"/proc/{p}/cmdline").read_bytes() for p in tree}
+    assert any(b"tasks.recovery" in c for c in names) and any(b"--queues\0build" in c for c in names)
+    if how == "kill-9":
+        proc.kill()
+    elif how == "term":
+        proc.terminate()
+    else:
+        os.killpg(proc.pid, signal.SIGTERM)
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    server.proc = None
+    left = wait_gone(tree)
+    assert not left, [Path(f"/proc/{p}/cmdline").read_bytes() for p in left]
+
+
+def test_killed_embedded_worker_is_started_again_and_finishes_the_build(tmp_path, make_env):
+    """kill -9 of the embedded build worker (main and pool) mid-build: the supervisor starts it
+    again, the recovery loop re-queues the build once its heartbeat stops, the new worker builds."""
+    server, env = start_embedded_serve(tmp_path, make_env, task_stale_after=3)
+    try:
+        cid = env.build_compose({"mode": "ok", "stage_sleep": 1.0})
+        assert pipeline.send(env.config, cid, steps.BUILD, [])
+        store = env.store
+        wait_until(lambda: store.progress(cid) is not None)
+        before = children(server)["worker-build"]
+        offset = server.log_path.stat().st_size
+        os.killpg(before, signal.SIGKILL)
+        wait_for_log(server.log_path, "started worker-build", start=offset, proc=server.proc)
+        assert children(server)["worker-build"] != before
+        assert env.wait_for([cid], timeout=180) == {cid: "FINISHED"}, store.read_log(cid)
+        assert "attempt 2" in store.read_log(cid)
+        assert [j["attempt"] for j in jobs.jobs(store.db, cid) if j["step"] == "build"] == [2]
+    finally:
+        server.stop()
+
+
+RACE = textwrap.dedent("""
+    import os, sys, time
+    from core import config as config_mod
+    from tasks import celery_app
+    gate = sys.argv[1]
+    while not os.path.exists(gate):
+        time.sleep(0.001)
+    app = celery_app.configure(config_mod.load())
+    with app.connection_for_write() as conn:
+        for queue in celery_app.all_queues():
+            conn.default_channel.queue_declare(queue=queue)
+    print("declared")
+""")
+
+
+def test_processes_starting_at_once_on_a_fresh_embedded_broker_all_connect(tmp_path, make_env):
+    """What a fresh `serve` does: API and workers connect to a broker file nobody created yet, at
+    the same moment.  Each must come up (before: "table kombu_queue already exists" or "UNIQUE
+    constraint failed: kombu_queue.name" killed some)."""
+    for attempt in range(3):
+        env = make_env("", state_dir=tmp_path / f"state{attempt}")
+        gate = tmp_path / f"go{attempt}"
+        procs = [subprocess.Popen([sys.executable, "-c", RACE, str(gate)], cwd=PROJECT_DIR,
+                                  env=env.environ, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+                 for _ in range(6)]
+        gate.touch()
+        outputs = [p.communicate(timeout=300)[0].decode() for p in procs]
+        failed = [o for p, o in zip(procs, outputs, strict=True) if p.returncode != 0]
+        assert not failed, failed[0][-3000:]
+        assert all(o.strip().endswith("declared") for o in outputs)
+
+
+def wait_until(predicate: Any, timeout: float = 120.0) -> None:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        time.sleep(0.05)
+
+
+def test_serve_stops_its_helpers_gracefully(tmp_path, make_env):
+    """SIGTERM to serve: the supervisor's children end, and no 'lost' warning about respawning."""
+    server, _ = start_embedded_serve(tmp_path, make_env)
+    assert server.proc is not None
+    tree = process_tree(server.proc.pid)
+    server.stop()
+    assert not wait_gone(tree)
+    assert "starting it again" not in server.log_path.read_text()
+    assert still_running(tree) == []
