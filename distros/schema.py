@@ -14,8 +14,9 @@ Stage options the engine passes to osbuild unchanged (`sysconfig`, `cloud_init`,
 from __future__ import annotations
 
 import difflib
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Union
+from typing import Any
 
 from distros.definitions import DefinitionError
 
@@ -60,7 +61,7 @@ class Record:
     extra: Callable[[dict[str, Any]], set[str] | None] | None = None
 
 
-Spec = Union[Opaque, Scalar, ListOf, MapOf, Record]
+Spec = Opaque | Scalar | ListOf | MapOf | Record
 
 STR, BOOL, INT = Scalar((str,)), Scalar((bool,)), Scalar((int,))
 SIZE = Scalar((int, str))                 # 10 GiB, 1048576
