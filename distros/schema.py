@@ -161,6 +161,8 @@ DISTRO_FIELDS: dict[str, Spec] = {
     "vendor": STR, "runner": STR, "runner_build_packages": STRS, "iso_label": STR, "default_fs_type": STR,
     "arches": STRS, "image_types": STR, "build_packages": STRS, "image_config": IMAGE_CONFIG,
     "host_build_root": BOOL, "follows": STR, "minors": ListOf(INT),
+    # images' rpmkeys distro tweak (DistroDef.rpmkeys)
+    "rpmkeys": Record({"binary_path": STR, "ignore_build_import_failures": BOOL}),
 }
 DISTRO = Record({**DISTRO_FIELDS, "per_minor": MapOf(Record(dict(DISTRO_FIELDS)))})
 DISTROS_FILE = Record({"distros": ListOf(DISTRO)})
