@@ -136,7 +136,9 @@ PIPELINE = Record({"name": STR, "kind": STR, "filename": STR, "input": STR, "tre
 PACKAGE_SET = Record({"include": STRS, "exclude": STRS})
 INSTALLER = Record({"variant": STR, "os_name": STR, "live": BOOL, "netinst": BOOL, "users_module": STR,
                     "anaconda_modules": STRS, "additional_dracut_modules": STRS, "additional_drivers": STRS,
-                    "squashfs_compression": STR, "kickstart_in_iso_root": BOOL, "kernel_opts": ANY, "kernel": STR})
+                    "squashfs_compression": STR, "kickstart_in_iso_root": BOOL, "kernel_opts": ANY, "kernel": STR,
+                    # images' installer_config (distros/pipelines/installers.py reads it)
+                    "today": ANY})
 OSTREE = Record({"ignition_platform": STR, "ref": STR, "remote": STR, "remote_url": STR, "remote_content_url": STR,
                  "remote_gpgkey_paths": STRS, "os_name": STR, "keyboard": STR, "locale": STR, "kernel_opts": ANY,
                  "sysroot_readonly": BOOL, "ignition": BOOL})
@@ -149,6 +151,8 @@ IMAGE_TYPE = Record({
     "image_config": IMAGE_CONFIG, "required_sizes": MapOf(SIZE), "iso_label": STR, "mount_configuration": STR,
     "dracut_conf_first": BOOL, "rpm_options": ANY, "no_bls": BOOL, "disabled": BOOL, "rpm_ostree": BOOL,
     "boot_iso": BOOL, "request_rules": REQUEST_RULES, "ostree": OSTREE, "installer": INSTALLER,
+    # images' iso_config (distros/isoboot.py reads it)
+    "iso": ANY,
 })
 
 FAMILY_FILE = Record({"platforms": MapOf(PLATFORM), "partition_tables": MapOf(PARTITION_TABLE),
