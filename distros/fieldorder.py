@@ -21,6 +21,11 @@ STAGE_ORDER: dict[str, dict[tuple[str, ...], Order]] = {
         ("options",): ["dbpath", "gpgkeys", "gpgkeys.fromtree", "disable_dracut", "exclude", "ostree_booted",
                        "kernel_install_env", "install_langs", "rpmkeys"],
     },
+    "org.osbuild.grub2": {
+        ("options",): ["compat_version", "root_fs_uuid", "boot_fs_uuid", "kernel_opts", "legacy", "uefi",
+                       "saved_entry", "greenboot", "write_cmdline", "config", "ignition"],
+        ("options", "uefi"): ["vendor", "install", "unified"],
+    },
     "org.osbuild.kickstart": {
         ("options", "network", "[]"): ["activate", "bootproto", "device", "onboot", "ip", "ipv6", "gateway",
                                        "ipv6gateway", "nameservers", "netmask", "hostname", "essid", "wpakey"],

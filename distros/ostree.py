@@ -595,6 +595,7 @@ def deployment_pipeline(commit: CommitSpec, dep: Deployment, name: str = "ostree
 
 
 _GRUB_ORDER = (
+    "compat_version",
     "root_fs_uuid",
     "boot_fs_uuid",
     "kernel_opts",

@@ -70,7 +70,8 @@ def images_changes(manifest: dict) -> dict:
       where greenboot runs (`edge_commit_image_config` systemd_dropin);
     - EC2 on x86_64 (`ec2_image_config` "x86_64 specific kopts"): `console=tty0` first and no
       `rd.blacklist=nouveau` (the modprobe blacklist stays);
-    - the tar image's archive keeps numeric owners (`pkg/image/archive.go`: NumericOwner).
+    - the tar image's archive keeps numeric owners (`pkg/image/archive.go`: NumericOwner);
+    - the grub2 stage asks for `compat_version` 2 (`pkg/osbuild/grub2_stage.go` NewGrub2StageOptions).
     """
     import copy as copymod
 
@@ -89,6 +90,8 @@ def images_changes(manifest: dict) -> dict:
             if st["type"] == "org.osbuild.systemd.unit" and isinstance(service.get("Environment"), str):
                 key, _, value = service["Environment"].partition("=")
                 service["Environment"] = [{"key": key, "value": value}]
+            if st["type"] == "org.osbuild.grub2":
+                st["options"] = {"compat_version": 2, **st["options"]}
             if st["type"] == "org.osbuild.tar" and pipeline["name"] == "archive" and \
                     st["options"].get("filename") == "root.tar.xz":
                 st["options"]["numeric-owner"] = True

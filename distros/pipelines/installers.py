@@ -523,6 +523,8 @@ def deployment_grub_options(ctx: ManifestContext) -> dict[str, Any]:
     root = pt.find("/")
     assert root is not None
     opts: dict[str, Any] = {"root_fs_uuid": root[0].uuid}
+    if ctx.distro.follows == "images":
+        opts = {"compat_version": 2, **opts}     # images' NewGrub2StageOptions, as for disks
     boot = pt.find("/boot")
     if boot is not None:
         opts["boot_fs_uuid"] = boot[0].uuid

@@ -401,6 +401,9 @@ class OSTree(PipelineKind):
         pt = ctx.partition_table
         assert pt is not None
         opts: dict[str, Any] = {"root_fs_uuid": root_uuid}
+        if ctx.distro.follows == "images":
+            # images always asks for the highest grub2 stage compatibility (NewGrub2StageOptions)
+            opts = {"compat_version": 2, **opts}
         boot = pt.find("/boot")
         if boot is not None:
             opts["boot_fs_uuid"] = boot[0].uuid
