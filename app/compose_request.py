@@ -101,7 +101,8 @@ def prepare(body: dict[str, Any], *, config: Any, db: Database, api_version: int
     blueprint = committed_blueprint(db, name)
     if blueprint is None:
         raise WeldrError("UnknownBlueprint", f"Unknown blueprint name: {name}")
-    distro = blueprint.get("distro") or offered.default_distro(config)
+    # an alias (rhel-9) builds its target release (the blueprint keeps the alias)
+    distro = offered.resolve_distro(config, blueprint.get("distro") or "") or offered.default_distro(config)
     arch = blueprint.get("architecture") or host_arch()
     if distro not in offered.list_distros(config):
         raise WeldrError("DistroError", f"Unknown distribution: {distro} for arch {arch}")

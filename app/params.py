@@ -162,6 +162,7 @@ def distro_arg() -> str:
     distro = request.args.get("distro")
     if not distro:
         return offered.default_distro(get_config())
+    distro = offered.resolve_distro(get_config(), distro)
     if distro not in offered.list_distros(get_config()):
         raise WeldrError("DistroError", f"Invalid distro: {distro}")
     return distro

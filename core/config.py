@@ -8,7 +8,8 @@ service ends up writing its state to the wrong disk.
 
 The TOML file may group settings in tables (`[api]`, `[storage]`, ...; see `SECTIONS`) or give
 them at the top level; both spell the same flat setting.  `upload_defaults` is the only setting
-that is itself a table (one sub-table per upload target).
+that is itself a table of tables (one sub-table per upload target); `distro_aliases` is a top-level
+table of names as in osbuild-composer (`[distro_aliases]`, `rhel-9 = "rhel-9.6"`).
 """
 
 from __future__ import annotations
@@ -100,6 +101,8 @@ class Config:
     api_workers: int = 2
     body_limit: int = 16 * 1024 * 1024
     default_distro: str = ""  # distro when a request names none; empty: the host's, else centos-9
+    # alias → distro (osbuild-composer's [distro_aliases]); rhel-N already names the newest rhel-N.M
+    distro_aliases: dict[str, str] = field(default_factory=dict)
     # Storage
     state_dir: Path = field(default_factory=default_state_dir)
     cache_dir: Path = field(default_factory=default_cache_dir)
@@ -146,7 +149,7 @@ class Config:
 # the example configuration follow the same grouping.
 SECTIONS: dict[str, tuple[str, ...]] = {
     "api": ("socket", "socket_group", "listen", "allowed_hosts", "api_workers", "body_limit",
-            "default_distro"),
+            "default_distro", "distro_aliases"),
     "storage": ("state_dir", "cache_dir", "repositories_dir", "artifacts_dir", "database_url",
                 "secret_key_file"),
     "celery": ("broker_url", "result_backend", "worker_concurrency", "embedded_workers"),
@@ -231,6 +234,16 @@ def _check_command(value: list[str]) -> list[str]:
     return value
 
 
+_DISTRO_NAME = re.compile(r"^[a-z][a-z0-9_]*(-[0-9a-z._]+)+$")
+
+
+def _check_distro_aliases(value: dict[str, Any]) -> dict[str, str]:
+    for alias, target in value.items():
+        if not isinstance(target, str) or not _DISTRO_NAME.match(target) or not _DISTRO_NAME.match(alias):
+            raise ValueError(f"'{alias}' must name a distro such as rhel-9.6")
+    return dict(value)
+
+
 def _check_upload_defaults(value: dict[str, Any]) -> dict[str, Any]:
     for target, settings in value.items():
         if not isinstance(settings, dict):
@@ -257,6 +270,7 @@ _CHECKS: dict[str, Callable[[Any], Any]] = {
     "log_level": _check_log_level,
     "log_format": _check_log_format,
     "upload_defaults": _check_upload_defaults,
+    "distro_aliases": _check_distro_aliases,
 }
 
 
@@ -295,6 +309,12 @@ def _convert(key: str, kind: str, value: Any) -> Any:
             raise TypeError
         return list(value)
     if kind == "dict":
+        if isinstance(value, str) and key == "distro_aliases" and not value.lstrip().startswith("{"):
+            # osbuild-composer's DISTRO_ALIASES form: rhel-9=rhel-9.6,rhel-8=rhel-8.10
+            pairs = [part.split("=") for part in value.split(",") if part.strip()]
+            if any(len(pair) != 2 for pair in pairs):
+                raise ValueError("expected alias=distro pairs separated by commas")
+            return {a.strip(): d.strip() for a, d in pairs}
         if isinstance(value, str):
             import json
 
@@ -406,7 +426,7 @@ def _flatten(data: dict[str, Any]) -> dict[str, Any]:
                 put(sub, subvalue, f"in [{key}]")
         elif isinstance(value, dict) and key not in _FIELDS:
             raise ConfigError(f"unknown section [{key}]; known sections:"
-                              f" {', '.join(sorted(SECTIONS))}, upload_defaults")
+                              f" {', '.join(sorted(SECTIONS))}, distro_aliases, upload_defaults")
         else:
             put(key, value, "at the top level")
     return flat

@@ -3,12 +3,21 @@
 A distro is offered when both halves exist: a repository file (`repositories_dir`, the core's
 sources store reads it) and image definitions (this package).  The default distro and the solver's
 release and module platform come from the same pair, so they live here, above both.
+
+Distro aliases (osbuild-composer's `distro_aliases`): `rhel-8`, `rhel-9`, `rhel-10`, ... name the
+newest offered minor of that major release unless the `distro_aliases` setting maps them
+elsewhere (osbuild-composer itself ships rhel-7 → rhel-7.9, rhel-8 → rhel-8.10, rhel-9 → rhel-9.6,
+rhel-10 → rhel-10.0).  An alias is accepted wherever a distro name is (blueprints, composes,
+`?distro=`) and stands for its target; `/distros/list` lists only real distros, and a real distro
+always wins over an alias of the same name.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
+
+import re
 
 import distros
 from core.db import Database
@@ -32,10 +41,35 @@ def list_distros(config: Any, arch: str | None = None) -> list[str]:
     return out
 
 
+_MINOR = re.compile(r"^(?P<major>rhel-[0-9]+)\.(?P<minor>[0-9]+)$")
+
+
+def distro_aliases(config: Any) -> dict[str, str]:
+    """alias → offered distro: `rhel-N` → the newest offered `rhel-N.M`, then the configured
+    `distro_aliases` on top; aliases whose target is not offered, or that are real distros, drop."""
+    offered = list_distros(config)
+    newest: dict[str, tuple[int, str]] = {}
+    for name in offered:
+        m = _MINOR.match(name)
+        if m and (m["major"] not in newest or int(m["minor"]) > newest[m["major"]][0]):
+            newest[m["major"]] = (int(m["minor"]), name)
+    aliases = {alias: name for alias, (_minor, name) in sorted(newest.items())}
+    aliases.update(dict(getattr(config, "distro_aliases", None) or {}))
+    known = set(offered)
+    return {alias: target for alias, target in aliases.items() if target in known and alias not in known}
+
+
+def resolve_distro(config: Any, name: str) -> str:
+    """The offered distro `name` stands for: itself, or an alias's target (unknown names unchanged)."""
+    if not name:
+        return name
+    return distro_aliases(config).get(name, name)
+
+
 def default_distro(config: Any) -> str:
     """The configured default, else the host's distro when we offer it, else centos-9."""
     if getattr(config, "default_distro", ""):
-        return config.default_distro
+        return resolve_distro(config, config.default_distro)
     offered = list_distros(config)
     host = host_distro()
     if host in offered:

@@ -169,10 +169,15 @@ def _check_distro(blueprint: dict[str, Any]) -> None:
     distro = blueprint.get("distro")
     if not distro:
         return
-    try:
-        distro = blueprint["distro"] = distros.canonical_name(distro)
-    except LookupError:
-        pass
+    aliased = offered.resolve_distro(get_config(), distro)
+    if aliased != distro:
+        # an alias (rhel-9) is kept as written: it follows the configuration to its target
+        distro = aliased
+    else:
+        try:
+            distro = blueprint["distro"] = distros.canonical_name(distro)
+        except LookupError:
+            pass
     arch = blueprint.get("architecture") or sources.host_arch()
     if distro not in offered.list_distros(get_config(), arch):
         raise BlueprintError(f"'{distro}' is not a valid distribution (architecture '{arch}')")
@@ -230,7 +235,7 @@ def _solver() -> Solver:
     config, db = get_config(), get_db()
 
     def solve(package_set: dict[str, Any], distro: str, arch: str) -> list[dict[str, Any]]:
-        distro = distro or offered.default_distro(config)
+        distro = offered.resolve_distro(config, distro) or offered.default_distro(config)
         arch = arch or sources.host_arch()
         try:
             platform_id = distros.get_distro(distro).module_platform_id or None
