@@ -125,7 +125,7 @@ uninstall: ## Remove what `make install` put in place (the configuration stays)
 	rm -rf $(DESTDIR)$(DATADIR)/celery-composer/repositories
 
 .PHONY: bench-upload
-bench-upload: test-deps ## Upload benchmark: bytes on the wire and speed vs SDK baselines (Azurite, moto)
+bench-upload: test-deps ## Upload benchmark: bytes on the wire and speed vs SDK baselines (Azurite, moto, GCS emulator, registry)
 	$(BIN)/python bench/upload.py $(ARGS)
 
 .PHONY: clean

