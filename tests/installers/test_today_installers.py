@@ -127,6 +127,33 @@ def test_fedora_39_keeps_the_2023_iso_layout() -> None:
     assert "modules" in dracut["options"] and "add_modules" not in dracut["options"]
 
 
+def test_fedora_37_image_installer_modules_as_osbuild_composer() -> None:
+    """osbuild-composer's July-2023 fedora imageInstallerImage enabled anaconda-webui (package,
+    Security/Timezone/Localization modules, inst.webui options) from Fedora 38 on; Fedora 37's
+    installer with users activates the default modules and Users only."""
+    bp = {"customizations": {"user": [{"name": "alice"}]}}
+    m37 = make_with("fedora-37", bp)
+    anaconda = next(s for p in m37["pipelines"] for s in p["stages"] if s["type"] == "org.osbuild.anaconda")
+    assert anaconda["options"] == {"kickstart-modules": [
+        "org.fedoraproject.Anaconda.Modules.Network", "org.fedoraproject.Anaconda.Modules.Payloads",
+        "org.fedoraproject.Anaconda.Modules.Storage", "org.fedoraproject.Anaconda.Modules.Users"]}
+    isolinux = next(s for p in m37["pipelines"] for s in p["stages"] if s["type"] == "org.osbuild.isolinux")
+    assert isolinux["options"]["kernel"]["opts"] == ["inst.stage2=hd:LABEL=Fedora-37-BaseOS-x86_64"]
+    sets37 = distros.get_distro("fedora-37").image_type("x86_64", "image-installer").package_sets(bp)
+    assert "anaconda-webui" not in {p for s in sets37["anaconda-tree"] for p in s["include"]}
+    m38 = make_with("fedora-38", bp)
+    anaconda38 = next(s for p in m38["pipelines"] for s in p["stages"] if s["type"] == "org.osbuild.anaconda")
+    assert anaconda38["options"]["kickstart-modules"][3:] == [
+        "org.fedoraproject.Anaconda.Modules.Security", "org.fedoraproject.Anaconda.Modules.Timezone",
+        "org.fedoraproject.Anaconda.Modules.Localization", "org.fedoraproject.Anaconda.Modules.Users"]
+
+
+def make_with(distro: str, bp: dict[str, Any]) -> dict[str, Any]:
+    it = distros.get_distro(distro).image_type("x86_64", "image-installer")
+    sets = it.package_sets(bp)
+    return it.manifest(bp, fake_packages("x86_64", list(sets)), REPOS, {}, seed=7)
+
+
 def regenerate() -> None:
     PINNED.mkdir(exist_ok=True)
     for distro, arch, image_type, which in entries():
