@@ -282,3 +282,16 @@ def test_openscap_two_tailorings_are_refused() -> None:
                                           "tailoring": {"selected": ["a"]}}}}
     with pytest.raises(CustomizationError, match="only one type"):
         manifest("rhel-9.6", "x86_64", "qcow2", bp)
+
+
+@pytest.mark.parametrize("image_type", ["vhd", "azure-rhui", "azure-sap-rhui"])
+def test_rhel8_azure_grub2_and_loglevel(image_type: str) -> None:
+    """images rhel-8 `vhd_image_config` (grub2_config, kernel_options with loglevel=3); CentOS
+    Stream 8 keeps osbuild-composer's July-2023 grub2 configuration."""
+    (grub2,) = stages_of(manifest("rhel-8.10", "x86_64", image_type), "grub2")
+    assert grub2["config"] == {**AZURE_GRUB2, "terminal": ["serial", "console"], "timeout": 10,
+                               "timeout_style": "countdown", "serial": SERIAL}
+    assert grub2["kernel_opts"] == "ro loglevel=3 crashkernel=auto console=tty1 console=ttyS0 earlyprintk=ttyS0 rootdelay=300"
+    (old,) = stages_of(manifest("centos-8", "x86_64", "vhd"), "grub2")
+    assert old["config"] == {"default": "saved", "terminal_input": ["serial", "console"],
+                             "terminal_output": ["serial", "console"], "timeout": 10, "serial": SERIAL}
