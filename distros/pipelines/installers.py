@@ -245,12 +245,15 @@ def tree_file_stages(ctx: ManifestContext) -> Callable[[list[tuple[str, bytes]]]
 
 
 def data_package_chain(ctx: ManifestContext, name: str, extra: list[str]) -> list[dict[str, Any]]:
+    """The pipeline's package sets plus `extra`: concatenated as they come on releases following
+    osbuild/images (a name listed twice is asked twice), deduplicated as osbuild-composer did."""
+    today = ctx.distro.follows == "images"
     include: list[str] = []
     exclude: list[str] = []
     for pset in (ctx.data.get("package_sets") or {}).get(name, []):
-        include += [p for p in pset.get("include") or [] if p not in include]
-        exclude += [p for p in pset.get("exclude") or [] if p not in exclude]
-    include += [p for p in extra if p not in include]
+        include += [p for p in pset.get("include") or [] if today or p not in include]
+        exclude += [p for p in pset.get("exclude") or [] if today or p not in exclude]
+    include += [p for p in extra if today or p not in include]
     return [{"include": include, "exclude": exclude, "install_weak_deps": True}]
 
 
