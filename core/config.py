@@ -111,6 +111,13 @@ class Config:
     # the store's database; empty: SQLite in state_dir, else e.g. postgresql://user@host/db
     database_url: str = ""
     secret_key_file: Path | None = None  # the key sealing upload secrets; default: <state_dir>/secret.key
+    # where images go; empty: artifacts_path on this machine, else s3://bucket/prefix
+    artifacts_url: str = ""
+    artifacts_endpoint_url: str = ""  # an S3-compatible service's URL; empty: AWS
+    artifacts_region: str = ""
+    # the bucket's own credentials; empty: boto3's usual places (environment, ~/.aws, a role)
+    artifacts_access_key: str = ""
+    artifacts_secret_key: str = ""
     # Celery; empty broker_url selects the embedded single-machine default
     broker_url: str = ""
     result_backend: str = ""
@@ -151,7 +158,8 @@ SECTIONS: dict[str, tuple[str, ...]] = {
     "api": ("socket", "socket_group", "listen", "allowed_hosts", "api_workers", "body_limit",
             "default_distro", "distro_aliases"),
     "storage": ("state_dir", "cache_dir", "repositories_dir", "artifacts_dir", "database_url",
-                "secret_key_file"),
+                "secret_key_file", "artifacts_url", "artifacts_endpoint_url", "artifacts_region",
+                "artifacts_access_key", "artifacts_secret_key"),
     "celery": ("broker_url", "result_backend", "worker_concurrency", "embedded_workers"),
     "build": ("osbuild_command", "osbuild_store", "osbuild_cache_max_size",
               "osbuild_checkpoint_images", "build_timeout", "task_stale_after"),
@@ -214,6 +222,12 @@ def _check_database_url(value: str) -> str:
     return value
 
 
+def _check_artifacts_url(value: str) -> str:
+    if value and not re.match(r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/.*)?$", value):
+        raise ValueError("expected s3://BUCKET[/PREFIX], or empty for artifacts_dir on this machine")
+    return value
+
+
 def _check_size(value: str) -> str:
     if not _SIZE_RE.match(value.strip()):
         raise ValueError("expected 'unlimited' or a size such as 20GiB")
@@ -260,6 +274,8 @@ _CHECKS: dict[str, Callable[[Any], Any]] = {
     "worker_concurrency": _at_least(0),
     "broker_url": _check_url,
     "database_url": _check_database_url,
+    "artifacts_url": _check_artifacts_url,
+    "artifacts_endpoint_url": _check_url,
     "result_backend": _check_url,
     "osbuild_command": _check_command,
     "osbuild_cache_max_size": _check_size,

@@ -237,10 +237,10 @@ class Database:
     @property
     def engine(self) -> Engine:
         engine = engine_for(self.url)
-        if (self.url, os.getpid()) not in _migrated:
+        if self.url not in _migrated:  # a forked child inherits its parent's knowledge
             with self._errors():
                 migrate(engine)
-            _migrated.add((self.url, os.getpid()))
+            _migrated.add(self.url)
         return engine
 
     @contextlib.contextmanager
@@ -294,10 +294,10 @@ class Database:
                                   None)
         if engine is not None:
             engine.dispose()
-        _migrated.discard((self.url, os.getpid()))
+        _migrated.discard(self.url)
 
 
-_migrated: set[tuple[URL, int]] = set()
+_migrated: set[URL] = set()
 
 
 def _alembic_config(conn: sa.Connection) -> Any:
@@ -331,6 +331,7 @@ def migrate(engine: Engine) -> str | None:
     """
     from alembic import command
 
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # its INFO lines are for its own CLI
     head = head_revision()
     with engine.connect() as conn:
         if current_revision(conn.execution_options(isolation_level="AUTOCOMMIT")) == head:

@@ -225,9 +225,6 @@ class Collector:
                                labels=["part"])
         db = self.db or _database(self.config)
         try:
-            from core.store.composes import ComposeStore
-
-            ComposeStore(db, self.config.artifacts_path)  # makes sure the tables exist
             composes = GaugeMetricFamily(f"{PREFIX}_composes", "Composes by state and image type",
                                          labels=["state", "image_type"])
             for (state, image_type), n in sorted(compose_counts(db).items()):

@@ -38,6 +38,18 @@ compose_payloads = sa.Table(
               primary_key=True),
     sa.Column("packages", sa.Text),
     sa.Column("manifest", sa.Text),
+    sa.Column("plan", sa.Text),  # what the build needs besides the manifest (exports, file name)
+)
+
+# the compose log in chunks as appended; `start` and `size` count UTF-8 bytes, so a tail is found
+# without reading the whole log
+compose_logs = sa.Table(
+    "compose_logs", metadata,
+    sa.Column("compose_id", sa.Text, sa.ForeignKey("composes.id", ondelete="CASCADE"),
+              primary_key=True),
+    sa.Column("start", sa.BigInteger, primary_key=True),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("data", sa.Text, nullable=False),
 )
 
 compose_uploads = sa.Table(

@@ -91,6 +91,37 @@ class Heartbeat:
         return self.cancelled.is_set() or self.lost.is_set()
 
 
+class LogShipper:
+    """Ships osbuild's output from the build worker's local file into the compose log while the
+    build runs (every `interval` seconds) and once more at the end, so `compose/log` on an API on
+    any machine follows the build."""
+
+    def __init__(self, store: "ComposeStore", compose_id: str, path: Path, interval: float = 1.0):
+        self.store, self.compose_id, self.path, self.interval = store, compose_id, path, interval
+        self.offset = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"log-{compose_id}", daemon=True)
+
+    def __enter__(self) -> "LogShipper":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._ship(final=True)
+
+    def _ship(self, final: bool = False) -> None:
+        try:
+            self.offset = self.store.ship_log(self.compose_id, self.path, self.offset, final)
+        except Exception:  # noqa: BLE001 - a busy database must not kill the build; next round
+            log.exception("shipping the osbuild log of %s", self.compose_id)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self._ship()
+
+
 @dataclass
 class StepContext:
     config: "Config"
@@ -207,11 +238,6 @@ def run_test(config: "Config", compose_id: str) -> str:
 
 # --- depsolve + manifest --------------------------------------------------------------------
 
-def plan_path(ctx: StepContext, compose_id: str) -> Path:
-    """What the build needs besides the manifest: exports, checkpoints, image file name."""
-    return ctx.store.compose_dir(compose_id) / "build-plan.json"
-
-
 def run_depsolve(config: "Config", compose_id: str) -> str:
     """Resolve every pipeline's package set, then write the manifest the build will run."""
     ctx = context(config)
@@ -247,9 +273,7 @@ def run_depsolve(config: "Config", compose_id: str) -> str:
             plan = {"exports": list(image_type.exports),
                     "checkpoints": [c for c in wanted if c in pipeline_names],
                     "filename": compose.image_filename or image_type.filename}
-            path = plan_path(ctx, compose_id)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(json.dumps(plan))
+            ctx.store.record_plan(compose_id, plan)
         except Exception as exc:  # noqa: BLE001 - any failure fails the compose, with its words
             if hb.lost.is_set():
                 raise Skip("job was taken over by another worker") from exc
@@ -368,9 +392,11 @@ def run_build(config: "Config", compose_id: str) -> str:
         raise Skip("depsolve of this compose is not done yet")
     claim, compose = _begin(ctx, compose_id, BUILD)
     manifest = ctx.store.manifest(compose_id)
+    from core.store.composes import DamagedCompose
+
     try:
-        plan = json.loads(plan_path(ctx, compose_id).read_text())
-    except (OSError, ValueError):
+        plan = ctx.store.plan(compose_id)
+    except DamagedCompose:
         plan = None
     if manifest is None or plan is None:
         raise _fail(ctx, claim, compose_id, "build failed: no manifest was recorded for this compose")
@@ -395,9 +421,12 @@ def run_build(config: "Config", compose_id: str) -> str:
         probe = RpmCacheProbe(manifest, config.store_path)
     except ImportError:
         probe = record_build = None  # type: ignore[assignment]
-    with Heartbeat(ctx.store, claim, heartbeat_interval(config)) as hb:
+    local_log = ctx.store.log_path(compose_id)
+    local_log.unlink(missing_ok=True)  # a retry's osbuild output starts a new local file
+    with Heartbeat(ctx.store, claim, heartbeat_interval(config)) as hb, \
+            LogShipper(ctx.store, compose_id, local_log):
         outcome = run_osbuild(manifest, command=config.osbuild_command, store=config.store_path,
-                              output_dir=work, log_path=ctx.store.log_path(compose_id),
+                              output_dir=work, log_path=local_log,
                               exports=plan["exports"], checkpoints=plan["checkpoints"],
                               cache_max_size=config.osbuild_cache_max_size,
                               timeout=config.build_timeout, should_cancel=hb.stop_requested,
@@ -418,10 +447,18 @@ def run_build(config: "Config", compose_id: str) -> str:
     os.replace(wanted[0] if wanted else files[0], target)
     shutil.rmtree(work, ignore_errors=True)
     ctx.store.set_progress(compose_id, None)
-    # one transaction: FINISHED and the uploads queued together, or neither (the reaper retries)
     ctx.store.append_log(compose_id, f"osbuild finished in {outcome.duration:.2f} s\n")
+    from core.artifacts import ArtifactsUnavailable
+
+    try:  # into the artifact store every machine reads (a no-op for this machine's directory)
+        image_size = ctx.store.artifacts.put(compose_id, target.name, target)
+    except (ArtifactsUnavailable, OSError) as exc:
+        target.unlink(missing_ok=True)
+        raise _fail(ctx, claim, compose_id, f"build failed: the image could not be stored: "
+                    f"{getattr(exc, 'msg', exc)}") from exc
+    # one transaction: FINISHED and the uploads queued together, or neither (the reaper retries)
     with db.transaction():
-        ctx.store.mark_finished(compose_id, image_size=target.stat().st_size)
+        ctx.store.mark_finished(compose_id, image_size=image_size)
         jobs.advance(db, claim, [Step.upload(t) for t in upload_targets_of(ctx.store, compose_id)])
     log.info("compose %s built in %.1f s", compose_id, outcome.duration)
     return "built"

@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy.exc import SQLAlchemyError
 
 from core import metrics
+from core.artifacts import ArtifactsUnavailable
 from core.db import DatabaseUnavailable
 from core.errors import WeldrError
 from core.store import uploads as upload_store
@@ -237,10 +238,28 @@ def run_upload(config: Any, upload_id: str, *, store: ComposeStore | None = None
         _fail(store, upload_id, f"compose {compose.id} is {compose.queue_status}, not FINISHED: "
                                 "there is no image to upload", secrets, write_log)
         return FAILED
-    image_path = store.image_path(compose)
-    if image_path is None or not image_path.is_file():
+    try:  # the stored image itself, or a copy from the artifact store in this worker's cache
+        image_path = store.artifacts.fetch(compose.id, compose.image_filename,
+                                           Path(config.cache_dir) / "upload-images")
+    except ArtifactsUnavailable as exc:
+        _fail(store, upload_id, exc.msg, secrets, write_log)
+        return FAILED
+    except (OSError, ValueError):
         _fail(store, upload_id, f"the image file of compose {compose.id} is missing", secrets, write_log)
         return FAILED
+    try:
+        return _upload_image(config, store, upload, compose, image_path, cls, merged, secrets,
+                             write_log, cancel_event, workers)
+    finally:
+        if Path(config.cache_dir) in image_path.parents:  # a copy fetched for this upload
+            image_path.unlink(missing_ok=True)
+
+
+def _upload_image(config: Any, store: ComposeStore, upload: Any, compose: Any, image_path: Path,
+                  cls: Any, merged: dict[str, Any], secrets: list[str],
+                  write_log: Callable[[str], None], cancel_event: threading.Event | None,
+                  workers: int | None) -> str:
+    upload_id = upload.id
     store.update_upload(upload_id, status="RUNNING", progress=0.0, error="")
     write_log(f"starting {upload.target} upload of {image_path.name} as \"{upload.image_name}\"")
     ctx = UploadContext(progress=_progress_sink(store, upload_id, write_log),

@@ -12,10 +12,12 @@ changes.
 from __future__ import annotations
 
 import logging
+import re
 import tarfile
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +36,7 @@ log = logging.getLogger(__name__)
 
 
 def _store() -> cs.ComposeStore:
-    return cs.ComposeStore(get_db(), get_config().artifacts_path)
+    return cs.ComposeStore.from_config(get_config(), get_db())
 
 
 # --- image type definitions ---------------------------------------------------------------
@@ -338,12 +340,17 @@ def compose_results(uuid: str) -> Response:
     manifest = _manifest_bytes(compose_id)
     if manifest is not None:
         members.append((f"{compose_id}.json", manifest))
-    log_path = store.log_path(compose_id)
-    if log_path.is_file():
-        members.append(("logs/osbuild.log", log_path))
-    image = store.image_path(compose)
-    if image is not None and image.is_file():
-        members.append((f"{compose_id}-{image.name}", image))
+    log_text = store.read_log(compose_id)
+    if log_text:
+        members.append(("logs/osbuild.log", log_text.encode()))
+    if compose.image_filename:
+        try:
+            name, size = _image_file(compose)
+        except WeldrError:
+            pass  # no image (a failed compose): the archive has the rest
+        else:
+            members.append((f"{compose_id}-{name}",
+                            Streamed(size, lambda: store.artifacts.read(compose_id, name))))
     return tar_response(f"{compose_id}.tar", members)
 
 
@@ -352,9 +359,43 @@ def compose_logs(uuid: str) -> Response:
     compose_id = _compose_id(uuid)
     compose = _load(compose_id)
     _finished_or_failed(compose, f"Build {compose_id} not in FINISHED or FAILED state.")
-    log_path = _store().log_path(compose_id)
-    members: list[tuple[str, Any]] = [("logs/osbuild.log", log_path if log_path.is_file() else b"")]
+    members: list[tuple[str, Any]] = [("logs/osbuild.log", _store().read_log(compose_id).encode())]
     return tar_response(f"{compose_id}-logs.tar", members)
+
+
+_RANGE_RE = re.compile(r"^bytes=(\d*)-(\d*)$")
+
+
+def _byte_range(header: str | None, size: int) -> tuple[int, int] | None:
+    """(first, last) of a single `Range: bytes=a-b` request; None: the whole file.  Several
+    ranges are answered with the whole file, which RFC 9110 allows."""
+    match = _RANGE_RE.match(header or "")
+    if not match or not (match[1] or match[2]):
+        return None
+    if not match[1]:  # the last N bytes
+        return max(0, size - int(match[2])), size - 1
+    first = int(match[1])
+    last = min(int(match[2]), size - 1) if match[2] else size - 1
+    if first >= size or last < first:
+        raise WeldrError("InvalidRange", f"range {header} is outside the image's {size} bytes", 416,
+                         extra={})
+    return first, last
+
+
+def _image_file(compose: cs.Compose) -> tuple[str, int]:
+    """(file name, size) of the compose's stored image, or the Weldr error for its absence."""
+    from core.artifacts import ArtifactsUnavailable
+
+    name = Path(compose.image_filename).name if compose.image_filename else ""
+    try:
+        if not name:
+            raise FileNotFoundError("the compose has no image file")
+        return name, _store().artifacts.size(compose.id, name)
+    except ArtifactsUnavailable:
+        raise
+    except (OSError, ValueError) as exc:
+        raise WeldrError("InternalServerError",
+                         f"Error accessing image file for compose {compose.id}: {exc}") from exc
 
 
 @bp.get("/compose/image/<uuid>")
@@ -364,24 +405,18 @@ def compose_image(uuid: str) -> Response:
     if compose.queue_status != cs.FINISHED:
         raise WeldrError("BuildInWrongState",
                          f"Build {compose_id} is in wrong state: {compose.queue_status}")
-    image = _store().image_path(compose)
-    try:
-        if image is None:
-            raise FileNotFoundError("the compose has no image file")
-        fh = open(image, "rb")
-        size = image.stat().st_size
-    except OSError as exc:
-        raise WeldrError("InternalServerError",
-                         f"Error accessing image file for compose {compose_id}: {exc}") from exc
-
-    def chunks() -> Any:
-        with fh:
-            while block := fh.read(1 << 20):
-                yield block
-
-    resp = Response(chunks(), content_type=compose.mime_type, direct_passthrough=True)
-    resp.headers["Content-Length"] = str(size)
-    resp.headers["Content-Disposition"] = f"attachment; filename={compose_id}-{image.name}"
+    name, size = _image_file(compose)
+    wanted = _byte_range(request.headers.get("Range"), size)
+    first, last = wanted or (0, size - 1)
+    # streamed from the artifact store (a local file or a bucket) as it is sent
+    body = _store().artifacts.read(compose_id, name, first, last) if size else iter(())
+    resp = Response(body, status=206 if wanted else 200, content_type=compose.mime_type,
+                    direct_passthrough=True)
+    resp.headers["Content-Length"] = str(last - first + 1 if size else 0)
+    resp.headers["Accept-Ranges"] = "bytes"
+    if wanted:
+        resp.headers["Content-Range"] = f"bytes {first}-{last}/{size}"
+    resp.headers["Content-Disposition"] = f"attachment; filename={compose_id}-{name}"
     return resp
 
 
@@ -405,12 +440,32 @@ def _padding(size: int) -> bytes:
     return b"\0" * ((BLOCK - size % BLOCK) % BLOCK)
 
 
-def tar_stream(members: Iterable[tuple[str, bytes | Path]]) -> Iterator[bytes]:
-    """Members are (name in the archive, bytes or a file path); a file is read in chunks."""
+@dataclass(frozen=True)
+class Streamed:
+    """A tar member read as it is sent: its size and a function giving its chunks."""
+
+    size: int
+    chunks: Callable[[], Iterable[bytes]]
+
+
+def tar_stream(members: Iterable[tuple[str, bytes | Path | Streamed]]) -> Iterator[bytes]:
+    """Members are (name in the archive, bytes, a file path or `Streamed`); files and streamed
+    members are sent in chunks, never held whole."""
     now = time.time()
     for name, content in members:
         if isinstance(content, (bytes, bytearray)):
             yield _header(name, len(content), now) + bytes(content) + _padding(len(content))
+            continue
+        if isinstance(content, Streamed):
+            yield _header(name, content.size, now)
+            sent = 0
+            for block in content.chunks():
+                block = block[:content.size - sent]
+                sent += len(block)
+                yield block
+            if sent < content.size:  # the store gave less than it said: keep the archive well-formed
+                yield b"\0" * (content.size - sent)
+            yield _padding(content.size)
             continue
         with open(content, "rb") as fh:
             size = Path(content).stat().st_size
@@ -426,7 +481,7 @@ def tar_stream(members: Iterable[tuple[str, bytes | Path]]) -> Iterator[bytes]:
     yield b"\0" * (2 * BLOCK)
 
 
-def tar_response(filename: str, members: Sequence[tuple[str, bytes | Path]]) -> Response:
+def tar_response(filename: str, members: Sequence[tuple[str, bytes | Path | Streamed]]) -> Response:
     resp = Response(tar_stream(members), content_type="application/x-tar",
                     direct_passthrough=True)
     resp.headers["Content-Disposition"] = f"attachment; filename={filename}"

@@ -29,7 +29,7 @@ bp = Blueprint("upload", __name__)
 
 
 def _store() -> ComposeStore:
-    return ComposeStore(get_db(), get_config().artifacts_path)
+    return ComposeStore.from_config(get_config(), get_db())
 
 
 def _json_body() -> dict[str, Any] | None:

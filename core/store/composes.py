@@ -8,15 +8,15 @@ answered request survives a `kill -9`.  Robustness: listings read only plain col
 row whose columns are damaged (logging it), so one bad record never breaks `compose/status/*`;
 reading that one compose raises `DamagedCompose`, which the API reports for it alone.
 
-Files: each compose has a directory `<artifacts_path>/<id>/` holding `logs/osbuild.log` and the
-image file.  The log is a file because osbuild writes megabytes of it while it runs.
+Files: each compose has a directory `<artifacts_path>/<id>/` holding the image file.  The compose
+log is in the database (`compose_logs`), appended by whichever machine runs a step; the build
+worker keeps osbuild's output in a local file and ships it in as it grows (`ship_log`).
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import os
 import shutil
 import time
 import uuid
@@ -26,6 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from core import sealing
+from core.artifacts import Artifacts, DirectoryArtifacts
+from core.artifacts import from_config as artifacts_from_config
 from core.db import Database, Row
 from core.tables import composes
 
@@ -152,14 +154,17 @@ class ComposeStore:
     Cheap to construct; hold one per process or build one per request, as convenient.
     """
 
-    def __init__(self, db: Database, artifacts_dir: Path):
+    def __init__(self, db: Database, artifacts_dir: Path, artifacts: Artifacts | None = None):
         self.db = db
         self.artifacts_dir = Path(artifacts_dir)
         self.sealer = sealing.sealer_of(db)  # upload settings are stored sealed
+        # where images are kept for good; `artifacts_dir` stays this machine's working directory
+        self.artifacts: Artifacts = artifacts or DirectoryArtifacts(self.artifacts_dir)
 
     @classmethod
     def from_config(cls, config: Any, db: Database | None = None) -> "ComposeStore":
-        return cls(db or sealing.open_database(config), config.artifacts_path)
+        return cls(db or sealing.open_database(config), config.artifacts_path,
+                   artifacts_from_config(config))
 
     def seal_clear_settings(self) -> int:
         """Seal upload settings written in clear before sealing existed, and drop the copy of
@@ -195,6 +200,7 @@ class ComposeStore:
         return self.artifacts_dir / str(uuid.UUID(compose_id))
 
     def log_path(self, compose_id: str) -> Path:
+        """The build worker's own copy of osbuild's output, shipped into the log as it grows."""
         return self.compose_dir(compose_id) / "logs" / LOG_NAME
 
     def image_path(self, compose: Compose) -> Path | None:
@@ -426,23 +432,55 @@ class ComposeStore:
             return None
 
     def append_log(self, compose_id: str, text: str) -> None:
-        path = self.log_path(compose_id)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with path.open("a", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
+        """Add to the compose log, in the database: an API on any machine shows it at once."""
+        text = text.replace("\x00", "\ufffd")  # PostgreSQL text holds no NUL
+        if not text:
+            return
+        with self.db.transaction() as conn:
+            if _locked(conn, compose_id) is None:  # appends of one compose take turns
+                return  # deleted while something still reported on it: nothing to log to
+            last = conn.execute("SELECT start, size FROM compose_logs WHERE compose_id = ?"
+                                " ORDER BY start DESC LIMIT 1", (compose_id,)).fetchone()
+            start = last["start"] + last["size"] if last else 0
+            conn.execute("INSERT INTO compose_logs (compose_id, start, size, data)"
+                         " VALUES (?, ?, ?, ?)", (compose_id, start, len(text.encode()), text))
 
     def read_log(self, compose_id: str, tail_bytes: int | None = None) -> str:
-        path = self.log_path(compose_id)
-        try:
-            with path.open("rb") as fh:
-                if tail_bytes is not None:
-                    size = fh.seek(0, os.SEEK_END)
-                    fh.seek(max(0, size - tail_bytes))
-                return fh.read().decode("utf-8", errors="replace")
-        except FileNotFoundError:
+        """The log, or its last `tail_bytes` bytes (reading only the chunks that hold them)."""
+        if tail_bytes is None:
+            rows = self.db.query("SELECT data FROM compose_logs WHERE compose_id = ? ORDER BY start",
+                                 (compose_id,))
+            return "".join(r["data"] for r in rows)
+        if tail_bytes <= 0:
             return ""
+        rows = self.db.query(
+            "SELECT data FROM compose_logs WHERE compose_id = ? AND start + size > (SELECT"
+            " COALESCE(MAX(start + size), 0) FROM compose_logs WHERE compose_id = ?) - ?"
+            " ORDER BY start", (compose_id, compose_id, tail_bytes))
+        data = "".join(r["data"] for r in rows).encode()
+        return data[-tail_bytes:].decode("utf-8", errors="replace")
+
+    def ship_log(self, compose_id: str, path: Path, offset: int, final: bool = False) -> int:
+        """Append what a worker's own log file (osbuild's output) gained since `offset`; returns
+        the new offset.  Whole lines only until `final`, so no character is split between chunks."""
+        try:
+            with open(path, "rb") as fh:
+                fh.seek(offset)
+                data = fh.read()
+        except FileNotFoundError:
+            return offset
+        if not final:
+            data = data[:data.rfind(b"\n") + 1]
+        if data:
+            self.append_log(compose_id, data.decode("utf-8", errors="replace"))
+        return offset + len(data)
+
+    def record_plan(self, compose_id: str, plan: dict[str, Any]) -> None:
+        """What the build needs besides the manifest (exports, checkpoints, image file name)."""
+        self._set_payload(compose_id, "plan", plan)
+
+    def plan(self, compose_id: str) -> dict[str, Any] | None:
+        return self._payload(compose_id, "plan")
 
     def record_packages(self, compose_id: str, packages: dict[str, list[dict[str, Any]]]) -> None:
         """Depsolved packages per pipeline name (e.g. {"build": [...], "os": [...]})."""
@@ -485,6 +523,7 @@ class ComposeStore:
                 raise WrongState(compose_id, row["queue_status"])
             conn.execute("DELETE FROM composes WHERE id = ?", (compose_id,))
             self._bump(conn)
+        self.artifacts.delete(compose_id)
         shutil.rmtree(self.compose_dir(compose_id), ignore_errors=True)
 
     # --- uploads ----------------------------------------------------------------------------

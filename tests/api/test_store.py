@@ -198,3 +198,28 @@ def test_repository_files_use_the_images_schema_keys():
                 ours |= set(repo)
     # `gpgkeys` (key URLs) is the list form of `gpgkey` that osbuild's repository configs accept
     assert ours - theirs <= {"gpgkeys"}
+
+
+def test_compose_log_lives_in_the_database(store, tmp_path):
+    """An API on another machine reads what a worker appends: no file is involved; a tail reads
+    only the last bytes; a worker's local osbuild output is shipped in whole lines."""
+    c = _new(store)
+    store.append_log(c.id, "first line\n")
+    store.append_log(c.id, "é" * 10 + "\n")  # 21 bytes
+    assert store.read_log(c.id) == "first line\n" + "é" * 10 + "\n"
+    assert store.read_log(c.id, tail_bytes=5) == "éé\n"
+    assert store.read_log(c.id, tail_bytes=0) == ""
+    assert not store.compose_dir(c.id).exists()
+    local = tmp_path / "osbuild.log"
+    local.write_bytes(b"stage one\nstage tw")
+    offset = store.ship_log(c.id, local, 0)
+    assert offset == len(b"stage one\n") and store.read_log(c.id).endswith("stage one\n")
+    with local.open("ab") as fh:
+        fh.write(b"o\x00 done")
+    assert store.ship_log(c.id, local, offset, final=True) == local.stat().st_size
+    assert store.read_log(c.id).endswith("stage one\nstage two\ufffd done")
+    store.mark_running(c.id)
+    store.mark_failed(c.id, "boom")
+    store.delete(c.id)
+    store.append_log(c.id, "late line from a worker\n")  # the compose is gone: nothing happens
+    assert store.read_log(c.id) == ""

@@ -161,10 +161,8 @@ class Env:
             {"name": "archive", "stages": [{"type": "org.osbuild.tar"}]}],
             "sources": {}, "stand_in": {"filename": "root.tar", **stand_in}}
         store.record_manifest(compose.id, manifest)
-        plan = steps.plan_path(steps.StepContext(self.config, store), compose.id)
-        plan.parent.mkdir(parents=True, exist_ok=True)
-        plan.write_text(json.dumps({"exports": ["archive"], "checkpoints": ["build", "os"],
-                                    "filename": "root.tar"}))
+        store.record_plan(compose.id, {"exports": ["archive"], "checkpoints": ["build", "os"],
+                                       "filename": "root.tar"})
         jobs.enqueue(store.db, compose.id, steps.BUILD)
         return compose.id
 

@@ -139,6 +139,9 @@ def test_cancel_running_build_kills_osbuild(redis_url, make_env):
     while not (pid_file.exists() and pid_file.read_text().strip()) and time.monotonic() < deadline:
         time.sleep(0.05)
     child = int(pid_file.read_text())
+    # the worker records the monitor's progress a moment after osbuild reports it
+    while not (store.progress(cid) or {}).get("pipeline") and time.monotonic() < deadline:
+        time.sleep(0.05)
     progress = store.progress(cid)
     assert progress and progress["pipeline"] == "build" and progress["stage_m"] == 1
     t0 = time.monotonic()
