@@ -182,3 +182,40 @@ def test_docker_compose_config_when_available():
     result = subprocess.run(["docker", "compose", "-f", str(COMPOSE_FILE), "config", "--quiet"],
                             capture_output=True, text=True, cwd=ROOT)
     assert result.returncode == 0, result.stderr
+
+
+MULTI_MACHINE_FILE = ROOT / "docker-compose.multi-machine.yml"
+
+
+def test_multi_machine_variant_shares_no_volume_between_our_services():
+    """docker-compose.multi-machine.yml: each of our services could be a machine of its own —
+    no volume mounted by two of them — and all reach the same database, bucket and broker."""
+    multi = yaml.safe_load(MULTI_MACHINE_FILE.read_text())
+    parser = build_parser()
+    owners: dict[str, str] = {}
+    queues: set[str] = set()
+    for name, service in multi["services"].items():
+        if not ours(service):
+            continue
+        parser.parse_args(service["command"][1:])
+        for entry in service.get("volumes", []):
+            volume = entry.split(":")[0]
+            assert volume not in owners, f"{volume} is shared by {owners[volume]} and {name}"
+            owners[volume] = name
+        env = service["environment"]
+        settings = {}
+        for variable, value in env.items():
+            if variable.startswith("CELERY_COMPOSER_"):
+                key = variable[len("CELERY_COMPOSER_"):].lower()
+                assert key in _FIELDS, f"{name}: {variable} is not a setting"
+                settings[key] = _coerce(key, re.sub(r"\$\{[A-Z_]+:-([^}]*)\}", r"\1", str(value)))
+        assert settings["database_url"].startswith("postgresql://"), name
+        assert settings["artifacts_url"].startswith("s3://"), name
+        assert settings["broker_url"] == "redis://redis:6379/0", name
+        command = service["command"]
+        if "--queues" in command:
+            queues.update(command[command.index("--queues") + 1].split(","))
+    assert queues == {"depsolve", "build", "upload"}
+    assert set(multi["volumes"]) == set(owners) | {"postgres-data", "minio-data", "redis-data"}
+    for match in re.finditer(r"\$\{([^}]*)\}", MULTI_MACHINE_FILE.read_text()):
+        assert ":-" in match.group(1), f"${{{match.group(1)}}} has no default"
