@@ -31,8 +31,13 @@ from typing import Any
 
 from distros import isoboot
 from distros.isoboot import ISOConfig, ISOMenu
-from distros.kickstart import (KickstartSettings, anaconda_modules, kickstart_options, kickstart_stages,
-                               today_kickstart_stages)
+from distros.kickstart import (
+    KickstartSettings,
+    anaconda_modules,
+    kickstart_options,
+    kickstart_stages,
+    today_kickstart_stages,
+)
 from distros.ostree import CommitSpec, init_stage, pull_stage, source_commit_input, tree_input
 
 FileStages = Callable[[list[tuple[str, bytes]]], list[dict[str, Any]]]

@@ -22,8 +22,9 @@ This module only builds stage dicts; `distros.anaconda` decides which ISO gets w
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 BOOT_TYPES = ("grub2-uefi", "syslinux", "grub2", "grub2-ppc64le", "s390-iso")
 ROOTFS_TYPES = ("squashfs-ext4", "squashfs", "erofs")

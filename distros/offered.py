@@ -14,10 +14,9 @@ always wins over an alias of the same name.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
-
-import re
 
 import distros
 from core.db import Database

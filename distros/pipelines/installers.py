@@ -130,7 +130,6 @@ def make_installer(ctx: ManifestContext, *, anaconda_iso: bool = True) -> anacon
     """The installer facts; `anaconda_iso=False` for the coreos-installer ISOs (distros.simplified),
     which keep their own layout."""
     cfg = installer_config(ctx)
-    d = ctx.distro
     modules = list(cfg.get("anaconda_modules") or [])
     users_module = cfg.get("users_module", "always")
     has_users = bool(ctx.os.users or ctx.os.groups)
