@@ -34,7 +34,7 @@ def test_every_defined_release_has_repositories_and_is_listed():
 
 def test_aliases_name_the_newest_minor_and_follow_the_setting():
     aliases = offered.distro_aliases(cfg())
-    assert aliases["rhel-8"] == "rhel-8.10" and aliases["rhel-9"] == "rhel-9.8" and aliases["rhel-10"] == "rhel-10.2"
+    assert aliases["rhel-8"] == "rhel-8.10" and aliases["rhel-9"] == "rhel-9.9" and aliases["rhel-10"] == "rhel-10.3"
     # osbuild-composer's own defaults, configured; an alias to a release not offered drops
     c = cfg(distro_aliases={"rhel-9": "rhel-9.6", "rhel-10": "rhel-10.0", "rhel-7": "rhel-7.9"})
     assert offered.resolve_distro(c, "rhel-9") == "rhel-9.6"
@@ -44,7 +44,7 @@ def test_aliases_name_the_newest_minor_and_follow_the_setting():
     # a real distro always wins over an alias of the same name
     assert offered.resolve_distro(cfg(distro_aliases={"centos-9": "rhel-9.6"}), "centos-9") == "centos-9"
     assert offered.resolve_distro(cfg(default_distro="rhel-9"), "") == ""
-    assert offered.default_distro(cfg(default_distro="rhel-9")) == "rhel-9.8"
+    assert offered.default_distro(cfg(default_distro="rhel-9")) == "rhel-9.9"
 
 
 def test_distro_aliases_setting_from_toml_and_environment(tmp_path):
