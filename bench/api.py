@@ -48,15 +48,15 @@ class UnixConnection(http.client.HTTPConnection):
 
 # --- filling the store ----------------------------------------------------------------------
 
-def fill(state_dir: Path, n_blueprints: int, n_composes: int) -> str:
+def fill(state_dir: Path, n_blueprints: int, n_composes: int, database_url: str = "") -> str:
     from core import blueprint as model
     from core.config import load
     from core.db import Database
     from core.store.blueprints import BlueprintStore
     from core.store.composes import ComposeStore
 
-    config = load(state_dir=state_dir)
-    db = Database.in_state_dir(state_dir)
+    config = load(state_dir=state_dir, database_url=database_url)
+    db = Database.from_config(config)
     blueprints = BlueprintStore(db)
     composes = ComposeStore(db, config.artifacts_path)
     rng = random.Random(7)
@@ -97,12 +97,12 @@ def bench_app(config):
     return app
 
 
-def serve(socket_path: str, state_dir: str, workers: int) -> None:
+def serve(socket_path: str, state_dir: str, workers: int, database_url: str = "") -> None:
     from app.server import WeldrServer
     from core.config import load
 
     config = load(socket=socket_path, state_dir=state_dir, api_workers=workers,
-                  embedded_workers=False, log_level="WARNING")
+                  embedded_workers=False, log_level="WARNING", database_url=database_url)
     WeldrServer(config, app_factory=bench_app, embedded=False).run()
 
 
@@ -161,20 +161,32 @@ def main() -> int:
                         help="client processes (default: one per CPU)")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=5, help="turns each route takes")
-    parser.add_argument("--serve", nargs=2, metavar=("SOCKET", "STATE"), help=argparse.SUPPRESS)
+    parser.add_argument("--database-url", default="",
+                        help="a PostgreSQL server (its maintenance database, e.g. postgresql://"
+                             "postgres@127.0.0.1:5432/postgres): the store goes into a fresh "
+                             "database there; default: the embedded SQLite file")
+    parser.add_argument("--serve", nargs=3, metavar=("SOCKET", "STATE", "DB"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
-        serve(args.serve[0], args.serve[1], args.workers)
+        serve(args.serve[0], args.serve[1], args.workers, args.serve[2])
         return 0
+    from bench.pgdb import fresh_database
 
+    with fresh_database(args.database_url) as database_url:
+        return run(args, database_url)
+
+
+def run(args: argparse.Namespace, database_url: str) -> int:
     with tempfile.TemporaryDirectory(prefix="bench-api-") as tmp:
         state, sock = Path(tmp) / "state", Path(tmp) / "api.socket"
         t0 = time.perf_counter()
-        one = fill(state, args.blueprints, args.composes)
-        print(f"store: {args.blueprints} blueprints, {args.composes} composes "
+        one = fill(state, args.blueprints, args.composes, database_url)
+        print(f"store: {args.blueprints} blueprints, {args.composes} composes in "
+              f"{'PostgreSQL' if database_url else 'SQLite'} "
               f"(filled in {time.perf_counter() - t0:.1f} s)")
         proc = subprocess.Popen([sys.executable, __file__, "--workers", str(args.workers),
-                                 "--serve", str(sock), str(state)], start_new_session=True)
+                                 "--serve", str(sock), str(state), database_url],
+                                start_new_session=True)
         try:
             for _ in range(300):
                 if sock.exists():

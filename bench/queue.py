@@ -240,6 +240,10 @@ def main() -> int:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--via", choices=("api", "store"), default="api")
     ap.add_argument("--broker", default="redis://127.0.0.1:6379/14")
+    ap.add_argument("--database-url", default="",
+                    help="a PostgreSQL server (its maintenance database, e.g. postgresql://"
+                         "postgres@127.0.0.1:5432/postgres): the store goes into a fresh database "
+                         "there; default: the embedded SQLite file")
     ap.add_argument("--timeout", type=float, default=300)
     ap.add_argument("--pool", default="prefork", choices=("prefork", "threads", "solo"))
     ap.add_argument("--idle-samples", type=int, default=50,
@@ -260,8 +264,16 @@ def main() -> int:
         import redis
 
         redis.Redis.from_url(args.broker).flushdb()
+    from bench.pgdb import fresh_database
+
+    with fresh_database(args.database_url) as database_url:
+        return measure(args, database_url)
+
+
+def measure(args: argparse.Namespace, database_url: str) -> int:
     base = Path(tempfile.mkdtemp(prefix="bench-queue-"))
     env = settings_env(base, args.broker)
+    env["CELERY_COMPOSER_DATABASE_URL"] = database_url
     os.environ.update({k: v for k, v in env.items() if k.startswith("CELERY_COMPOSER_")})
     from core import config as config_mod
     from core import jobs

@@ -41,7 +41,13 @@ def database_url(state_dir: Path) -> str:
     """`database_url` for the installation with this state directory ('' on SQLite)."""
     if not on_postgresql():
         return ""
-    name = "cct_" + hashlib.sha1(str(Path(state_dir).resolve()).encode()).hexdigest()[:20]
+    return postgresql_database(state_dir)
+
+
+def postgresql_database(key: Path) -> str:
+    """A fresh PostgreSQL database named for `key` (whatever TEST_DATABASE says), for tests that
+    need a database server: several machines, a server restart."""
+    name = "cct_" + hashlib.sha1(str(Path(key).resolve()).encode()).hexdigest()[:20]
     if name not in _created:
         with _admin() as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
