@@ -60,9 +60,16 @@ def postgresql_database(key: Path) -> str:
 def database_for(state_dir: Path) -> Any:
     """The `core.db.Database` of the installation with this state directory."""
     from core.db import Database
+    from core.sealing import KEY_FILENAME, Sealer
 
     url = database_url(state_dir)
-    return Database(url) if url else Database.in_state_dir(state_dir)
+    if not url:
+        return Database.in_state_dir(state_dir)
+    db = Database(url)
+    # the installation's processes seal upload settings with <state_dir>/secret.key (their
+    # default secret_key_file); the test reads them with the same key
+    db.sealer = Sealer(Path(state_dir) / KEY_FILENAME)
+    return db
 
 
 def drop_created() -> None:
