@@ -466,3 +466,142 @@ class OCIDouble(HTTPDouble):
         def delete_image(image: str, **_: Any) -> Any:
             self.images[image]["lifecycleState"] = "DELETED"
             return 204, b""
+
+
+class VCenterDouble(HTTPDouble):
+    """vCenter's JSON APIs the `vmware` target calls, over HTTPS: the Automation API's session and
+    inventory lookups (`/api`) and the VI/JSON API's OVF import lease and MarkAsTemplate
+    (`/sdk/vim25/<release>`), plus the lease's disk upload URL.
+
+    Logins check the user's password; every other call needs the session id it issued. The import
+    spec lists the files the OVF descriptor references (a descriptor that doesn't parse is an
+    error); the lease is `initializing` on its first poll; a disk must be a stream-optimized VMDK;
+    completing the lease makes the VM, aborting it removes it.
+    """
+
+    def __init__(self, tls: TLSCert, user: str, password: str, inventory: dict[str, str]) -> None:
+        super().__init__(tls)
+        self.user, self.password, self.inventory = user, password, inventory
+        self.sessions: set[str] = set()
+        self.leases: dict[str, dict[str, Any]] = {}
+        self.vms: dict[str, dict[str, Any]] = {}
+        self.disks: dict[str, bytes] = {}
+        self._setup()
+
+    def _session(self, headers: Any) -> bool:
+        return headers.get("vmware-api-session-id") in self.sessions
+
+    def _setup(self) -> None:
+        unauthenticated = (401, {"error_type": "UNAUTHENTICATED", "messages": []})
+        ids = {"datacenter": "datacenter-1", "cluster": "domain-c8", "datastore": "datastore-11",
+               "folder": "group-v4"}
+        vim = r"/sdk/vim25/[0-9.]+"
+
+        @self.route("POST", r"/api/session")
+        def login(headers: Any, **_: Any) -> tuple[int, Any]:
+            expected = base64.b64encode(f"{self.user}:{self.password}".encode()).decode()
+            if headers.get("Authorization") != f"Basic {expected}":
+                return unauthenticated
+            token = f"session-{len(self.sessions) + 1}"
+            self.sessions.add(token)
+            return 201, token
+
+        @self.route("DELETE", r"/api/session")
+        def logout(headers: Any, **_: Any) -> Any:
+            self.sessions.discard(headers.get("vmware-api-session-id"))
+            return 204, b""
+
+        @self.route("GET", r"/api/vcenter/(?P<kind>datacenter|cluster|datastore|folder)")
+        def lookup(headers: Any, query: dict, kind: str, **_: Any) -> tuple[int, Any]:
+            if not self._session(headers):
+                return unauthenticated
+            if kind != "datacenter" and query.get("datacenters") != ids["datacenter"]:
+                return 200, []
+            wanted = self.inventory.get(kind, "vm" if kind == "folder" else "")
+            if query.get("names") != wanted:
+                return 200, []
+            return 200, [{kind: ids[kind], "name": wanted}]
+
+        @self.route("GET", r"/api/vcenter/resource-pool")
+        def pools(headers: Any, query: dict, **_: Any) -> tuple[int, Any]:
+            if not self._session(headers):
+                return unauthenticated
+            return 200, [{"resource_pool": "resgroup-9", "name": "Resources"}] if query.get("clusters") == ids["cluster"] else []
+
+        @self.route("POST", vim + r"/OvfManager/OvfManager/CreateImportSpec")
+        def import_spec(headers: Any, raw: bytes, **_: Any) -> tuple[int, Any]:
+            import xml.etree.ElementTree as ET
+
+            if not self._session(headers):
+                return unauthenticated
+            body = json.loads(raw)
+            if body["datastore"]["value"] != ids["datastore"] or body["resourcePool"]["value"] != "resgroup-9":
+                return 500, {"_typeName": "ManagedObjectNotFound", "faultMessage": ["bad moref"]}
+            try:
+                root = ET.fromstring(body["ovfDescriptor"])
+            except ET.ParseError as exc:
+                return 200, {"error": [{"localizedMessage": f"Failed to parse the OVF descriptor: {exc}"}]}
+            ovf = "{http://schemas.dmtf.org/ovf/envelope/1}"
+            files = [f.get(f"{ovf}href") for f in root.iter(f"{ovf}File")]
+            return 200, {"importSpec": {"_typeName": "VirtualMachineImportSpec",
+                                        "configSpec": {"name": body["cisp"]["entityName"]}},
+                         "fileItem": [{"deviceId": f"/vm/disk{i}", "path": href, "create": False}
+                                      for i, href in enumerate(files)]}
+
+        @self.route("POST", vim + r"/ResourcePool/(?P<pool>[^/]+)/ImportVApp")
+        def import_vapp(headers: Any, raw: bytes, **_: Any) -> tuple[int, Any]:
+            if not self._session(headers):
+                return unauthenticated
+            body = json.loads(raw)
+            lease = f"lease-{len(self.leases) + 1}"
+            files = [f"/vm/disk{i}" for i in range(4)]
+            self.leases[lease] = {"state": "initializing", "name": body["spec"]["configSpec"]["name"],
+                                  "folder": body["folder"]["value"], "vm": f"vm-{41 + len(self.leases)}",
+                                  "urls": {key: f"/nfc/{lease}/disk-{i}.vmdk" for i, key in enumerate(files)}}
+            return 200, {"_typeName": "ManagedObjectReference", "type": "HttpNfcLease", "value": lease}
+
+        @self.route("GET", vim + r"/HttpNfcLease/(?P<lease>[^/]+)/state")
+        def lease_state(headers: Any, lease: str, **_: Any) -> tuple[int, Any]:
+            if not self._session(headers):
+                return unauthenticated
+            state = self.leases[lease]["state"]
+            if state == "initializing":
+                self.leases[lease]["state"] = "ready"
+            return 200, state
+
+        @self.route("GET", vim + r"/HttpNfcLease/(?P<lease>[^/]+)/info")
+        def lease_info(headers: Any, lease: str, **_: Any) -> tuple[int, Any]:
+            if not self._session(headers):
+                return unauthenticated
+            info = self.leases[lease]
+            return 200, {"entity": {"type": "VirtualMachine", "value": info["vm"]},
+                         "deviceUrl": [{"importKey": key, "url": f"https://*{path}", "key": key}
+                                       for key, path in info["urls"].items()]}
+
+        @self.route("POST", r"/nfc/(?P<lease>[^/]+)/(?P<disk>[^/]+)")
+        def disk(headers: Any, raw: bytes, lease: str, disk: str, **_: Any) -> Any:
+            if headers.get("Content-Type") != "application/x-vnd.vmware-streamVmdk" or not raw.startswith(b"KDMV"):
+                return 400, {"faultMessage": ["not a stream-optimized VMDK"]}
+            if self.leases[lease]["state"] != "ready":
+                return 409, {"faultMessage": [f"lease is {self.leases[lease]['state']}"]}
+            self.disks[f"{lease}/{disk}"] = raw
+            return 200, b""
+
+        @self.route("POST", vim + r"/HttpNfcLease/(?P<lease>[^/]+)/(?P<op>HttpNfcLease\w+)")
+        def lease_op(headers: Any, lease: str, op: str, **_: Any) -> Any:
+            if not self._session(headers):
+                return unauthenticated
+            info = self.leases[lease]
+            if op == "HttpNfcLeaseComplete":
+                info["state"] = "done"
+                self.vms[info["vm"]] = {"name": info["name"], "folder": info["folder"], "template": False}
+            elif op == "HttpNfcLeaseAbort":
+                info["state"] = "error"
+            return 204, b""
+
+        @self.route("POST", vim + r"/VirtualMachine/(?P<vm>[^/]+)/MarkAsTemplate")
+        def mark(headers: Any, vm: str, **_: Any) -> Any:
+            if not self._session(headers):
+                return unauthenticated
+            self.vms[vm]["template"] = True
+            return 204, b""
