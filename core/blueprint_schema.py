@@ -14,6 +14,7 @@ refused when it is saved rather than when somebody builds it weeks later.
 
 from __future__ import annotations
 
+import math
 import posixpath
 import re
 from typing import Any
@@ -43,14 +44,24 @@ class StrictInt(fields.Field):
         return value
 
 
+def _whole(value: float) -> float | int:
+    """A float that is a whole number as an int; NaN, infinities (TOML `nan`/`inf`, JSON `NaN`,
+    `1e400`) and fractions are refused, as Go's decoder refuses them for an integer."""
+    if not math.isfinite(value):
+        raise ValidationError(f"{value} is not a number of bytes or an id")
+    if value != int(value):
+        raise ValidationError(f"{value} is not a whole number")
+    return int(value)
+
+
 class IdOrName(fields.Field):
     """A user or group given by name or by a non-negative numeric id."""
 
     def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> int | str:
         if isinstance(value, bool):
             raise ValidationError("must be a string or an integer")
-        if isinstance(value, float) and value == int(value):
-            value = int(value)
+        if isinstance(value, float):
+            value = _whole(value)
         if isinstance(value, int):
             if value < 0:
                 raise ValidationError(f"{value} is negative")
@@ -62,7 +73,7 @@ class IdOrName(fields.Field):
         raise ValidationError("must be a string or an integer")
 
 
-_SIZE = re.compile(r"^\s*(\d+)\s*([A-Za-z]*)\s*$")
+_SIZE = re.compile(r"^\s*(\d{1,30})\s*([A-Za-z]*)\s*$")
 _SIZE_UNITS = {"": 1, "B": 1, "kB": 1000, "KB": 1000, "KiB": 1024, "MB": 1000**2, "MiB": 1024**2,
                "GB": 1000**3, "GiB": 1024**3, "TB": 1000**4, "TiB": 1024**4}
 
@@ -71,17 +82,22 @@ def parse_size(value: Any) -> int:
     """A size in bytes from an integer or a string such as "20 GiB" (osbuild's data sizes)."""
     if isinstance(value, bool):
         raise ValidationError("must be an integer or a string")
-    if isinstance(value, float) and value == int(value):
-        value = int(value)
+    if isinstance(value, float):
+        value = _whole(value)
     if isinstance(value, int):
         if value < 0:
             raise ValidationError("cannot be negative")
+        if value >= 2**64:
+            raise ValidationError("is too large (more than 64 bits)")
         return value
     if isinstance(value, str):
         m = _SIZE.match(value)
         if not m or m.group(2) not in _SIZE_UNITS:
             raise ValidationError(f"the size string {value!r} is not a valid size")
-        return int(m.group(1)) * _SIZE_UNITS[m.group(2)]
+        size = int(m.group(1)) * _SIZE_UNITS[m.group(2)]
+        if size >= 2**64:
+            raise ValidationError(f"the size string {value!r} is too large (more than 64 bits)")
+        return size
     raise ValidationError("must be an integer or a string")
 
 
@@ -109,6 +125,9 @@ def NestedList(schema: type[Schema], **kw: Any) -> fields.List:
 # metadata flags for how a loaded field is kept in the stored form
 KEEP = {"keep": True}          # always present (Go field without omitempty)
 OMIT_FALSE = {"omit_false": True}  # a plain Go bool/int with omitempty: false/0 is left out
+# a Go pointer field with omitempty: left out only when not given (nil); given, it stays even
+# when empty ("", {}, false, 0), so `services = {}` comes back as cockpit-composer expects
+POINTER = {"pointer": True}
 
 
 class Base(Schema):
@@ -127,7 +146,10 @@ class Base(Schema):
                 continue
             value = data[name]
             meta = field.metadata
-            if not meta.get("keep"):
+            if meta.get("pointer"):
+                if value is None:
+                    continue
+            elif not meta.get("keep"):
                 if value is None or value == "" or value == [] or value == {}:
                     continue
                 if meta.get("omit_false") and value in (False, 0) and not isinstance(value, str):
@@ -168,7 +190,7 @@ class GroupSchema(Base):
 class ContainerSchema(Base):
     source = Str(required=True)
     name = Str()
-    tls_verify = StrictBool(data_key="tls-verify")
+    tls_verify = StrictBool(data_key="tls-verify", metadata=POINTER)
     local_storage = StrictBool(data_key="local-storage", metadata=OMIT_FALSE)
 
 
@@ -187,31 +209,31 @@ class SSHKeySchema(Base):
 
 class UserSchema(Base):
     name = Str(required=True)
-    description = Str()
-    password = Str()
-    key = Str()
-    home = Str()
-    shell = Str()
+    description = Str(metadata=POINTER)
+    password = Str(metadata=POINTER)
+    key = Str(metadata=POINTER)
+    home = Str(metadata=POINTER)
+    shell = Str(metadata=POINTER)
     groups = StrList()
-    uid = StrictInt()
-    gid = StrictInt()
-    expiredate = StrictInt()
-    force_password_reset = StrictBool()
+    uid = StrictInt(metadata=POINTER)
+    gid = StrictInt(metadata=POINTER)
+    expiredate = StrictInt(metadata=POINTER)
+    force_password_reset = StrictBool(metadata=POINTER)
 
 
 class GroupCustomizationSchema(Base):
     name = Str(required=True)
-    gid = StrictInt()
+    gid = StrictInt(metadata=POINTER)
 
 
 class TimezoneSchema(Base):
-    timezone = Str()
+    timezone = Str(metadata=POINTER)
     ntpservers = StrList()
 
 
 class LocaleSchema(Base):
     languages = StrList()
-    keyboard = Str()
+    keyboard = Str(metadata=POINTER)
 
 
 class FirewallServicesSchema(Base):
@@ -220,13 +242,13 @@ class FirewallServicesSchema(Base):
 
 
 class FirewallZoneSchema(Base):
-    name = Str()
+    name = Str(metadata=POINTER)
     sources = StrList()
 
 
 class FirewallSchema(Base):
     ports = StrList()
-    services = fields.Nested(FirewallServicesSchema)
+    services = fields.Nested(FirewallServicesSchema, metadata=POINTER)
     zones = NestedList(FirewallZoneSchema)
 
 
@@ -375,8 +397,8 @@ class OpenSCAPJSONTailoringSchema(Base):
 class OpenSCAPSchema(Base):
     datastream = Str()
     profile_id = Str()
-    tailoring = fields.Nested(OpenSCAPTailoringSchema)
-    json_tailoring = fields.Nested(OpenSCAPJSONTailoringSchema)
+    tailoring = fields.Nested(OpenSCAPTailoringSchema, metadata=POINTER)
+    json_tailoring = fields.Nested(OpenSCAPJSONTailoringSchema, metadata=POINTER)
     policy_id = Str()
 
 
@@ -390,8 +412,8 @@ class IgnitionFirstbootSchema(Base):
 
 
 class IgnitionSchema(Base):
-    embedded = fields.Nested(IgnitionEmbeddedSchema)
-    firstboot = fields.Nested(IgnitionFirstbootSchema)
+    embedded = fields.Nested(IgnitionEmbeddedSchema, metadata=POINTER)
+    firstboot = fields.Nested(IgnitionFirstbootSchema, metadata=POINTER)
 
 
 class _FsNodeSchema(Base):
@@ -433,12 +455,12 @@ class RepositorySchema(Base):
     metalink = Str()
     mirrorlist = Str()
     name = Str()
-    priority = StrictInt()
-    enabled = StrictBool()
-    gpgcheck = StrictBool()
-    repo_gpgcheck = StrictBool()
-    sslverify = StrictBool()
-    module_hotfixes = StrictBool()
+    priority = StrictInt(metadata=POINTER)
+    enabled = StrictBool(metadata=POINTER)
+    gpgcheck = StrictBool(metadata=POINTER)
+    repo_gpgcheck = StrictBool(metadata=POINTER)
+    sslverify = StrictBool(metadata=POINTER)
+    module_hotfixes = StrictBool(metadata=POINTER)
     filename = Str()
     install_from = StrictBool(load_default=False, metadata=KEEP)
 
@@ -467,11 +489,11 @@ class AnacondaModulesSchema(Base):
 
 
 class Grub2Schema(Base):
-    menu_timeout = StrictInt(data_key="menu-timeout")
+    menu_timeout = StrictInt(data_key="menu-timeout", metadata=POINTER)
 
 
 class InstallerBootloaderSchema(Base):
-    grub2 = fields.Nested(Grub2Schema)
+    grub2 = fields.Nested(Grub2Schema, metadata=POINTER)
 
 
 class FlatpakRegistrySchema(Base):
@@ -480,7 +502,7 @@ class FlatpakRegistrySchema(Base):
 
 
 class FlatpakSchema(Base):
-    registry = fields.Nested(FlatpakRegistrySchema)
+    registry = fields.Nested(FlatpakRegistrySchema, metadata=POINTER)
     references = StrList()
 
 
@@ -489,16 +511,16 @@ class FlatpakMetaSchema(Base):
 
 
 class InstallerPayloadSchema(Base):
-    flatpaks = fields.Nested(FlatpakMetaSchema)
+    flatpaks = fields.Nested(FlatpakMetaSchema, metadata=POINTER)
 
 
 class InstallerSchema(Base):
     unattended = StrictBool(metadata=OMIT_FALSE)
     sudo_nopasswd = StrList(data_key="sudo-nopasswd")
-    kickstart = fields.Nested(KickstartSchema)
-    modules = fields.Nested(AnacondaModulesSchema)
-    bootloader = fields.Nested(InstallerBootloaderSchema)
-    payload = fields.Nested(InstallerPayloadSchema)
+    kickstart = fields.Nested(KickstartSchema, metadata=POINTER)
+    modules = fields.Nested(AnacondaModulesSchema, metadata=POINTER)
+    bootloader = fields.Nested(InstallerBootloaderSchema, metadata=POINTER)
+    payload = fields.Nested(InstallerPayloadSchema, metadata=POINTER)
 
 
 class RPMImportKeysSchema(Base):
@@ -506,39 +528,39 @@ class RPMImportKeysSchema(Base):
 
 
 class RPMSchema(Base):
-    import_keys = fields.Nested(RPMImportKeysSchema)
+    import_keys = fields.Nested(RPMImportKeysSchema, metadata=POINTER)
 
 
 class _Enabled(Base):
-    enabled = StrictBool()
+    enabled = StrictBool(metadata=POINTER)
 
 
 class DNFPluginsSchema(Base):
-    product_id = fields.Nested(_Enabled)
-    subscription_manager = fields.Nested(_Enabled)
+    product_id = fields.Nested(_Enabled, metadata=POINTER)
+    subscription_manager = fields.Nested(_Enabled, metadata=POINTER)
 
 
 class SubManRHSMSchema(Base):
-    manage_repos = StrictBool()
-    auto_enable_yum_plugins = StrictBool()
+    manage_repos = StrictBool(metadata=POINTER)
+    auto_enable_yum_plugins = StrictBool(metadata=POINTER)
 
 
 class SubManCertdSchema(Base):
-    auto_registration = StrictBool()
+    auto_registration = StrictBool(metadata=POINTER)
 
 
 class SubManSchema(Base):
-    rhsm = fields.Nested(SubManRHSMSchema)
-    rhsmcertd = fields.Nested(SubManCertdSchema)
+    rhsm = fields.Nested(SubManRHSMSchema, metadata=POINTER)
+    rhsmcertd = fields.Nested(SubManCertdSchema, metadata=POINTER)
 
 
 class RHSMConfigSchema(Base):
-    dnf_plugins = fields.Nested(DNFPluginsSchema)
-    subscription_manager = fields.Nested(SubManSchema)
+    dnf_plugins = fields.Nested(DNFPluginsSchema, metadata=POINTER)
+    subscription_manager = fields.Nested(SubManSchema, metadata=POINTER)
 
 
 class RHSMSchema(Base):
-    config = fields.Nested(RHSMConfigSchema)
+    config = fields.Nested(RHSMConfigSchema, metadata=POINTER)
 
 
 class CACertsSchema(Base):
@@ -546,7 +568,7 @@ class CACertsSchema(Base):
 
 
 class ContainersStorageSchema(Base):
-    destination_path = Str(data_key="destination-path")
+    destination_path = Str(data_key="destination-path", metadata=POINTER)
 
 
 _SCRIPT_COMMON = ("type", "name", "ignore_failure", "after", "before")
@@ -600,7 +622,7 @@ class DNFConfigSchema(Base):
 
 
 class DNFSchema(Base):
-    config = fields.Nested(DNFConfigSchema)
+    config = fields.Nested(DNFConfigSchema, metadata=POINTER)
 
 
 _VOLUME_ID = re.compile(r"^[\w-]+$")
@@ -619,45 +641,45 @@ class ISOSchema(Base):
 
 
 class SshdSchema(Base):
-    password_authentication = StrictBool()
-    client_alive_interval = StrictInt()
+    password_authentication = StrictBool(metadata=POINTER)
+    client_alive_interval = StrictInt(metadata=POINTER)
     permit_root_login = Str()
-    kbd_interactive_authentication = StrictBool()
+    kbd_interactive_authentication = StrictBool(metadata=POINTER)
 
 
 PARTITIONING_MODES = ("", "raw", "lvm", "auto-lvm")
 
 
 class CustomizationsSchema(Base):
-    hostname = Str()
-    kernel = fields.Nested(KernelSchema)
+    hostname = Str(metadata=POINTER)
+    kernel = fields.Nested(KernelSchema, metadata=POINTER)
     sshkey = NestedList(SSHKeySchema)
     user = NestedList(UserSchema)
     group = NestedList(GroupCustomizationSchema)
-    timezone = fields.Nested(TimezoneSchema)
-    locale = fields.Nested(LocaleSchema)
-    firewall = fields.Nested(FirewallSchema)
-    services = fields.Nested(ServicesSchema)
+    timezone = fields.Nested(TimezoneSchema, metadata=POINTER)
+    locale = fields.Nested(LocaleSchema, metadata=POINTER)
+    firewall = fields.Nested(FirewallSchema, metadata=POINTER)
+    services = fields.Nested(ServicesSchema, metadata=POINTER)
     filesystem = NestedList(FilesystemSchema)
-    disk = fields.Nested(DiskSchema)
+    disk = fields.Nested(DiskSchema, metadata=POINTER)
     installation_device = Str()
     partitioning_mode = Str()
-    fdo = fields.Nested(FDOSchema)
-    openscap = fields.Nested(OpenSCAPSchema)
-    ignition = fields.Nested(IgnitionSchema)
+    fdo = fields.Nested(FDOSchema, metadata=POINTER)
+    openscap = fields.Nested(OpenSCAPSchema, metadata=POINTER)
+    ignition = fields.Nested(IgnitionSchema, metadata=POINTER)
     directories = NestedList(DirectorySchema)
     files = NestedList(FileSchema)
     repositories = NestedList(RepositorySchema)
-    fips = StrictBool()
-    installer = fields.Nested(InstallerSchema)
-    rpm = fields.Nested(RPMSchema)
-    rhsm = fields.Nested(RHSMSchema)
-    cacerts = fields.Nested(CACertsSchema)
-    containers_storage = fields.Nested(ContainersStorageSchema, data_key="containers-storage")
-    firstboot = fields.Nested(FirstbootSchema)
-    dnf = fields.Nested(DNFSchema)
-    iso = fields.Nested(ISOSchema)
-    sshd = fields.Nested(SshdSchema)
+    fips = StrictBool(metadata=POINTER)
+    installer = fields.Nested(InstallerSchema, metadata=POINTER)
+    rpm = fields.Nested(RPMSchema, metadata=POINTER)
+    rhsm = fields.Nested(RHSMSchema, metadata=POINTER)
+    cacerts = fields.Nested(CACertsSchema, metadata=POINTER)
+    containers_storage = fields.Nested(ContainersStorageSchema, data_key="containers-storage", metadata=POINTER)
+    firstboot = fields.Nested(FirstbootSchema, metadata=POINTER)
+    dnf = fields.Nested(DNFSchema, metadata=POINTER)
+    iso = fields.Nested(ISOSchema, metadata=POINTER)
+    sshd = fields.Nested(SshdSchema, metadata=POINTER)
 
     @validates_schema
     def _whole(self, data: dict[str, Any], **kwargs: Any) -> None:
@@ -691,7 +713,7 @@ class BlueprintSchema(Base):
     enabled_modules = NestedList(EnabledModuleSchema, load_default=list, metadata=KEEP)
     groups = NestedList(GroupSchema, load_default=list, metadata=KEEP)
     containers = NestedList(ContainerSchema)
-    customizations = fields.Nested(CustomizationsSchema, allow_none=True)
+    customizations = fields.Nested(CustomizationsSchema, allow_none=True, metadata=POINTER)
     distro = Str(metadata=KEEP, load_default="")
     architecture = Str()
 
