@@ -11,6 +11,7 @@ osbuild-composer resolves them; the manifest then carries them as `org.osbuild.o
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,6 +28,24 @@ class OSTreeOptionsError(RequestError):
 
     A `RequestError`, so POST /compose answers it as every other request check does.
     """
+
+
+# ostree's own rule for a ref name (ostree_validate_rev): `/`-separated parts, each starting with a
+# letter, digit or underscore, then letters, digits and `-._`; a commit is 64 hex digits
+_REF = re.compile(r"(?:[A-Za-z0-9_][-._A-Za-z0-9_]*/)*[A-Za-z0-9_][-._A-Za-z0-9_]*")
+_CHECKSUM = re.compile(r"[0-9a-f]{64}")
+
+
+def check_refs(options: "OSTreeOptions") -> None:
+    """The ref to build and the parent ref or commit, refused as osbuild/images refuses them
+    (`../../x`, `a b`, a ref that is really a checksum)."""
+    if options.ref:
+        if _CHECKSUM.fullmatch(options.ref):
+            raise OSTreeOptionsError(f"ostree image ref looks like a checksum {_go_quote(options.ref)}")
+        if not _REF.fullmatch(options.ref):
+            raise OSTreeOptionsError(f"invalid ostree image ref {_go_quote(options.ref)}")
+    if options.parent and not (_CHECKSUM.fullmatch(options.parent) or _REF.fullmatch(options.parent)):
+        raise OSTreeOptionsError(f"invalid ostree parent ref or commit {_go_quote(options.parent)}")
 
 
 class OSTreeResolveError(OSTreeOptionsError):
@@ -196,6 +215,7 @@ def check_options(
 
     url = ""
     if options is not None:
+        check_refs(options)
         if options.parent and not options.url:
             raise OSTreeOptionsError("ostree parent ref specified, but no URL to retrieve it")
         url = options.url

@@ -59,11 +59,31 @@ def test_compose_types_list_installer_and_ostree_types(client):
     ("edge-raw-image", "edge-host", {"url": "http://127.0.0.1:9/repo"}, "failed to initialize osbuild manifest: "
      'unsupported blueprint customizations found for image type "edge-raw-image": (allowed: Ignition, Kernel, '
      "User, Group)"),
+    # ostree's ref rule, as osbuild/images applies it (a ref becomes a path on the ostree server)
+    ("edge-commit", "edge-bp", {"ref": "../../x"},
+     'failed to initialize osbuild manifest: invalid ostree image ref "../../x"'),
+    ("edge-commit", "edge-bp", {"ref": "a b"}, 'failed to initialize osbuild manifest: invalid ostree image ref "a b"'),
+    ("edge-commit", "edge-bp", {"ref": "acme/edge/"},
+     'failed to initialize osbuild manifest: invalid ostree image ref "acme/edge/"'),
+    ("edge-commit", "edge-bp", {"ref": "a" * 64},
+     f'failed to initialize osbuild manifest: ostree image ref looks like a checksum "{"a" * 64}"'),
+    ("edge-installer", "edge-bp", {"url": "http://127.0.0.1:9/repo", "parent": "../x"},
+     'failed to initialize osbuild manifest: invalid ostree parent ref or commit "../x"'),
+    ("tar", "edge-bp", {"ref": "-x"}, 'failed to initialize osbuild manifest: invalid ostree image ref "-x"'),
 ])
 def test_refused_requests_answer_manifest_creation_failed(client, compose_type, blueprint, ostree, msg):
-    r = _start(client, compose_type, blueprint, ostree=ostree)
-    assert r.status == 400, r
-    assert r.json()["errors"] == [{"id": "ManifestCreationFailed", "msg": msg}]
+    before = client.get(f"{V1}/compose/status/*").json()
+    for test in ("", "2"):  # test mode checks the request too
+        r = _start(client, compose_type, blueprint, test=test, ostree=ostree)
+        assert r.status == 400, r
+        assert r.json()["errors"] == [{"id": "ManifestCreationFailed", "msg": msg}]
+    assert client.get(f"{V1}/compose/status/*").json() == before
+
+
+def test_valid_ostree_refs_are_taken(client):
+    for ref in ("acme/edge", "rhel/9/x86_64/edge", "_a.b-c/d_e", "x"):
+        r = _start(client, "edge-commit", test="2", ostree={"ref": ref})
+        assert r.status == 200, (ref, r)
 
 
 def test_unresolvable_commit_answers_ostree_options_error(client):
