@@ -11,7 +11,8 @@ one pass at start and then every `interval` seconds.  Each pass:
    restarted without persistence, a publish failed while it was down): those jobs are sent again.
    A duplicate is harmless: a job runs only once its claim succeeds.
 3. **Never queued**: a WAITING compose without any job (the API died between storing it and
-   sending it) is submitted; a RUNNING compose with nothing queued or running is FAILED.
+   sending it) is submitted; a compose the pipeline took (RUNNING, or WAITING for its build after
+   its depsolve) with nothing queued or running is FAILED.
 4. **Stray builds**: an osbuild (seen through its guard, `tasks/osbuild_guard.py`) building into the
    directory of a compose that is not RUNNING any more (FAILED by step 1 while its worker hung,
    deleted) is stopped as cancel stops it.  Only builds of this installation's artifacts directory
@@ -177,11 +178,14 @@ class Recovery:
         from core.store.composes import RUNNING, WAITING
         from tasks import pipeline
 
+        started = []  # WAITING composes the pipeline took (a depsolved compose waits for its build)
         for compose_id in self.store.ids_by_status(WAITING):
             if not jobs.jobs(self.db, compose_id):
                 pipeline.submit(self.config, compose_id)
                 counts["submitted"] += 1
-        for compose_id in self.store.ids_by_status(RUNNING):
+            else:
+                started.append(compose_id)
+        for compose_id in self.store.ids_by_status(RUNNING) + started:
             rows = jobs.jobs(self.db, compose_id)
             if any(j["state"] != jobs.DONE for j in rows):
                 continue

@@ -206,17 +206,22 @@ def _start_running(ctx: StepContext, claim: jobs.Claim, compose: Any) -> None:
         raise Skip(f"compose {compose.id} is {compose.queue_status}")
 
 
-def _begin(ctx: StepContext, compose_id: str, step: Step) -> tuple[jobs.Claim, Any]:
+def _begin(ctx: StepContext, compose_id: str, step: Step, *,
+           start: bool = True) -> tuple[jobs.Claim, Any]:
     """Claim the step and move the compose WAITING → RUNNING in one write transaction (one fsync
     instead of two: this is most of what a test-mode compose costs); the unusual cases (cancelled,
-    gone, already over) are sorted out after it."""
+    gone, already over) are sorted out after it.
+
+    `start=False` (the depsolve step) leaves a WAITING compose WAITING: osbuild-composer reports a
+    compose WAITING until its build starts, and a depsolved compose may wait for a build worker.
+    """
     from core.store.composes import WAITING
 
     with ctx.store.db.transaction():
         claim = _claim(ctx, compose_id, step)
         compose = _load(ctx, compose_id)
         if compose.queue_status == WAITING and not compose.cancel_requested:
-            if ctx.store.mark_running(compose_id):
+            if not start or ctx.store.mark_running(compose_id):
                 return claim, compose
     _start_running(ctx, claim, compose)
     return claim, compose
@@ -241,7 +246,7 @@ def run_test(config: "Config", compose_id: str) -> str:
 def run_depsolve(config: "Config", compose_id: str) -> str:
     """Resolve every pipeline's package set, then write the manifest the build will run."""
     ctx = context(config)
-    claim, compose = _begin(ctx, compose_id, DEPSOLVE)
+    claim, compose = _begin(ctx, compose_id, DEPSOLVE, start=False)
     ctx.store.append_log(compose_id, f"depsolve started on {worker_name()} (attempt {claim.attempt})\n")
     with Heartbeat(ctx.store, claim, heartbeat_interval(config)) as hb:
         try:
