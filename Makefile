@@ -77,7 +77,7 @@ bench-depsolve: venv ## Depsolve benchmark vs dnf 4 (installs Debian's python3-d
 	$(BIN)/python bench/depsolve.py $(ARGS)
 
 .PHONY: bench-queue
-bench-queue: venv ## Queue benchmark: 500 test-mode composes through the API, Redis, 2 workers
+bench-queue: venv ## Queue benchmark: 500 test-mode composes through the pipeline, Redis, 2 workers
 	$(BIN)/python bench/queue.py $(ARGS)
 
 .PHONY: bench-build

@@ -47,13 +47,14 @@ def create_app(config: "Config | None" = None, pipeline: "Pipeline | None" = Non
 
     from app import hosts
     from app.errors import register_error_handlers
-    from app.params import check_request_chars
+    from app.params import StrictJSONProvider, check_request_chars
     from app.request_logs import install_flask
     from core import config as config_mod
     from core import sealing, statedir
 
     config = config or config_mod.load()
     app = Flask(__name__)
+    app.json = StrictJSONProvider(app)
     app.config["MAX_CONTENT_LENGTH"] = config.body_limit
     app.config["JSON_SORT_KEYS"] = False
     app.url_map.strict_slashes = False

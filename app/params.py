@@ -9,7 +9,6 @@ parsing compares the Content-Type header exactly as osbuild-composer does.
 from __future__ import annotations
 
 import functools
-import json
 import platform
 import re
 import tomllib
@@ -18,8 +17,10 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from flask import abort, request
+from flask.json.provider import DefaultJSONProvider
 
 from core import tomldoc
+from core import jsontext
 from core.errors import WeldrError
 
 # lorax-composer's api_string: uuids, project/module/source names, formats, commits
@@ -184,6 +185,15 @@ def body_text(error_id: str) -> str:
         raise WeldrError(error_id, f"body is not valid UTF-8: {exc}") from exc
 
 
+class StrictJSONProvider(DefaultJSONProvider):
+    """`request.get_json` reads only JSON a Go client could send (`core.jsontext`): NaN, Infinity,
+    overflowing numbers and nesting too deep for the parser are a bad body (ValueError, which
+    Flask's `silent=True` turns into None), never a 500."""
+
+    def loads(self, s: str | bytes, **kwargs: Any) -> Any:
+        return jsontext.loads(s)
+
+
 class DocumentError(ValueError):
     """A JSON or TOML body that does not parse; the message is the parser's."""
 
@@ -194,8 +204,8 @@ def parse_document(text: str, kind: str) -> dict[str, Any]:
         if kind == TOML_TYPE:
             data: Any = tomldoc.loads(text)
         else:
-            data = json.loads(text)
-    except (tomllib.TOMLDecodeError, json.JSONDecodeError, RecursionError) as exc:
+            data = jsontext.loads(text)
+    except (ValueError, RecursionError) as exc:  # also int()'s digit limit inside tomllib
         raise DocumentError(str(exc)) from exc
     if not isinstance(data, dict):
         raise DocumentError("the document must be an object")

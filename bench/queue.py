@@ -1,14 +1,14 @@
 """Queue benchmark: N test-mode composes submitted at once, Redis, 2 workers.
 
-    .venv/bin/python bench/queue.py [--composes 500] [--workers 2] [--via api|store]
+    .venv/bin/python bench/queue.py [--composes 500] [--workers 2]
 
-`--via api` (default) starts a real `celery-composer serve` on a temporary socket and POSTs
-`/api/v1/compose?test=2` N times from 16 client threads, as composer-cli would (the route stores
-test composes WAITING and queues them; an API that stored them finished at once is detected and
-measured `--via store` instead); `--via store` records the composes in the store and calls
-`tasks.pipeline.submit` directly (the queue alone).  The idle samples go the same way.
+Each compose is recorded in the store WAITING with test mode 2 and handed to
+`tasks.pipeline.submit`, whose first step for it is the pipeline's test step: the queue and the
+workers' claim/finish path alone, with no depsolve and no osbuild.  (POST /compose?test=2 no longer
+reaches the queue: like osbuild-composer, the API stores test composes FINISHED at once.)
 Workers are real `celery-composer worker --queues build --concurrency 1` processes; the broker is
-Redis on 127.0.0.1:6379, database 14 (flushed), or `--broker URL`.
+Redis on 127.0.0.1:6379, database 14 (flushed), or `--broker URL`.  Needs only what `make venv`
+installs (and Redis).
 
 `--osbuild COMMAND` measures builds instead: the same compose twice with real osbuild (first vs
 repeat wall time, bytes downloaded into the shared store, whether the os checkpoint was reused).
@@ -94,68 +94,15 @@ def wait_ready(log: Path, proc: subprocess.Popen, needle: bytes, timeout: float 
         time.sleep(0.1)
 
 
-API_CLIENT: list = []  # the started API's client, for the idle samples through the API too
-
-
-def submit_via_api(base: Path, env: dict[str, str], n: int, procs: list) -> list[str] | None:
-    from bench.weldr_client import WeldrClient
-
-    sock = base / "api.socket"
-    log = base / "api.log"
-    procs.append(start([sys.executable, "-m", "app.cli", "serve", "--socket", str(sock),
-                        "--workers", "2"], env, log))
-    client = WeldrClient(sock)
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if sock.exists() and client.get("/api/status", timeout=5).status == 200:
-                break
-        except OSError:
-            pass
-        if time.monotonic() > deadline:
-            raise SystemExit(f"API did not start:\n{log.read_text()[-2000:]}")
-        time.sleep(0.1)
-    bp = {"name": "bench", "version": "0.0.1", "packages": [], "modules": [], "groups": []}
-    r = client.post("/api/v1/blueprints/new", bp)
-    if r.status != 200:
-        raise SystemExit(f"cannot push the blueprint: {r.status} {r.text}")
-
-    probe = client.post("/api/v1/compose?test=2", {"blueprint_name": "bench", "compose_type": "tar",
-                                                    "branch": "master"}).json()["build_id"]
-    from core import config as config_mod
-    from core import jobs
-    from core.store.composes import ComposeStore
-
-    if not jobs.jobs(ComposeStore.from_config(config_mod.load()).db, probe):
-        return None  # this API stores test composes finished at once: nothing reaches the queue
-
-    def one(_: int) -> str:
-        resp = client.post("/api/v1/compose?test=2", {"blueprint_name": "bench", "compose_type": "tar",
-                                                      "branch": "master"})
-        if resp.status != 200:
-            raise RuntimeError(f"POST /compose: {resp.status} {resp.text}")
-        return resp.json()["build_id"]
-
-    API_CLIENT[:] = [one]
-    with ThreadPoolExecutor(16) as pool:
-        return list(pool.map(one, range(n)))
-
-
 def submit_via_store(config, n: int) -> list[str]:
+    """N test-mode composes stored WAITING for the pipeline's test step, then submitted."""
     from core.store.composes import ComposeStore
     from tasks import pipeline
 
     store = ComposeStore.from_config(config)
-    ids = []
-    for _ in range(n):
-        c = store.create(blueprint={"name": "bench", "version": "0.0.1"}, compose_type="tar",
-                         distro="test-distro-1", arch="x86_64")
-        with store.db.transaction() as conn:  # test mode 2, stored WAITING for the pipeline
-            rec = json.loads(conn.execute("SELECT record FROM composes WHERE id = ?",
-                                          (c.id,)).fetchone()[0])
-            rec["test_mode"] = 2
-            conn.execute("UPDATE composes SET record = ? WHERE id = ?", (json.dumps(rec), c.id))
-        ids.append(c.id)
+    ids = [store.create(blueprint={"name": "bench", "version": "0.0.1"}, compose_type="tar",
+                        distro="test-distro-1", arch="x86_64", test_mode=2, queued=True).id
+           for _ in range(n)]
 
     def send(cid: str) -> bool:
         return pipeline.submit(config, cid)
@@ -238,7 +185,6 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--composes", type=int, default=500)
     ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--via", choices=("api", "store"), default="api")
     ap.add_argument("--broker", default="redis://127.0.0.1:6379/14")
     ap.add_argument("--database-url", default="",
                     help="a PostgreSQL server (its maintenance database, e.g. postgresql://"
@@ -289,16 +235,7 @@ def measure(args: argparse.Namespace, database_url: str) -> int:
                                 "--concurrency", "1", "--pool", args.pool], env_i, log))
             wait_ready(log, procs[-1], b"ready.")
         t0 = time.time()
-        ids = None
-        if args.via == "api":
-            ids = submit_via_api(base, env, args.composes, procs)
-            if ids is None:
-                print("NOTE: POST /compose?test=2 stores test composes FINISHED at once instead of "
-                      "queueing them; measuring the queue with --via store instead")
-                args.via = "store"
-                t0 = time.time()
-        if ids is None:
-            ids = submit_via_store(config, args.composes)
+        ids = submit_via_store(config, args.composes)
         submitted = time.time()
         store = ComposeStore.from_config(config)
         idle: list[float] = []
@@ -306,7 +243,7 @@ def measure(args: argparse.Namespace, database_url: str) -> int:
             # one compose at a time on an idle queue: the pipeline's own pickup latency
             wait_all(store, ids, args.timeout)
             for _ in range(args.idle_samples):
-                [cid] = [API_CLIENT[0](0)] if args.via == "api" else submit_via_store(config, 1)
+                [cid] = submit_via_store(config, 1)
                 wait_all(store, [cid], 30)
                 job = jobs.jobs(store.db, cid)[0]
                 idle.append((job["started_at"] - job["enqueued_at"]) * 1000)
@@ -326,7 +263,7 @@ def measure(args: argparse.Namespace, database_url: str) -> int:
         finished = [s for s in states.values() if s.queue_status == "FINISHED"]
         last = max((s.job_finished or 0) for s in done) if done else time.time()
         lost = len(ids) - len(done)
-        print(f"queue benchmark: {len(ids)} test-mode composes via {args.via}, "
+        print(f"queue benchmark: {len(ids)} test-mode composes through the pipeline, "
               f"{args.workers} workers, broker {args.broker}")
         print(f"  finished {len(finished)}, failed {len(done) - len(finished)}, "
               f"not done (lost) {lost}")
@@ -334,7 +271,7 @@ def measure(args: argparse.Namespace, database_url: str) -> int:
             print(f"  enqueue→start latency ms: p50 {percentile(latencies, 50):.1f}  "
                   f"p90 {percentile(latencies, 90):.1f}  p99 {percentile(latencies, 99):.1f}  "
                   f"max {max(latencies):.1f}  (mean {statistics.mean(latencies):.1f})")
-        print(f"  submit took {submitted - t0:.2f} s ({len(ids) / (submitted - t0):.0f} POST/s)")
+        print(f"  submit took {submitted - t0:.2f} s ({len(ids) / (submitted - t0):.0f} composes/s)")
         print(f"  throughput: {len(done) / max(1e-9, last - t0):.0f} composes/s "
               f"(first submit → last finish {last - t0:.2f} s)")
         if idle:

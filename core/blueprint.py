@@ -21,6 +21,7 @@ import tomlkit
 from marshmallow import ValidationError
 
 from core import tomldoc
+from core import jsontext
 from core.blueprint_schema import flatten_errors, load_blueprint_dict
 from core.passwords import PasswordTooLong, hash_password, is_crypted
 
@@ -69,13 +70,13 @@ def decode(text: str, content_type: str | None) -> Blueprint:
         raise BlueprintError("Missing blueprint")
     if content_type == JSON_TYPE:
         try:
-            raw = json.loads(text)
-        except (json.JSONDecodeError, RecursionError) as exc:
+            raw = jsontext.loads(text)
+        except jsontext.JSONTextError as exc:
             raise BlueprintError(BAD_REQUEST + f"invalid JSON: {exc}") from exc
     elif content_type == TOML_TYPE:
         try:
             raw = tomldoc.loads(text)
-        except (tomllib.TOMLDecodeError, RecursionError) as exc:
+        except (ValueError, RecursionError) as exc:  # also int()'s digit limit inside tomllib
             raise BlueprintError(BAD_REQUEST + f"invalid TOML: {exc}") from exc
     else:
         raise BlueprintError(BAD_REQUEST + "blueprint must be in json or toml format")

@@ -5,10 +5,11 @@ the whole session; `weldr_client` speaks plain HTTP/1.1 to it over that socket, 
 does.  Tests that need a server of their own (restart, kill -9, other settings) use
 `start_weldr_server` and stop it themselves.
 
-Test-mode composes (`?test=1|2`) go through the queue, so a server whose tests start them needs a
-worker for queue `build` (`queue_workers="build"`: the session server has one) or the embedded
-workers (`env={"CELERY_COMPOSER_EMBEDDED_WORKERS": "true"}`).  Without a worker on `depsolve`,
-POST /compose does not wait for a depsolve outcome (`compose_depsolve_wait` 0) unless told to.
+Test-mode composes (`?test=1|2`) are stored ended at once and need no worker.  A server whose
+tests build needs a worker for queue `build` (`queue_workers="build"`: the session server has one)
+or the embedded workers (`env={"CELERY_COMPOSER_EMBEDDED_WORKERS": "true"}`).  Without a worker on
+`depsolve`, POST /compose does not wait for a depsolve outcome (`compose_depsolve_wait` 0) unless
+told to.
 """
 
 from __future__ import annotations
@@ -147,8 +148,8 @@ def pytest_sessionfinish(session: Any, exitstatus: int) -> None:
 @pytest.fixture(scope="session")
 def weldr_server() -> Iterator[WeldrServer]:
     with tempfile.TemporaryDirectory(prefix="weldr-") as base:
-        # a worker for queue `build` ends test-mode composes; nothing takes `depsolve`, so the
-        # other composes stay WAITING for the tests that drive them through the store
+        # a worker for queue `build`; nothing takes `depsolve`, so composes stay WAITING for
+        # the tests that drive them through the store
         server = WeldrServer(Path(base), workers=2, queue_workers="build").start()
         try:
             yield server

@@ -110,18 +110,24 @@ def check_settings(config: Any, provider: str, settings: dict[str, Any], image_n
 
 
 def resolve_request(db: Any, config: Any, body: dict[str, Any],
-                    compose_type: str | None) -> dict[str, Any]:
+                    compose_type: str | None, *, check_values: bool = True) -> dict[str, Any]:
     """`{"image_name", "provider", "profile"|"settings"}` → an upload request for the store.
 
     Error wording follows lorax-composer (`Missing parameter 'x'!`, `Type "t" is not supported
-    by provider "p"!`), as cockpit-composer shows these messages to the user.
+    by provider "p"!`), as cockpit-composer shows these messages to the user.  Without
+    `check_values` (a test compose: nothing will be uploaded) only the shape is checked — a known
+    provider, settings an object — as osbuild-composer checks no more than that there.
     """
     if not isinstance(body, dict):
         raise upload_error("upload must be an object")
     try:
         image_name = body["image_name"]
         provider = body["provider"]
+        if not isinstance(image_name, str) or not isinstance(provider, str):
+            raise upload_error("'image_name' and 'provider' must be strings")
         if "profile" in body:
+            if not isinstance(body["profile"], str):
+                raise upload_error("'profile' must be a string")
             settings = load_profile(db, provider, body["profile"])
             if settings is None:
                 raise upload_error(f'Profile "{body["profile"]}" for provider "{provider}" does not exist!')
@@ -129,19 +135,20 @@ def resolve_request(db: Any, config: Any, body: dict[str, Any],
             settings = body["settings"]
     except KeyError as exc:
         raise upload_error(f"Missing parameter {exc}!") from None
-    if not isinstance(image_name, str) or not isinstance(provider, str):
-        raise upload_error("'image_name' and 'provider' must be strings")
     try:
-        settings = check_settings(config, provider, settings, image_name, compose_type)
+        if check_values:
+            settings = check_settings(config, provider, settings, image_name, compose_type)
+        else:
+            settings = get_uploader(provider).normalize(settings)
     except SettingsError as exc:
         raise upload_error(str(exc)) from None
     return {"provider": get_uploader(provider).name, "image_name": image_name, "settings": settings}
 
 
 def validate_upload_request(body_upload: dict[str, Any], compose_type: str, config: Any,
-                            db: Any) -> dict[str, Any]:
+                            db: Any, *, check_values: bool = True) -> dict[str, Any]:
     """For POST /compose (api-core): the v1 `upload` object → an entry of `upload_requests`."""
-    return resolve_request(db, config, body_upload, compose_type)
+    return resolve_request(db, config, body_upload, compose_type, check_values=check_values)
 
 
 def render_upload(upload: Any, image_path: Path | str | None = None,

@@ -2,8 +2,9 @@
 
 The routes validate, call `core.store.composes`, and render osbuild-composer's shapes and
 messages.  Building is the pipeline's job: POST /compose stores the compose WAITING and hands
-its id to the pipeline (`get_pipeline()`; test-mode composes too: the pipeline's test step ends them), then
-waits for its depsolve step so that a depsolve error is answered as osbuild-composer answers it.
+its id to the pipeline (`get_pipeline()`), then waits for its depsolve step so that a depsolve
+error is answered as osbuild-composer answers it.  Test-mode composes (`?test=1|2`) are stored
+FAILED/FINISHED at once, as osbuild-composer stores them: clients delete or cancel them right away.
 Listing replies are cached per process on the store's generation counter, so cockpit polling
 `compose/status/*` over thousands of composes costs one small query per request until something
 changes.
@@ -26,6 +27,7 @@ from flask import Blueprint, Response, abort, request
 from app import compose_request, get_config, get_db, get_pipeline
 from app.errors import json_response
 from app.params import JSON_TYPE, api_version, arch_arg, check_blueprint_name, distro_arg, parse_uuid
+from core import jsontext
 from core.errors import WeldrError, error_entry
 from core.pipeline import Pipeline
 from core.store import composes as cs
@@ -491,13 +493,11 @@ def tar_response(filename: str, members: Sequence[tuple[str, bytes | Path | Stre
 # --- starting a compose -------------------------------------------------------------------
 
 def _parse_compose_body() -> dict[str, Any]:
-    import json
-
     if request.headers.get("Content-Type") != JSON_TYPE:
         raise WeldrError("MissingPost", "blueprint must be json")
     try:
-        body = json.loads(request.get_data(cache=True) or b"")
-    except (ValueError, RecursionError):
+        body = jsontext.loads(request.get_data(cache=True) or b"")
+    except jsontext.JSONTextError:
         body = None
     if not isinstance(body, dict):
         abort(404)  # osbuild-composer answers an empty or unparsable body with its 404
@@ -536,8 +536,7 @@ def compose_start() -> Response:
     test_mode = int(test) if test in ("1", "2") else 0
     prepared = compose_request.prepare(body, config=get_config(), db=get_db(),
                                        api_version=api_version(), test_mode=test_mode)
-    pipeline = get_pipeline()
-    # test composes too go through the queue when there is one (lorax-composer's way)
+    pipeline = get_pipeline() if test_mode == 0 else None  # a test compose is over once stored
     compose = _store().create(**prepared.store_arguments(), queued=pipeline is not None)
     if pipeline is not None:
         try:

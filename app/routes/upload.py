@@ -148,7 +148,11 @@ def save_profile() -> Any:
         provider, profile, settings = body["provider"], body["profile"], body["settings"]
     except KeyError as exc:
         raise service.upload_error(f"Missing parameter {exc}!") from None
-    if not isinstance(profile, str) or not profile:
+    if not isinstance(provider, str):
+        raise service.upload_error("'provider' must be a string")
+    if not isinstance(profile, str):
+        raise service.upload_error("'profile' must be a string")
+    if not profile:
         raise service.upload_error("Profile name cannot be empty!", 200)
     check_api_string(profile, "Invalid characters in profile name")
     try:

@@ -216,11 +216,13 @@ class ComposeStore:
                upload_requests: Iterable[dict[str, Any]] = (), test_mode: int = 0,
                queued: bool = False, options: dict[str, Any] | None = None,
                now: float | None = None) -> Compose:
-        """Record a new compose, WAITING; in test mode 1/2 it is stored FAILED/FINISHED at once,
-        unless `queued`: then it waits, like any compose, for the pipeline's test step to end it.
+        """Record a new compose, WAITING; in test mode 1/2 it is stored FAILED/FINISHED at once
+        (osbuild-composer's way), unless `queued`: then it waits, like any compose, for the
+        pipeline's test step to end it (what the queue benchmark submits).
 
         Each upload request (`{"provider"/"target", "image_name", "settings"}`) becomes an upload
-        entry WAITING.
+        entry WAITING; a compose stored over at once has nothing to upload, so its uploads are
+        stored in its final state (osbuild-composer shows them so), never left WAITING.
         """
         compose_id = str(uuid.uuid4())
         now = time.time() if now is None else now
@@ -244,17 +246,20 @@ class ComposeStore:
                 (compose_id, blueprint.get("name", ""), blueprint.get("version", ""), compose_type,
                  status, now, started, finished, image_size, json.dumps(record)))
             for req in uploads:
-                self._insert_upload(conn, compose_id, req, now)
+                self._insert_upload(conn, compose_id, req, now, status=status)
             self._bump(conn)
         return self.get(compose_id)
 
-    def _insert_upload(self, conn: Any, compose_id: str, req: dict[str, Any], now: float) -> str:
+    def _insert_upload(self, conn: Any, compose_id: str, req: dict[str, Any], now: float,
+                       status: str = WAITING) -> str:
         upload_id = str(uuid.uuid4())
         conn.execute(
             "INSERT INTO compose_uploads (id, compose_id, target, image_name, settings, status,"
-            " created) VALUES (?, ?, ?, ?, ?, 'WAITING', ?)",
+            " created, finished, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (upload_id, compose_id, req.get("provider") or req.get("target") or "",
-             req.get("image_name", ""), self.sealer.seal(json.dumps(req.get("settings") or {})), now))
+             req.get("image_name", ""), self.sealer.seal(json.dumps(req.get("settings") or {})),
+             status, now, None if status == WAITING else now,
+             "the compose failed (test mode): nothing was uploaded" if status == FAILED else None))
         return upload_id
 
     @staticmethod
@@ -388,9 +393,24 @@ class ComposeStore:
             columns = {"job_finished": now, "job_started": row["job_started"] or now}
             changed = self._set_state(compose_id, (WAITING, RUNNING), FAILED, columns,
                                       {"error": message, **({"failure": failure} if failure else {})})
-        if changed and message:
-            self.append_log(compose_id, message if message.endswith("\n") else message + "\n")
+            if changed and message:  # before the commit: whoever sees FAILED finds the reason
+                self._log_reason(compose_id, message)
         return changed
+
+    def _log_reason(self, compose_id: str, message: str) -> None:
+        """End the log with the failure's reason, once: the step that failed may have written
+        this very sentence last already (osbuild's runner does)."""
+        line = message if message.endswith("\n") else message + "\n"
+        try:
+            if not self._ends_with_line(compose_id, line):
+                self.append_log(compose_id, line)
+        except OSError as exc:  # a full disk must not keep the compose from failing
+            log.warning("compose %s: could not log its failure: %s", compose_id, exc)
+
+    def _ends_with_line(self, compose_id: str, line: str) -> bool:
+        """The log's last line is exactly `line` (not merely a line ending with the same words)."""
+        tail = self.read_log(compose_id, tail_bytes=len(line.encode()) + 1)
+        return tail == line or tail.endswith("\n" + line)
 
     def request_cancel(self, compose_id: str) -> str:
         """Cancel: a WAITING compose becomes FAILED now; a RUNNING one is flagged for its worker.

@@ -2,8 +2,8 @@
 
 The build pipeline is not part of these tests: the lifecycle (RUNNING, FINISHED with an image,
 FAILED) is driven through `core.store.composes` on the server's own database from the test
-process, exactly as the pipeline's workers do from theirs.  Test-mode composes (`?test=1|2`) go
-through the queue: the session server's real worker on queue `build` ends them.
+process, exactly as the pipeline's workers do from theirs.  Test-mode composes (`?test=1|2`) are
+stored FAILED/FINISHED by the request itself, as osbuild-composer stores them.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """POST /compose with real workers behind it: depsolve errors answered as osbuild-composer answers
-them, the bound on that wait, and test-mode composes going through the queue.
+them, the bound on that wait, and test-mode composes ending at once without the queue.
 
 Servers here run `serve` with the embedded broker and its own workers (every queue), against the
 depsolve area's real RPM repository (built by rpmbuild + createrepo_c, served over file:// or a
@@ -105,7 +105,7 @@ def test_depsolve_error_is_a_500_and_leaves_nothing(start_weldr_server, tmp_path
     assert r.status == 200, r
     compose_id = r.json()["build_id"]
     info = client.get(f"{V1}/compose/info/{compose_id}").json()
-    assert info["queue_status"] in ("RUNNING", "FINISHED", "FAILED")  # depsolved before the reply
+    assert info["queue_status"] in ("WAITING", "RUNNING", "FINISHED", "FAILED")  # build may not have started
     assert "bash" in [p["name"] for p in info["deps"]["packages"]]
     # (osbuild is not installed here: its build fails later; the depsolve is what this checks)
     _wait_status(client, compose_id, ("FINISHED", "FAILED"))
@@ -170,35 +170,81 @@ def test_depsolve_slower_than_the_bound_answers_the_build_id(start_weldr_server,
     assert "depsolve failed" in log and "no-such-package" in log
 
 
-def test_test_mode_composes_go_through_the_queue(start_weldr_server, tmp_path, baseos):
-    # no worker at first: the composes must be seen WAITING, then a real worker ends them
+def test_depsolved_compose_waits_for_its_build_as_waiting(start_weldr_server, tmp_path, baseos):
+    """A worker takes depsolve, none takes build: after its depsolve the compose waits for a build
+    worker, and says WAITING (osbuild-composer's state until the build starts), not RUNNING."""
+    repos = _repositories(tmp_path, baseos.as_uri() + "/")
+    server = start_weldr_server(queue_workers="depsolve",  # the worker reads the env too
+                                env={"CELERY_COMPOSER_DEFAULT_DISTRO": DISTRO,
+                                     "CELERY_COMPOSER_REPOSITORIES_DIR": str(repos)})
+    client = server.client
+    _blueprint(client, "waits", [("bash", "*")])
+    r = _compose(client, "waits")
+    assert r.status == 200, r
+    compose_id = r.json()["build_id"]
+    info = client.get(f"{V1}/compose/info/{compose_id}").json()
+    assert "bash" in [p["name"] for p in info["deps"]["packages"]]  # depsolved before the reply
+    assert info["queue_status"] == "WAITING", info
+    [entry] = client.get(f"{V1}/compose/status/{compose_id}").json()["uuids"]
+    assert entry["queue_status"] == "WAITING" and "job_started" not in entry, entry
+    queue = client.get(f"{V1}/compose/queue").json()
+    assert [e["id"] for e in queue["new"]] == [compose_id] and queue["run"] == []
+    log = client.get(f"{V1}/compose/log/{compose_id}").json()
+    assert log["errors"][0]["id"] == "BuildInWrongState"  # not started: no log yet, as OC
+    from core import jobs
+    from tests.databases import database_for
+
+    rows = {r["step"]: r["state"] for r in jobs.jobs(database_for(server.state_dir), compose_id)}
+    assert rows == {"depsolve": jobs.DONE, "build": jobs.QUEUED}
+
+
+# composer-cli's integration suite (TestStartComposeUpload) sends lorax-style placeholders
+SUITE_UPLOAD = {"image_name": "test-image", "provider": "aws",
+                "settings": {"aws_access_key": "AWS Access Key", "aws_bucket": "AWS Bucket",
+                             "aws_region": "AWS Region", "aws_secret_key": "AWS Secret Key"}}
+
+
+def test_test_mode_composes_end_at_once(start_weldr_server, tmp_path, baseos):
+    """`?test=1|2` composes are stored FAILED/FINISHED by the request itself, as osbuild-composer
+    stores them: no queue round trip (the server has a pipeline but no worker at all), so a
+    client may delete or cancel right after starting.  Their uploads end with them, and the
+    upload settings are not checked (osbuild-composer checks none there)."""
     repos = _repositories(tmp_path, baseos.as_uri() + "/")
     server = start_weldr_server(args=["--repositories", str(repos)])
     client = server.client
     _blueprint(client, "tm", [])
-    failed = _compose(client, "tm", test="1").json()["build_id"]
-    finished = _compose(client, "tm", test="2").json()["build_id"]
-    queue = client.get(f"{V1}/compose/queue").json()
-    assert {e["id"] for e in queue["new"]} == {failed, finished}
-    assert all(e["queue_status"] == "WAITING" and "job_started" not in e for e in queue["new"])
-
-    server.queue_workers = "build"
-    server._start_worker(time.monotonic() + 60)
-    f = _wait_status(client, failed, ("FINISHED", "FAILED"))
-    g = _wait_status(client, finished, ("FINISHED", "FAILED"))
-    assert f["queue_status"] == "FAILED" and g["queue_status"] == "FINISHED"
-    for entry in (f, g):
+    failed = _compose(client, "tm", test="1", upload=SUITE_UPLOAD)
+    finished = _compose(client, "tm", test="2", upload=SUITE_UPLOAD)
+    assert failed.status == 200 and finished.status == 200, (failed, finished)
+    assert failed.json()["upload_id"] and finished.json()["upload_id"]
+    failed, finished = failed.json()["build_id"], finished.json()["build_id"]
+    assert client.get(f"{V1}/compose/queue").json() == {"new": [], "run": []}
+    states = {e["id"]: e for e in client.get(f"{V1}/compose/status/*").json()["uuids"]}
+    assert states[failed]["queue_status"] == "FAILED"
+    assert states[finished]["queue_status"] == "FINISHED"
+    for entry in states.values():
         assert entry["job_created"] <= entry["job_started"] <= entry["job_finished"]
-    assert "TESTING FAILED compose" in client.get(f"{V1}/compose/log/{failed}").text
+        assert [u["status"] for u in entry["uploads"]] == [entry["queue_status"]]
     info = client.get(f"{V1}/compose/info/{finished}").json()
     assert info["queue_status"] == "FINISHED" and info["deps"] == {"packages": []}
-    # no depsolve, no build: the test step was the only work
+    # the pipeline never heard of them
     from tests.databases import database_for
 
-    db = database_for(server.state_dir)
-    steps = {(r["compose_id"], r["step"], r["state"]) for r in db.query(
-        "SELECT compose_id, step, state FROM pipeline_jobs")}
-    assert steps == {(failed, "test", "done"), (finished, "test", "done")}
+    assert database_for(server.state_dir).query("SELECT * FROM pipeline_jobs") == []
+
+    # TestCancelFinishedCompose, TestDeleteComposes: right after starting
+    r = client.delete(f"{V1}/compose/cancel/{finished}")
+    assert r.status == 400 and r.json()["errors"][0]["id"] == "BuildInWrongState", r
+    r = client.delete(f"{V1}/compose/delete/{failed},{finished}")
+    assert r.json() == {"uuids": [{"uuid": failed, "status": True},
+                                  {"uuid": finished, "status": True}], "errors": []}, r
+    assert _leftovers(server) == {"composes": [], "uploads": [], "jobs": [], "artifacts": []}
+
+    # the shape is still checked: an unknown provider, settings that are not an object
+    for upload in ({**SUITE_UPLOAD, "provider": "no-such-cloud"}, {**SUITE_UPLOAD, "settings": "x"}):
+        r = _compose(client, "tm", test="2", upload=upload)
+        assert r.status == 400 and r.json()["errors"][0]["id"] == "UploadError", r
+    assert _leftovers(server)["composes"] == []
 
 
 def test_wait_depsolve_reads_the_step_outcome_from_the_store(tmp_path):

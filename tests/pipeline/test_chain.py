@@ -83,6 +83,9 @@ def test_failing_build_fails_compose_with_reason_last(redis_url, make_env):
     assert store.read_log(schema).rstrip().endswith("schema validation failed); see the messages above")
     assert "'stages' is a required property" in store.read_log(schema)
     assert store.read_log(stage).rstrip().endswith("stage org.osbuild.tar in pipeline archive failed")
+    for cid in (schema, stage):  # the reason ends the log once (osbuild's runner and the store
+        lines = store.read_log(cid).splitlines()  # both used to write it)
+        assert lines[-1] == store.get(cid).error and lines[-2] != lines[-1], lines[-3:]
     [upload] = store.uploads(stage)  # no image, no upload: it ends too, saying why
     assert upload.status == "FAILED" and upload.error.startswith("the compose failed: osbuild failed")
 
