@@ -131,7 +131,11 @@ def _make_base() -> type:
             settings = {
                 "bind": bind_addresses(cfg),
                 "workers": max(1, cfg.api_workers),
-                "worker_class": "gthread",
+                # gthread, answering the request errors gunicorn catches itself in JSON
+                "worker_class": "app.gunicorn_worker.WeldrThreadWorker",
+                # the longest request line gunicorn allows with a bound (4 KB by default):
+                # composer-cli asks compose/status for a list of ids in the path
+                "limit_request_line": 8190,
                 "threads": THREADS_PER_WORKER,
                 "umask": SOCKET_UMASK,
                 "graceful_timeout": GRACEFUL_TIMEOUT,

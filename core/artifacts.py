@@ -15,8 +15,10 @@ a Weldr error naming it.
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
+import stat
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -79,6 +81,26 @@ class DirectoryArtifacts:
     def path(self, compose_id: str, filename: str) -> Path:
         return self.root / _key(compose_id, filename)
 
+    def _open(self, compose_id: str, filename: str) -> int:
+        """The file opened for reading without following a symlink: not for the compose's
+        directory, not for the file.  A link planted there (by whoever can write the artifacts
+        directory) must not make the API, often root, serve another file.  FileNotFoundError when
+        it is missing; OSError (ELOOP, EINVAL) when a link or a non-regular file is in the way."""
+        compose_dir, name = _key(compose_id, filename).split("/")
+        root = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            inner = os.open(compose_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=root)
+        finally:
+            os.close(root)
+        try:
+            fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=inner)
+        finally:
+            os.close(inner)
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise OSError(errno.EINVAL, f"{self.path(compose_id, filename)} is not a regular file")
+        return fd
+
     def put(self, compose_id: str, filename: str, path: Path) -> int:
         target = self.path(compose_id, filename)
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -91,11 +113,15 @@ class DirectoryArtifacts:
         return target.stat().st_size
 
     def size(self, compose_id: str, filename: str) -> int:
-        return self.path(compose_id, filename).stat().st_size
+        fd = self._open(compose_id, filename)
+        try:
+            return os.fstat(fd).st_size
+        finally:
+            os.close(fd)
 
     def read(self, compose_id: str, filename: str, start: int = 0, end: int | None = None
              ) -> Iterator[bytes]:
-        fh = open(self.path(compose_id, filename), "rb")  # opened now: a missing file raises here
+        fh = os.fdopen(self._open(compose_id, filename), "rb")  # opened now: a missing file raises here
 
         def chunks() -> Iterator[bytes]:
             with fh:
@@ -111,10 +137,8 @@ class DirectoryArtifacts:
         return chunks()
 
     def fetch(self, compose_id: str, filename: str, scratch: Path) -> Path:
-        path = self.path(compose_id, filename)
-        if not path.is_file():
-            raise FileNotFoundError(path)
-        return path
+        os.close(self._open(compose_id, filename))  # a regular file, reached without a link
+        return self.path(compose_id, filename)
 
     def delete(self, compose_id: str) -> None:
         shutil.rmtree(self.root / str(uuid.UUID(compose_id)), ignore_errors=True)

@@ -146,3 +146,84 @@ def test_non_string_provider_and_profile(weldr_client, kept, bad):
         err = _error(r, r.status if r.status in (200, 400) else 400)
         assert err["id"] in ("UploadError", "MissingPost"), (route, body, err)
     assert _snapshot(weldr_client, kept) == before
+
+
+# --- symlinks in the artifacts directory -----------------------------------------------------
+
+
+def test_symlinks_in_the_artifacts_directory_are_not_followed(weldr_client, weldr_server, kept,
+                                                              tmp_path):
+    """A link planted where a compose's image belongs (or in place of the compose's directory)
+    must not make compose/image or results serve the file it points to."""
+    from core.store.composes import ComposeStore
+    from tests.databases import database_for
+
+    store = ComposeStore(database_for(weldr_server.state_dir), weldr_server.state_dir / "artifacts")
+    secret = tmp_path / "secret"
+    secret.write_text("TOP-SECRET-CONTENT\n")
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "elsewhere" / "disk.qcow2").write_text("TOP-SECRET-CONTENT via a directory\n")
+    ids = []
+    for how in ("file link", "directory link"):
+        compose = store.create(blueprint={"name": kept["name"], "version": "0.0.1"},
+                               compose_type="qcow2", distro="centos-9", arch="x86_64",
+                               image_filename="disk.qcow2")
+        assert store.mark_running(compose.id) and store.mark_finished(compose.id, image_size=10)
+        image = store.artifacts.path(compose.id, "disk.qcow2")
+        if how == "file link":
+            image.parent.mkdir(parents=True, exist_ok=True)
+            image.symlink_to(secret)
+        else:
+            image.parent.parent.mkdir(parents=True, exist_ok=True)
+            image.parent.symlink_to(tmp_path / "elsewhere")
+        ids.append(compose.id)
+    for compose_id in ids:
+        for route in ("image", "results", "logs", "log"):
+            r = weldr_client.get(f"{V1}/compose/{route}/{compose_id}")
+            assert b"TOP-SECRET" not in r.body, (route, r)
+            assert r.status == (500 if route == "image" else 200), (route, r)
+    assert secret.read_text() == "TOP-SECRET-CONTENT\n"
+
+
+# --- requests gunicorn refuses before Flask sees them ------------------------------------------
+
+
+def _raw(weldr_server, data: bytes) -> tuple[int, dict, bytes]:
+    """Send bytes on the socket as they are; the reply's status, headers and body."""
+    import socket
+
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(30)
+        sock.connect(str(weldr_server.socket))
+        sock.sendall(data)
+        reply = b""
+        while chunk := sock.recv(65536):
+            reply += chunk
+    head, _, body = reply.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers = dict(line.split(": ", 1) for line in lines[1:])
+    return int(lines[0].split()[1]), headers, body
+
+
+@pytest.mark.parametrize("request_bytes,status", [
+    (b"GET /api/v1/blueprints/info/" + b"a" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414),
+    (b"GET /api/status HTTP/1.1\r\nHost: x\r\nX-Big: " + b"b" * 9000 + b"\r\n\r\n", 431),
+    (b"GARBAGE\r\n\r\n", 400),
+])
+def test_requests_gunicorn_refuses_get_a_json_weldr_error(weldr_server, request_bytes, status):
+    got, headers, body = _raw(weldr_server, request_bytes)
+    assert got == status, body
+    assert headers["Content-Type"].startswith("application/json")
+    reply = json.loads(body)
+    assert reply["status"] is False and reply["errors"][0]["id"] == "HTTPError", reply
+    assert reply["errors"][0]["code"] == status
+
+
+def test_request_line_over_4_kb_is_answered_by_the_api(weldr_client):
+    """Go's server (osbuild-composer) takes long request lines; gunicorn's default stops at 4 KB.
+    A 5 KB line reaches the routes and gets their answer, in JSON."""
+    ids = ",".join(str(uuid.uuid4()) for _ in range(140))  # ~5.2 KB: compose/status of many ids
+    r = weldr_client.get(f"{V1}/compose/status/{ids}")
+    assert r.status == 200 and r.json() == {"uuids": []}, r
+    r = weldr_client.get(f"{V1}/blueprints/info/" + "a" * 5000)
+    assert r.status == 200 and r.json()["blueprints"] == [], r  # unknown: listed in "errors"
