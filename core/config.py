@@ -136,6 +136,8 @@ class Config:
     # Logging
     log_level: str = "INFO"
     log_format: str = "text"  # "json": one JSON object per line
+    # Uploads
+    local_upload_dirs: list[str] = field(default_factory=list)  # where the `local` target may write
     # Upload defaults: {"aws": {"region": ...}, ...}
     upload_defaults: dict[str, dict[str, Any]] = field(default_factory=dict)
 
@@ -165,6 +167,7 @@ SECTIONS: dict[str, tuple[str, ...]] = {
               "osbuild_checkpoint_images", "build_timeout", "task_stale_after"),
     "depsolve": ("metadata_expire", "compose_depsolve_wait"),
     "logging": ("log_level", "log_format"),
+    "uploads": ("local_upload_dirs",),
 }
 _SECTION_OF = {key: section for section, keys in SECTIONS.items() for key in keys}
 
@@ -263,7 +266,17 @@ def _check_upload_defaults(value: dict[str, Any]) -> dict[str, Any]:
         if not isinstance(settings, dict):
             raise ValueError(f"'{target}' must be a table of settings, e.g."
                              f" [upload_defaults.{target}]")
+        if "allowed_directories" in settings:
+            raise ValueError(f"'{target}.allowed_directories' is now the setting local_upload_dirs"
+                             " (in [uploads])")
     return value
+
+
+def _check_directories(value: list[str]) -> list[str]:
+    for directory in value:
+        if not os.path.isabs(directory) or ".." in Path(directory).parts:
+            raise ValueError(f"{directory!r} is not an absolute path without '..'")
+    return [os.path.normpath(d) for d in value]
 
 
 # Checks beyond the type; each raises ValueError with the reason, `_coerce` adds the key.
@@ -285,6 +298,7 @@ _CHECKS: dict[str, Callable[[Any], Any]] = {
     "compose_depsolve_wait": _at_least(0),
     "log_level": _check_log_level,
     "log_format": _check_log_format,
+    "local_upload_dirs": _check_directories,
     "upload_defaults": _check_upload_defaults,
     "distro_aliases": _check_distro_aliases,
 }

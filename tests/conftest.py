@@ -150,7 +150,8 @@ def weldr_server() -> Iterator[WeldrServer]:
     with tempfile.TemporaryDirectory(prefix="weldr-") as base:
         # a worker for queue `build`; nothing takes `depsolve`, so composes stay WAITING for
         # the tests that drive them through the store
-        server = WeldrServer(Path(base), workers=2, queue_workers="build").start()
+        server = WeldrServer(Path(base), workers=2, queue_workers="build",
+                             env={"CELERY_COMPOSER_LOCAL_UPLOAD_DIRS": tempfile.gettempdir()}).start()
         try:
             yield server
         finally:

@@ -2,13 +2,17 @@
 
 The copy keeps holes (only allocated extents are copied), goes to a temporary name and is renamed
 when complete, so a reader of the directory never sees half an image under the final name.
-Which directories may be written is the operator's choice: `upload_defaults.local.allowed_directories`
-(a list); without it any absolute directory the service may write is accepted.
+Which directories may be written is the operator's choice, setting `local_upload_dirs`: an upload's
+directory must be one of them or below one, once symlinks are resolved; with none configured the
+target is refused (the service often runs as root: a profile must not name /etc).  The file is
+named after the upload's image name with the image's own extension (`my-local.tar.xz` for
+`root.tar.xz`).
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +28,31 @@ from uploaders.base import (
 )
 
 COPY_CHUNK = 8 * 1024 * 1024
+COMPRESSIONS = (".xz", ".gz", ".zst", ".bz2")
+
+
+def allowed_directory(directory: str, allowed: Iterable[str]) -> Path:
+    """`directory` with symlinks resolved, when it is one of `allowed` or below one; SettingsError
+    naming the setting otherwise."""
+    roots = [Path(os.path.realpath(a)) for a in allowed]
+    if not roots:
+        raise SettingsError("the local upload target is turned off: no directory is configured in "
+                            "the setting local_upload_dirs")
+    real = Path(os.path.realpath(directory))
+    if not any(real == root or root in real.parents for root in roots):
+        raise SettingsError(f"directory {directory} is not in local_upload_dirs "
+                            f"({', '.join(str(a) for a in allowed)})")
+    return real
+
+
+def file_name(image_name: str, image_path: Path) -> str:
+    """The image name with the image file's extension: `.tar.xz` stays whole (a compressed
+    archive's inner extension is part of what the file is); not doubled when already there."""
+    suffixes = image_path.suffixes
+    extension = "".join(suffixes[-2:]) if len(suffixes) >= 2 and suffixes[-1] in COMPRESSIONS \
+        else image_path.suffix
+    name = image_name.replace("/", "_")
+    return name if extension and name.endswith(extension) else name + extension
 
 
 @register
@@ -50,13 +79,13 @@ class LocalUploader(Uploader):
 
     def upload(self, image_path: Path, image_name: str, settings: dict[str, Any],
                ctx: UploadContext) -> dict[str, Any]:
-        directory = Path(settings["directory"])
-        allowed = [Path(d) for d in self.allowed_directories]
-        if allowed and not any(directory == a or a in directory.parents for a in allowed):
-            raise UploadError(f"directory {directory} is not one of the allowed upload directories")
+        try:
+            directory = allowed_directory(settings["directory"], self.allowed_directories)
+        except SettingsError as exc:
+            raise UploadError(str(exc)) from None
         if not directory.is_dir():
             raise UploadError(f"directory {directory} does not exist")
-        name = settings.get("filename") or (image_name.replace("/", "_") + image_path.suffix)
+        name = settings.get("filename") or file_name(image_name, image_path)
         target = directory / name
         if target.exists() and not settings.get("overwrite"):
             raise UploadError(f"{target} exists (set 'overwrite' to replace it)")
@@ -67,7 +96,9 @@ class LocalUploader(Uploader):
         try:
             src = os.open(image_path, os.O_RDONLY)
             try:
-                with open(partial, "wb") as out:
+                # O_NOFOLLOW: a link planted under the partial name is not written through
+                out_fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
+                with open(out_fd, "wb") as out:
                     out.truncate(size)
                     for start, end in data_extents(src, size):
                         offset = start

@@ -105,7 +105,12 @@ def check_settings(config: Any, provider: str, settings: dict[str, Any], image_n
     dropped = cls.unknown_keys(settings) if isinstance(settings, dict) else []
     if dropped:
         log.info("upload settings for %s: ignoring unknown %s", cls.name, ", ".join(dropped))
-    cls.validate({**cls.normalize(defaults_for(config, provider)), **own}, image_name, image_type)
+    merged = {**cls.normalize(defaults_for(config, provider)), **own}
+    cls.validate(merged, image_name, image_type)
+    if cls.name == "local" and merged.get("directory"):  # refused now, not by a worker later
+        from uploaders.local import allowed_directory
+
+        allowed_directory(str(merged["directory"]), getattr(config, "local_upload_dirs", []))
     return own
 
 
@@ -279,9 +284,7 @@ def _upload_image(config: Any, store: ComposeStore, upload: Any, compose: Any, i
             settings = cls.validate(merged, upload.image_name)
             uploader = cls()
             if cls.name == "local":
-                allowed = (getattr(config, "upload_defaults", None) or {}).get("local", {}).get(
-                    "allowed_directories") or ()
-                uploader.allowed_directories = tuple(allowed)  # type: ignore[attr-defined]
+                uploader.allowed_directories = tuple(config.local_upload_dirs)  # type: ignore[attr-defined]
             result = uploader.upload(image_path, upload.image_name, settings, ctx)
     except UploadCancelled:
         message = f"cancelled on request after {ctx.bytes_sent} bytes were sent; partial data removed"

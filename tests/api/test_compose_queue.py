@@ -83,7 +83,8 @@ def _leftovers(server: Any) -> dict[str, Any]:
 
 def test_depsolve_error_is_a_500_and_leaves_nothing(start_weldr_server, tmp_path, baseos):
     repos = _repositories(tmp_path, baseos.as_uri() + "/")
-    server = start_weldr_server(args=["--repositories", str(repos)], env=WORKERS)
+    server = start_weldr_server(args=["--repositories", str(repos)],
+                                env={**WORKERS, "CELERY_COMPOSER_LOCAL_UPLOAD_DIRS": str(tmp_path)})
     client = server.client
     _blueprint(client, "unknown-pkg", [("no-such-package", "*")])
     _blueprint(client, "impossible", [("bash", "0")])  # weldr-client's case: tmux version "0"

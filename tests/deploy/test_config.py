@@ -311,3 +311,15 @@ def test_every_prefixed_variable_in_the_code_is_known():
             found.update(re.findall(r"CELERY_COMPOSER_[A-Z][A-Z_]*[A-Z]", path.read_text()))
     unknown = found - known
     assert not unknown, f"unknown CELERY_COMPOSER_ variables: {sorted(unknown)}"
+
+
+def test_local_upload_dirs_checked_and_old_key_named(tmp_path):
+    cfg = load(write(tmp_path, '[uploads]\nlocal_upload_dirs = ["/srv/images/", "/var/lib/x"]\n'),
+               environ={})
+    assert cfg.local_upload_dirs == ["/srv/images", "/var/lib/x"]
+    assert load(environ={"CELERY_COMPOSER_LOCAL_UPLOAD_DIRS": "/a /b"}).local_upload_dirs == ["/a", "/b"]
+    for bad in ('["images"]', '["/srv/../etc"]'):
+        with pytest.raises(ConfigError, match="local_upload_dirs"):
+            load(write(tmp_path, f"[uploads]\nlocal_upload_dirs = {bad}\n"), environ={})
+    with pytest.raises(ConfigError, match="now the setting local_upload_dirs"):
+        load(write(tmp_path, '[upload_defaults.local]\nallowed_directories = ["/srv"]\n'), environ={})

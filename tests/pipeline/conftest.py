@@ -64,6 +64,7 @@ class Env:
             "log_level": "INFO",
             "embedded_workers": "false",
             "database_url": database_url(base / "state"),
+            "local_upload_dirs": str(base),  # the `local` target writes only below this
         }
         self.settings.update({k: str(v) for k, v in settings.items()})
         base.mkdir(parents=True, exist_ok=True)

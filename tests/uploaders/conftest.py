@@ -133,7 +133,8 @@ class ComposeEnv:
         from tests.databases import database_for, database_url
 
         self.config = load(environ={}, state_dir=tmp / "state", cache_dir=tmp / "cache",
-                           database_url=database_url(tmp / "state"))
+                           database_url=database_url(tmp / "state"),
+                           local_upload_dirs=[str(tmp)])  # where the `local` target may write
         self.db = database_for(self.config.state_dir)
         self.store = ComposeStore(self.db, self.config.artifacts_path)
 

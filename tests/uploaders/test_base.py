@@ -249,13 +249,25 @@ def test_local_upload_refuses_overwrite_and_missing_dir(env, tmp_path: Path) -> 
     assert compose.queue_status == "FINISHED"
 
 
-def test_local_allowed_directories(env, tmp_path: Path) -> None:
+def test_local_upload_dirs(env, tmp_path: Path) -> None:
+    """Only below `local_upload_dirs`, symlinks resolved; none configured: the target is off."""
     (tmp_path / "elsewhere").mkdir()
-    env.config.upload_defaults = {"local": {"allowed_directories": [str(tmp_path / "pool")]}}
-    upload_id, path = env.upload_for("local", {"directory": str(tmp_path / "elsewhere")}, "ami", "image.raw")
+    (tmp_path / "pool").mkdir()
+    (tmp_path / "pool" / "escape").symlink_to(tmp_path / "elsewhere")
+    env.config.local_upload_dirs = [str(tmp_path / "pool")]
+    for directory in (tmp_path / "elsewhere", tmp_path / "pool" / "escape", tmp_path / "pool" / ".."):
+        upload_id, path = env.upload_for("local", {"directory": str(directory)}, "ami", "image.raw")
+        write_image(path, MiB, [(0, 100)])
+        assert run_upload(env.config, upload_id, store=env.store) == "FAILED"
+        error = env.store.upload(upload_id).error
+        assert "is not in local_upload_dirs" in error or "must not contain '..'" in error, error
+    env.config.local_upload_dirs = []
+    upload_id, path = env.upload_for("local", {"directory": str(tmp_path / "pool")}, "ami", "image.raw")
     write_image(path, MiB, [(0, 100)])
     assert run_upload(env.config, upload_id, store=env.store) == "FAILED"
-    assert "not one of the allowed upload directories" in env.store.upload(upload_id).error
+    assert "turned off" in env.store.upload(upload_id).error
+    assert not list((tmp_path / "elsewhere").iterdir()) and list((tmp_path / "pool").iterdir()) == [
+        tmp_path / "pool" / "escape"]
 
 
 def test_missing_image_file_fails_clearly(env, tmp_path: Path) -> None:

@@ -25,7 +25,8 @@ def test_uploads_scheduled_over_the_api_run_on_the_worker(start_weldr_server, tm
     from core.store.composes import ComposeStore
     from tests.databases import database_for
 
-    server = start_weldr_server(env={"CELERY_COMPOSER_EMBEDDED_WORKERS": "true"})
+    server = start_weldr_server(env={"CELERY_COMPOSER_EMBEDDED_WORKERS": "true",
+                                     "CELERY_COMPOSER_LOCAL_UPLOAD_DIRS": str(tmp_path)})
     client = server.client
     out = tmp_path / "published"
     out.mkdir()
@@ -71,3 +72,44 @@ def test_uploads_scheduled_over_the_api_run_on_the_worker(start_weldr_server, tm
     assert SECRET not in compose.text
     assert SECRET not in client.get(f"/api/v1/upload/log/{failing_upload}").text
     assert SECRET not in (server.base / "server.log").read_text(errors="replace")
+
+
+def test_local_target_writes_only_into_local_upload_dirs(start_weldr_server, tmp_path: Path) -> None:
+    """Over the API of a real `serve` with its embedded worker: a `local` upload is refused at
+    request time outside `local_upload_dirs` (a symlink out of it included) and nothing is
+    stored; inside, the file keeps the image's whole extension (`.tar.xz`)."""
+    from core.db import Database
+    from core.store.composes import ComposeStore
+
+    pool, elsewhere = tmp_path / "pool", tmp_path / "elsewhere"
+    pool.mkdir()
+    elsewhere.mkdir()
+    (pool / "escape").symlink_to(elsewhere)
+    server = start_weldr_server(env={"CELERY_COMPOSER_EMBEDDED_WORKERS": "true",
+                                     "CELERY_COMPOSER_LOCAL_UPLOAD_DIRS": str(pool)})
+    client = server.client
+    store = ComposeStore(Database.in_state_dir(server.state_dir), server.state_dir / "artifacts")
+    compose = store.create(blueprint={"name": "local-bp", "version": "0.0.1"}, compose_type="tar",
+                           distro="centos-9", arch="x86_64", image_filename="root.tar.xz",
+                           mime_type="application/x-tar")
+    assert store.mark_running(compose.id)
+    image = store.image_path(store.get(compose.id))
+    image.parent.mkdir(parents=True, exist_ok=True)
+    write_image(image, 2 * MiB, [(0, MiB)])
+    assert store.mark_finished(compose.id, image_size=2 * MiB)
+
+    for directory in (elsewhere, pool / "escape", Path("/etc")):
+        r = client.post(f"/api/v1/compose/uploads/schedule/{compose.id}", {
+            "image_name": "my-local", "provider": "local", "settings": {"directory": str(directory)}})
+        assert r.status == 400 and r.json()["errors"][0]["id"] == "UploadError", r
+        assert "local_upload_dirs" in r.json()["errors"][0]["msg"]
+    assert store.uploads(compose.id) == []
+
+    r = client.post(f"/api/v1/compose/uploads/schedule/{compose.id}", {
+        "image_name": "my-local", "provider": "local", "settings": {"directory": str(pool)}})
+    assert r.status == 200, r
+    info = wait_upload(client, r.json()["upload_id"])
+    assert info["status"] == "FINISHED", info
+    assert (pool / "my-local.tar.xz").read_bytes() == image.read_bytes()
+    assert sorted(p.name for p in pool.iterdir()) == ["escape", "my-local.tar.xz"]
+    assert list(elsewhere.iterdir()) == []

@@ -79,9 +79,14 @@ def test_save_profile_errors(client) -> None:
     assert msg == 'Couldn\'t find provider "gopher"!'
 
 
-def test_delete_profile(client, env) -> None:
+def test_delete_profile(client, env, tmp_path: Path) -> None:
+    # a profile the local target could never use (outside local_upload_dirs) is refused on save
+    msg = error(client.post("/api/v1/upload/providers/save", json={
+        "provider": "local", "profile": "nfs", "settings": {"directory": "/srv/images"}}), 200,
+        "UploadError")
+    assert "is not in local_upload_dirs" in msg
     ok(client.post("/api/v1/upload/providers/save", json={
-        "provider": "local", "profile": "nfs", "settings": {"directory": "/srv/images"}}))
+        "provider": "local", "profile": "nfs", "settings": {"directory": str(tmp_path)}}))
     ok(client.delete("/api/v1/upload/providers/delete/local/nfs"))
     assert upload_store.load_profile(env.db, "local", "nfs") is None
     msg = error(client.delete("/api/v1/upload/providers/delete/local/nfs"), 200, "UploadError")
