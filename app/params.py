@@ -11,7 +11,6 @@ from __future__ import annotations
 import functools
 import platform
 import re
-import tomllib
 import uuid as uuid_mod
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -19,8 +18,7 @@ from typing import Any, TypeVar
 from flask import abort, request
 from flask.json.provider import DefaultJSONProvider
 
-from core import tomldoc
-from core import jsontext
+from core import jsontext, tomldoc
 from core.errors import WeldrError
 
 # lorax-composer's api_string: uuids, project/module/source names, formats, commits

@@ -13,15 +13,13 @@ import copy
 import fnmatch
 import json
 import re
-import tomllib
 from collections.abc import Iterable
 from typing import Any
 
 import tomlkit
 from marshmallow import ValidationError
 
-from core import tomldoc
-from core import jsontext
+from core import jsontext, tomldoc
 from core.blueprint_schema import flatten_errors, load_blueprint_dict
 from core.passwords import PasswordTooLong, hash_password, is_crypted
 

@@ -181,7 +181,7 @@ def test_symlinks_in_the_artifacts_directory_are_not_followed(weldr_client, weld
         for route in ("image", "results", "logs", "log"):
             r = weldr_client.get(f"{V1}/compose/{route}/{compose_id}")
             assert b"TOP-SECRET" not in r.body, (route, r)
-            assert r.status == (500 if route == "image" else 200), (route, r)
+            assert r.status >= 400 if route == "image" else r.status == 200, (route, r)
     assert secret.read_text() == "TOP-SECRET-CONTENT\n"
 
 

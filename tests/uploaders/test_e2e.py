@@ -78,8 +78,8 @@ def test_local_target_writes_only_into_local_upload_dirs(start_weldr_server, tmp
     """Over the API of a real `serve` with its embedded worker: a `local` upload is refused at
     request time outside `local_upload_dirs` (a symlink out of it included) and nothing is
     stored; inside, the file keeps the image's whole extension (`.tar.xz`)."""
-    from core.db import Database
     from core.store.composes import ComposeStore
+    from tests.databases import database_for
 
     pool, elsewhere = tmp_path / "pool", tmp_path / "elsewhere"
     pool.mkdir()
@@ -88,7 +88,7 @@ def test_local_target_writes_only_into_local_upload_dirs(start_weldr_server, tmp
     server = start_weldr_server(env={"CELERY_COMPOSER_EMBEDDED_WORKERS": "true",
                                      "CELERY_COMPOSER_LOCAL_UPLOAD_DIRS": str(pool)})
     client = server.client
-    store = ComposeStore(Database.in_state_dir(server.state_dir), server.state_dir / "artifacts")
+    store = ComposeStore(database_for(server.state_dir), server.state_dir / "artifacts")
     compose = store.create(blueprint={"name": "local-bp", "version": "0.0.1"}, compose_type="tar",
                            distro="centos-9", arch="x86_64", image_filename="root.tar.xz",
                            mime_type="application/x-tar")
