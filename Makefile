@@ -67,6 +67,17 @@ MANIFESTS_OUT ?= /tmp/celery-composer-manifests
 manifest-checksums: venv ## osbuild/images' 1,929 mock test manifests by our engine vs its sha1s (ARGS="--distro rhel-9.6")
 	$(BIN)/celery-composer gen-manifests --mock --check --output $(MANIFESTS_OUT) $(ARGS)
 
+OLD ?= main
+DIFF_DIR := $(MANIFESTS_OUT)/diff
+.PHONY: manifest-diff
+manifest-diff: venv ## Manifest differences of every distro/arch/type (empty + customized blueprint) from git revision OLD (default main) to this tree
+	rm -rf $(DIFF_DIR) && mkdir -p $(DIFF_DIR)
+	git worktree add --detach $(DIFF_DIR)/src $(OLD) >/dev/null
+	cd $(DIFF_DIR)/src && PYTHONPATH=$(DIFF_DIR)/src $(abspath $(BIN))/python $(CURDIR)/distros/manifestdiff.py dump $(DIFF_DIR)/old; \
+	  status=$$?; git -C $(CURDIR) worktree remove --force $(DIFF_DIR)/src; exit $$status
+	PYTHONPATH=$(CURDIR) $(BIN)/python distros/manifestdiff.py dump $(DIFF_DIR)/new
+	PYTHONPATH=$(CURDIR) $(BIN)/python distros/manifestdiff.py compare $(DIFF_DIR)/old $(DIFF_DIR)/new
+
 .PHONY: bench-api
 bench-api: venv ## API benchmark: req/s, p50/p99 over the socket, 1,000 blueprints + 10,000 composes, vs an empty route
 	$(BIN)/python bench/api.py $(ARGS)
