@@ -20,9 +20,15 @@ CASES = [
     "fedora_38-x86_64-minimal_raw-boot",
     "fedora_38-x86_64-oci-boot",
     "fedora_38-x86_64-qcow2-boot",
-    "rhel_92-x86_64-ami-boot",
     "rhel_92-x86_64-qcow2-boot",
 ]
+# cases osbuild/images' current code no longer reproduces for a release it still defines; the
+# engine follows images there (issue 11), so these are checked for their package sets only
+RETIRED = {
+    # images' rhel-9 ec2/ami: RHEL x86_64 before 9.3 boots BIOS only, without an ESP
+    # (ec2_partition_tables_override, platforms_override); osbuild-composer's 2023 image had one
+    "rhel_92-x86_64-ami-boot": "BIOS-only partition table before RHEL 9.3",
+}
 
 
 @pytest.mark.parametrize("case", CASES)
@@ -34,7 +40,7 @@ def test_case_list_is_complete(golden_dir: Path) -> None:
     """Every disk/archive/container case in the folder is in CASES (new cases are noticed)."""
     ours = {p.name[: -len(".json.xz")] for p in golden_dir.glob("*.json.xz")
             if not any(k in p.name for k in ("edge", "installer", "iot"))}
-    assert ours == set(CASES)
+    assert ours == set(CASES) | set(RETIRED)
 
 
 # names the depsolver resolves through a provide (or that 2023's repositories did not have);
@@ -42,7 +48,7 @@ def test_case_list_is_complete(golden_dir: Path) -> None:
 PROVIDED = {"dnf-utils", "redhat-release", "redhat-release-eula", "passwd", "dnf-yum", "platform-python"}
 
 
-@pytest.mark.parametrize("case", CASES)
+@pytest.mark.parametrize("case", CASES + sorted(RETIRED))
 def test_package_sets_agree_with_the_resolved_packages(golden_dir: Path, case: str) -> None:
     """What package_sets asks for is what osbuild-composer's depsolve of that request installed."""
     import distros

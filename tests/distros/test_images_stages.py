@@ -295,3 +295,16 @@ def test_rhel8_azure_grub2_and_loglevel(image_type: str) -> None:
     (old,) = stages_of(manifest("centos-8", "x86_64", "vhd"), "grub2")
     assert old["config"] == {"default": "saved", "terminal_input": ["serial", "console"],
                              "terminal_output": ["serial", "console"], "timeout": 10, "serial": SERIAL}
+
+
+@pytest.mark.parametrize("image_type", ["ami", "ec2", "ec2-ha", "ec2-sap"])
+def test_rhel_ec2_before_9_3_boots_bios_only(image_type: str) -> None:
+    """images rhel-9 ec2 (and ami, its copy): platforms_override "Keep the RHEL EC2 x86_64 images
+    before 9.3 BIOS-only" and ec2_partition_tables_override (no ESP)."""
+    old = manifest("rhel-9.2", "x86_64", image_type)
+    assert [o["platform"] for o in stages_of(old, "grub2.inst", "image")] == ["i386-pc"]
+    (grub2,) = stages_of(old, "grub2")
+    assert "uefi" not in grub2
+    assert "/boot/efi" not in [f["path"] for f in stages_of(old, "fstab")[0]["filesystems"]]
+    (grub2,) = stages_of(manifest("rhel-9.4", "x86_64", image_type), "grub2")
+    assert "uefi" in grub2
