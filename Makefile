@@ -50,9 +50,11 @@ lint: $(VENV)/.test-deps ## ruff and mypy over the project (configuration in pyp
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
-# the parts that talk to the store run a second time on PostgreSQL (127.0.0.1:5432, user postgres,
+# the store, API and pipeline tests run a second time on PostgreSQL (127.0.0.1:5432, user postgres,
 # trust; .ci/run starts one); the whole suite runs on the embedded SQLite default
-PG_TESTS ?= tests/api tests/blueprints tests/pipeline
+PG_TESTS ?= tests/api/test_store.py tests/api/test_database.py tests/api/test_compose.py \
+	tests/api/test_compose_queue.py tests/blueprints/test_store.py tests/blueprints/test_routes.py \
+	tests/pipeline/test_chain.py tests/pipeline/test_faults.py
 .PHONY: test
 test: test-deps lint ## Install what the tests need, lint, and run the tests (SQLite, then the store's on PostgreSQL)
 	$(BIN)/pytest $(PYTEST_ARGS)

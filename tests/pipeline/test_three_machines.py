@@ -181,3 +181,83 @@ def test_unreachable_bucket_fails_the_build_with_the_store_named(redis_url, make
     log = api.client.get(f"/api/v1/compose/log/{cid}").text
     assert "the image could not be stored" in log and f"s3://{BUCKET}/images at {dead}" in log
     assert not list(Path(cut_off.base).rglob("root.tar"))  # no half-kept image on the machine
+
+
+class PrivatePostgres:
+    """A PostgreSQL server of this test alone (initdb in a temporary directory, its own loopback
+    port, trust authentication), so it can be restarted while workers use it."""
+
+    def __init__(self) -> None:
+        import glob
+        import shutil
+        import subprocess
+        import tempfile
+
+        bins = sorted(glob.glob("/usr/lib/postgresql/*/bin"))
+        if not bins:
+            pytest.fail("PostgreSQL server binaries are not installed (apt-get install postgresql)")
+        # under /tmp, not pytest's directory: the postgres user must reach it
+        base = Path(tempfile.mkdtemp(prefix="celery-composer-test-pg-"))
+        self.base = base
+        self.bin, self.data = Path(bins[-1]), base / "pgdata"
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.data.mkdir(parents=True)
+        self._as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        if self._as_postgres:
+            shutil.chown(base, "postgres")
+            shutil.chown(self.data, "postgres")
+        subprocess.run([*self._as_postgres, str(self.bin / "initdb"), "-D", str(self.data),
+                        "-U", "postgres", "--auth=trust"], check=True, capture_output=True)
+        self.url = f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+        self.ctl("start")
+
+    def stop(self) -> None:
+        import shutil
+
+        self.ctl("stop")
+        shutil.rmtree(self.base, ignore_errors=True)
+
+    def ctl(self, action: str) -> None:
+        import subprocess
+
+        subprocess.run([*self._as_postgres, str(self.bin / "pg_ctl"), "-D", str(self.data), "-w",
+                        "-l", str(self.data / "server.log"), "-o",
+                        f"-c listen_addresses=127.0.0.1 -c port={self.port} -c fsync=off"
+                        f" -c unix_socket_directories={self.data}", "-m", "fast", action],
+                       check=True, capture_output=True, timeout=120)
+
+
+def test_postgresql_restarted_mid_build_loses_nothing(redis_url, make_env, moto,
+                                                     start_weldr_server, tmp_path):
+    """The database server restarts while a build runs on a build machine: heartbeats, log
+    shipping and progress fail for a moment and are retried; pooled connections are replaced;
+    the compose ends FINISHED and everything answered before is still there."""
+    server = PrivatePostgres()
+    try:
+        s3 = boto3.client("s3", endpoint_url=moto.url, region_name="us-east-1",
+                          aws_access_key_id="testing", aws_secret_access_key="testing")
+        s3.create_bucket(Bucket=BUCKET)
+        shared = {"database_url": server.url, "artifacts_url": f"s3://{BUCKET}/restart",
+                  "artifacts_endpoint_url": moto.url, "artifacts_region": "us-east-1",
+                  "artifacts_access_key": "testing", "artifacts_secret_key": "testing"}
+        api = _api(start_weldr_server, redis_url, shared, tmp_path)
+        builder = _machine(make_env, redis_url, **shared)
+        builder.start_worker("build")
+        store = builder.store
+        before = store.create(blueprint={"name": "kept", "version": "0.0.1"}, compose_type="tar",
+                              distro="d", arch="x86_64", test_mode=2)
+        cid = builder.build_compose({"mode": "ok", "stage_sleep": 2, "size": 500})
+        pipeline.send(builder.config, cid, steps.BUILD, [])
+        deadline = time.monotonic() + 30
+        while not store.progress(cid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert store.get(cid).queue_status == "RUNNING"
+        server.ctl("restart")
+        assert builder.wait_for([cid], timeout=120) == {cid: "FINISHED"}, store.read_log(cid)
+        assert _download(api, cid) == b"IMAGE" * 500
+        assert store.get(before.id).queue_status == "FINISHED"
+        assert "Finished module org.osbuild.tar" in store.read_log(cid)
+    finally:
+        server.stop()
