@@ -84,3 +84,22 @@ def test_cancel_stops_the_push(env, registry, proxy_to) -> None:
     with pytest.raises(urllib.error.HTTPError) as err:
         registry.manifest("os/big", "1")
     assert err.value.code == 404
+
+
+def test_reset_with_new_settings_then_push(env, registry) -> None:
+    """A push that failed on a wrong password is reset with the right settings and pushed; the
+    new settings are checked first (a malformed one is refused, naming it)."""
+    from core.errors import WeldrError
+
+    upload_id, path = env.upload_for("container", {"username": REGISTRY_USER, "password": "wrong-one",
+                                                   "tls_verify": False}, "container", "container.tar",
+                                     image_name=f"{registry.host}/os/reset:1")
+    write_oci_archive(path, 64 * 1024)
+    assert run_upload(env.config, upload_id, store=env.store) == "FAILED"
+    with pytest.raises(WeldrError) as err:
+        service.reset_upload(env.store, env.config, upload_id, None, {**CREDS, "tls_verify": "no"})
+    assert 'Expected a boolean for "tls_verify"' in err.value.msg
+    service.reset_upload(env.store, env.config, upload_id, f"{registry.host}/os/reset:2",
+                         {**CREDS, "tls_verify": False})
+    assert run_upload(env.config, upload_id, store=env.store) == "FINISHED"
+    assert registry.manifest("os/reset", "2")[1] == env.store.upload(upload_id).result["digest"]
