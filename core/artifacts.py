@@ -213,13 +213,16 @@ class S3Artifacts:
 
     def delete(self, compose_id: str) -> None:
         prefix = self._object(compose_id, "x")[:-1]
-        pages = self._call(self.client.get_paginator("list_objects_v2").paginate,
-                           Bucket=self.bucket, Prefix=prefix)
-        for page in pages:
-            keys = [{"Key": o["Key"]} for o in page.get("Contents", [])]
-            if keys:
-                self._call(self.client.delete_objects, Bucket=self.bucket,
-                           Delete={"Objects": keys, "Quiet": True})
+
+        def delete_all() -> None:  # pages are fetched while iterating: errors come from the loop
+            pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket,
+                                                                          Prefix=prefix)
+            for page in pages:
+                keys = [{"Key": o["Key"]} for o in page.get("Contents", [])]
+                if keys:
+                    self.client.delete_objects(Bucket=self.bucket,
+                                               Delete={"Objects": keys, "Quiet": True})
+        self._call(delete_all)
 
 
 _buckets: dict[tuple[str, str, str, int], S3Artifacts] = {}

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from core import sealing
-from core.artifacts import Artifacts, DirectoryArtifacts
+from core.artifacts import Artifacts, ArtifactsUnavailable, DirectoryArtifacts
 from core.artifacts import from_config as artifacts_from_config
 from core.db import Database, Row
 from core.tables import composes
@@ -543,7 +543,11 @@ class ComposeStore:
                 raise WrongState(compose_id, row["queue_status"])
             conn.execute("DELETE FROM composes WHERE id = ?", (compose_id,))
             self._bump(conn)
-        self.artifacts.delete(compose_id)
+        try:
+            self.artifacts.delete(compose_id)
+        except ArtifactsUnavailable as exc:  # the compose is gone; its objects wait for a retry
+            log.warning("compose %s deleted, but its files stay in %s: %s", compose_id,
+                        self.artifacts.name, exc.msg)
         shutil.rmtree(self.compose_dir(compose_id), ignore_errors=True)
 
     # --- uploads ----------------------------------------------------------------------------
