@@ -253,9 +253,16 @@ class ImageTypeDef:
         # them; password salts (crypto/rand in images) from a generator of their own
         rng = GoRand(seed)
         opts = ManifestOptions.from_any(options)
+        os_cfg = os_config(self.image_config(), bp, random.Random(seed), self.distro.follows,
+                           ostree=bool(self.data.get("rpm_ostree")))
+        if ((bp_customizations(bp).get("dnf") or {}).get("config") or {}).get("set_releasever"):
+            # the blueprint ties dnf to this minor release (images' DNF customization: UpdateVar)
+            dnf = dict(os_cfg.stages.get("dnf_config") or {})
+            variables = [v for v in dnf.get("variables") or [] if v.get("name") != "releasever"]
+            dnf["variables"] = variables + [{"name": "releasever", "value": self.distro.os_version}]
+            os_cfg.stages["dnf_config"] = dnf
         return ManifestContext(distro=self.distro, arch=self.arch, image_type=self, blueprint=bp, options=opts,
-                               os=os_config(self.image_config(), bp, random.Random(seed), self.distro.follows,
-                                          ostree=bool(self.data.get("rpm_ostree"))), rng=rng)
+                               os=os_cfg, rng=rng)
 
     def image_size(self, ctx: ManifestContext) -> int:
         from distros.partition import fs_min_size
