@@ -104,32 +104,46 @@ class ContainerUploader(Uploader):
             command += [f"oci-archive:{image_path}", f"docker://{registry}/{repository}:{tag}"]
             ctx.log(f"pushing {image_path.name} ({size} bytes) to {registry}/{repository}:{tag}"
                     f"{'' if tls_verify else ' (TLS not verified)'}")
-            output = self._run(command, ctx, where)
+            self._run(command, ctx, where)
             digest = digest_file.read_text().strip() if digest_file.exists() else ""
         ctx.add_sent(size)  # an upper bound: blobs the registry already has are not sent again
         ctx.progress(size, size)
         ctx.log(f"pushed {registry}/{repository}:{tag}" + (f" ({digest})" if digest else ""))
-        if output:
-            ctx.log(output.strip().splitlines()[-1])
         return {"registry": registry, "repository": repository, "tag": tag,
                 "reference": f"{registry}/{repository}:{tag}", "digest": digest}
 
     @staticmethod
     def _run(command: list[str], ctx: UploadContext, where: str) -> str:
-        """Run skopeo in its own process group, killed on cancel; its stderr names the cause."""
+        """Run skopeo in its own process group, killed on cancel. Its step lines (`Copying blob
+        …`, `Writing manifest …`) reach the upload log as they come; on failure its last line
+        names the cause."""
         env = {k: v for k, v in os.environ.items() if k not in ("REGISTRY_AUTH_FILE",)}
         env.setdefault("HOME", tempfile.gettempdir())
         out = tempfile.TemporaryFile()
         proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env,
                                 start_new_session=True)
         stop = threading.Event()
+        seen = 0
+
+        def log_steps() -> None:
+            nonlocal seen
+            out.seek(seen)
+            chunk = out.read()
+            complete = chunk[:chunk.rfind(b"\n") + 1]
+            seen += len(complete)
+            for line in complete.decode(errors="replace").splitlines():
+                if line.startswith(("Copying ", "Writing ", "Storing ")):
+                    ctx.log(line.strip())
+
         try:
             while proc.poll() is None:
                 if ctx.should_cancel():
                     os.killpg(proc.pid, 15)
                     proc.wait(30)
                     raise UploadCancelled("upload cancelled")
+                log_steps()
                 stop.wait(POLL_SECONDS)
+            log_steps()
         finally:
             if proc.poll() is None:
                 os.killpg(proc.pid, 9)
