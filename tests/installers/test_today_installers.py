@@ -55,6 +55,8 @@ ALL_FOR = {
     "network-installer": {"customizations": {"locale": LOCALE["locale"], "fips": True}},
     "edge-installer": {"customizations": {**ACCOUNTS, **LOCALE, **INSTALLER}},
     "iot-installer": {"customizations": {**ACCOUNTS, **LOCALE, **INSTALLER}},
+    "sway-atomic-installer": {"customizations": {**ACCOUNTS, **LOCALE, **INSTALLER}},
+    "budgie-atomic-installer": {"customizations": {**ACCOUNTS, **LOCALE, **INSTALLER}},
     "everything-network-installer": {"customizations": {**ACCOUNTS, **INSTALLER, "locale": LOCALE["locale"],
                                                         "kernel": {"append": "console=ttyS0"}}},
 }
@@ -71,6 +73,8 @@ CASES = [
     ("fedora-43", "aarch64", "everything-network-installer"),
     ("fedora-44", "x86_64", "iot-installer"),
     ("fedora-43", "x86_64", "workstation-live-installer"),
+    ("fedora-43", "x86_64", "sway-atomic-installer"),
+    ("fedora-44", "aarch64", "budgie-atomic-installer"),
 ]
 BLUEPRINTS = ["empty", "all"]
 
