@@ -68,6 +68,8 @@ def images_changes(manifest: dict) -> dict:
       `loglevel=3` instead);
     - RHEL for Edge commits and containers get the drop-in keeping grub's boot-success timer off
       where greenboot runs (`edge_commit_image_config` systemd_dropin);
+    - dracut configurations go first, the last configured first (`pkg/manifest/os.go` prependStage),
+      only behind the kernel-cmdline stage;
     - EC2 on x86_64 (`ec2_image_config` "x86_64 specific kopts"): `console=tty0` first and no
       `rd.blacklist=nouveau` (the modprobe blacklist stays);
     - the tar image's archive keeps numeric owners (`pkg/image/archive.go`: NumericOwner);
@@ -79,6 +81,8 @@ def images_changes(manifest: dict) -> dict:
 
     out = copymod.deepcopy(manifest)
     _kernel_options_and_azure(out, azure="10-rh-enable-for-azure.conf" in json.dumps(manifest))
+    for pipeline in out["pipelines"]:
+        _dracut_conf_first(pipeline)
     if any(p["name"] == "ostree-commit" for p in out["pipelines"]):
         _grub_boot_success_dropin(next(p for p in out["pipelines"] if p["name"] == "os"))
     for pipeline in out["pipelines"]:
@@ -160,6 +164,16 @@ def _kernel_options_and_azure(manifest: dict, azure: bool) -> None:
                 stages.append(blacklist("blacklist-skylake-edac.conf", "skx_edac"))
         if "stages" in pipeline:
             pipeline["stages"] = stages
+
+
+def _dracut_conf_first(pipeline: dict) -> None:
+    stages = pipeline.get("stages") or []
+    confs = [st for st in stages if st["type"] == "org.osbuild.dracut.conf"]
+    if not confs:
+        return
+    rest = [st for st in stages if st["type"] != "org.osbuild.dracut.conf"]
+    at = 1 if rest and rest[0]["type"] == "org.osbuild.kernel-cmdline" else 0
+    pipeline["stages"] = rest[:at] + confs[::-1] + rest[at:]
 
 
 def _grub_boot_success_dropin(pipeline: dict) -> None:

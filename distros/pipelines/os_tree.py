@@ -237,10 +237,15 @@ class OSTree(PipelineKind):
         pt = ctx.partition_table
         plat = platform(ctx)
         stages: list[dict[str, Any]] = []
-        if ctx.data.get("dracut_conf_first"):
+        dracut_first = bool(ctx.data.get("dracut_conf_first")) or ctx.distro.follows == "images"
+        if dracut_first:
             # the initramfs is built while the kernel package installs: its dracut configuration
-            # has to be in the tree before (today's definitions put it first for every type)
-            stages += [stage("dracut.conf", options) for options in o.stages.get("dracut_conf") or []]
+            # has to be in the tree before; images prepends each one (pkg/manifest/os.go
+            # prependStage), so the last configured comes first
+            confs = list(o.stages.get("dracut_conf") or [])
+            if ctx.distro.follows == "images":
+                confs.reverse()
+            stages += [stage("dracut.conf", options) for options in confs]
 
         rpm_options: dict[str, Any] = {}
         if o.exclude_docs:
@@ -302,7 +307,7 @@ class OSTree(PipelineKind):
             stages.append(stage("firewall", o.firewall))
         for key, type_, many in CONFIG_STAGES:
             value = o.stages.get(key)
-            if not value or (key == "dracut_conf" and ctx.data.get("dracut_conf_first")):
+            if not value or (key == "dracut_conf" and dracut_first):
                 continue
             for options in (value if many else [value]):
                 stages.append(stage(type_, options))

@@ -308,3 +308,11 @@ def test_rhel_ec2_before_9_3_boots_bios_only(image_type: str) -> None:
     assert "/boot/efi" not in [f["path"] for f in stages_of(old, "fstab")[0]["filesystems"]]
     (grub2,) = stages_of(manifest("rhel-9.4", "x86_64", image_type), "grub2")
     assert "uefi" in grub2
+
+
+def test_dracut_configuration_comes_first_last_configured_first() -> None:
+    """images `pkg/manifest/os.go` serialize: each dracut.conf stage is prepended (prependStage)."""
+    os_ = next(p for p in manifest("rhel-9.6", "x86_64", "ami")["pipelines"] if p["name"] == "os")
+    firsts = [(s["type"], s.get("options", {}).get("filename")) for s in os_["stages"][:4]]
+    assert firsts == [("org.osbuild.kernel-cmdline", None), ("org.osbuild.dracut.conf", "ec2.conf"),
+                      ("org.osbuild.dracut.conf", "sgdisk.conf"), ("org.osbuild.rpm", None)]
