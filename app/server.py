@@ -132,7 +132,9 @@ def _make_base() -> type:
                 "bind": bind_addresses(cfg),
                 "workers": max(1, cfg.api_workers),
                 # gthread, answering the request errors gunicorn catches itself in JSON
-                "worker_class": "app.gunicorn_worker.WeldrThreadWorker",
+                # (app.gunicorn_worker) and reading each request whole in its event loop before
+                # a thread takes it, so slow clients cannot hold the threads (app.buffered_worker)
+                "worker_class": "app.buffered_worker.BufferedThreadWorker",
                 # the longest request line gunicorn allows with a bound (4 KB by default):
                 # composer-cli asks compose/status for a list of ids in the path
                 "limit_request_line": 8190,
