@@ -110,7 +110,8 @@ class Config:
     artifacts_dir: Path | None = None  # default: <state_dir>/artifacts
     # the store's database; empty: SQLite in state_dir, else e.g. postgresql://user@host/db
     database_url: str = ""
-    secret_key_file: Path | None = None  # the key sealing upload secrets; default: <state_dir>/secret.key
+    sealing_key_file: Path | None = None  # the key sealing upload secrets; default: <state_dir>/sealing.key
+    sealing_key: str = ""  # the key itself (machines sharing no file); wins over sealing_key_file
     # where images go; empty: artifacts_path on this machine, else s3://bucket/prefix
     artifacts_url: str = ""
     artifacts_endpoint_url: str = ""  # an S3-compatible service's URL; empty: AWS
@@ -160,8 +161,8 @@ SECTIONS: dict[str, tuple[str, ...]] = {
     "api": ("socket", "socket_group", "listen", "allowed_hosts", "api_workers", "body_limit",
             "default_distro", "distro_aliases"),
     "storage": ("state_dir", "cache_dir", "repositories_dir", "artifacts_dir", "database_url",
-                "secret_key_file", "artifacts_url", "artifacts_endpoint_url", "artifacts_region",
-                "artifacts_access_key", "artifacts_secret_key"),
+                "sealing_key_file", "sealing_key", "artifacts_url", "artifacts_endpoint_url",
+                "artifacts_region", "artifacts_access_key", "artifacts_secret_key"),
     "celery": ("broker_url", "result_backend", "worker_concurrency", "embedded_workers"),
     "build": ("osbuild_command", "osbuild_store", "osbuild_cache_max_size",
               "osbuild_checkpoint_images", "build_timeout", "task_stale_after"),
@@ -237,6 +238,22 @@ def _check_size(value: str) -> str:
     return value.strip()
 
 
+def _check_sealing_key(value: str) -> str:
+    import base64
+    import binascii
+
+    value = value.strip()
+    if value:
+        try:
+            raw = base64.urlsafe_b64decode(value.encode())
+        except (binascii.Error, ValueError):
+            raw = b""
+        if len(value) != 44 or len(raw) != 32:
+            raise ValueError("expected a Fernet key: 44 characters of url-safe base64 (python3 -c "
+                             "'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())')")
+    return value
+
+
 def _at_least(minimum: int) -> Callable[[int], int]:
     def check(value: int) -> int:
         if value < minimum:
@@ -282,6 +299,7 @@ def _check_directories(value: list[str]) -> list[str]:
 # Checks beyond the type; each raises ValueError with the reason, `_coerce` adds the key.
 _CHECKS: dict[str, Callable[[Any], Any]] = {
     "listen": _check_listen,
+    "sealing_key": _check_sealing_key,
     "api_workers": _at_least(1),
     "body_limit": _at_least(1),
     "worker_concurrency": _at_least(0),

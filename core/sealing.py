@@ -4,10 +4,10 @@ Why: profiles (`upload/providers/save`) and each upload's settings hold cloud cr
 database is private to the service (`core.statedir`), but a copy of it (a backup, a support
 bundle, a PostgreSQL dump) should not hand them out; sealed, they need the key file too.
 
-The key is a Fernet key (AES-128-CBC with HMAC-SHA256, from `cryptography`), in `secret_key_file`
-(default `<state_dir>/secret.key`), created 0600 the first time a process needs it; every API
-and worker process of one installation must read the same file (with PostgreSQL on several
-machines, copy it or point `secret_key_file` at a shared path).
+The key is a Fernet key (AES-128-CBC with HMAC-SHA256, from `cryptography`), in `sealing_key_file`
+(default `<state_dir>/sealing.key`), created 0600 the first time a process needs it, or given
+as `sealing_key` (machines that share no file); every API and worker process of one installation
+must use the same key.
 
 A sealed value is text starting with `sealed:`; anything else is a row written before sealing
 existed (clear JSON) and is read as it is, then sealed by `seal_clear_rows` at the next start or
@@ -25,7 +25,7 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
-KEY_FILENAME = "secret.key"
+KEY_FILENAME = "sealing.key"
 PREFIX = "sealed:"
 
 
@@ -36,14 +36,15 @@ class SealingError(RuntimeError):
 class Sealer:
     """Seals and opens text with the key in `key_path`, creating the key on first use."""
 
-    def __init__(self, key_path: Path):
+    def __init__(self, key_path: Path, key: str = ""):
         self.key_path = Path(key_path)
+        self.key = key  # given (the `sealing_key` setting): no file is read or made
         self._fernet: Any = None
         self._lock = threading.Lock()
 
     @classmethod
     def from_config(cls, config: Any) -> "Sealer":
-        return cls(key_path(config))
+        return cls(key_path(config), config.sealing_key)
 
     def seal(self, text: str) -> str:
         return PREFIX + self._key().encrypt(text.encode("utf-8")).decode("ascii")
@@ -57,20 +58,21 @@ class Sealer:
         try:
             return self._key().decrypt(stored[len(PREFIX):].encode("ascii")).decode("utf-8")
         except (InvalidToken, ValueError) as exc:
-            raise SealingError(f"a sealed upload setting does not open with {self.key_path}: "
-                               "the key file was replaced or belongs to another installation") from exc
+            source = "the sealing_key setting" if self.key else str(self.key_path)
+            raise SealingError(f"a sealed upload setting does not open with {source}: the key "
+                               "was replaced or belongs to another installation") from exc
 
     def _key(self) -> Any:
         with self._lock:
             if self._fernet is None:
                 from cryptography.fernet import Fernet
 
-                self._fernet = Fernet(ensure_key(self.key_path))
+                self._fernet = Fernet(self.key.encode() if self.key else ensure_key(self.key_path))
             return self._fernet
 
 
 def key_path(config: Any) -> Path:
-    return Path(config.secret_key_file or Path(config.state_dir) / KEY_FILENAME)
+    return Path(config.sealing_key_file or Path(config.state_dir) / KEY_FILENAME)
 
 
 def ensure_key(path: Path) -> bytes:
@@ -116,7 +118,7 @@ def sealer_of(db: Any) -> Sealer:
     sealer = db.sealer
     if sealer is None:
         if db.path is None:
-            raise SealingError(f"no secret_key_file for {db.name}: open it with "
+            raise SealingError(f"no sealing_key_file for {db.name}: open it with "
                                "core.sealing.open_database(config)")
         sealer = db.sealer = Sealer(Path(db.path).parent / KEY_FILENAME)
     return sealer

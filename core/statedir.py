@@ -48,7 +48,7 @@ def prepare(config: Any, *, umask: bool = True) -> None:
     if not config.database_url and not database.exists():
         # born private (SQLite gives -wal/-shm the same mode); a database server keeps its own
         os.close(os.open(database, os.O_WRONLY | os.O_CREAT, DATABASE_MODE))
-    key = Path(config.secret_key_file or state_dir / "secret.key")
+    key = Path(config.sealing_key_file or state_dir / "sealing.key")
     if key.exists():
         _tighten(key, 0o600)
 

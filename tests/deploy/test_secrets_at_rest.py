@@ -171,3 +171,18 @@ def test_a_wrong_key_is_a_clear_error(tmp_path):
     with pytest.raises(sealing.SealingError, match="does not open with"):
         other.open(sealed)
     assert other.open('{"clear": 1}') == '{"clear": 1}'  # rows from before sealing read as they are
+
+
+def test_an_inline_key_serves_machines_that_share_no_file(tmp_path):
+    """`sealing_key` (docker-compose.multi-machine.yml gives every service the same one): two
+    processes with different state directories open each other's sealed settings."""
+    from core import config as config_mod
+
+    key = "Y2VsZXJ5LWNvbXBvc2VyLWV4YW1wbGUta2V5LTMyYiE="
+    api = config_mod.load(environ={"CELERY_COMPOSER_SEALING_KEY": key}, state_dir=tmp_path / "api")
+    worker = config_mod.load(environ={"CELERY_COMPOSER_SEALING_KEY": key}, state_dir=tmp_path / "w")
+    sealed = sealing.Sealer.from_config(api).seal('{"secretAccessKey": "x"}')
+    assert sealing.Sealer.from_config(worker).open(sealed) == '{"secretAccessKey": "x"}'
+    assert not (tmp_path / "api" / sealing.KEY_FILENAME).exists()
+    with pytest.raises(config_mod.ConfigError, match="Fernet key"):
+        config_mod.load(environ={"CELERY_COMPOSER_SEALING_KEY": "short"}, state_dir=tmp_path)
