@@ -99,6 +99,20 @@ def test_images_and_containerfiles(compose):
                 f"{name}: pin upstream image {image}"
 
 
+def test_containerfile_copies_every_package_and_installs_every_upload_extra():
+    """The image holds every package pyproject.toml installs (a package missing from the COPY
+    lines makes `celery-composer --help` fail at build time) and the SDKs of every target."""
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    packages = [p.rstrip("*") for p in project["tool"]["setuptools"]["packages"]["find"]["include"]]
+    text = (ROOT / "containers" / "Containerfile").read_text()
+    copied = set(re.findall(r"^COPY (?!--from)(\S+) ", text, re.M))
+    assert set(packages) <= copied, set(packages) - copied
+    for extra in ("clouds", "oci"):
+        assert f"['optional-dependencies']['{extra}']" in text, extra
+
+
 def test_build_worker_has_osbuild_and_libdnf5_from_fedora(compose):
     service = compose["services"]["worker-build"]
     assert service["privileged"] is True
