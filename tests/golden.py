@@ -70,6 +70,7 @@ def images_changes(manifest: dict) -> dict:
       where greenboot runs (`edge_commit_image_config` systemd_dropin);
     - dracut configurations go first, the last configured first (`pkg/manifest/os.go` prependStage),
       only behind the kernel-cmdline stage;
+    - qcow2 (`qcow2_image_config`) has no `no_timer_check` kernel option;
     - EC2 on x86_64 (`ec2_image_config` "x86_64 specific kopts"): `console=tty0` first and no
       `rd.blacklist=nouveau` (the modprobe blacklist stays);
     - the tar image's archive keeps numeric owners (`pkg/image/archive.go`: NumericOwner);
@@ -131,6 +132,7 @@ def images_changes(manifest: dict) -> dict:
     return out
 
 
+QCOW2_2023 = "console=tty0 console=ttyS0,115200n8 no_timer_check "
 EC2_2023 = "console=ttyS0,115200n8 console=tty0 net.ifnames=0 rd.blacklist=nouveau "
 EC2_TODAY = "console=tty0 console=ttyS0,115200n8 net.ifnames=0 "
 
@@ -144,6 +146,8 @@ def _kernel_options_and_azure(manifest: dict, azure: bool) -> None:
         stages = []
         for st in pipeline.get("stages") or []:
             opts = st.get("options", {})
+            if isinstance(opts.get("kernel_opts"), str) and opts["kernel_opts"].startswith(QCOW2_2023):
+                opts["kernel_opts"] = opts["kernel_opts"].replace(" no_timer_check", "", 1)
             if isinstance(opts.get("kernel_opts"), str) and opts["kernel_opts"].startswith(EC2_2023):
                 opts["kernel_opts"] = EC2_TODAY + opts["kernel_opts"][len(EC2_2023):]
             if azure and st["type"] == "org.osbuild.udev.rules":
