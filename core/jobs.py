@@ -181,7 +181,8 @@ def reset(db: Database, compose_id: str, step: Step) -> None:
     with db.transaction() as conn:
         conn.execute("INSERT INTO pipeline_jobs (compose_id, step, enqueued_at) VALUES (?, ?, ?)"
                      " ON CONFLICT (compose_id, step) DO UPDATE SET state = 'queued', token = NULL,"
-                     " attempt = 0, enqueued_at = excluded.enqueued_at WHERE state != 'running'",
+                     " attempt = 0, enqueued_at = excluded.enqueued_at"
+                     " WHERE pipeline_jobs.state != 'running'",  # bare 'state' is ambiguous on PostgreSQL
                      (compose_id, step.name, time.time()))
 
 

@@ -66,8 +66,8 @@ def database_for(state_dir: Path) -> Any:
     if not url:
         return Database.in_state_dir(state_dir)
     db = Database(url)
-    # the installation's processes seal upload settings with <state_dir>/secret.key (their
-    # default secret_key_file); the test reads them with the same key
+    # the installation's processes seal upload settings with <state_dir>/sealing.key (their
+    # default sealing_key_file); the test reads them with the same key
     db.sealer = Sealer(Path(state_dir) / KEY_FILENAME)
     return db
 
