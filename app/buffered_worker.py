@@ -31,6 +31,8 @@ BUFFERED_BODY_LIMIT = 1024 * 1024  # larger bodies are read by the thread (with 
 HEADERS_LIMIT = 64 * 1024  # past this without an end of headers the parser refuses it anyway
 _CONTENT_LENGTH = re.compile(rb"\r\ncontent-length:[ \t]*([0-9]+)[ \t]*\r\n", re.IGNORECASE)
 _CHUNKED = re.compile(rb"\r\ntransfer-encoding:[^\r\n]*chunked", re.IGNORECASE)
+_EXPECT_CONTINUE = re.compile(rb"\r\nexpect:[ \t]*100-continue[ \t]*\r\n", re.IGNORECASE)
+CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 TIMEOUT_RESPONSE = error_reply(408, "Request Timeout", f"the request was not received within "
                                f"{REQUEST_READ_TIMEOUT:g} s")
 
@@ -96,6 +98,7 @@ class BufferedThreadWorker(WeldrThreadWorker):
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self.reading: dict[TConn, tuple[bytearray, float]] = {}  # conn → (bytes so far, deadline)
+        self.continued: set[TConn] = set()  # told "100 Continue" for the request being read
 
     def accept(self, listener: Any) -> None:
         try:
@@ -133,9 +136,11 @@ class BufferedThreadWorker(WeldrThreadWorker):
         buffer += data
         complete = request_complete(bytes(buffer))
         if complete is False:
+            self._maybe_continue(conn, buffer)
             return
         self.poller.unregister(conn.sock)
         del self.reading[conn]
+        self.continued.discard(conn)
         conn.sock.setblocking(True)
         conn.init()  # the parser, on a socket that stops reading at the deadline
         if not isinstance(conn.parser.unreader.sock, DeadlineSocket):
@@ -145,8 +150,25 @@ class BufferedThreadWorker(WeldrThreadWorker):
         conn.data_ready = True
         self.enqueue_req(conn)
 
+    def _maybe_continue(self, conn: TConn, buffer: bytearray) -> None:
+        """A client that sent `Expect: 100-continue` waits for this before sending its body (the
+        thread's gunicorn may say it again later: clients take several 1xx answers)."""
+        if conn in self.continued:
+            return
+        end = buffer.find(b"\r\n\r\n")
+        if end < 0:
+            return
+        head = bytes(buffer[:end + 2])
+        if _EXPECT_CONTINUE.search(head) and not head.split(b"\r\n", 1)[0].endswith(b"HTTP/1.0"):
+            self.continued.add(conn)
+            try:
+                conn.sock.send(CONTINUE)
+            except OSError:
+                pass
+
     def _drop(self, conn: TConn, answer: bytes = b"") -> None:
         self.reading.pop(conn, None)
+        self.continued.discard(conn)
         try:
             self.poller.unregister(conn.sock)
         except (KeyError, ValueError, OSError):

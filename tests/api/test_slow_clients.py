@@ -116,3 +116,23 @@ def test_deadline_socket_stops_a_trickling_body():
         assert a.gettimeout() is None  # blocking again between reads: responses are not bounded
         with pytest.raises(TimeoutError):
             wrapped.recv(10)  # nothing more arrives before the deadline
+
+
+def test_a_client_waiting_for_100_continue_is_told_to_go_on(start_weldr_server):
+    """curl and others send `Expect: 100-continue` and hold the body until the server agrees."""
+    server = start_weldr_server(workers=1)
+    body = json.dumps({"name": "expecting", "version": "0.0.1"}).encode()
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(REQUEST_READ_TIMEOUT / 2)  # generous; the 100 comes as the headers do
+        sock.connect(str(server.socket))
+        sock.sendall(b"POST /api/v1/blueprints/new HTTP/1.1\r\nHost: localhost\r\n"
+                     b"Content-Type: application/json\r\nExpect: 100-continue\r\n"
+                     b"Content-Length: %d\r\n\r\n" % len(body))
+        assert sock.recv(4096).startswith(b"HTTP/1.1 100 Continue\r\n\r\n")
+        sock.sendall(body)
+        answer = b""
+        while b'{"status":true}' not in answer:
+            chunk = sock.recv(4096)
+            assert chunk, answer
+            answer += chunk
+    assert b"HTTP/1.1 200" in answer
