@@ -157,9 +157,14 @@ class ComposeStore:
     def __init__(self, db: Database, artifacts_dir: Path, artifacts: Artifacts | None = None):
         self.db = db
         self.artifacts_dir = Path(artifacts_dir)
-        self.sealer = sealing.sealer_of(db)  # upload settings are stored sealed
         # where images are kept for good; `artifacts_dir` stays this machine's working directory
         self.artifacts: Artifacts = artifacts or DirectoryArtifacts(self.artifacts_dir)
+
+    @property
+    def sealer(self) -> sealing.Sealer:
+        """How upload settings are stored sealed; looked up when first needed, so a store that
+        never touches uploads needs no key."""
+        return sealing.sealer_of(self.db)
 
     @classmethod
     def from_config(cls, config: Any, db: Database | None = None) -> "ComposeStore":
