@@ -316,3 +316,16 @@ def test_dracut_configuration_comes_first_last_configured_first() -> None:
     firsts = [(s["type"], s.get("options", {}).get("filename")) for s in os_["stages"][:4]]
     assert firsts == [("org.osbuild.kernel-cmdline", None), ("org.osbuild.dracut.conf", "ec2.conf"),
                       ("org.osbuild.dracut.conf", "sgdisk.conf"), ("org.osbuild.rpm", None)]
+
+
+@pytest.mark.parametrize("distro,arch,table", [
+    ("rhel-8.6", "x86_64", [(2048, "21686148-6449-6E6F-744E-656564454649"), (4194304, "0FC63DAF-8483-4772-8E79-3D69D8477DE4")]),
+    ("rhel-8.10", "x86_64", [(2048, "21686148-6449-6E6F-744E-656564454649"), (409600, "C12A7328-F81F-11D2-BA4B-00A0C93EC93B"),
+                             (20557791, "0FC63DAF-8483-4772-8E79-3D69D8477DE4")]),
+    ("rhel-8.10", "aarch64", [(409600, "C12A7328-F81F-11D2-BA4B-00A0C93EC93B"), (2097152, "0FC63DAF-8483-4772-8E79-3D69D8477DE4"),
+                              (18462687, "0FC63DAF-8483-4772-8E79-3D69D8477DE4")])])
+def test_rhel8_ami_partition_table_is_its_ec2_one(distro: str, arch: str, table: list[tuple[int, str]]) -> None:
+    """images rhel-8 `ami` (ec2_partition_tables, ec2_partition_tables_override, platforms_override)."""
+    (sfdisk,) = stages_of(manifest(distro, arch, "ami"), "sfdisk", "image")
+    got = [(p["size"], p["type"]) for p in sfdisk["partitions"]]
+    assert got[:-1] == table[:-1] and got[-1][1] == table[-1][1]
