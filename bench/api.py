@@ -50,13 +50,13 @@ class UnixConnection(http.client.HTTPConnection):
 
 def fill(state_dir: Path, n_blueprints: int, n_composes: int, database_url: str = "") -> str:
     from core import blueprint as model
+    from core import sealing
     from core.config import load
-    from core.db import Database
     from core.store.blueprints import BlueprintStore
     from core.store.composes import ComposeStore
 
     config = load(state_dir=state_dir, database_url=database_url)
-    db = Database.from_config(config)
+    db = sealing.open_database(config)
     blueprints = BlueprintStore(db)
     composes = ComposeStore(db, config.artifacts_path)
     rng = random.Random(7)
