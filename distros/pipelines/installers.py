@@ -151,7 +151,8 @@ def _today(ctx: ManifestContext, cfg: dict[str, Any], inst: anaconda.Installer) 
     additional_dracut_modules, additional_drivers, default_menu, lorax_templates,
     lorax_template_package, lorax_logos_package, lorax_release_package, iso_files,
     payload: {location, kickstart}, kickstart_unattended_extra_kernel_opts,
-    use_legacy_anaconda_config) plus the platform's `fips_menu` and `extra_uefi_architectures`;
+    use_legacy_anaconda_config) plus the platform's `fips_menu`, `extra_uefi_architectures` and
+    `platform_build_packages`, and the distro's `preview` (a buildstamp that is not final);
     the image type's `iso:` is images' `iso_config` (distros.isoboot.ISOConfig)."""
     from distros.isoboot import ISOConfig
 
@@ -180,6 +181,7 @@ def _today(ctx: ManifestContext, cfg: dict[str, Any], inst: anaconda.Installer) 
     inst.iso_files = [(str(a), str(b)) for a, b in (today.get("iso_files") or [])]
     inst.payload_location = str(payload.get("location") or "iso")
     inst.payload_kickstart = str(payload.get("kickstart") or "root")
+    inst.preview = bool(today.get("preview", False))
     image_locale = str((ctx.image_type.image_config() or {}).get("locale") or "")
     languages = list((cust.get("locale") or {}).get("languages") or [])
     append = list((ctx.data.get("image_config") or {}).get("kernel_options") or [])
@@ -338,6 +340,18 @@ class RootfsImage(PipelineKind):
 
 @pipeline_kind("efiboot-tree")
 class EFIBootTree(PipelineKind):
+    def build_needs(self, ctx: ManifestContext, spec: dict[str, Any]) -> tuple[list[str], dict[str, str]]:
+        """images' EFIBootTree.getBuildPackages: the installer platform's build packages
+        (`installer.today.platform_build_packages`, else the family platform's)."""
+        if spec.get("simplified") or not follows_images(ctx):
+            return [], {}
+        today = today_config(ctx)
+        if "platform_build_packages" in today:
+            return list(today["platform_build_packages"] or []), {}
+        from distros.pipelines.os_tree import platform
+
+        return list(platform(ctx).get("build_packages") or []), {}
+
     def serialize(self, ctx: ManifestContext, spec: dict[str, Any]) -> dict[str, Any]:
         if spec.get("simplified"):
             return _with_build(ctx, anaconda.efiboot_tree_pipeline(simplified.coi_installer(make_simplified(ctx))))
@@ -354,7 +368,7 @@ class BootISOTree(PipelineKind):
         payload = spec.get("payload")
         pkgs = build_packages(ISOConfig.from_data(ctx.data.get("iso"))) if follows_images(ctx) else ["squashfs-tools"]
         labels: dict[str, str] = {}
-        if payload == "ostree":
+        if payload == "ostree" and not payload_in_rootfs(ctx):
             pkgs.append("rpm-ostree")
         if payload == "os":
             pkgs.append("tar")
