@@ -122,7 +122,9 @@ blueprint_changes = sa.Table(
 
 blueprints = sa.Table(
     "blueprints", metadata,
-    sa.Column("name", sa.Text, primary_key=True),
+    # byte order, as Go's sort.Strings lists them (SQLite's default collation is that already)
+    sa.Column("name", sa.Text().with_variant(sa.Text(collation="C"), "postgresql"),
+              primary_key=True),
     sa.Column("commit_id", sa.Text, nullable=False),
     sa.Column("body", sa.Text, nullable=False),
 )

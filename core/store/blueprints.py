@@ -82,17 +82,18 @@ class BlueprintStore:
 
     def list_names(self) -> list[str]:
         """Committed blueprint names, byte-sorted (Go's sort.Strings order)."""
-        # sorted here: str order is code point order, which is UTF-8 byte order on every database
-        # (a database's own collation depends on how it was created)
-        return sorted(r["name"] for r in self.db.query("SELECT name FROM blueprints"))
+        # byte order: the column's collation on both databases (migration 0003)
+        return [r["name"] for r in self.db.query("SELECT name FROM blueprints ORDER BY name")]
 
     def list_page(self, limit: int, offset: int) -> tuple[int, int, list[str]]:
-        """(total, clamped offset, names) of one page of `list_names` (names only, no bodies)."""
-        names = self.list_names()
-        total = len(names)
+        """(total, clamped offset, names) of one page of `list_names`, without reading them all."""
+        row = self.db.query_one("SELECT COUNT(*) AS n FROM blueprints")
+        total = row["n"] if row is not None else 0
         offset = min(offset, total)
         limit = min(limit, total - offset)
-        return total, offset, names[offset:offset + limit]
+        rows = self.db.query("SELECT name FROM blueprints ORDER BY name LIMIT ? OFFSET ?",
+                             (limit, offset))
+        return total, offset, [r["name"] for r in rows]
 
     def get_committed(self, name: str) -> Blueprint | None:
         row = self.db.query_one("SELECT body FROM blueprints WHERE name = ?", (name,))
