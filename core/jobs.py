@@ -197,6 +197,14 @@ def mark_done(db: Database, compose_id: str, step: Step | None = None) -> None:
                          " WHERE compose_id = ? AND step = ?", (time.time(), compose_id, step.name))
 
 
+def close_queued(db: Database, compose_id: str) -> None:
+    """Close the steps of a compose still waiting for a worker (cancelled): a running step is
+    left to its worker, which ends it and closes it itself."""
+    with db.transaction() as conn:
+        conn.execute("UPDATE pipeline_jobs SET state = 'done', token = NULL, finished_at = ?"
+                     " WHERE compose_id = ? AND state = 'queued'", (time.time(), compose_id))
+
+
 def forget(db: Database, compose_id: str) -> None:
     """A deleted compose leaves no bookkeeping behind."""
     with db.transaction() as conn:

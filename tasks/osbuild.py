@@ -24,6 +24,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import re
 import selectors
 import shutil
 import signal
@@ -264,6 +265,80 @@ def stop_guarded(pid: int, output_dir: Path) -> bool:
         os.close(pidfd)
 
 
+BUILDS_LOCK = ".celery-composer-builds.lock"  # in the store: held shared by every running build
+STORE_TMP = "tmp"  # osbuild's scratch directories in its store (`host…` build roots, store-server-…)
+
+
+def _hold_builds_lock(store: Path) -> int | None:
+    """The store's builds lock, taken shared; the descriptor is handed to the guard and so to
+    osbuild, so the lock stays held as long as any of worker, guard or osbuild lives."""
+    import fcntl
+
+    try:
+        fd = os.open(Path(store) / BUILDS_LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    except OSError:
+        return None
+    fcntl.flock(fd, fcntl.LOCK_SH)
+    return fd
+
+
+def _mount_points() -> list[str]:
+    """Mount points this process can see (`/proc/self/mountinfo`, octal escapes decoded)."""
+    points = []
+    try:
+        for line in Path("/proc/self/mountinfo").read_text().splitlines():
+            fields = line.split()
+            if len(fields) > 4:
+                points.append(re.sub(r"\\([0-7]{3})", lambda m: chr(int(m[1], 8)), fields[4]))
+    except OSError:
+        pass
+    return points
+
+
+def sweep_store_tmp(store: Path) -> list[str]:
+    """Remove what stopped osbuilds left in the store's `tmp/`, when no build runs; returns the
+    names removed.
+
+    osbuild makes its scratch directories there (the `host…` build root, with /usr bind-mounted
+    into it) and removes them as it exits normally; a cancel or timeout that had to go past
+    SIGINT leaves them behind, and they pile up.  The store is shared by concurrent builds, so
+    this only runs when the builds lock can be taken exclusively at once (no build of ours
+    alive); anything with a mount point beneath it is left alone, never deleted through.
+    """
+    import fcntl
+
+    tmp = Path(store) / STORE_TMP
+    try:
+        entries = list(tmp.iterdir())
+    except OSError:
+        return []
+    if not entries:
+        return []
+    try:
+        fd = os.open(Path(store) / BUILDS_LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    except OSError:
+        return []
+    removed = []
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return []  # a build runs: the next one to end (or the recovery loop) sweeps
+        mounts = _mount_points()
+        for entry in entries:
+            prefix = str(entry) + "/"
+            if any(m == str(entry) or m.startswith(prefix) for m in mounts):
+                continue
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                entry.unlink(missing_ok=True)
+            removed.append(entry.name)
+    finally:
+        os.close(fd)
+    return removed
+
+
 def _explain_exit(returncode: int, log_tail: str, failed_stage: str | None,
                   progress: Progress) -> str:
     if returncode == EXEC_FAILED:
@@ -351,6 +426,7 @@ def run_osbuild(manifest: dict, *, command: list[str], store: Path, output_dir: 
             note(reason)
             return BuildOutcome(False, None, reason)
 
+        builds_lock = _hold_builds_lock(Path(store))
         read_fd, write_fd = os.pipe()
         argv = build_command(command, manifest_path=manifest_path, store=Path(store),
                              output_dir=output_dir, exports=exports, checkpoints=checkpoints,
@@ -358,11 +434,15 @@ def run_osbuild(manifest: dict, *, command: list[str], store: Path, output_dir: 
         note("$ " + " ".join(argv))
         try:
             proc = subprocess.Popen(guarded(argv), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                    stderr=subprocess.STDOUT, pass_fds=(write_fd,),
+                                    stderr=subprocess.STDOUT,
+                                    pass_fds=(write_fd,) if builds_lock is None else
+                                    (write_fd, builds_lock),
                                     start_new_session=True, env=env)
         except OSError as exc:
             os.close(read_fd)
             os.close(write_fd)
+            if builds_lock is not None:
+                os.close(builds_lock)
             reason = f"cannot start osbuild ({argv[0]}): {exc.strerror or exc}"
             note(reason)
             return BuildOutcome(False, None, reason)
@@ -405,7 +485,8 @@ def run_osbuild(manifest: dict, *, command: list[str], store: Path, output_dir: 
                 if on_progress and snapshot != last_progress:
                     last_progress = snapshot
                     on_progress(parser.progress)
-                if should_cancel is not None and should_cancel():
+                # once both streams closed osbuild is exiting by itself: not stopped by a cancel
+                if open_streams and should_cancel is not None and should_cancel():
                     cancelled = True
                     break
                 if timeout is not None and time.monotonic() - started > timeout:
@@ -428,6 +509,9 @@ def run_osbuild(manifest: dict, *, command: list[str], store: Path, output_dir: 
             except OSError:
                 pass
         returncode = proc.wait()
+        if builds_lock is not None:
+            os.close(builds_lock)
+        sweep_store_tmp(Path(store))
         duration = time.monotonic() - started
         if cancelled:
             reason = "the compose was cancelled; osbuild was stopped"

@@ -122,10 +122,12 @@ def submit_upload(config: "Config", compose_id: str, target: str) -> bool:
 
 
 def cancel(config: "Config", compose_id: str) -> None:
-    """After the store recorded the cancel request: stop what is queued or running for it.
+    """After the store recorded the cancel (the compose is FAILED already): stop what is queued
+    or running for it.
 
-    The running step sees the request through its heartbeat (every broker); on Redis the queued
-    messages are also revoked so workers drop them without touching the store.
+    Queued steps are closed here (a worker that still gets their message finds nothing to do),
+    the running step sees the request through its heartbeat within `steps.CANCEL_POLL` s (every
+    broker); on Redis the queued messages are also revoked so workers drop them unread.
     """
     from core import jobs
     from tasks import celery_app, steps
@@ -133,16 +135,16 @@ def cancel(config: "Config", compose_id: str) -> None:
     store = _store(config)
     if not store.exists(compose_id):
         return
-    if store.get(compose_id).queue_status == "FAILED":  # cancelled while WAITING: nothing will run
-        steps.close_uploads(store, compose_id, "compose cancelled before it started")
-        jobs.mark_done(store.db, compose_id)
+    # the store made it FAILED already: what waits for a worker will not run, nor its uploads
+    steps.close_uploads(store, compose_id, "compose cancelled")
+    queued = [f"{compose_id}.{r['step']}" for r in jobs.jobs(store.db, compose_id)
+              if r["state"] == jobs.QUEUED]
+    jobs.close_queued(store.db, compose_id)
     if celery_app.is_embedded(config):
         return  # no remote control on the SQLite transport; the claim sees the cancel flag
     try:
         app = celery_for(config)
-        ids = [f"{compose_id}.{r['step']}" for r in jobs.jobs(store.db, compose_id)
-               if r["state"] == jobs.QUEUED]
-        ids += [f"{compose_id}.{s.name}" for s in (steps.BUILD,)]
+        ids = queued + [f"{compose_id}.{s.name}" for s in (steps.BUILD,)]
         app.control.revoke(sorted(set(ids)))
     except Exception as exc:  # noqa: BLE001 - revoke is an optimisation
         log.warning("could not revoke the tasks of %s: %s", compose_id, exc)

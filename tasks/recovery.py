@@ -4,8 +4,9 @@ It runs beside the API (`serve` starts it; any process may) and needs no Celery 
 one pass at start and then every `interval` seconds.  Each pass:
 
 1. **Dead workers**: a running job whose heartbeat is older than `task_stale_after` lost its worker
-   (`kill -9`, host gone).  It is queued again once (`MAX_ATTEMPTS`), then its compose is FAILED with
-   a sentence saying so.  So a compose leaves RUNNING within `task_stale_after + interval` seconds.
+   (`kill -9`, host gone); so did, at once, one whose worker process on this host is gone.  It is
+   queued again once (`MAX_ATTEMPTS`), then its compose is FAILED with a sentence saying so.  So a
+   compose leaves RUNNING within `task_stale_after + interval` seconds.
 2. **Lost messages**: queued jobs of a queue are compared with the messages the broker holds for it;
    fewer messages than jobs waiting longer than `requeue_after` means the broker lost some (Redis
    restarted without persistence, a publish failed while it was down): those jobs are sent again.
@@ -18,6 +19,8 @@ one pass at start and then every `interval` seconds.  Each pass:
    deleted) is stopped as cancel stops it.  Only builds of this installation's artifacts directory
    in this PID namespace are seen; a RUNNING compose's build is never touched (a retried build may
    briefly overlap its killed predecessor, whose guard stops it by itself).
+5. **Scratch left in the osbuild store**: what stopped osbuilds left in `<store>/tmp` is removed
+   while no build runs (`tasks.osbuild.sweep_store_tmp`).
 
 Every change is guarded in the store (token and heartbeat must be unchanged), so several
 recovery loops (several API processes) do not fight.
@@ -90,6 +93,9 @@ class Recovery:
         from tasks.celery_app import prune_embedded_broker
 
         prune_embedded_broker(self.config)
+        from tasks.osbuild import sweep_store_tmp
+
+        counts["swept"] = len(sweep_store_tmp(self.config.store_path))
         if any(counts.values()):
             log.info("recovery: %s", counts)
         return counts
@@ -110,7 +116,13 @@ class Recovery:
         from core.store.composes import FINISHED, RUNNING, WAITING
 
         stale_after = self.config.task_stale_after
-        for row in jobs.stale_jobs(self.db, stale_after):
+        stale = jobs.stale_jobs(self.db, stale_after)
+        seen = {(r["compose_id"], r["step"]) for r in stale}
+        gone = [r for r in self._jobs_of_dead_local_workers()
+                if (r["compose_id"], r["step"]) not in seen]
+        for row in stale + gone:
+            why = (f"no heartbeat for {stale_after} s" if (row["compose_id"], row["step"]) in seen
+                   else "its process on this host is gone")
             compose_id, step = row["compose_id"], Step.named(row["step"])
             compose = self._compose_or_forget(compose_id)
             if compose is None:
@@ -125,18 +137,41 @@ class Recovery:
             if row["attempt"] < steps.MAX_ATTEMPTS and not compose.cancel_requested:
                 if jobs.requeue_stale(self.db, row):
                     self.store.append_log(
-                        compose_id, f"{step}: {worker} stopped responding (no heartbeat for "
-                        f"{stale_after} s); running it again (attempt {row['attempt'] + 1})\n")
+                        compose_id, f"{step}: {worker} stopped responding ({why}); running it "
+                        f"again (attempt {row['attempt'] + 1})\n")
                     self._send(compose_id, step)
                     counts["retried"] += 1
             elif jobs.fail_stale(self.db, row):
                 steps.close_uploads(self.store, compose_id, "its worker stopped responding")
                 self.store.mark_failed(
-                    compose_id, f"{step} failed: {worker} stopped responding (no heartbeat for "
-                    f"{stale_after} s) after {row['attempt']} attempt(s)")
+                    compose_id, f"{step} failed: {worker} stopped responding ({why}) after "
+                    f"{row['attempt']} attempt(s)")
                 self.store.set_progress(compose_id, None)
                 jobs.mark_done(self.db, compose_id)
                 counts["failed"] += 1
+
+    def _jobs_of_dead_local_workers(self) -> list[Any]:
+        """Running jobs whose worker process (`<host>:<pid>`, `steps.worker_name`) ran on this
+        host and no longer exists: a worker killed with `kill -9` (or by the OOM killer) next
+        to this loop, as serve's embedded workers are.  Its job is re-queued at once rather than
+        after `task_stale_after` (10 minutes by default).  A pid reused meanwhile only delays it
+        to the heartbeat rule; other hosts' jobs are left to that rule."""
+        import os
+        import socket
+
+        host = socket.gethostname()
+        out = []
+        for row in jobs.stale_jobs(self.db, float("-inf")):  # every running job
+            name, _, pid = (row["worker"] or "").rpartition(":")
+            if name != host or not pid.isdigit():
+                continue
+            try:
+                os.kill(int(pid), 0)
+            except ProcessLookupError:
+                out.append(row)
+            except PermissionError:
+                pass
+        return out
 
     def _queue_uploads(self, compose_id: str) -> None:
         for target in steps.upload_targets_of(self.store, compose_id):

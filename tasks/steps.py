@@ -34,6 +34,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+CANCELLED_OSBUILD_STOPPED = "the compose was cancelled; osbuild was stopped"
+CANCEL_POLL = 1.0  # seconds between a running step's looks at its compose's cancel flag
 MAX_ATTEMPTS = 2  # a step whose worker died is run once more, then the compose fails
 CHECKPOINTS = ("build", "os")  # trees an unchanged compose reuses from the shared store
 
@@ -78,10 +80,16 @@ class Heartbeat:
         self._thread.join()
 
     def _run(self) -> None:
-        while not self._stop.wait(self.interval):
+        """Beat every `interval` s; look for a cancel every `CANCEL_POLL` s (one small read), so
+        a cancel stops osbuild within seconds however long the heartbeat interval is."""
+        poll = min(self.interval, CANCEL_POLL)
+        last_beat = time.monotonic()
+        while not self._stop.wait(poll):
             try:
-                if not jobs.beat(self.store.db, self.claim):
-                    self.lost.set()
+                if time.monotonic() - last_beat >= self.interval:
+                    last_beat = time.monotonic()
+                    if not jobs.beat(self.store.db, self.claim):
+                        self.lost.set()
                 if self.store.cancel_requested(self.claim.compose_id):
                     self.cancelled.set()
             except Exception:  # noqa: BLE001 - a busy database must not kill the build
@@ -284,7 +292,7 @@ def run_depsolve(config: "Config", compose_id: str) -> str:
                 raise Skip("job was taken over by another worker") from exc
             raise _fail(ctx, claim, compose_id, f"depsolve failed: {exc}",
                         depsolve_failure(exc)) from exc
-    if hb.cancelled.is_set():
+    if hb.cancelled.is_set() or ctx.store.cancel_requested(compose_id):
         raise _fail(ctx, claim, compose_id, "compose cancelled")
     if not jobs.advance(ctx.store.db, claim, [BUILD]):
         raise Skip("job was taken over by another worker")
@@ -436,7 +444,9 @@ def run_build(config: "Config", compose_id: str) -> str:
                               cache_max_size=config.osbuild_cache_max_size,
                               timeout=config.build_timeout, should_cancel=hb.stop_requested,
                               on_progress=on_progress)
-    if hb.lost.is_set() and not hb.cancelled.is_set():
+    if hb.cancelled.is_set() or ctx.store.cancel_requested(compose_id):
+        raise _cancelled_build(ctx, claim, compose_id, work, outcome)
+    if hb.lost.is_set():
         shutil.rmtree(work, ignore_errors=True)
         raise Skip("job was taken over by another worker")
     if record_build is not None and outcome.ok:
@@ -463,10 +473,30 @@ def run_build(config: "Config", compose_id: str) -> str:
                     f"{getattr(exc, 'msg', exc)}") from exc
     # one transaction: FINISHED and the uploads queued together, or neither (the reaper retries)
     with db.transaction():
-        ctx.store.mark_finished(compose_id, image_size=image_size)
-        jobs.advance(db, claim, [Step.upload(t) for t in upload_targets_of(ctx.store, compose_id)])
+        finished = ctx.store.mark_finished(compose_id, image_size=image_size)
+        if finished:
+            jobs.advance(db, claim, [Step.upload(t) for t in upload_targets_of(ctx.store, compose_id)])
+    if not finished:  # cancelled between the check above and this transaction: cancel wins
+        # (a copy in a shared artifact store goes when the compose is deleted)
+        target.unlink(missing_ok=True)
+        raise _cancelled_build(ctx, claim, compose_id, work, outcome)
     log.info("compose %s built in %.1f s", compose_id, outcome.duration)
     return "built"
+
+
+def _cancelled_build(ctx: StepContext, claim: jobs.Claim, compose_id: str, work: Path,
+                     outcome: Any) -> ComposeFailed:
+    """The compose was cancelled while its build ran: it stays FAILED (the cancel was final when
+    the API acknowledged it) and the log says what osbuild really did meanwhile."""
+    shutil.rmtree(work, ignore_errors=True)
+    if outcome.ok:
+        ctx.store.append_log(compose_id, "osbuild finished, but the compose had been cancelled "
+                             "meanwhile: its image was discarded\n")
+    elif not outcome.cancelled:
+        # stopped for the cancel before this worker saw it (the recovery loop stops the build of
+        # a compose that is not RUNNING any more); the line above is osbuild's exit as seen here
+        ctx.store.append_log(compose_id, f"{CANCELLED_OSBUILD_STOPPED}\n")
+    return _fail(ctx, claim, compose_id, "compose cancelled")
 
 
 # --- uploads --------------------------------------------------------------------------------

@@ -418,9 +418,14 @@ class ComposeStore:
         return tail == line or tail.endswith("\n" + line)
 
     def request_cancel(self, compose_id: str) -> str:
-        """Cancel: a WAITING compose becomes FAILED now; a RUNNING one is flagged for its worker.
+        """Cancel: a WAITING or RUNNING compose becomes FAILED now, for good.
 
-        Returns the state found; raises WrongState unless WAITING or RUNNING.
+        As osbuild-composer's job queue does: the cancel is decided here, in one transaction
+        with the state, and whatever a worker finds afterwards (osbuild still running, or done
+        a moment later) cannot turn the compose FINISHED again (`mark_finished` only moves
+        RUNNING).  A compose that finished first is not WAITING or RUNNING any more: the
+        cancel is refused (WrongState → BuildInWrongState).  The worker stops osbuild when its
+        heartbeat sees the flag.  Returns the state found.
         """
         with self.db.transaction() as conn:
             row = _locked(conn, compose_id)
@@ -430,11 +435,10 @@ class ComposeStore:
             if state not in (WAITING, RUNNING):
                 raise WrongState(compose_id, state)
             conn.execute("UPDATE composes SET cancel_requested = 1 WHERE id = ?", (compose_id,))
-            if state == WAITING:
-                self.mark_failed(compose_id, "")
+            self.mark_failed(compose_id, "")
             self._bump(conn)
-        if state == WAITING:
-            self.append_log(compose_id, "compose cancelled before it started\n")
+        self.append_log(compose_id, "compose cancelled before it started\n" if state == WAITING
+                        else "compose cancelled\n")
         return state
 
     def cancel_requested(self, compose_id: str) -> bool:

@@ -44,12 +44,23 @@ def test_failed_message_logged_and_cancel_rules(store):
     c = _new(store)
     store.mark_running(c.id)
     assert store.request_cancel(c.id) == cs.RUNNING and store.cancel_requested(c.id)
-    assert store.get(c.id).queue_status == cs.RUNNING, "the worker finishes a running cancel"
-    assert store.mark_failed(c.id, "cancelled by the user")
-    assert "cancelled by the user" in store.read_log(c.id)
-    assert store.get(c.id).error == "cancelled by the user"
+    # a cancel acknowledged is final at once, as osbuild-composer's job queue makes it: the
+    # worker that finishes the build afterwards cannot turn it FINISHED
+    assert store.get(c.id).queue_status == cs.FAILED
+    assert store.read_log(c.id).endswith("compose cancelled\n")
+    assert not store.mark_finished(c.id) and not store.mark_failed(c.id, "boom")
+    assert store.get(c.id).queue_status == cs.FAILED
     with pytest.raises(cs.WrongState):
         store.request_cancel(c.id)
+    f = _new(store)
+    store.mark_running(f.id)
+    assert store.mark_failed(f.id, "osbuild failed")
+    assert "osbuild failed" in store.read_log(f.id) and store.get(f.id).error == "osbuild failed"
+    done = _new(store)
+    store.mark_running(done.id)
+    store.mark_finished(done.id)
+    with pytest.raises(cs.WrongState):  # finished before the cancel: the cancel is refused
+        store.request_cancel(done.id)
     w = _new(store)
     assert store.request_cancel(w.id) == cs.WAITING and store.get(w.id).queue_status == cs.FAILED
     assert not store.mark_running(w.id), "a cancelled compose is never built"

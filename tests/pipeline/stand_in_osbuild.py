@@ -3,8 +3,10 @@
 
 It accepts osbuild's command line (the options celery-composer passes), writes RFC 7464 JSON-seq
 records like osbuild's JSONSeqMonitor to `--monitor-fd`, and behaves as the manifest's `stand_in`
-object says: {"mode": "ok" | "fail" | "schema" | "hang" | "enospc", "stage_sleep": seconds}.
-"hang" starts a child process in its group and sleeps, for cancel/timeout tests; the child's pid is
+object says: {"mode": "ok" | "fail" | "schema" | "hang" | "enospc", "stage_sleep": seconds,
+"wait_for": path}; with "wait_for" it waits (before its last stage ends) until that path exists.
+"hang" starts a child process in its group and sleeps, for cancel/timeout tests, with a scratch
+directory `<store>/tmp/host…` as osbuild's build root would leave on a hard stop; the child's pid is
 written to `<output-directory>/child.pid`, its own to `stand_in.pid`.  With "ignore_sigint": true it
 behaves as osbuild 191 hung after a SIGINT (see tasks/osbuild_guard.py): SIGINT does not stop it,
 SIGTERM does; each signal's name is appended to `<output-directory>/signals` as it arrives.
@@ -16,6 +18,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 
 
@@ -76,12 +79,20 @@ def main() -> int:
             record(f"Starting module {stage['type']}", pipeline, stage["type"], i, j, len(stages))
             print(f"running {stage['type']}", flush=True)
             if mode == "hang":
+                # as osbuild's host build root: a scratch directory in the store that only a
+                # normal exit removes (osbuild unmounts and deletes it in its cleanup)
+                os.makedirs(os.path.join(args.store, "tmp"), exist_ok=True)
+                scratch = tempfile.mkdtemp(prefix="host", dir=os.path.join(args.store, "tmp"))
+                os.makedirs(os.path.join(scratch, "usr"))
                 with open(os.path.join(args.output_directory, "stand_in.pid"), "w") as fh:
                     fh.write(str(os.getpid()))
                 child = subprocess.Popen(["sleep", "300"])
                 with open(os.path.join(args.output_directory, "child.pid"), "w") as fh:
                     fh.write(str(child.pid))
                 time.sleep(300)
+            if behaviour.get("wait_for") and i == len(pipelines) - 1 and j == len(stages) - 1:
+                while not os.path.exists(behaviour["wait_for"]):
+                    time.sleep(0.01)
             if stage_sleep:
                 time.sleep(stage_sleep)
             if mode == "fail" and i == len(pipelines) - 1:
