@@ -53,7 +53,9 @@ class WeldrServer:
         self.worker: subprocess.Popen | None = None
         self.client = WeldrClient(self.socket)
 
-    def start(self, timeout: float = 30.0) -> "WeldrServer":
+    def start(self, timeout: float = 120.0) -> "WeldrServer":
+        """Start serve and wait until it answers (and its queue worker is ready); `timeout` only
+        bounds that wait on a loaded machine."""
         env = dict(os.environ)
         env.update({"CELERY_COMPOSER_CACHE_DIR": str(self.cache_dir),
                     "CELERY_COMPOSER_LOG_LEVEL": "WARNING",
@@ -83,7 +85,7 @@ class WeldrServer:
                 try:
                     if self.client.get("/api/status", timeout=5).status == 200:
                         if self.queue_workers:
-                            self._start_worker(deadline)
+                            self._start_worker(timeout)
                         return self
                 except OSError:
                     pass
@@ -91,7 +93,7 @@ class WeldrServer:
         self.stop()
         raise RuntimeError(f"server did not answer: {self.log_path.read_text()[-3000:]}")
 
-    def _start_worker(self, deadline: float) -> None:
+    def _start_worker(self, timeout: float) -> None:
         """A real `celery-composer worker` for `queue_workers` on this server's broker and store."""
         log_path = self.base / "worker.log"
         offset = log_path.stat().st_size if log_path.exists() else 0
@@ -103,7 +105,8 @@ class WeldrServer:
             stdout=(log := open(log_path, "ab")),
             stderr=subprocess.STDOUT, start_new_session=True)
         log.close()  # the child has its own copy
-        while time.monotonic() < deadline + 30:
+        deadline = time.monotonic() + max(timeout, 180.0)
+        while time.monotonic() < deadline:
             if self.worker.poll() is not None:
                 raise RuntimeError(f"worker exited: {log_path.read_text()[-3000:]}")
             with open(log_path, "rb") as fh:

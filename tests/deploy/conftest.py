@@ -31,7 +31,7 @@ def private_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
                              "--appendonly", "no", "--dir", str(workdir)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        deadline = time.monotonic() + 15
+        deadline = time.monotonic() + 120  # a bound for a loaded machine
         while True:
             try:
                 with socket.create_connection(("127.0.0.1", port), timeout=0.5):

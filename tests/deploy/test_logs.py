@@ -154,7 +154,7 @@ def test_real_worker_lines_carry_the_compose_id(tmp_path, private_redis):
         sender = ("from core.config import load; from tasks import celery_app;"
                   f"celery_app.configure(load()).send_task('compose.depsolve', args=['{compose_id}'])")
         subprocess.run([sys.executable, "-c", sender], cwd=root, env=env, check=True, timeout=60)
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 180  # a bound for a loaded machine
         while "succeeded" not in log_path.read_text():
             assert worker.poll() is None, log_path.read_text()[-3000:]
             assert time.monotonic() < deadline, log_path.read_text()[-3000:]

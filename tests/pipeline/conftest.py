@@ -26,6 +26,10 @@ import pytest
 from tests.databases import database_url
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
+# bounds of waits on events: generous, so a loaded 2-core machine still gets there; a test never
+# asserts on how long something took (bench/ measures speed)
+READY_BOUND = 180.0  # a process says it is ready
+STATE_BOUND = 180.0  # a compose reaches a state
 STAND_IN = [sys.executable, str(Path(__file__).with_name("stand_in_osbuild.py"))]
 
 
@@ -91,7 +95,7 @@ class Env:
         return ComposeStore.from_config(self.config)
 
     def start_worker(self, queues: str = "all", concurrency: int = 1,
-                     wait: float = 30.0) -> subprocess.Popen:
+                     wait: float = READY_BOUND) -> subprocess.Popen:
         log_path = self.base / f"worker{len(self.workers)}.log"
         log = open(log_path, "ab")
         self._logs.append(log)
@@ -101,14 +105,8 @@ class Env:
                                 stderr=subprocess.STDOUT, start_new_session=True)
         proc.log_path = log_path  # type: ignore[attr-defined]
         self.workers.append(proc)
-        deadline = time.monotonic() + wait
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                raise RuntimeError(f"worker exited: {log_path.read_text()[-3000:]}")
-            if b"ready." in log_path.read_bytes():
-                return proc
-            time.sleep(0.1)
-        raise RuntimeError(f"worker not ready: {log_path.read_text()[-3000:]}")
+        wait_for_log(log_path, "ready.", timeout=wait, proc=proc)
+        return proc
 
     def stop_workers(self, sig: int = signal.SIGTERM) -> None:
         for proc in self.workers:
@@ -167,8 +165,15 @@ class Env:
         jobs.enqueue(store.db, compose.id, steps.BUILD)
         return compose.id
 
+    def states(self, compose_ids: list[str]) -> dict[str, str]:
+        """Each compose's state now (no waiting)."""
+        store = self.store
+        return {cid: store.get(cid).queue_status for cid in compose_ids}
+
     def wait_for(self, compose_ids: list[str], states: tuple[str, ...] = ("FINISHED", "FAILED"),
-                 timeout: float = 30.0) -> dict[str, str]:
+                 timeout: float = STATE_BOUND) -> dict[str, str]:
+        """The composes' states once each is in `states`, or as they are after `timeout` (a
+        bound for a loaded machine, not a measure of speed: callers compare the states)."""
         store = self.store
         deadline = time.monotonic() + timeout
         while True:
@@ -187,7 +192,7 @@ def session_redis() -> Iterator[str]:
     proc = subprocess.Popen([exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
                              "--appendonly", "no"], stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + READY_BOUND
     while not redis_answers(port):
         if time.monotonic() > deadline or proc.poll() is not None:
             proc.kill()
@@ -236,9 +241,9 @@ def own_redis(tmp_path: Path) -> Iterator[Any]:
             self.proc = subprocess.Popen([exe, "--port", str(port), "--bind", "127.0.0.1",
                                           "--save", "", "--appendonly", "no"],
                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            deadline = time.monotonic() + 10
+            deadline = time.monotonic() + READY_BOUND
             while not redis_answers(port):
-                if time.monotonic() > deadline:
+                if time.monotonic() > deadline or self.proc.poll() is not None:
                     raise RuntimeError("own redis-server did not start")
                 time.sleep(0.05)
 
@@ -282,6 +287,11 @@ def process_tree(root: int) -> dict[int, str]:
             break
         found |= more
     return {p: table[p][19] for p in found}
+
+
+def snapshot(pids: list[int]) -> dict[int, str]:
+    """pid → start time of those of `pids` alive now (for `still_running` / `wait_gone`)."""
+    return {p: f[19] for p in pids if (f := _stat(p)) is not None and f[0] != "Z"}
 
 
 def still_running(tree: dict[int, str]) -> list[int]:
@@ -337,3 +347,75 @@ def wait_for_log(path: Path, needle: str, timeout: float = 120.0, start: int = 0
         if time.monotonic() > deadline:
             raise AssertionError(f"{needle!r} not logged within {timeout} s: {text[-3000:]}")
         time.sleep(0.1)
+
+
+# --- serve with its embedded workers ------------------------------------------------------------
+
+CHILDREN = ("worker-depsolve", "worker-build", "worker-upload", "recovery")
+
+
+def start_embedded_serve(tmp_path: Path, make_env: Any, **settings: Any) -> tuple[Any, Env]:
+    """`celery-composer serve` with its embedded broker and workers, once every supervised child
+    started and each worker said it is ready (the log is at INFO for that)."""
+    from tests.conftest import WeldrServer
+
+    server = WeldrServer(tmp_path / "api")
+    env = make_env("", state_dir=server.state_dir, embedded_workers="true", **settings)
+    server.extra_env = {k: v for k, v in env.environ.items() if k.startswith("CELERY_COMPOSER_")}
+    server.extra_env.setdefault("CELERY_COMPOSER_WORKER_CONCURRENCY", "1")
+    server.extra_env["CELERY_COMPOSER_LOG_LEVEL"] = "INFO"
+    server.start(timeout=120)
+    try:
+        wait_until_ready(server)
+    except BaseException:
+        server.stop()
+        raise
+    return server, env
+
+
+def children(server: Any, start: int = 0) -> dict[str, int]:
+    """The latest pid of each supervised child, from the supervisor's log lines."""
+    import re
+
+    text = server.log_path.read_bytes()[start:].decode("utf-8", "replace")
+    return {m[1]: int(m[2]) for m in re.finditer(r"started (\S+) \(pid (\d+)\)", text)}
+
+
+def wait_until_ready(server: Any, start: int = 0, timeout: float = 180.0) -> dict[str, int]:
+    """Every supervised child started, and each worker logged Celery's "ready."."""
+    import re
+
+    wait_for_log(server.log_path, "started recovery", start=start, timeout=timeout,
+                 proc=server.proc)
+    pids = children(server, start)
+    deadline = time.monotonic() + timeout
+    while True:
+        text = server.log_path.read_bytes()[start:].decode("utf-8", "replace")
+        assert "Unrecoverable error" not in text, text[-3000:]
+        if all(re.search(rf"\[{pids[n]}\].*ready\.", text) for n in CHILDREN[:3]):
+            return pids
+        assert time.monotonic() < deadline, f"workers not ready: {text[-3000:]}"
+        assert server.proc is not None and server.proc.poll() is None, text[-3000:]
+        time.sleep(0.1)
+
+
+def wait_until(predicate: Any, timeout: float = 120.0, what: str = "condition") -> Any:
+    """Poll `predicate` (a state in the store, a file) until it is true; fail after `timeout`,
+    a bound generous enough for a loaded machine, never a measure of speed."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"{what} not reached within {timeout} s"
+        time.sleep(0.05)
+
+
+def kill_and_wait(server: Any) -> None:
+    """kill -9 of a WeldrServer's whole group, then wait until every process it had (its
+    supervisor's children in their own groups too) is gone: a power cut of the service."""
+    assert server.proc is not None
+    tree = process_tree(server.proc.pid)
+    server.kill()
+    left = wait_gone(tree)
+    assert not left, f"processes of the killed API still run: {left}"

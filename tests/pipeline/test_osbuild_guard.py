@@ -22,10 +22,10 @@ from tasks.osbuild import KILL_GRACE, TERM_GRACE, guarded, run_osbuild
 from tests.pipeline.test_osbuild import STAND_IN, _alive, manifest
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
-BOUND = KILL_GRACE + TERM_GRACE + 15  # the guard's escalation, and room for a loaded machine
+BOUND = KILL_GRACE + TERM_GRACE + 120  # the guard's escalation, and room for a loaded machine
 
 
-def wait_for_file(path: Path, timeout: float = 30) -> str:
+def wait_for_file(path: Path, timeout: float = 120) -> str:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if path.exists() and path.read_text().strip():
@@ -71,15 +71,14 @@ def test_killed_worker_leaves_no_osbuild_even_one_deaf_to_sigint(tmp_path):
 
 
 def test_cancel_stops_an_osbuild_deaf_to_sigint(tmp_path):
-    flag = threading.Event()
     seen: list[int] = []
 
     def cancel_once_started() -> bool:
+        """Cancel once the stand-in runs its child: its SIGINT handler is installed by then."""
         pid_file = tmp_path / "out" / "child.pid"
         if not seen and pid_file.exists() and pid_file.read_text().strip():
             seen.append(int(pid_file.read_text()))
-            threading.Timer(0.3, flag.set).start()
-        return flag.is_set()
+        return bool(seen)
 
     outcome = run_osbuild(manifest("hang", ignore_sigint=True), command=STAND_IN,
                           store=tmp_path / "store", output_dir=tmp_path / "out",

@@ -6,60 +6,27 @@ the stand-in osbuild; every wait is on an event (a log line, a state, a pidfd) w
 from __future__ import annotations
 
 import os
-import re
 import signal
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from core import jobs
 from tasks import pipeline, steps
-from tests.conftest import WeldrServer
 
-from .conftest import PROJECT_DIR, process_tree, still_running, wait_for_log, wait_gone
-
-CHILDREN = ("worker-depsolve", "worker-build", "worker-upload", "recovery")
-
-
-def start_embedded_serve(tmp_path: Path, make_env: Any, **settings: Any) -> tuple[WeldrServer, Any]:
-    """serve with its embedded workers, once every supervised child started and each worker said
-    it is ready (the log is at INFO for that)."""
-    server = WeldrServer(tmp_path / "api")
-    env = make_env("", state_dir=server.state_dir, embedded_workers="true", **settings)
-    server.extra_env = {k: v for k, v in env.environ.items() if k.startswith("CELERY_COMPOSER_")}
-    server.extra_env.setdefault("CELERY_COMPOSER_WORKER_CONCURRENCY", "1")
-    server.extra_env["CELERY_COMPOSER_LOG_LEVEL"] = "INFO"
-    server.start(timeout=120)
-    wait_until_ready(server)
-    return server, env
-
-
-def children(server: WeldrServer, start: int = 0) -> dict[str, int]:
-    """The latest pid of each supervised child, from the supervisor's log lines."""
-    text = server.log_path.read_bytes()[start:].decode("utf-8", "replace")
-    return {m[1]: int(m[2]) for m in re.finditer(r"started (\S+) \(pid (\d+)\)", text)}
-
-
-def wait_until_ready(server: WeldrServer, start: int = 0, timeout: float = 180.0) -> dict[str, int]:
-    """Every supervised child started, and each worker logged Celery's "ready."."""
-    import time
-
-    wait_for_log(server.log_path, "started recovery", start=start, timeout=timeout,
-                 proc=server.proc)
-    pids = children(server, start)
-    deadline = time.monotonic() + timeout
-    while True:
-        text = server.log_path.read_bytes()[start:].decode("utf-8", "replace")
-        assert "Unrecoverable error" not in text, text[-3000:]
-        if all(re.search(rf"\[{pids[n]}\].*ready\.", text) for n in CHILDREN[:3]):
-            return pids
-        assert time.monotonic() < deadline, f"workers not ready: {text[-3000:]}"
-        assert server.proc is not None and server.proc.poll() is None, text[-3000:]
-        time.sleep(0.1)
+from .conftest import (
+    PROJECT_DIR,
+    children,
+    process_tree,
+    start_embedded_serve,
+    still_running,
+    wait_for_log,
+    wait_gone,
+    wait_until,
+)
 
 
 @pytest.mark.parametrize("how", ["kill-9", "term", "term-then-kill-group"])
@@ -138,15 +105,6 @@ def test_processes_starting_at_once_on_a_fresh_embedded_broker_all_connect(tmp_p
         assert all(o.strip().endswith("declared") for o in outputs)
 
 
-def wait_until(predicate: Any, timeout: float = 120.0) -> None:
-    import time
-
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        time.sleep(0.05)
-
-
 def test_serve_stops_its_helpers_gracefully(tmp_path, make_env):
     """SIGTERM to serve: the supervisor's children end, and no 'lost' warning about respawning."""
     server, _ = start_embedded_serve(tmp_path, make_env)
@@ -156,3 +114,39 @@ def test_serve_stops_its_helpers_gracefully(tmp_path, make_env):
     assert not wait_gone(tree)
     assert "starting it again" not in server.log_path.read_text()
     assert still_running(tree) == []
+
+
+def test_depsolve_does_not_wait_behind_builds(tmp_path, make_env):
+    """The embedded build worker is busy (its one process runs a build that does not end); a
+    POST /compose then gets its depsolve done by the depsolve worker, while that build still runs
+    (before: one pool for every queue, and POST waited up to 43 s behind two builds)."""
+    import json
+
+    from tests.depsolve.repos import built_repos
+
+    repos_dir = tmp_path / "repositories"
+    repos_dir.mkdir()
+    (repos_dir / "test-distro-1.json").write_text(json.dumps({"x86_64": [{
+        "name": "test-baseos", "baseurl": built_repos()["baseos"].as_uri() + "/",
+        "check_gpg": False}]}))
+    server, env = start_embedded_serve(tmp_path, make_env, repositories_dir=repos_dir,
+                                       default_distro="test-distro-1")
+    try:
+        busy = env.build_compose({"mode": "hang"})
+        assert pipeline.send(env.config, busy, steps.BUILD, [])
+        store = env.store
+        wait_until(lambda: store.progress(busy), what="the build running")
+        client = server.client
+        bp = {"name": "quick", "version": "0.0.1", "distro": "test-distro-1",
+              "packages": [{"name": "bash", "version": "*"}], "modules": [], "groups": []}
+        assert client.post("/api/v1/blueprints/new", bp).status == 200
+        r = client.post("/api/v1/compose", {"blueprint_name": "quick", "compose_type": "tar",
+                                            "branch": "master"}, timeout=300)
+        assert r.status == 200, r.text
+        cid = r.json()["build_id"]
+        states = {j["step"]: j["state"] for j in jobs.jobs(store.db, cid)}
+        assert states.get("depsolve") == "done", (states, store.read_log(cid)[-2000:])
+        assert [j["state"] for j in jobs.jobs(store.db, busy)] == ["running"]
+        assert "bash" in {p["name"] for p in store.packages(cid)["os"]}
+    finally:
+        server.stop()

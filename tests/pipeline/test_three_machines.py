@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import signal
 import socket
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,6 +25,8 @@ from tasks import pipeline, steps
 from tests.databases import postgresql_database
 from tests.pipeline.test_chain import _test_repo_source
 from tests.uploaders.emulators import MotoServer
+
+from .conftest import wait_until
 
 BUCKET = "three-machines"
 
@@ -113,7 +114,7 @@ def test_compose_through_four_machines_image_byte_identical(redis_url, make_env,
                            upload_requests=[{"provider": "local", "image_name": "img",
                                              "settings": {"directory": str(out_dir)}}])
     assert pipeline.submit(depsolver.config, compose.id)
-    assert depsolver.wait_for([compose.id], timeout=120) == {compose.id: "FINISHED"}, \
+    assert depsolver.wait_for([compose.id]) == {compose.id: "FINISHED"}, \
         store.read_log(compose.id)
 
     built = b"IMAGE" * 1000  # what the stand-in osbuild exports
@@ -125,9 +126,10 @@ def test_compose_through_four_machines_image_byte_identical(redis_url, make_env,
     # the log the API shows came from the depsolve and build machines through the database
     log = api.client.get(f"/api/v1/compose/log/{compose.id}?size=1024").text
     assert "depsolved" in log and "osbuild finished" in log
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and store.uploads(compose.id)[0].status != "FINISHED":
-        time.sleep(0.1)
+    # the upload step is closed after the upload ended and its copy of the image was removed
+    # (the upload's own FINISHED comes before that removal: not the event to wait on)
+    wait_until(lambda: any(j["step"].startswith("upload:") and j["state"] == "done"
+                           for j in jobs.jobs(store.db, compose.id)), what="the upload step done")
     [upload] = store.uploads(compose.id)
     assert upload.status == "FINISHED", upload.error
     assert (out_dir / "img.tar").read_bytes() == built  # the upload machine read it from S3
@@ -150,14 +152,12 @@ def test_kill_9_of_a_build_machine_mid_build_moves_the_build(redis_url, make_env
     cid = first.build_compose({"mode": "ok", "stage_sleep": 1.5, "size": 2000})
     pipeline.send(first.config, cid, steps.BUILD, [])
     store = first.store
-    deadline = time.monotonic() + 30
-    while not store.progress(cid) and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_until(lambda: store.progress(cid), what="the build running")
     assert store.get(cid).queue_status == "RUNNING"
     os.killpg(worker.pid, signal.SIGKILL)
     worker.wait()
     second.start_worker("build")
-    assert second.wait_for([cid], timeout=90) == {cid: "FINISHED"}, store.read_log(cid)
+    assert second.wait_for([cid]) == {cid: "FINISHED"}, store.read_log(cid)
     assert _download(api, cid) == b"IMAGE" * 2000
     assert [j["attempt"] for j in jobs.jobs(store.db, cid)] == [2]
     assert "stopped responding" in store.read_log(cid) or "attempt 2" in store.read_log(cid)
@@ -175,7 +175,7 @@ def test_unreachable_bucket_fails_the_build_with_the_store_named(redis_url, make
     cut_off.start_worker("build")
     cid = cut_off.build_compose({"mode": "ok", "size": 100})
     pipeline.send(cut_off.config, cid, steps.BUILD, [])
-    assert cut_off.wait_for([cid], timeout=120) == {cid: "FAILED"}
+    assert cut_off.wait_for([cid]) == {cid: "FAILED"}
     compose = api.client.get(f"/api/v1/compose/info/{cid}").json()
     assert compose["queue_status"] == "FAILED"
     log = api.client.get(f"/api/v1/compose/log/{cid}").text
