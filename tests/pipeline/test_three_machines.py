@@ -250,12 +250,10 @@ def test_postgresql_restarted_mid_build_loses_nothing(redis_url, make_env, moto,
                               distro="d", arch="x86_64", test_mode=2)
         cid = builder.build_compose({"mode": "ok", "stage_sleep": 2, "size": 500})
         pipeline.send(builder.config, cid, steps.BUILD, [])
-        deadline = time.monotonic() + 30
-        while not store.progress(cid) and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_until(lambda: store.progress(cid), what="the build running")
         assert store.get(cid).queue_status == "RUNNING"
         server.ctl("restart")
-        assert builder.wait_for([cid], timeout=120) == {cid: "FINISHED"}, store.read_log(cid)
+        assert builder.wait_for([cid]) == {cid: "FINISHED"}, store.read_log(cid)
         assert _download(api, cid) == b"IMAGE" * 500
         assert store.get(before.id).queue_status == "FINISHED"
         assert "Finished module org.osbuild.tar" in store.read_log(cid)
