@@ -74,7 +74,8 @@ def images_changes(manifest: dict) -> dict:
     - EC2 on x86_64 (`ec2_image_config` "x86_64 specific kopts"): `console=tty0` first and no
       `rd.blacklist=nouveau` (the modprobe blacklist stays);
     - the tar image's archive keeps numeric owners (`pkg/image/archive.go`: NumericOwner);
-    - the grub2 stage asks for `compat_version` 2 (`pkg/osbuild/grub2_stage.go` NewGrub2StageOptions).
+    - the grub2 stage asks for `compat_version` 2 (`pkg/osbuild/grub2_stage.go` NewGrub2StageOptions);
+    - the ESP of the default EL 9 table is labelled `ESP` (rhel-9 `default_partition_table_part_efi`).
     """
     import copy as copymod
 
@@ -95,6 +96,8 @@ def images_changes(manifest: dict) -> dict:
             if st["type"] == "org.osbuild.systemd.unit" and isinstance(service.get("Environment"), str):
                 key, _, value = service["Environment"].partition("=")
                 service["Environment"] = [{"key": key, "value": value}]
+            if st["type"] == "org.osbuild.mkfs.fat" and pipeline["name"] == "image" and "label" not in st["options"]:
+                st["options"]["label"] = "ESP"
             if st["type"] == "org.osbuild.grub2":
                 st["options"] = {"compat_version": 2, **st["options"]}
             if st["type"] == "org.osbuild.tar" and pipeline["name"] == "archive" and \
