@@ -61,6 +61,7 @@ class Entry:
     distro: str = ""            # images' distro name (e.g. rhel-9.6)
     arch: str = ""
     image_type: str = ""        # our canonical name, or images' as far as we can tell
+    config_jobs: int = 1        # entries of this config in the run (images' bpfile URI rewrites)
     images_type: str = ""       # images' name of the type (repositories are tagged with it)
     config: str = ""            # the config's name
     unsupported: str = ""       # why we do not make this entry, when we do not
@@ -170,17 +171,23 @@ def select(entries: Iterable[Entry], distro: list[str], arch: list[str], image_t
 
 # --- making one manifest ----------------------------------------------------------------------
 
-def mock_bpfile_uris(blueprint: dict[str, Any], tmpdir: str = MOCK_TMPDIR) -> dict[str, Any]:
+def mock_bpfile_uris(blueprint: dict[str, Any], rewrites: int = 1, tmpdir: str = MOCK_TMPDIR) -> dict[str, Any]:
     """IMAGE_BUILDER_EXPERIMENTAL=gen-manifest-mock-bpfile-uris: a blueprint file with a URI is
-    replaced by a local file named after the URI's sha256 (images writes the URI into it)."""
+    replaced by a local file named after the URI's sha256 (images writes the URI into it).
+
+    images rewrites the blueprint its jobs share, once per job of the config while collecting the
+    jobs, so every job sees the URI after `rewrites` = the number of jobs of that config in the run
+    (18 for the whole checksum list); the file's content is the URI of the step before the last."""
     files = ((blueprint.get("customizations") or {}).get("files")) or []
     if not any(f.get("uri") for f in files):
         return blueprint
     bp = json.loads(json.dumps(blueprint))
     for f in bp["customizations"]["files"]:
         if f.get("uri"):
-            digest = hashlib.sha256(f["uri"].encode()).hexdigest()
-            f["uri"] = f"file://{tmpdir}/fake-bp-files-with-urls/{digest}"
+            uri = f["uri"]
+            for _ in range(max(rewrites, 1)):
+                uri = f"file://{tmpdir}/fake-bp-files-with-urls/{hashlib.sha256(uri.encode()).hexdigest()}"
+            f["uri"] = uri
     return bp
 
 
@@ -212,7 +219,7 @@ def make_manifest(entry: Entry, ref: Reference) -> dict[str, Any]:
     from distros import gorand, manifestmock
 
     config = ref.configs[u(entry.config)]
-    blueprint = mock_bpfile_uris(config.get("blueprint") or {})
+    blueprint = mock_bpfile_uris(config.get("blueprint") or {}, entry.config_jobs)
     options = engine_options(config)
     file_repos = ref.repositories(entry.distro, entry.arch, entry.images_type)
     custom = list(config.get("custom_repos") or [])
@@ -307,6 +314,9 @@ def run(args: argparse.Namespace, config: Any) -> int:
     entries = select(resolve_entries(read_checksums(ref.checksums), ref),  # type: ignore[arg-type]
                      _split(args.distro), _split(args.arch), _split(args.image_type), config_names)
     args.output.mkdir(parents=True, exist_ok=True)
+    jobs = Counter(e.config for e in entries)       # images collects a job for every selected entry
+    for e in entries:
+        e.config_jobs = jobs[e.config]
     todo = [e for e in entries if not e.unsupported]
     results = generate(todo, ref, str(args.output), args.workers)
     elapsed = time.monotonic() - started

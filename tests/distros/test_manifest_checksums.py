@@ -42,3 +42,15 @@ def test_match_count_never_goes_down(reference: genmanifests.Reference, tmp_path
     assert len(matches) >= PINNED_MATCHES, f"{len(matches)} entries match, {PINNED_MATCHES} are pinned"
     # every written file is the one whose sha1 was taken
     assert len(list(tmp_path.glob("*.json"))) == sum(1 for sha1, _ in results.values() if sha1)
+
+
+def test_blueprint_file_uris_are_rewritten_once_per_job_of_the_config() -> None:
+    """images rewrites the shared blueprint once per collected job: the whole list has 18 jobs of
+    file-customizations, and its manifests name the file after the 18th sha256 of the chain."""
+    bp = {"customizations": {"files": [{"path": "/etc/x", "uri": "file:///etc/os-release"}, {"path": "/etc/y"}]}}
+    once = genmanifests.mock_bpfile_uris(bp, 1)["customizations"]["files"][0]["uri"]
+    assert once.endswith("/fake-bp-files-with-urls/" + __import__("hashlib").sha256(b"file:///etc/os-release").hexdigest())
+    full = genmanifests.mock_bpfile_uris(bp, 18)["customizations"]["files"]
+    assert full[0]["uri"] == ("file:///tmp/gen-manifests-tmpdir/fake-bp-files-with-urls/"
+                              "6990c1a8f48eedd178def07c240abf0bec781a594f5af17f1dd7aec14e31a0c8")
+    assert full[1] == {"path": "/etc/y"} and bp["customizations"]["files"][0]["uri"] == "file:///etc/os-release"
