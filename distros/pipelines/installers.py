@@ -278,7 +278,12 @@ class AnacondaTree(PipelineKind):
         extra = anaconda.anaconda_boot_packages(ctx.arch, syslinux=iso_syslinux(ctx))
         if ctx.arch == "x86_64":
             extra.append("biosdevname")
-        return data_package_chain(ctx, spec["name"], extra)
+        chain = data_package_chain(ctx, spec["name"], extra)
+        if follows_images(ctx) and not installer_config(ctx).get("live"):
+            # images' InstallerCustomizations.InstallWeakDeps: only where the installer config asks
+            # (the network and Atomic installers leave weak dependencies out)
+            chain[-1]["install_weak_deps"] = bool(today_config(ctx).get("install_weak_deps", False))
+        return chain
 
     def build_needs(self, ctx: ManifestContext, spec: dict[str, Any]) -> tuple[list[str], dict[str, str]]:
         if not follows_images(ctx):
