@@ -248,7 +248,7 @@ class ImageTypeDef:
 
         bp = blueprint or {}
         # osbuild-composer applies its mountpoint policy to every image type, disk or not
-        check_mountpoints(bp_customizations(bp).get("filesystem") or [])
+        check_mountpoints(bp_customizations(bp).get("filesystem") or [], today=self.distro.follows == "images")
         # UUIDs, FAT serials and MAC addresses come from Go's math/rand as osbuild/images draws
         # them; password salts (crypto/rand in images) from a generator of their own
         rng = GoRand(seed)
@@ -353,14 +353,19 @@ class ImageTypeDef:
 
             plat = platform(ctx)
             table = from_blueprint_disk(custom["disk"], bios=str(plat.get("bios") or ""), uefi=bool(plat.get("uefi")),
-                                        default_fs_type=self.distro.default_fs_type)
+                                        default_fs_type=self.distro.default_fs_type, arch=self.arch,
+                                        base_type=base.type)
             table.names_2023 = base.names_2023
-            ctx.partition_table = laid_out(table, self.image_size(ctx), required_bytes, ctx.rng)
+            # images lays the table out to the disk's own minsize; a size in the request replaces it
+            from distros.partition import fs_min_size
+
+            disk_size = self.image_size(ctx) if ctx.options.size else fs_min_size(custom["disk"])
+            ctx.partition_table = laid_out(table, disk_size, required_bytes, ctx.rng)
             return
         # newer blueprints choose the mode themselves; the request's option is the fallback
         mode = custom.get("partitioning_mode") or ctx.options.partitioning_mode
         ctx.partition_table = customized(base, filesystems, self.image_size(ctx), mode,
-                                         required_bytes, ctx.rng)
+                                         required_bytes, ctx.rng, today=self.distro.follows == "images")
 
 
 def _substitute(node: Any, values: dict[str, str]) -> Any:

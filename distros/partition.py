@@ -289,7 +289,11 @@ class PartitionTable:
         root = self.find("/")
         assert root is not None
         # appended to the table (the layout still puts the partition holding / last on disk)
-        boot = Partition(size=512 * MiB, type=FILESYSTEM_DATA_GUID if self.type == "gpt" else "",
+        # osbuild/images makes it 1 GiB, an XBOOTLDR partition on GPT (ensureLVM, CreateMountpoint)
+        today = not self.names_2023
+        gpt_type = "BC13C2FF-59E6-4262-A352-B275FD6F7172" if today else FILESYSTEM_DATA_GUID
+        boot = Partition(size=(DEFAULT_BOOT_PARTITION_SIZE if today else 512 * MiB),
+                         type=gpt_type if self.type == "gpt" else "",
                          payload=Filesystem(type=NEW_MOUNTPOINT_FS, mountpoint="/boot"))
         self.partitions.append(boot)
 
@@ -343,17 +347,20 @@ class PartitionTable:
                 root_idx = idx
                 continue
             part.start = start
-            part.size = align_up(part.size, GRAIN)
+            part.size = align_up(_fit(part), GRAIN)
             start += part.size
         if root_idx is None:
             raise DefinitionError("partition table has no root filesystem")
         root = self.partitions[root_idx]
         root.start = start
+        root.size = _fit(root)
         footer = self.footer_size()
         end = align_up(root.start + footer + root.size, GRAIN)
         size = max(size, end)
         self.size = max(self.size, size)
         root.size = self.size - root.start - footer
+        # images sorts by start: the partition holding / ends the table (stable for the rest)
+        self.partitions.sort(key=lambda p: p.start)
         return self.size
 
     def forget_payload_identifiers(self) -> None:
@@ -408,6 +415,14 @@ def _fs_from_def(d: dict[str, Any], default_fs_type: str) -> Filesystem:
                       label=d.get("label", ""), uuid=d.get("uuid", ""),
                       fstab_options=d.get("fstab_options", "defaults"),
                       fstab_freq=int(d.get("fstab_freq", 0)), fstab_passno=int(d.get("fstab_passno", 0)))
+
+
+def _fit(part: Partition) -> int:
+    """images' Partition.fitTo: a partition holding a volume group is at least its volumes plus
+    the LVM metadata, in whole 4 MiB extents."""
+    if isinstance(part.payload, VolumeGroup):
+        return align_up(max(part.size, part.payload.used()), LVM_EXTENT)
+    return part.size
 
 
 def _holds_root(part: Partition) -> bool:
@@ -481,27 +496,39 @@ MOUNTPOINT_POLICY: dict[str, bool | str] = {
 }
 
 
-def mountpoint_allowed(path: str) -> bool:
+# osbuild/images' policy (pkg/policies MountpointPolicies): everything below `/` is allowed but
+# the API filesystems, merged-usr links and what must live on `/`; `/usr` itself but nothing below
+MOUNTPOINT_POLICY_TODAY: dict[str, bool | str] = {
+    "/": True, "/etc": False, "/usr": "exact", "/sys": False, "/proc": False, "/dev": False, "/run": False,
+    "/bin": False, "/sbin": False, "/lib": False, "/lib64": False, "/lost+found": False, "/sysroot": False,
+    "/var/run": False, "/var/lock": False,
+}
+
+
+def mountpoint_allowed(path: str, today: bool = False) -> bool:
+    """Whether a blueprint may mount a filesystem at `path`: osbuild-composer's 2023 policy, or
+    images' today (absolute and canonical, then the longest policy prefix decides)."""
     if not path.startswith("/") or "//" in path or "/./" in path + "/" or "/../" in path + "/":
         return False
     if path != "/" and path.endswith("/"):
         return False
+    policy = MOUNTPOINT_POLICY_TODAY if today else MOUNTPOINT_POLICY
     best = None
-    for prefix in MOUNTPOINT_POLICY:
+    for prefix in policy:
         if path == prefix or (prefix != "/" and path.startswith(prefix + "/")):
             if best is None or len(prefix) > len(best):
                 best = prefix
     if best is None:
         return True if path.count("/") >= 1 and path != "/" else False
-    rule = MOUNTPOINT_POLICY[best]
+    rule = policy[best]
     if rule == "exact":
         return path == best
     return bool(rule)
 
 
-def check_mountpoints(filesystems: list[dict[str, Any]]) -> None:
-    """Refuse what osbuild-composer refuses, with its wording."""
-    bad = [f.get("mountpoint", "") for f in filesystems if not mountpoint_allowed(f.get("mountpoint", ""))]
+def check_mountpoints(filesystems: list[dict[str, Any]], today: bool = False) -> None:
+    """Refuse what osbuild-composer (or, for releases following it, osbuild/images) refuses, with its wording."""
+    bad = [f.get("mountpoint", "") for f in filesystems if not mountpoint_allowed(f.get("mountpoint", ""), today)]
     if bad:
         raise PartitioningError(f"The following custom mountpoints are not supported {bad}")
     seen: set[str] = set()
@@ -509,6 +536,24 @@ def check_mountpoints(filesystems: list[dict[str, Any]]) -> None:
         if f["mountpoint"] in seen:
             raise PartitioningError(f"duplicate mountpoint {f['mountpoint']!r} in the blueprint")
         seen.add(f["mountpoint"])
+
+
+def check_disk_mountpoints(disk: dict[str, Any]) -> None:
+    """images' CheckDiskMountpointsPolicy: every mountpoint the `disk` customization names (swap
+    and empty partitions have none) must pass today's policy, and none twice."""
+    mountpoints: list[str] = []
+    for p in disk.get("partitions") or []:
+        if p.get("mountpoint") and p.get("fs_type") != "swap":
+            mountpoints.append(p["mountpoint"])
+        mountpoints += [lv["mountpoint"] for lv in p.get("logical_volumes") or []
+                        if lv.get("mountpoint") and lv.get("fs_type") != "swap"]
+        mountpoints += [sv.get("mountpoint", "") for sv in p.get("subvolumes") or []]
+    check_mountpoints([{"mountpoint": mp} for mp in mountpoints], today=True)
+
+
+def clamp_fs_size(mountpoint: str, size: int) -> int:
+    """images' clampFSSize: a customized filesystem gets at least 1 GiB (`/boot` 500 MiB)."""
+    return max(size, 524288000 if mountpoint == "/boot" else GiB)
 
 
 def fs_min_size(fsc: dict[str, Any]) -> int:
@@ -519,18 +564,21 @@ def fs_min_size(fsc: dict[str, Any]) -> int:
 
 def customized(base: PartitionTable, filesystems: list[dict[str, Any]], image_size: int,
                mode: str, required_sizes: dict[str, int] | None,
-               rng: GoRand) -> PartitionTable:
-    """The table of one compose: grown for the blueprint, laid out, with fresh UUIDs."""
+               rng: GoRand, today: bool = False) -> PartitionTable:
+    """The table of one compose: grown for the blueprint, laid out, with fresh UUIDs (`today`:
+    the mountpoint policy of osbuild/images rather than osbuild-composer's 2023 one)."""
     pt = base.clone()
     if mode not in ("auto-lvm", "lvm", "raw"):
         raise PartitioningError(f"unknown partitioning mode {mode!r}")
     if pt.has_lvm() and mode == "raw":
         raise PartitioningError("raw partitioning mode is not possible for a table with LVM")
-    check_mountpoints(filesystems)
+    check_mountpoints(filesystems, today)
     new: list[tuple[str, int]] = []
     for fsc in filesystems:
         mountpoint = fsc["mountpoint"]
         size = fs_min_size(fsc)
+        if today:
+            size = clamp_fs_size(mountpoint, size)
         found = pt.find(mountpoint)
         if found is not None:
             pt.ensure_size(found[1], size)
@@ -553,70 +601,178 @@ def customized(base: PartitionTable, filesystems: list[dict[str, Any]], image_si
 ESP_GUID = "C12A7328-F81F-11D2-BA4B-00A0C93EC93B"
 BIOS_BOOT_GUID = "21686148-6449-6E6F-744E-656564454649"
 ESP_FSTAB = "defaults,uid=0,gid=0,umask=077,shortname=winnt"
-
-
 PREP_GUID = "9E1A2D38-C612-4316-AA26-8B49521E5A8B"
+# the identifiers osbuild/images fixes on the boot partitions it adds itself (pkg/disk/disk.go)
+BIOS_BOOT_PARTITION_UUID = "FAC7F1FB-3E8D-4137-A512-961DE09A5549"
+ESP_PARTITION_UUID = "68B2905B-DF3E-4FB3-80FA-49D1E773AA33"
+ESP_FILESYSTEM_UUID = "7B77-95E7"
+DEFAULT_BOOT_PARTITION_SIZE = GiB
+
+# images' getPartitionTypeIDfor: (dos, gpt) identifier by role; root and usr differ per architecture on GPT
+_PARTITION_TYPE_IDS: dict[str, tuple[str, str]] = {
+    "bios": ("00", BIOS_BOOT_GUID), "boot": ("83", "BC13C2FF-59E6-4262-A352-B275FD6F7172"),
+    "data": ("83", FILESYSTEM_DATA_GUID), "esp": ("ef", ESP_GUID), "lvm": (LVM_PARTITION_DOS, LVM_PARTITION_GUID),
+    "ppc_prep": ("41", PREP_GUID), "swap": ("82", "0657FD6D-A4AB-43C4-84E5-0933C84B4F4F"),
+}
+_ROOT_GUIDS = {"x86_64": "4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709", "aarch64": "B921B045-1DF0-41C3-AF44-4C6F280D3FAE",
+               "ppc64le": "C31C45E6-3F39-412E-80FB-4809C4980599", "s390x": "5EEAD9A9-FE09-4A1E-A1D7-520D00531306"}
+_USR_GUIDS = {"x86_64": "8484680C-9521-48C6-9C11-B0720656F69E", "aarch64": "B0E01050-EE5F-4390-949A-9101B17104E9",
+              "ppc64le": "15BB03AF-77E7-4D4A-B12B-C0D084F7491C", "s390x": "8A4F5770-50AA-4ED3-874A-99B710DB6FEA"}
 
 
-def from_blueprint_disk(disk: dict[str, Any], *, bios: str, uefi: bool, default_fs_type: str) -> PartitionTable:
-    """A table laid out as the blueprint's `disk` customization asks, plus what booting needs.
+def partition_type_id(pt_type: str, role: str, arch: str = "") -> str:
+    """The partition type for a role (images' getPartitionTypeIDfor): GPT gives `/` and `/usr`
+    the Discoverable Partitions type of the architecture, DOS the generic Linux id."""
+    if role in ("root", "usr"):
+        if pt_type == "dos":
+            return "83"
+        table = _ROOT_GUIDS if role == "root" else _USR_GUIDS
+        if arch not in table:
+            raise PartitioningError(f"no {role} partition type for architecture {arch!r}")
+        return table[arch]
+    if role not in _PARTITION_TYPE_IDS:
+        raise PartitioningError(f"unknown partition type name {role!r}")
+    dos, gpt = _PARTITION_TYPE_IDS[role]
+    return dos if pt_type == "dos" else gpt
 
-    Boot partitions come first (BIOS boot or PReP where GRUB needs one, an ESP on UEFI, `/boot` when `/`
-    would otherwise sit on LVM), then the blueprint's partitions in order; `plain` ones hold a
-    filesystem, `lvm` ones a volume group with logical volumes. Sizes are minimums.
-    """
-    ptype = disk.get("type") or "gpt"
-    if ptype not in ("gpt", "dos"):
-        raise PartitioningError(f"unknown partition table type {ptype!r}")
-    gpt = ptype == "gpt"
-    wanted: list[Partition] = []
-    mountpoints: list[dict[str, Any]] = []
-    vg_names: set[str] = set()
+
+def _labels(pt: PartitionTable, skip_root: bool = False) -> set[str]:
+    return {fs.label for fs, _ in pt.filesystems() if not (skip_root and fs.mountpoint == "/") and fs.mountpoint}
+
+
+def _needs_boot(disk: dict[str, Any]) -> bool:
+    """images' needsBoot: `/` on LVM or btrfs without a `/boot`, or no `/` while a volume group or
+    btrfs volume is there to receive it."""
+    found_volume = False
     for p in disk.get("partitions") or []:
         kind = p.get("type") or "plain"
         if kind == "plain":
-            mp = p.get("mountpoint") or ""
-            mountpoints.append({"mountpoint": mp})
-            fs = Filesystem(type=p.get("fs_type") or default_fs_type, mountpoint=mp, label=p.get("label", ""))
-            if fs.type == "vfat":
-                fs.fstab_options = ESP_FSTAB
-            wanted.append(Partition(size=_bp_size(p), type=FILESYSTEM_DATA_GUID if gpt else "83", payload=fs))
+            if p.get("mountpoint") in ("/", "/boot"):
+                return False
         elif kind == "lvm":
-            # unnamed groups are vg00, vg01, ... (images numbers even the first one)
-            vg = VolumeGroup(name=p.get("name") or unique_name("vg", vg_names | {"vg"}),
+            found_volume = True
+            if any(lv.get("mountpoint") == "/" for lv in p.get("logical_volumes") or []):
+                return True
+        elif kind == "btrfs":
+            found_volume = True
+            mps = {sv.get("mountpoint") for sv in p.get("subvolumes") or []}
+            if "/" in mps:
+                return "/boot" not in mps
+    return found_volume
+
+
+def _boot_mode_partitions(pt_type: str, disk: dict[str, Any], bios: str, uefi: bool, arch: str) -> list[Partition]:
+    """images' addPartitionsForBootMode: PReP on ppc64le, nothing on s390x, an ESP on UEFI (unless
+    the blueprint has its own `/boot/efi`), a BIOS boot partition for legacy x86_64 boot."""
+    if not bios and not uefi and arch != "s390x":
+        return []
+    has_esp = any((p.get("type") or "plain") == "plain" and p.get("mountpoint") == "/boot/efi"
+                  for p in disk.get("partitions") or [])
+    esp = Partition(size=200 * MiB, type=partition_type_id(pt_type, "esp"), uuid=ESP_PARTITION_UUID,
+                    payload=Filesystem(type="vfat", mountpoint="/boot/efi", label="ESP", uuid=ESP_FILESYSTEM_UUID,
+                                       fstab_options=ESP_FSTAB, fstab_passno=2))
+    bios_boot = Partition(size=MiB, bootable=True, type=partition_type_id(pt_type, "bios"),
+                          uuid=BIOS_BOOT_PARTITION_UUID)
+    if arch == "ppc64le":
+        return [Partition(size=4 * MiB, bootable=True, type=partition_type_id(pt_type, "ppc_prep"))]
+    if arch == "s390x":
+        return []
+    if arch in ("aarch64", "riscv64"):
+        return [] if has_esp else [esp]
+    out = [bios_boot] if bios else []
+    if uefi and not has_esp:
+        out.append(esp)
+    return out
+
+
+def _blueprint_payload(entry: dict[str, Any], default_fs_type: str) -> Filesystem | None:
+    """A plain partition's or logical volume's payload: `none` is an empty partition, `swap` a swap
+    area (no mountpoint), anything else a filesystem (the ESP keeps its fstab options)."""
+    fs_type = entry.get("fs_type") or default_fs_type
+    if not fs_type:
+        raise PartitioningError("no filesystem type given and no default set")
+    if fs_type == "none":
+        return None
+    mountpoint = "" if fs_type == "swap" else str(entry.get("mountpoint") or "")
+    options = ESP_FSTAB if mountpoint == "/boot/efi" else "defaults"
+    return Filesystem(type=fs_type, mountpoint=mountpoint, label=str(entry.get("label") or ""),
+                      fstab_options=options)
+
+
+def from_blueprint_disk(disk: dict[str, Any], *, bios: str, uefi: bool, default_fs_type: str,
+                        arch: str = "x86_64", base_type: str = "gpt") -> PartitionTable:
+    """A table laid out as the blueprint's `disk` customization asks, plus what booting needs
+    (images' NewCustomPartitionTable with its default policy).
+
+    In order: the boot-mode partitions, a 1 GiB `/boot` when `/` will sit on LVM or btrfs, then
+    the blueprint's partitions as given (`plain`, `lvm`, `btrfs`), and last a root filesystem if the
+    blueprint has none (a logical volume or subvolume in the first volume that can take it, else a
+    partition). Sizes are minimums; the table type is the blueprint's or the image type's.
+    """
+    ptype = disk.get("type") or base_type or "gpt"
+    if ptype not in ("gpt", "dos"):
+        raise PartitioningError(f"invalid partition table type: {ptype}")
+    check_disk_mountpoints(disk)
+    pt = PartitionTable(type=ptype, uuid="", partitions=[])
+    pt.partitions += _boot_mode_partitions(ptype, disk, bios, uefi, arch)
+    boot_fs = default_fs_type if default_fs_type in ("ext4", "xfs") else "xfs"
+    if _needs_boot(disk):
+        label = unique_name("boot", _labels(pt))
+        pt.partitions.append(Partition(size=DEFAULT_BOOT_PARTITION_SIZE, type=partition_type_id(ptype, "boot"),
+                                       payload=Filesystem(type=boot_fs, mountpoint="/boot", label=label)))
+    for p in disk.get("partitions") or []:
+        kind = p.get("type") or "plain"
+        if kind == "plain":
+            payload = _blueprint_payload(p, default_fs_type)
+            mp = p.get("mountpoint") or ""
+            fs_type = p.get("fs_type") or default_fs_type
+            role = {"/": "root", "/usr": "usr", "/boot": "boot", "/boot/efi": "esp"}.get(mp)
+            if role is None:
+                role = "swap" if fs_type == "swap" else "data"
+            pt.partitions.append(Partition(size=_bp_size(p), type=p.get("part_type") or partition_type_id(ptype, role, arch),
+                                           uuid=str(p.get("part_uuid") or ""), payload=payload))
+        elif kind == "lvm":
+            taken = {x.payload.name for x in pt.partitions if isinstance(x.payload, VolumeGroup)}
+            vg = VolumeGroup(name=p.get("name") or unique_name("vg", taken | {"vg"}),
                              description="created via lvm2 and osbuild")
-            vg_names.add(vg.name)
             for lv in p.get("logical_volumes") or []:
-                mp = lv.get("mountpoint") or ""
-                mountpoints.append({"mountpoint": mp})
-                fs = Filesystem(type=lv.get("fs_type") or default_fs_type, mountpoint=mp, label=lv.get("label", ""))
-                vg.volumes.append(LogicalVolume(name=lv.get("name") or lv_name(mp, vg),
+                fs = _blueprint_payload(lv, default_fs_type)
+                assert fs is not None
+                vg.volumes.append(LogicalVolume(name=lv.get("name") or lv_name(fs.mountpoint or "swap", vg),
                                                 size=align_up(_bp_size(lv), LVM_EXTENT), payload=fs))
-            size = max(_bp_size(p), align_up(vg.used(), GRAIN))
-            wanted.append(Partition(size=size, type=LVM_PARTITION_GUID if gpt else LVM_PARTITION_DOS, payload=vg))
+            pt.partitions.append(Partition(size=_bp_size(p), type=p.get("part_type") or partition_type_id(ptype, "lvm"),
+                                           uuid=str(p.get("part_uuid") or ""), payload=vg))
+        elif kind == "btrfs":
+            vol = BtrfsVolume()
+            for sv in p.get("subvolumes") or []:
+                vol.add_subvolume(sv["name"], sv["mountpoint"])
+            pt.partitions.append(Partition(size=_bp_size(p), type=p.get("part_type") or partition_type_id(ptype, "data"),
+                                           uuid=str(p.get("part_uuid") or ""), payload=vol))
         else:
-            raise PartitioningError(f"partition type {kind!r} is not supported")
-    check_mountpoints(mountpoints)
-    pt = PartitionTable(type=ptype, uuid="", partitions=wanted, size=_bp_size(disk))
-    if pt.find("/") is None:
-        raise PartitioningError("the disk customization has no root filesystem (\"/\")")
-    front: list[Partition] = []
-    if bios == "i386-pc" and gpt:
-        front.append(Partition(size=MiB, bootable=True, type=BIOS_BOOT_GUID))
-    elif bios == "powerpc-ieee1275":
-        front.append(Partition(size=4 * MiB, bootable=True, type=PREP_GUID if gpt else "41"))
-    if uefi and pt.find("/boot/efi") is None:
-        front.append(Partition(size=200 * MiB, type=ESP_GUID if gpt else "ef",
-                               payload=Filesystem(type="vfat", mountpoint="/boot/efi", label="ESP",
-                                                  fstab_options=ESP_FSTAB, fstab_passno=2)))
-    root_path = pt.find("/")[1]   # type: ignore[index]
-    if len(root_path) > 1 and pt.find("/boot") is None:
-        front.append(Partition(size=GiB, type=FILESYSTEM_DATA_GUID if gpt else "83",
-                               payload=Filesystem(type=default_fs_type, mountpoint="/boot", label="boot")))
-    pt.partitions = front + pt.partitions
-    if not gpt and len(pt.partitions) > 4:
-        raise PartitioningError("a dos partition table holds at most four partitions")
+            raise PartitioningError(f"invalid partition type: {kind}")
+    _ensure_root(pt, default_fs_type, arch)
     return pt
+
+
+def _ensure_root(pt: PartitionTable, default_fs_type: str, arch: str) -> None:
+    """images' EnsureRootFilesystem: `/` goes into the first volume group (a new logical volume) or
+    btrfs volume (a `root` subvolume), else onto a new partition at the end, labelled `root`."""
+    if pt.find("/") is not None:
+        return
+    labels = _labels(pt)
+    for part in pt.partitions:
+        if isinstance(part.payload, VolumeGroup):
+            vg = part.payload
+            fs = Filesystem(type=default_fs_type, mountpoint="/", label=unique_name("root", labels))
+            vg.volumes.append(LogicalVolume(name=lv_name("/", vg), size=0, payload=fs))
+            return
+        if isinstance(part.payload, BtrfsVolume):
+            vol = part.payload
+            vol.add_subvolume(unique_name("root", {s.subvol for s in vol.subvolumes}), "/")
+            return
+    pt.partitions.append(Partition(size=0, type=partition_type_id(pt.type, "root", arch),
+                                   payload=Filesystem(type=default_fs_type, mountpoint="/",
+                                                      label=unique_name("root", labels))))
 
 
 def _bp_size(d: dict[str, Any]) -> int:

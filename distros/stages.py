@@ -205,6 +205,11 @@ def sfdisk_stage(pt: PartitionTable, filename: str) -> dict[str, Any]:
 
 def mkfs_stage(pt: PartitionTable, fs: Filesystem, path: list[Any], filename: str) -> dict[str, Any]:
     devices = fs_devices(pt, filename, path, "device", lock=True)
+    if fs.type == "swap":
+        swap: dict[str, Any] = {"uuid": fs.uuid}
+        if fs.label:
+            swap["label"] = fs.label
+        return stage("mkswap", swap, devices=devices)
     if fs.type == "vfat":
         opts: dict[str, Any] = {"volid": fs.uuid.replace("-", "")}
         if fs.label:
@@ -226,7 +231,8 @@ def btrfs_stages(vol: BtrfsVolume, path: list[Any], filename: str) -> list[dict[
     if vol.label:
         opts["label"] = vol.label
     devices = container_devices(filename, path, "device", lock=True)
-    volume_mount = {"name": "volume", "type": "org.osbuild.btrfs", "source": "device", "target": "/"}
+    # images' NewBtrfsMount always carries its (here empty) options
+    volume_mount = {"name": "volume", "type": "org.osbuild.btrfs", "source": "device", "target": "/", "options": {}}
     return [stage("mkfs.btrfs", opts, devices=devices),
             stage("btrfs.subvol", {"subvolumes": [{"name": "/" + sub.subvol.lstrip("/")} for sub in vol.subvolumes]},
                   devices=container_devices(filename, path, "device", lock=True), mounts=[volume_mount])]
@@ -241,6 +247,8 @@ def tree_mounts(pt: PartitionTable, filename: str) -> tuple[dict[str, Any], list
     devices: dict[str, Any] = {}
     mounts = []
     for fs, path in pt.filesystems():
+        if fs.type == "swap":
+            continue        # swap is not mounted to fill the tree
         name = device_name(pt, fs.mountpoint)
         if len(path) >= 2 and isinstance(path[-2], BtrfsVolume):
             # one device for the volume, one mount per subvolume
@@ -261,7 +269,8 @@ def tree_mounts(pt: PartitionTable, filename: str) -> tuple[dict[str, Any], list
 def fstab_stage(pt: PartitionTable) -> dict[str, Any]:
     entries = []
     for fs, _ in pt.filesystems():
-        e: dict[str, Any] = {"uuid": fs.uuid, "vfs_type": fs.type, "path": fs.mountpoint,
+        # swap has no mountpoint: fstab's `none`
+        e: dict[str, Any] = {"uuid": fs.uuid, "vfs_type": fs.type, "path": fs.mountpoint or "none",
                              "options": fs.fstab_options}
         if fs.fstab_freq:
             e["freq"] = fs.fstab_freq
@@ -277,6 +286,8 @@ def mount_unit_stages(pt: PartitionTable) -> list[dict[str, Any]]:
     per filesystem in /etc/systemd, enabled for multi-user.target."""
     units = []
     for fs, _ in pt.filesystems():
+        if fs.type == "swap":
+            continue
         # FAT volume ids keep their case in /dev/disk/by-uuid
         uuid = fs.uuid if fs.type == "vfat" else fs.uuid.lower()
         name = f"{path_escape(fs.mountpoint)}.mount"
