@@ -30,6 +30,7 @@ import hashlib
 import json
 import os
 import random
+import resource
 import shutil
 import statistics
 import subprocess
@@ -327,25 +328,30 @@ json.dump({"cold": cold, "warm_disk": warm_disk, "warm_memory": warm_memory,
 '''
 
 
-def _timed_process(argv: list[str]) -> tuple[float, float, str]:
-    """Wall time, peak RSS (MB) and stdout of one process.
+def _timed_process(argv: list[str]) -> tuple[float, float, str, float]:
+    """Wall time, peak RSS (MB), stdout and CPU time (user + system, s) of one process.
 
     Started through GNU time when there is one: a process's ru_maxrss includes the peak of the
-    process it was forked from, and GNU time is a small parent to fork from.
+    process it was forked from, and GNU time is a small parent to fork from.  CPU time is what
+    the waited-for children used (the process, and GNU time's few ms): on a machine shared with
+    other work, wall time measures the neighbours as much as the process.
     """
     gnu_time = Path("/usr/bin/time")
     with tempfile.NamedTemporaryFile("r", prefix="bench-rss-") as rss:
         command = [str(gnu_time), "-f", "%M", "-o", rss.name, *argv] if gnu_time.exists() \
             else argv
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         started = time.perf_counter()
         proc = subprocess.run(command, capture_output=True, cwd=ROOT)
         elapsed = time.perf_counter() - started
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
         if proc.returncode:
             raise RuntimeError(f"{' '.join(argv[:4])} failed ({proc.returncode}):\n"
                                f"{proc.stderr.decode()[-3000:]}")
         text = rss.read().strip().splitlines()
         peak = int(text[-1]) / 1024 if text and text[-1].isdigit() else float("nan")
-    return elapsed, peak, proc.stdout.decode()
+    return elapsed, peak, proc.stdout.decode(), cpu
 
 
 ROUNDS = 3
@@ -369,10 +375,10 @@ def in_process(repos: list[dict], request: dict, rounds: int = ROUNDS) -> tuple[
     for _ in range(rounds):
         with tempfile.TemporaryDirectory(prefix="bench-ours-") as ours_cache, \
                 tempfile.TemporaryDirectory(prefix="bench-dnf-") as dnf_cache:
-            _, _, out = _timed_process([sys.executable, "-c", code, json.dumps(repos),
+            _, _, out, _ = _timed_process([sys.executable, "-c", code, json.dumps(repos),
                                         json.dumps(request), ours_cache])
             ours_runs.append(json.loads(out))
-            _, _, out = _timed_process([SYSTEM_PYTHON, "-c", DNF_SCRIPT, json.dumps(repos),
+            _, _, out, _ = _timed_process([SYSTEM_PYTHON, "-c", DNF_SCRIPT, json.dumps(repos),
                                         json.dumps(request), dnf_cache, "full"])
             dnf_runs.append(json.loads(out))
     return _median_of(ours_runs), _median_of(dnf_runs)
@@ -390,7 +396,7 @@ def _wait_for_solver_caches(cache: str, count: int, timeout: float = 300) -> Non
 
 
 def whole_processes(repos: list[dict], request: dict, rounds: int = ROUNDS,
-                    warm_rounds: int = 5) -> dict:
+                    warm_rounds: int = 7) -> dict:
     """`celery-composer depsolve` vs a dnf-json-like process, alternated, cold then warm."""
     def commands(ours_cache: str, dnf_cache: str) -> tuple[list[str], list[str]]:
         # What the `celery-composer` entry script runs (it may be mid-reinstall on a busy tree).
@@ -405,8 +411,8 @@ def whole_processes(repos: list[dict], request: dict, rounds: int = ROUNDS,
                "once"]
         return cli, dnf
 
-    cold: dict[str, list[tuple[float, float, str]]] = {"ours": [], "dnf": []}
-    warm: dict[str, list[tuple[float, float, str]]] = {"ours": [], "dnf": []}
+    cold: dict[str, list[tuple[float, float, str, float]]] = {"ours": [], "dnf": []}
+    warm: dict[str, list[tuple[float, float, str, float]]] = {"ours": [], "dnf": []}
     with tempfile.TemporaryDirectory(prefix="bench-proc-") as base:
         for index in range(rounds):
             ours_cache, dnf_cache = f"{base}/ours{index}", f"{base}/dnf{index}"
@@ -420,7 +426,9 @@ def whole_processes(repos: list[dict], request: dict, rounds: int = ROUNDS,
     return {label: {"cold": statistics.median(r[0] for r in cold[label]),
                     "cold_peak_mb": statistics.median(r[1] for r in cold[label]),
                     "warm": statistics.median(r[0] for r in warm[label]),
-                    "warm_peak_mb": statistics.median(r[1] for r in warm[label])}
+                    "warm_peak_mb": statistics.median(r[1] for r in warm[label]),
+                    "cold_cpu": statistics.median(r[3] for r in cold[label]),
+                    "warm_cpu": statistics.median(r[3] for r in warm[label])}
             for label in ("ours", "dnf")}
 
 
@@ -546,6 +554,10 @@ def report(name: str, ours: dict, theirs: dict, processes: dict, pool: float,
         ("whole process cold (CLI vs dnf-json-like)", processes["ours"]["cold"],
          processes["dnf"]["cold"]),
         ("whole process warm", processes["ours"]["warm"], processes["dnf"]["warm"]),
+        ("whole process cold, CPU (user+sys)", processes["ours"]["cold_cpu"],
+         processes["dnf"]["cold_cpu"]),
+        ("whole process warm, CPU (user+sys)", processes["ours"]["warm_cpu"],
+         processes["dnf"]["warm_cpu"]),
     ]
     for label, a, b in rows:
         print(f"{label:44} {a:>15.3f}s {b:>9.3f}s {b / a:>8.1f}×")
