@@ -6,14 +6,16 @@ prints the JSON list of packages (name, epoch, version, release, arch, remote_lo
 checksum, check_gpg, repo_id), the same the depsolve task hands the build; on failure the error
 message goes to stderr and the exit status is 1 (unsatisfiable) or 2 (unusable repository).
 Only the standard library is imported before `run`, so a user pays for Python and libsolv, not
-for the service.
+for the service.  `run` ends the process itself once its output is flushed (`os._exit`): tearing
+down a loaded pool and the interpreter's objects would cost more than the solve's lookups.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
-from typing import Any
+from typing import Any, NoReturn
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -74,15 +76,27 @@ def run(args: argparse.Namespace, config: Any) -> int:
                               module_platform_id=args.module_platform_id, cache_dir=cache_dir,
                               metadata_expire=getattr(config, "metadata_expire", None))
     except DepsolveError as exc:
-        print(f"celery-composer depsolve: {exc}", file=sys.stderr)
-        return 1
+        _exit(f"celery-composer depsolve: {exc}", 1)
     except RepositoryError as exc:
-        print(f"celery-composer depsolve: {exc}", file=sys.stderr)
-        return 2
+        _exit(f"celery-composer depsolve: {exc}", 2)
     try:
-        json.dump(packages, sys.stdout, indent=2)
+        sys.stdout.write(json.dumps(packages, indent=2))
         sys.stdout.write("\n")
         sys.stdout.flush()
     except BrokenPipeError:  # `| head` is a normal way to look at a transaction
-        sys.stderr.close()
-    return 0
+        _exit("", 0)
+    _exit("", 0)
+
+
+def _exit(message: str, status: int) -> NoReturn:
+    """Print `message` (if any) to stderr, flush, and end the process without tearing it down.
+
+    Nothing is left to clean up: the .solv caches are written by a child of their own.
+    """
+    import os
+
+    with contextlib.suppress(OSError, ValueError):
+        if message:
+            print(message, file=sys.stderr)
+        sys.stderr.flush()
+    os._exit(status)

@@ -249,10 +249,7 @@ class LoadedPool:
             names = shadowed_names | {n.rsplit("-", 2)[0] for n in hidden_nevras}
             # Only packages named in module metadata can be affected: look those up by name.
             for name in names:
-                selection = self.pool.select(name, _SEL.SELECTION_NAME
-                                             | _SEL.SELECTION_WITH_DISABLED
-                                             | _SEL.SELECTION_WITH_BADARCH)
-                for s in selection.solvables():
+                for s in self._named(name):
                     if s.repo.name in exempt:
                         continue
                     epoch, version, release = _epoch_version_release(s.evr)
@@ -365,6 +362,18 @@ class LoadedPool:
             results.append(packages)
         return results
 
+    def _named(self, name: str) -> list:
+        """The packages called exactly `name`, disabled ones included (src and bad arches not).
+
+        The same list as `pool.select(name, SELECTION_NAME | …).solvables()` gives for a name
+        some package has, found through the name's provides without the selection's parsing
+        (globs, `.arch`, `-version`): a @core depsolve asks this a few hundred times.
+        """
+        ident = self.pool.str2id(name, False)
+        if not ident:
+            return []
+        return [s for s in self.pool.whatprovides(ident) if s.nameid == ident]
+
     def _one_of(self, ids: list[int]):
         return self.pool.Job(solv.Job.SOLVER_INSTALL | solv.Job.SOLVER_SOLVABLE_ONE_OF,
                              self.pool.towhatprovides(ids))
@@ -378,13 +387,17 @@ class LoadedPool:
         against this transaction's considered packages here, because a selection still lists
         excluded ones and installing those would be reported as a conflict, not as a marking.
         """
-        if spec.startswith("/"):
-            selection, by_name = self.pool.select(spec, _FILE_FLAGS), False
+        named = self._named(spec)
+        if any(s.installable() for s in named):
+            # A package name: what pool.select(spec, _NAME_FLAGS) answers, without parsing it.
+            candidates, by_name = named, True
+        elif spec.startswith("/"):
+            candidates, by_name = self.pool.select(spec, _FILE_FLAGS).solvables(), False
         else:
             selection, by_name = self.pool.select(spec, _NAME_FLAGS), True
             if selection.isempty() and not names_only:
                 selection, by_name = self.pool.select(spec, _PROVIDES_FLAGS), False
-        candidates = selection.solvables()
+            candidates = selection.solvables()
         if not candidates and any(c in spec for c in "*?[") and not spec.startswith("/"):
             candidates, by_name = self._version_glob(spec), True
         allowed = [s for s in candidates if s.installable()]
@@ -460,8 +473,7 @@ class LoadedPool:
                 # A conditional member comes in when its condition package does: a rich
                 # dependency says exactly that to the solver, in the same solve.
                 for name, condition in sorted(conditions.items()):
-                    candidates = self.pool.select(name, _SEL.SELECTION_NAME).solvables()
-                    if not any(s.installable() for s in candidates):
+                    if not any(s.installable() for s in self._named(name)):
                         continue
                     dep = self.pool.parserpmrichdep(f"({name} if {condition})")
                     if dep:
