@@ -32,7 +32,7 @@ from typing import Any
 from distros.customizations import OSConfig, os_config
 from distros.definitions import DefinitionError, DistroDef, parse_size
 from distros.gorand import GoRand
-from distros.partition import PartitionTable, customized
+from distros.partition import NEW_MOUNTPOINT_FS, PartitionTable, customized
 
 PIPELINE_KINDS: dict[str, "PipelineKind"] = {}
 
@@ -364,8 +364,12 @@ class ImageTypeDef:
             return
         # newer blueprints choose the mode themselves; the request's option is the fallback
         mode = custom.get("partitioning_mode") or ctx.options.partitioning_mode
+        # images formats what the blueprint adds with the distribution's default filesystem type
+        # (NewPartitionTable's defaultFs), osbuild-composer 2023 always with XFS
+        today = self.distro.follows == "images"
         ctx.partition_table = customized(base, filesystems, self.image_size(ctx), mode,
-                                         required_bytes, ctx.rng, today=self.distro.follows == "images")
+                                         required_bytes, ctx.rng, today=today,
+                                         new_fs_type=self.distro.default_fs_type if today else NEW_MOUNTPOINT_FS)
 
 
 def _substitute(node: Any, values: dict[str, str]) -> Any:

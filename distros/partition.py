@@ -267,12 +267,12 @@ class PartitionTable:
         else:
             target.size = max(target.size, align_up(size, GRAIN))
 
-    def ensure_lvm(self) -> None:
+    def ensure_lvm(self, fs_type: str = NEW_MOUNTPOINT_FS) -> None:
         found = self.find("/")
         if found is None:
             raise DefinitionError("partition table has no root filesystem")
         if self.find("/boot") is None:
-            self._create_boot()
+            self._create_boot(fs_type)
             found = self.find("/")
         assert found is not None  # _create_boot keeps the root filesystem
         fs, path = found
@@ -285,7 +285,7 @@ class PartitionTable:
         part.size = align_up(vg.used(), GRAIN)
         part.type = LVM_PARTITION_GUID if self.type == "gpt" else LVM_PARTITION_DOS
 
-    def _create_boot(self) -> None:
+    def _create_boot(self, fs_type: str = NEW_MOUNTPOINT_FS) -> None:
         root = self.find("/")
         assert root is not None
         # appended to the table (the layout still puts the partition holding / last on disk)
@@ -294,14 +294,14 @@ class PartitionTable:
         gpt_type = "BC13C2FF-59E6-4262-A352-B275FD6F7172" if today else FILESYSTEM_DATA_GUID
         boot = Partition(size=(DEFAULT_BOOT_PARTITION_SIZE if today else 512 * MiB),
                          type=gpt_type if self.type == "gpt" else "",
-                         payload=Filesystem(type=NEW_MOUNTPOINT_FS, mountpoint="/boot"))
+                         payload=Filesystem(type=fs_type, mountpoint="/boot"))
         self.partitions.append(boot)
 
-    def create_mountpoint(self, mountpoint: str, size: int, mode: str) -> None:
+    def create_mountpoint(self, mountpoint: str, size: int, mode: str, fs_type: str = NEW_MOUNTPOINT_FS) -> None:
         root = self.find("/")
         assert root is not None
-        # osbuild-composer formats the mountpoints a blueprint adds with XFS, whatever / uses
-        fs_type = NEW_MOUNTPOINT_FS
+        # osbuild-composer formats the mountpoints a blueprint adds with XFS, whatever / uses;
+        # osbuild/images with the distribution's default filesystem type (the caller's `fs_type`)
         _, root_path = root
         if len(root_path) >= 2 and isinstance(root_path[-2], BtrfsVolume):
             # on a btrfs root a new mountpoint is one more (compressed) subvolume
@@ -564,9 +564,10 @@ def fs_min_size(fsc: dict[str, Any]) -> int:
 
 def customized(base: PartitionTable, filesystems: list[dict[str, Any]], image_size: int,
                mode: str, required_sizes: dict[str, int] | None,
-               rng: GoRand, today: bool = False) -> PartitionTable:
+               rng: GoRand, today: bool = False, new_fs_type: str = NEW_MOUNTPOINT_FS) -> PartitionTable:
     """The table of one compose: grown for the blueprint, laid out, with fresh UUIDs (`today`:
-    the mountpoint policy of osbuild/images rather than osbuild-composer's 2023 one)."""
+    the mountpoint policy and minimum sizes of osbuild/images rather than osbuild-composer's 2023
+    ones; `new_fs_type`: what the filesystems the blueprint adds are formatted with)."""
     pt = base.clone()
     if mode not in ("auto-lvm", "lvm", "raw"):
         raise PartitioningError(f"unknown partitioning mode {mode!r}")
@@ -585,13 +586,13 @@ def customized(base: PartitionTable, filesystems: list[dict[str, Any]], image_si
         else:
             new.append((mountpoint, size))
     if mode == "lvm" or (mode == "auto-lvm" and new):
-        pt.ensure_lvm()
+        pt.ensure_lvm(new_fs_type)
     for mountpoint, size in new:
         found = pt.find(mountpoint)      # converting to LVM may have created /boot
         if found is not None:
             pt.ensure_size(found[1], size)
         else:
-            pt.create_mountpoint(mountpoint, size, mode)
+            pt.create_mountpoint(mountpoint, size, mode, new_fs_type)
     pt.ensure_directory_sizes(DEFAULT_REQUIRED_SIZES if required_sizes is None else required_sizes)
     pt.relayout(image_size)
     pt.generate_uuids(rng)

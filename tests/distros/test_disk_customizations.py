@@ -26,7 +26,8 @@ from distros.partition import PartitioningError, check_mountpoints, mountpoint_a
 from tests.distros.test_schemas import REPOS, fake_packages
 
 REFERENCE = genmanifests.DEFAULT_REFERENCE
-WHOLE = ["rhel_9.4-x86_64-ami-partitioning_lvm", "rhel_9.4-x86_64-ami-partitioning_plain"]
+WHOLE = ["rhel_9.4-x86_64-ami-partitioning_lvm", "rhel_9.4-x86_64-ami-partitioning_plain",
+         "rhel_10.0-x86_64-qcow2-filesystem_customizations"]
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +64,8 @@ def by_type(stages: list[dict[str, Any]], type_: str) -> list[dict[str, Any]]:
 @pytest.mark.parametrize("name", WHOLE)
 def test_whole_manifest_is_images(reference: genmanifests.Reference, tmp_path: Path, name: str) -> None:
     """LVM (gpt, with a swap LV and a plain /data) and plain partitioning (swap and /boot/efi
-    partitions): byte for byte images' mock manifest on x86_64 (BIOS + UEFI)."""
+    partitions), and the legacy `filesystem` customization with /boot/firmware and small sizes
+    (clampFSSize): byte for byte images' mock manifest on x86_64 (BIOS + UEFI)."""
     entries = genmanifests.resolve_entries(genmanifests.read_checksums(reference.checksums), reference)
     entry = next(e for e in entries if e.name == name)
     results = genmanifests.generate([entry], reference, str(tmp_path), workers=1)
@@ -151,3 +153,14 @@ def test_manifests_validate(schema_dir: Path, distro: str, arch: str, image_type
     from tests.distros.test_schemas import validate_manifest
 
     validate_manifest(manifest(distro, arch, image_type, config_blueprint(config)))
+
+
+def test_added_mountpoints_get_the_distribution_filesystem() -> None:
+    """images' NewPartitionTable formats what the blueprint adds with the distribution's default
+    filesystem (ext4 on Fedora), osbuild-composer 2023 with XFS (Fedora 38 keeps that)."""
+    bp = {"customizations": {"filesystem": [{"mountpoint": "/var/log", "minsize": "2 GiB"}]}}
+    today = image_stages(manifest("fedora-43", "x86_64", "generic-qcow2", bp))
+    assert {s["type"] for s in today if s["type"].startswith("org.osbuild.mkfs.")} == {
+        "org.osbuild.mkfs.ext4", "org.osbuild.mkfs.fat"}
+    old = image_stages(manifest("fedora-38", "x86_64", "qcow2", bp))
+    assert "org.osbuild.mkfs.xfs" in {s["type"] for s in old}
