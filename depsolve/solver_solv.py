@@ -22,6 +22,7 @@ import contextlib
 import fnmatch
 import logging
 import os
+import re
 import tempfile
 import time
 from collections import OrderedDict
@@ -69,6 +70,16 @@ def _xfopen(path: Path, stack: contextlib.ExitStack):
     if handle is None:  # passing None on crashes the process
         raise RepositoryError(f"cannot open {path}", url=str(path))
     return handle
+
+
+_PLAIN = re.compile(r"[A-Za-z0-9_+-]+")
+_SEGMENT = re.compile(r"[0-9]+|[A-Za-z]+|~|\^")
+
+
+def _segments(text: str) -> list[str]:
+    """rpm's version comparison units: two versions compare equal iff these are equal."""
+    return [part.lstrip("0") or "0" if part.isdigit() else part
+            for part in _SEGMENT.findall(text)]
 
 
 def _epoch_version_release(evr: str) -> tuple[int, str, str]:
@@ -374,6 +385,24 @@ class LoadedPool:
             return []
         return [s for s in self.pool.whatprovides(ident) if s.nameid == ident]
 
+    def _may_be_name_version(self, spec: str) -> bool:
+        """Whether `spec` (letters, digits, `_+-`) could be `name-version[-release]` of a
+        package, which is what libsolv's canonical selection would look for.
+
+        Conservative: any package of that name whose version (and release) has the same rpm
+        version segments says yes, and the caller asks libsolv.
+        """
+        parts = spec.split("-")
+        for fields in (1, 2):
+            if len(parts) <= fields:
+                continue
+            wanted = [_segments(part) for part in parts[-fields:]]
+            for s in self._named("-".join(parts[:-fields])):
+                _, version, release = _epoch_version_release(s.evr)
+                if [_segments(part) for part in (version, release)[:fields]] == wanted:
+                    return True
+        return False
+
     def _one_of(self, ids: list[int]):
         return self.pool.Job(solv.Job.SOLVER_INSTALL | solv.Job.SOLVER_SOLVABLE_ONE_OF,
                              self.pool.towhatprovides(ids))
@@ -393,6 +422,13 @@ class LoadedPool:
             candidates, by_name = named, True
         elif spec.startswith("/"):
             candidates, by_name = self.pool.select(spec, _FILE_FLAGS).solvables(), False
+        elif not named and _PLAIN.fullmatch(spec) and not self._may_be_name_version(spec):
+            # Not a name and no name-version of one: the name selection would be empty
+            # (finding that out costs libsolv ~17 ms the first time: it rebuilds its hashes).
+            if names_only:
+                candidates, by_name = [], True
+            else:
+                candidates, by_name = self.pool.select(spec, _PROVIDES_FLAGS).solvables(), False
         else:
             selection, by_name = self.pool.select(spec, _NAME_FLAGS), True
             if selection.isempty() and not names_only:

@@ -157,6 +157,13 @@ def test_provides_files_globs_and_nevras(repo_defs, cache_dir):
     assert by_name(by_nevra)["libevent"]["version"] == "2.0.22"
     [by_arch] = solve(repo_defs, cache_dir, PackageSet(["glibc.x86_64"]))
     assert "glibc" in names(by_arch)
+    # name-version with no dot (rpm compares 2_0_22 equal to 2.0.22), and a provide whose
+    # first word is also a package name: both as dnf reads them.
+    [by_name_version] = solve(repo_defs, cache_dir, PackageSet(["libevent-2_0_22"]))
+    assert by_name(by_name_version)["libevent"]["version"] == "2.0.22"
+    with pytest.raises(DepsolveError) as info:
+        solve(repo_defs, cache_dir, PackageSet(["libevent-nonesuch"]))
+    assert "No match for argument: libevent-nonesuch" in str(info.value)
 
 
 def test_chain_builds_on_the_previous_transaction(repo_defs, cache_dir):
