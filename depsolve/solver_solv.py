@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import contextlib
 import fnmatch
+import hashlib
+import json
 import logging
 import os
 import re
@@ -36,7 +38,7 @@ import solv
 
 from depsolve.comps import Comps
 from depsolve.errors import DepsolveError, RepositoryError
-from depsolve.metadata import MetadataCache, RepoMetadata, _share, open_document
+from depsolve.metadata import MetadataCache, RepoMetadata, _share, atomic_write, open_document
 from depsolve.modularity import ModuleIndex, load_modules
 from depsolve.packageset import PackageSet
 from depsolve.repository import Repository
@@ -254,6 +256,11 @@ class LoadedPool:
             return self._hidden_for[key]
         hidden: set[int] = set()
         if self.modules.streams:
+            path = self._hidden_path(key)
+            stored = self._read_hidden(path)
+            if stored is not None:
+                self._hidden_for[key] = stored
+                return stored
             hidden_nevras, shadowed_names = self.modules.exclusions(enabled)
             exempt = {s.meta.repo.id for s in self.sources.values()
                       if s.meta.repo.module_hotfixes}
@@ -266,8 +273,58 @@ class LoadedPool:
                     epoch, version, release = _epoch_version_release(s.evr)
                     if f"{s.name}-{epoch}:{version}-{release}.{s.arch}" in hidden_nevras or s.name in shadowed_names and "module" not in release:
                         hidden.add(s.id)
+            self._write_hidden(path, hidden)
         self._hidden_for[key] = hidden
         return hidden
+
+    def _hidden_path(self, key: tuple) -> Path:
+        """Where the modular-hidden set for these repositories, arch and streams is cached.
+
+        It depends on every loaded repository (packages and module metadata: their repomd
+        checksums), on which of them are module_hotfixes, on the arch and the enabled streams.
+        """
+        sources = [(s.meta.repo.id, s.meta.repomd_checksum, s.meta.repo.module_hotfixes)
+                   for s in self.sources.values()]
+        digest = hashlib.sha256(json.dumps([self.arch, sources, key]).encode()).hexdigest()
+        first = next(iter(self.sources.values())).meta
+        return first.derived_path(f".hidden-{digest[:24]}.json")
+
+    def _read_hidden(self, path: Path) -> set[int] | None:
+        """The cached set, if every entry still names the same package in this pool.
+
+        Solvable ids follow the order the .solv files load in; each entry carries its NEVRA
+        so a pool that numbers them differently recomputes instead of hiding the wrong ones.
+        """
+        try:
+            stored = json.loads(path.read_bytes())
+        except (OSError, ValueError):
+            return None
+        hidden: set[int] = set()
+        count = len(self.pool.solvables)  # id2solvable does not check its argument
+        if not isinstance(stored, dict) or stored.get("solvables") != count:
+            return None
+        try:
+            for ident, nevra in stored["hidden"]:
+                if not isinstance(ident, int) or not 0 < ident < count:
+                    return None
+                s = self.pool.id2solvable(ident)
+                if f"{s.name}-{s.evr}.{s.arch}" != nevra:
+                    return None
+                hidden.add(ident)
+        except (TypeError, ValueError, KeyError):
+            return None
+        return hidden
+
+    def _write_hidden(self, path: Path, hidden: set[int]) -> None:
+        entries = []
+        for ident in sorted(hidden):
+            s = self.pool.id2solvable(ident)
+            entries.append([ident, f"{s.name}-{s.evr}.{s.arch}"])
+        try:
+            atomic_write(path, json.dumps({"solvables": len(self.pool.solvables),
+                                           "hidden": entries}).encode())
+        except OSError as exc:  # a read-only cache still solves
+            log.debug("cannot cache modular-hidden packages in %s: %s", path, exc)
 
     def _visible(self, enabled: dict[str, str]) -> list[int]:
         key = tuple(sorted(enabled.items()))

@@ -260,3 +260,25 @@ def test_module_stream_errors(repo_defs, cache_dir):
         solve(repo_defs, cache_dir, PackageSet(["@nginx:1.22/server"]))
     with pytest.raises(ValueError):
         PackageSet(["nginx"], enable_modules=["nginx"])
+
+
+def test_cached_modular_hidden_set_is_checked_before_use(repo_defs, cache_dir):
+    """The libsolv backend caches which packages modularity hides, by solvable id; an entry
+    that does not name the same package in the loaded pool makes it compute them again."""
+    from depsolve import backend, solver_solv
+
+    if backend.current().module is not solver_solv:
+        pytest.skip("the modular-hidden cache belongs to the libsolv backend")
+    solver_solv.forget_pools()  # a warm pool from another test wrote into its own cache_dir
+    solve(repo_defs, cache_dir, PackageSet(["nginx"]))
+    cached = list(Path(cache_dir).glob("rpmmd/*/*.hidden-*.json"))
+    assert cached
+    count = len(list(solver_solv._POOLS.values())[-1].pool.solvables)  # the pool just used
+    for bogus in (f'{{"solvables": {count}, "hidden": [[2, "nonesuch-1-1.noarch"]]}}',
+                  f'{{"solvables": {count}, "hidden": [[1000000000, "x"]]}}',
+                  '{"solvables": 1, "hidden": []}', "[]", "{"):
+        for path in cached:
+            path.write_text(bogus)
+        solver_solv.forget_pools()
+        [packages] = solve(repo_defs, cache_dir, PackageSet(["nginx"]))
+        assert by_name(packages)["nginx"]["version"] == "1.20.1", bogus
