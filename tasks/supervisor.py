@@ -131,7 +131,8 @@ class Supervisor:
         except (OSError, subprocess.SubprocessError) as exc:
             log.error("cannot start %s: %s", child.spec.name, exc)
             child.proc = None
-            self._schedule_restart(child, time.monotonic())
+            child.started_at = time.monotonic()  # a failed start counts as a quick death
+            self._schedule_restart(child, child.started_at)
             return
         child.started_at = time.monotonic()
         child.starts += 1
