@@ -304,7 +304,7 @@ def still_running(tree: dict[int, str]) -> list[int]:
     return out
 
 
-def wait_gone(tree: dict[int, str], timeout: float = 120.0) -> list[int]:
+def wait_gone(tree: dict[int, str], timeout: float = STATE_BOUND) -> list[int]:
     """Wait (on pidfds, not a timer) until every process of `tree` has ended; returns those
     still running after `timeout`, a bound generous enough for a loaded machine."""
     import select
@@ -328,7 +328,7 @@ def wait_gone(tree: dict[int, str], timeout: float = 120.0) -> list[int]:
             os.close(fd)
 
 
-def wait_for_log(path: Path, needle: str, timeout: float = 120.0, start: int = 0,
+def wait_for_log(path: Path, needle: str, timeout: float = READY_BOUND, start: int = 0,
                  proc: subprocess.Popen | None = None) -> str:
     """The log's text from `start` once `needle` is in it; fails after `timeout` (generous) or
     when `proc` ended first."""
@@ -399,7 +399,7 @@ def wait_until_ready(server: Any, start: int = 0, timeout: float = 180.0) -> dic
         time.sleep(0.1)
 
 
-def wait_until(predicate: Any, timeout: float = 120.0, what: str = "condition") -> Any:
+def wait_until(predicate: Any, timeout: float = STATE_BOUND, what: str = "condition") -> Any:
     """Poll `predicate` (a state in the store, a file) until it is true; fail after `timeout`,
     a bound generous enough for a loaded machine, never a measure of speed."""
     deadline = time.monotonic() + timeout

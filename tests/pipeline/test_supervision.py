@@ -19,6 +19,7 @@ from tasks import pipeline, steps
 
 from .conftest import (
     PROJECT_DIR,
+    STATE_BOUND,
     children,
     process_tree,
     start_embedded_serve,
@@ -57,13 +58,16 @@ def test_killed_embedded_worker_is_started_again_and_finishes_the_build(tmp_path
     again, the recovery loop re-queues the build once its heartbeat stops, the new worker builds."""
     server, env = start_embedded_serve(tmp_path, make_env, task_stale_after=3)
     try:
-        cid = env.build_compose({"mode": "ok", "stage_sleep": 1.0})
+        gate = env.base / "gate"  # the build cannot end before the worker was killed
+        cid = env.build_compose({"mode": "ok", "wait_for": str(gate)})
         assert pipeline.send(env.config, cid, steps.BUILD, [])
         store = env.store
-        wait_until(lambda: store.progress(cid) is not None)
+        wait_until(lambda: (store.progress(cid) or {}).get("pipeline") == "archive",
+                   timeout=STATE_BOUND, what="osbuild in its last pipeline")
         before = children(server)["worker-build"]
         offset = server.log_path.stat().st_size
         os.killpg(before, signal.SIGKILL)
+        gate.touch()
         wait_for_log(server.log_path, "started worker-build", start=offset, proc=server.proc)
         assert children(server)["worker-build"] != before
         assert env.wait_for([cid], timeout=180) == {cid: "FINISHED"}, store.read_log(cid)
