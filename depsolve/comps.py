@@ -9,14 +9,17 @@ several repositories with the same id are merged.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from depsolve.metadata import open_document
+from depsolve.metadata import atomic_write, open_document
 
 INSTALLED_TYPES = ("mandatory", "default")
+_CACHE_VERSION = 1
 
 
 @dataclass
@@ -55,7 +58,56 @@ class Comps:
         self.groups: dict[str, Group] = {}
         self.environments: dict[str, Environment] = {}
 
-    def load(self, path: Path) -> None:
+    def load(self, path: Path, cache_path: Path | None = None) -> None:
+        """Add one comps document's groups and environments (merged by id, first wins).
+
+        With `cache_path`, the document's own groups and environments are kept there as JSON
+        (parsing the XML is most of a warm start's comps time) and read back next time.
+        """
+        if cache_path is None:
+            self._parse(path)
+            return
+        own = Comps._read_cache(cache_path)
+        if own is None:
+            own = Comps()
+            own._parse(path)
+            payload = {"version": _CACHE_VERSION,
+                       "groups": [g.__dict__ for g in own.groups.values()],
+                       "environments": [e.__dict__ for e in own.environments.values()]}
+            with contextlib.suppress(OSError):  # a read-only cache still solves
+                atomic_write(cache_path, json.dumps(payload).encode())
+        self._merge(own)
+
+    @staticmethod
+    def _read_cache(cache_path: Path) -> "Comps | None":
+        try:
+            payload = json.loads(cache_path.read_bytes())
+            if payload.get("version") != _CACHE_VERSION:
+                return None
+            comps = Comps()
+            for g in payload["groups"]:
+                comps.groups[g["id"]] = Group(**g)
+            for e in payload["environments"]:
+                comps.environments[e["id"]] = Environment(**e)
+            return comps
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            return None
+
+    def _merge(self, other: "Comps") -> None:
+        """What parsing `other`'s document after this one's would have given."""
+        for gid, theirs in other.groups.items():
+            group = self.groups.setdefault(gid, Group(gid, theirs.name, theirs.description))
+            for name, kind in theirs.packages.items():
+                group.packages.setdefault(name, kind)
+            for name, condition in theirs.conditions.items():
+                group.conditions.setdefault(name, condition)
+        for eid, theirs_env in other.environments.items():
+            env = self.environments.setdefault(eid, Environment(eid, theirs_env.name))
+            for gid in theirs_env.groups:
+                if gid not in env.groups:
+                    env.groups.append(gid)
+
+    def _parse(self, path: Path) -> None:
         with open_document(path) as stream:
             root = ET.parse(stream).getroot()
         for node in root.iter("group"):
@@ -84,10 +136,14 @@ class Comps:
                     env.groups.append(gid)
 
     @classmethod
-    def from_files(cls, paths: Iterable[Path]) -> "Comps":
+    def from_files(cls, paths: Iterable[Path | tuple[Path, Path]]) -> "Comps":
+        """Comps of several documents, each a path or (path, its JSON cache path)."""
         comps = cls()
-        for path in paths:
-            comps.load(path)
+        for item in paths:
+            if isinstance(item, tuple):
+                comps.load(*item)
+            else:
+                comps.load(item)
         return comps
 
     def find_group(self, spec: str) -> Group | None:

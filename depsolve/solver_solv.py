@@ -120,7 +120,8 @@ class LoadedPool:
         if not _defer_cache_writes():
             self.write_caches()
         self.comps = Comps.from_files(
-            m.documents["group"] for m in metadata if "group" in m.documents)
+            (m.documents["group"], m.derived_path(".comps.json"))
+            for m in metadata if "group" in m.documents)
         self.modules = ModuleIndex()
         for meta in metadata:
             if "modules" in meta.documents:

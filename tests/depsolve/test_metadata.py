@@ -281,3 +281,39 @@ def test_cache_files_are_readable_by_the_other_workers(repo_defs, cache_dir, col
     for path in files:
         if not umask & stat.S_IRGRP:
             assert path.stat().st_mode & stat.S_IRGRP, path
+
+
+def test_comps_read_back_from_their_json_cache_merge_as_the_xml(tmp_path):
+    """Comps documents are parsed once and kept as JSON; read back, several documents merge
+    exactly as parsing their XML does (same ids merged, first name and kind win)."""
+    from depsolve.comps import Comps
+
+    first = tmp_path / "a.xml"
+    first.write_text(
+        "<comps><group><id>core</id><name>Core</name><packagelist>"
+        "<packagereq>bash</packagereq><packagereq type='optional'>tmux</packagereq>"
+        "<packagereq type='conditional' requires='glibc'>glibc-langpack-en</packagereq>"
+        "</packagelist></group><environment><id>minimal</id><name>Minimal</name>"
+        "<grouplist><groupid>core</groupid></grouplist></environment></comps>")
+    second = tmp_path / "b.xml"
+    second.write_text(
+        "<comps><group><id>core</id><name>Other</name><packagelist>"
+        "<packagereq type='default'>tmux</packagereq><packagereq>vim</packagereq>"
+        "</packagelist></group><group><id>extra</id><packagelist><packagereq>zsh"
+        "</packagereq></packagelist></group><environment><id>minimal</id><grouplist>"
+        "<groupid>extra</groupid><groupid>core</groupid></grouplist></environment></comps>")
+    caches = [(first, tmp_path / "a.json"), (second, tmp_path / "b.json")]
+
+    def state(comps: Comps) -> tuple:
+        return ({k: g.__dict__ for k, g in comps.groups.items()},
+                {k: e.__dict__ for k, e in comps.environments.items()})
+
+    from_xml = state(Comps.from_files([first, second]))
+    assert from_xml[0]["core"]["packages"] == {"bash": "mandatory", "tmux": "optional",
+                                               "glibc-langpack-en": "conditional", "vim": "mandatory"}
+    assert state(Comps.from_files(caches)) == from_xml  # writes the caches
+    assert all(cache.exists() for _, cache in caches)
+    first.write_text("<comps/>")  # the cache is what is read now
+    assert state(Comps.from_files(caches)) == from_xml
+    assert Comps.from_files(caches).expand("minimal") == (
+        ["bash", "vim", "zsh"], {"glibc-langpack-en": "glibc"})
