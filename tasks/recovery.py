@@ -127,6 +127,9 @@ class Recovery:
             compose = self._compose_or_forget(compose_id)
             if compose is None:
                 continue
+            if compose.queue_status == FINISHED and step.is_upload:
+                self._reap_upload(row, step, why, counts)
+                continue
             if compose.queue_status not in (WAITING, RUNNING):
                 if jobs.fail_stale(self.db, row):
                     counts["closed"] += 1
@@ -172,6 +175,28 @@ class Recovery:
             except PermissionError:
                 pass
         return out
+
+    def _reap_upload(self, row: Any, step: Step, why: str, counts: dict[str, int]) -> None:
+        """An upload whose worker died: run it again, or end its entries saying why (a FINISHED
+        compose stays FINISHED; only the upload failed)."""
+        compose_id, worker = row["compose_id"], row["worker"] or "a worker"
+        if row["attempt"] < steps.MAX_ATTEMPTS:
+            if jobs.requeue_stale(self.db, row):
+                self.store.append_log(
+                    compose_id, f"{step}: {worker} stopped responding ({why}); running it "
+                    f"again (attempt {row['attempt'] + 1})\n")
+                self._send(compose_id, step)
+                counts["retried"] += 1
+        elif jobs.fail_stale(self.db, row):
+            from uploaders import canonical_target
+
+            reason = (f"{step} failed: {worker} stopped responding ({why}) after "
+                      f"{row['attempt']} attempt(s)")
+            for upload in self.store.uploads(compose_id):
+                if canonical_target(upload.target) == step.target and \
+                        upload.status in ("WAITING", "RUNNING"):
+                    self.store.update_upload(upload.id, status="FAILED", error=reason)
+            counts["failed"] += 1
 
     def _queue_uploads(self, compose_id: str) -> None:
         for target in steps.upload_targets_of(self.store, compose_id):

@@ -58,11 +58,13 @@ def _give_key(state_dir: Path) -> None:
     it to every machine with the configuration file); nothing reads another machine's copy."""
     from cryptography.fernet import Fernet
 
+    from core.sealing import KEY_FILENAME
+
     if not _KEY:
         _KEY.append(Fernet.generate_key() + b"\n")
     state_dir.mkdir(parents=True, exist_ok=True)
-    (state_dir / "secret.key").write_bytes(_KEY[0])
-    (state_dir / "secret.key").chmod(0o600)
+    (state_dir / KEY_FILENAME).write_bytes(_KEY[0])
+    (state_dir / KEY_FILENAME).chmod(0o600)
 
 
 def _api(start_weldr_server: Any, redis_url: str, shared: dict[str, str], tmp_path: Path) -> Any:
@@ -133,7 +135,11 @@ def test_compose_through_four_machines_image_byte_identical(redis_url, make_env,
     [upload] = store.uploads(compose.id)
     assert upload.status == "FINISHED", upload.error
     assert (out_dir / "img.tar").read_bytes() == built  # the upload machine read it from S3
-    assert not list((Path(uploader.base) / "cache").rglob("root.tar"))  # its copy is gone
+    cache = Path(uploader.base) / "cache"
+    deadline = time.monotonic() + 30  # the copy goes once the upload step returns
+    while list(cache.rglob("root.tar")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not list(cache.rglob("root.tar"))
 
     assert api.client.delete(f"/api/v1/compose/delete/{compose.id}").json()["uuids"][0]["status"]
     s3 = boto3.client("s3", endpoint_url=shared["artifacts_endpoint_url"], region_name="us-east-1",
@@ -259,3 +265,68 @@ def test_postgresql_restarted_mid_build_loses_nothing(redis_url, make_env, moto,
         assert "Finished module org.osbuild.tar" in store.read_log(cid)
     finally:
         server.stop()
+
+
+def _kill_when_running(store: Any, cid: str, step: str, worker: Any, timeout: float = 60) -> None:
+    """kill -9 the worker (and its pool) once its step of the compose is running: mid-step."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        states = {j["step"]: j["state"] for j in jobs.jobs(store.db, cid)}
+        if states.get(step) == "running":
+            os.killpg(worker.pid, signal.SIGKILL)
+            worker.wait()
+            assert {j["step"]: j["state"] for j in jobs.jobs(store.db, cid)}[step] == "running"
+            return
+        assert states.get(step) != "done", f"{step} ended before it could be interrupted"
+        time.sleep(0.01)
+    raise AssertionError(f"{step} of {cid} never ran: {states}")
+
+
+def test_kill_9_of_a_depsolve_machine_mid_depsolve(redis_url, make_env, shared,
+                                                   start_weldr_server, tmp_path):
+    api = _api(start_weldr_server, redis_url, shared, tmp_path)
+    first, second = (_machine(make_env, redis_url, **shared) for _ in range(2))
+    builder = _machine(make_env, redis_url, **shared)
+    victim = first.start_worker("depsolve")
+    builder.start_worker("build")
+    store = builder.store
+    from core.store.sources import SourceStore
+
+    SourceStore(store.db).put(_test_repo_source())
+    compose = store.create(blueprint={"name": "killed", "version": "0.0.1",
+                                      "packages": [{"name": "bash", "version": "*"}]},
+                           compose_type="tar", distro="test-distro-1", arch="x86_64",
+                           image_filename="root.tar", mime_type="application/x-tar")
+    assert pipeline.submit(first.config, compose.id)
+    _kill_when_running(store, compose.id, "depsolve", victim)
+    second.start_worker("depsolve")
+    assert second.wait_for([compose.id], timeout=120) == {compose.id: "FINISHED"}, \
+        store.read_log(compose.id)
+    assert _download(api, compose.id) == b"IMAGE" * 1000
+    assert [j["attempt"] for j in jobs.jobs(store.db, compose.id) if j["step"] == "depsolve"] == [2]
+
+
+def test_kill_9_of_an_upload_machine_mid_upload(redis_url, make_env, shared, start_weldr_server,
+                                               tmp_path):
+    _api(start_weldr_server, redis_url, shared, tmp_path)
+    builder = _machine(make_env, redis_url, **shared)
+    out_dir = tmp_path / "upload-target"  # a directory both upload machines may write to
+    out_dir.mkdir()
+    first, second = (_machine(make_env, redis_url, local_upload_dirs=str(out_dir), **shared)
+                     for _ in range(2))
+    builder.start_worker("build")
+    victim = first.start_worker("upload")
+    size = 8 * 1024 * 1024  # 40 MiB: fetched from the bucket, then copied: long enough to interrupt
+    cid = builder.build_compose({"mode": "ok", "size": size},
+                                uploads=[{"provider": "local", "image_name": "img",
+                                          "settings": {"directory": str(out_dir)}}])
+    pipeline.send(builder.config, cid, steps.BUILD, ["local"])
+    store = builder.store
+    _kill_when_running(store, cid, "upload:local", victim, timeout=120)
+    second.start_worker("upload")
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and store.uploads(cid)[0].status not in ("FINISHED", "FAILED"):
+        time.sleep(0.1)
+    [upload] = store.uploads(cid)
+    assert upload.status == "FINISHED", upload.error
+    assert (out_dir / "img.tar").read_bytes() == b"IMAGE" * size
