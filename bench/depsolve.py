@@ -615,7 +615,7 @@ def main(argv: list[str] | None = None) -> int:
                          *generated_dataset(args.packages)))
     results = []
     print(f"load average before: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs; medians of "
-          f"{ROUNDS} alternated rounds (5 for warm processes)")
+          f"{ROUNDS} alternated rounds (7 for warm processes)")
     for name, repos, request in datasets:
         ours, theirs = in_process(repos, request)
         processes = whole_processes(repos, request)
