@@ -11,7 +11,7 @@ import pytest
 from distros import genmanifests
 
 # Raise this when an engine fix makes more entries byte-identical to images' manifests.
-PINNED_MATCHES = 334
+PINNED_MATCHES = 335
 
 REFERENCE = genmanifests.DEFAULT_REFERENCE
 

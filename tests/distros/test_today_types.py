@@ -433,7 +433,7 @@ def test_pxe_tar_xz(release: str, arch: str) -> None:
     assert squashfs["filename"] == "rootfs.img" and "boot/efi/.*" in squashfs["exclude_paths"]
     assert set(stage(m, "pxe-tree", "chmod")["items"]) == {"/EFI", "/vmlinuz", "/initrd.img", "/rootfs.img",
                                                            "/grub.cfg", "/README"}
-    assert stage(m, "tar", "tar")["filename"] == "pxe.tar" and stage(m, "xz", "xz")["filename"] == "pxe.tar.xz"
+    assert stage(m, "tar", "tar")["filename"] == "image.tar" and stage(m, "xz", "xz")["filename"] == "pxe.tar.xz"
 
 
 def test_pxe_grub_menu_carries_the_kernel_options() -> None:
