@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import time
 from typing import Any
 
 import boto3
@@ -174,12 +173,10 @@ def test_network_failure_mid_upload_fails_clearly(env, moto_clean, proxy_to) -> 
     upload_id, path = env.upload_for("aws", aws_settings(proxy.url()), "ami", "image.raw")
     write_image(path, 64 * MiB, [(0, 32 * MiB)])
     proxy.cut_after(3 * MiB)
-    started = time.monotonic()
     assert run_upload(env.config, upload_id, store=env.store, workers=4) == "FAILED"
     upload = env.store.upload(upload_id)
     assert upload.error.startswith("writing snapshot snap-")
     assert "network error" in upload.error
-    assert time.monotonic() - started < 60
     assert env.store.get(upload.compose_id).queue_status == "FINISHED"
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -128,11 +127,9 @@ def test_network_failure_mid_upload(env, azurite, container, proxy_to) -> None:
                                      "vhd", "disk.vhd")
     write_image(path, 64 * MiB, [(0, 48 * MiB)], vhd=True)
     proxy.cut_after(6 * MiB)
-    started = time.monotonic()
     assert run_upload(env.config, upload_id, store=env.store, workers=4) == "FAILED"
     upload = env.store.upload(upload_id)
     assert upload.error.startswith("uploading page blob test-image.vhd: network error"), upload.error
-    assert time.monotonic() - started < 90
     assert env.store.get(upload.compose_id).queue_status == "FINISHED"
 
 
