@@ -465,12 +465,19 @@ def run_build(config: "Config", compose_id: str) -> str:
     ctx.store.append_log(compose_id, f"osbuild finished in {outcome.duration:.2f} s\n")
     from core.artifacts import ArtifactsUnavailable
 
-    try:  # into the artifact store every machine reads (a no-op for this machine's directory)
-        image_size = ctx.store.artifacts.put(compose_id, target.name, target)
+    # into the artifact store every machine reads (a no-op for this machine's directory); a
+    # multi-GiB image going to S3 takes long, so the step keeps beating meanwhile, or the reaper
+    # would hand the build to another worker while this one is still storing its image
+    put_beat = Heartbeat(ctx.store, claim, heartbeat_interval(config))
+    try:
+        with put_beat:
+            image_size = ctx.store.artifacts.put(compose_id, target.name, target)
     except (ArtifactsUnavailable, OSError) as exc:
         target.unlink(missing_ok=True)
         raise _fail(ctx, claim, compose_id, f"build failed: the image could not be stored: "
                     f"{getattr(exc, 'msg', exc)}") from exc
+    if put_beat.lost.is_set():  # the new owner builds and stores the image again
+        raise Skip("job was taken over by another worker while the image was being stored")
     # one transaction: FINISHED and the uploads queued together, or neither (the reaper retries)
     with db.transaction():
         finished = ctx.store.mark_finished(compose_id, image_size=image_size)
