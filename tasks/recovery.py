@@ -138,12 +138,7 @@ class Recovery:
                 continue
             worker = row["worker"] or "a worker"
             if row["attempt"] < steps.MAX_ATTEMPTS and not compose.cancel_requested:
-                if jobs.requeue_stale(self.db, row):
-                    self.store.append_log(
-                        compose_id, f"{step}: {worker} stopped responding ({why}); running it "
-                        f"again (attempt {row['attempt'] + 1})\n")
-                    self._send(compose_id, step)
-                    counts["retried"] += 1
+                self._retry(row, step, why, counts)
             elif jobs.fail_stale(self.db, row):
                 steps.close_uploads(self.store, compose_id, "its worker stopped responding")
                 self.store.mark_failed(
@@ -176,17 +171,22 @@ class Recovery:
                 pass
         return out
 
+    def _retry(self, row: Any, step: Step, why: str, counts: dict[str, int]) -> None:
+        """Queue a stale step once more (if no other pass did meanwhile), saying why in the log."""
+        if jobs.requeue_stale(self.db, row):
+            compose_id, worker = row["compose_id"], row["worker"] or "a worker"
+            self.store.append_log(
+                compose_id, f"{step}: {worker} stopped responding ({why}); running it "
+                f"again (attempt {row['attempt'] + 1})\n")
+            self._send(compose_id, step)
+            counts["retried"] += 1
+
     def _reap_upload(self, row: Any, step: Step, why: str, counts: dict[str, int]) -> None:
         """An upload whose worker died: run it again, or end its entries saying why (a FINISHED
         compose stays FINISHED; only the upload failed)."""
         compose_id, worker = row["compose_id"], row["worker"] or "a worker"
         if row["attempt"] < steps.MAX_ATTEMPTS:
-            if jobs.requeue_stale(self.db, row):
-                self.store.append_log(
-                    compose_id, f"{step}: {worker} stopped responding ({why}); running it "
-                    f"again (attempt {row['attempt'] + 1})\n")
-                self._send(compose_id, step)
-                counts["retried"] += 1
+            self._retry(row, step, why, counts)
         elif jobs.fail_stale(self.db, row):
             from uploaders import canonical_target
 
