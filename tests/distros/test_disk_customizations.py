@@ -30,15 +30,6 @@ WHOLE = ["rhel_9.4-x86_64-ami-partitioning_lvm", "rhel_9.4-x86_64-ami-partitioni
          "rhel_10.0-x86_64-qcow2-filesystem_customizations"]
 
 
-@pytest.fixture(scope="module")
-def reference() -> genmanifests.Reference:
-    if not (REFERENCE / "manifest-checksums.tsv").exists():
-        pytest.skip(f"no images test reference at {REFERENCE}")
-    ref = genmanifests.Reference(root=REFERENCE)
-    ref.load_configs()
-    return ref
-
-
 def config_blueprint(name: str) -> dict[str, Any]:
     import json
 
