@@ -82,18 +82,51 @@ def _chosen_subcommand(argv: list[str]) -> str | None:
     return None
 
 
+class _HelpFormatter(argparse.HelpFormatter):
+    """argparse's formatter, sized as shutil.get_terminal_size would, without importing shutil.
+
+    argparse makes a formatter for every option it is given (to check the option's metavar), and
+    the stock one imports shutil (and with it zlib, bz2 and lzma) to learn the terminal's width:
+    a few milliseconds of every `celery-composer depsolve`, which prints no help.
+    """
+
+    def __init__(self, prog: str, indent_increment: int = 2, max_help_position: int = 24,
+                 width: int | None = None) -> None:
+        if width is None:
+            width = _terminal_columns() - 2
+        super().__init__(prog, indent_increment, max_help_position, width)
+
+
+def _terminal_columns() -> int:
+    """$COLUMNS, else the width of the terminal on stdout, else 80 (shutil's rule)."""
+    import os
+
+    try:
+        columns = int(os.environ.get("COLUMNS", "0"))
+    except ValueError:
+        columns = 0
+    if columns <= 0:
+        try:
+            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr]
+        except (AttributeError, ValueError, OSError):
+            columns = 0
+    return columns or 80
+
+
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     """The parser; with `only`, just that subcommand's module is imported (the others' options
     are not needed to parse its command line, and their imports would slow it down)."""
     parser = argparse.ArgumentParser(
         prog="celery-composer",
         description="Image builds through osbuild-composer's Weldr API, as Celery tasks.",
+        formatter_class=_HelpFormatter,
     )
     parser.add_argument("--config", type=Path, default=None,
                         help="configuration file (default /etc/celery-composer/celery-composer.toml)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, (module, help_text) in SUBCOMMANDS.items():
-        sp = sub.add_parser(name, help=help_text, description=help_text)
+        sp = sub.add_parser(name, help=help_text, description=help_text,
+                            formatter_class=_HelpFormatter)
         sp.set_defaults(_module=module)
         if only is None or name == only:
             module().add_arguments(sp)

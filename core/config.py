@@ -14,14 +14,15 @@ table of names as in osbuild-composer (`[distro_aliases]`, `rhel-9 = "rhel-9.6"`
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import re
 import sys
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from core import records
+from core.records import Record, field
 
 DEFAULT_CONFIG_FILE = Path("/etc/celery-composer/celery-composer.toml")
 ENV_PREFIX = "CELERY_COMPOSER_"
@@ -88,8 +89,7 @@ def default_repositories_dir() -> Path:
     return candidates[0]
 
 
-@dataclass
-class Config:
+class Config(Record):
     # API
     socket: Path = Path("/run/weldr/api.socket")
     socket_group: str = "weldr"
@@ -149,7 +149,7 @@ class Config:
         return self.artifacts_dir or (self.state_dir / "artifacts")
 
     def replace(self, **changes: Any) -> "Config":
-        return dataclasses.replace(self, **{k: _coerce(k, v) for k, v in changes.items()})
+        return records.replace(self, **{k: _coerce(k, v) for k, v in changes.items()})
 
 
 # Tables a TOML file may use to group settings, and the settings each one holds.  The README and
@@ -169,11 +169,12 @@ SECTIONS: dict[str, tuple[str, ...]] = {
 }
 _SECTION_OF = {key: section for section, keys in SECTIONS.items() for key in keys}
 
-_FIELDS = {f.name: f for f in dataclasses.fields(Config)}
+# setting name → its annotation (a string: this module's annotations are not evaluated)
+_FIELDS: dict[str, str] = {name: Config.__annotations__[name] for name in records.fields(Config)}
 
 
 def _field_kind(name: str) -> str:
-    annotation = str(_FIELDS[name].type)
+    annotation = _FIELDS[name]
     for kind in ("list", "dict", "Path", "int", "bool", "str"):
         if kind in annotation:
             return kind
@@ -181,7 +182,7 @@ def _field_kind(name: str) -> str:
 
 
 def _optional(name: str) -> bool:
-    return "None" in str(_FIELDS[name].type)
+    return "None" in _FIELDS[name]
 
 
 _LISTEN_RE = re.compile(r"^(?P<host>\[[0-9a-fA-F:.]+\]|[A-Za-z0-9_.-]+):(?P<port>[0-9]{1,5})$")

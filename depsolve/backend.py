@@ -12,8 +12,9 @@ import importlib
 import logging
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
 from types import ModuleType
+
+from core.records import Record
 
 log = logging.getLogger(__name__)
 
@@ -22,8 +23,7 @@ CHOICES = ("auto", "libdnf5", "libsolv")
 _MODULES = {"libdnf5": "depsolve.solver_dnf5", "libsolv": "depsolve.solver_solv"}
 
 
-@dataclass(frozen=True)
-class Backend:
+class Backend(Record, frozen=True):
     name: str
     version: str
     module: ModuleType

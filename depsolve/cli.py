@@ -50,10 +50,15 @@ def _repositories(args: argparse.Namespace) -> list[dict[str, Any]]:
 
 
 def run(args: argparse.Namespace, config: Any) -> int:
+    import gc
+
+    # Nothing this process makes is garbage before it ends (with os._exit, see _exit): the
+    # cycle collector would only walk the modules' and the solver's objects, again and again.
+    gc.disable()
+
     import json
     import logging
     import os
-    import platform
     from pathlib import Path
 
     from depsolve import DepsolveError, PackageSet, RepositoryError, depsolve
@@ -71,7 +76,7 @@ def run(args: argparse.Namespace, config: Any) -> int:
     cache_dir = Path(args.cache_dir) if args.cache_dir else Path(config.cache_dir)
     package_set = PackageSet(args.packages, args.exclude, not args.no_weak_deps)
     try:
-        [packages] = depsolve([package_set], repos, arch=args.arch or platform.machine(),
+        [packages] = depsolve([package_set], repos, arch=args.arch or os.uname().machine,
                               releasever=args.releasever,
                               module_platform_id=args.module_platform_id, cache_dir=cache_dir,
                               metadata_expire=getattr(config, "metadata_expire", None))

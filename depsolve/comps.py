@@ -11,19 +11,21 @@ from __future__ import annotations
 
 import contextlib
 import json
-import xml.etree.ElementTree as ET
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from core.records import Record, field
 from depsolve.metadata import atomic_write, open_document
+
+if TYPE_CHECKING:
+    import xml.etree.ElementTree as ET
 
 INSTALLED_TYPES = ("mandatory", "default")
 _CACHE_VERSION = 1
 
 
-@dataclass
-class Group:
+class Group(Record):
     id: str
     name: str
     description: str = ""
@@ -36,8 +38,7 @@ class Group:
         return [name for name, kind in self.packages.items() if kind in INSTALLED_TYPES]
 
 
-@dataclass
-class Environment:
+class Environment(Record):
     id: str
     name: str
     groups: list[str] = field(default_factory=list)
@@ -108,6 +109,9 @@ class Comps:
                     env.groups.append(gid)
 
     def _parse(self, path: Path) -> None:
+        # Imported here: a warm run reads the parsed groups from their JSON and never parses XML.
+        import xml.etree.ElementTree as ET
+
         with open_document(path) as stream:
             root = ET.parse(stream).getroot()
         for node in root.iter("group"):

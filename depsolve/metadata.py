@@ -19,21 +19,16 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import gzip
 import hashlib
 import json
 import logging
-import lzma
 import os
-import tempfile
 import time
-import xml.etree.ElementTree as ET
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
-from depsolve import transport
+from core.records import Record, field
 from depsolve.errors import RepositoryError
 from depsolve.repository import (
     DEFAULT_METADATA_EXPIRE,
@@ -44,6 +39,9 @@ from depsolve.repository import (
     parse_metalink,
     parse_mirrorlist,
 )
+
+if TYPE_CHECKING:
+    from depsolve import transport
 
 log = logging.getLogger(__name__)
 
@@ -83,8 +81,7 @@ def _count(kind: str, paths) -> None:
             pass
 
 
-@dataclass(frozen=True)
-class RepoMetadata:
+class RepoMetadata(Record, frozen=True):
     """One repository's verified metadata on local disk, ready for a solver to load."""
 
     repo: Repository
@@ -124,6 +121,8 @@ def directory_lock(directory: Path) -> Iterator[None]:
 
 def atomic_write(path: Path, data: bytes) -> None:
     """Write a file so that readers see the old content or the new, never a mix."""
+    import tempfile
+
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".part-")
     try:
         _share(fd)
@@ -148,8 +147,12 @@ def open_document(path: Path) -> BinaryIO:
     """A document's decompressed bytes as a stream, whichever compression the repository used."""
     name = path.name
     if name.endswith(".gz"):
+        import gzip
+
         return gzip.open(path, "rb")  # type: ignore[return-value]
     if name.endswith(".xz"):
+        import lzma
+
         return lzma.open(path, "rb")  # type: ignore[return-value]
     if name.endswith(".zst"):
         import zstandard
@@ -163,8 +166,7 @@ def open_document(path: Path) -> BinaryIO:
     return open(path, "rb")
 
 
-@dataclass(frozen=True)
-class _RepomdEntry:
+class _RepomdEntry(Record, frozen=True):
     type: str
     href: str
     checksum_type: str
@@ -172,8 +174,17 @@ class _RepomdEntry:
 
 
 def parse_repomd(data: bytes) -> tuple[str, dict[str, _RepomdEntry]]:
-    """The revision and the data entries (type → location and checksum) of a repomd.xml."""
-    root = ET.fromstring(data)
+    """The revision and the data entries (type → location and checksum) of a repomd.xml.
+
+    Raises ValueError for anything but a usable repomd.xml.  (xml.etree is imported here:
+    a warm run reads its state from state.json and never parses a repomd.xml.)
+    """
+    import xml.etree.ElementTree as ET
+
+    try:
+        root = ET.fromstring(data)
+    except ET.ParseError as exc:
+        raise ValueError(str(exc)) from None
     if root.tag != f"{_REPO_NS}repomd":
         raise ValueError(f"root element is {root.tag!r}, not repomd")
     entries: dict[str, _RepomdEntry] = {}
@@ -207,6 +218,8 @@ class MetadataCache:
         self._fetch_overrides = dict(fetch_options or {})
 
     def _options(self, repo: Repository) -> transport.FetchOptions:
+        from depsolve import transport
+
         return transport.FetchOptions(proxy=repo.proxy, sslverify=repo.sslverify,
                                       **self._fetch_overrides)
 
@@ -266,6 +279,8 @@ class MetadataCache:
             return self._refresh(repo, directory, current)
 
     def _candidates(self, repo: Repository) -> Mirrors:
+        from depsolve import transport
+
         options = self._options(repo)
         if repo.baseurl:
             return Mirrors(tuple(repo.baseurl))
@@ -285,6 +300,8 @@ class MetadataCache:
 
     def _fetch_repomd(self, repo: Repository) -> tuple[str, bytes]:
         """The first candidate baseurl serving a usable (and, for metalinks, current) repomd."""
+        from depsolve import transport
+
         mirrors = self._candidates(repo)
         options = self._options(repo)
         failures: list[str] = []
@@ -301,7 +318,7 @@ class MetadataCache:
                 continue
             try:
                 parse_repomd(body)
-            except (ET.ParseError, ValueError) as exc:
+            except ValueError as exc:
                 failures.append(f"{url}: broken repomd.xml ({exc})")
                 continue
             if repo.check_repogpg:
@@ -318,6 +335,7 @@ class MetadataCache:
     def _signature_problem(self, repo: Repository, url: str, body: bytes,
                            options: transport.FetchOptions) -> str | None:
         """Why this repomd.xml is not signed by the repository's keys, or None if it is."""
+        from depsolve import transport
         from depsolve.signature import SignatureError, verify_detached
 
         try:
@@ -342,6 +360,8 @@ class MetadataCache:
 
     def _refresh(self, repo: Repository, directory: Path,
                  current: RepoMetadata | None) -> RepoMetadata:
+        from depsolve import transport
+
         started = time.monotonic()
         baseurl, repomd = self._fetch_repomd(repo)
         checksum = hashlib.sha256(repomd).hexdigest()

@@ -12,17 +12,16 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from core.records import Record, field
 from depsolve.metadata import atomic_write, open_document
 
 _CACHE_VERSION = 2
 
 
-@dataclass(frozen=True)
-class ModuleStream:
+class ModuleStream(Record, frozen=True):
     name: str
     stream: str
     version: int
@@ -32,8 +31,7 @@ class ModuleStream:
     profiles: dict[str, list[str]] = field(default_factory=dict, compare=False)
 
 
-@dataclass
-class ModuleIndex:
+class ModuleIndex(Record):
     """The streams and default streams of a set of repositories."""
 
     streams: list[ModuleStream] = field(default_factory=list)

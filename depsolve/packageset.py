@@ -8,8 +8,9 @@ the packages chosen for the sets before it (those are pinned, exactly as chosen)
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from typing import Any
+
+from core.records import Record
 
 
 def _names(value: Iterable[str] | str | None, what: str) -> tuple[str, ...]:
@@ -25,8 +26,7 @@ def _names(value: Iterable[str] | str | None, what: str) -> tuple[str, ...]:
     return tuple(out)
 
 
-@dataclass(frozen=True)
-class PackageSet:
+class PackageSet(Record, frozen=True):
     """Names to install (`@group` for comps groups, `@^env` for environments), names to exclude.
 
     `include` entries may be names, `name.arch`, NEVRAs, provides (`pkgconfig(glib-2.0)`),

@@ -15,11 +15,10 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import xml.etree.ElementTree as ET
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
 from typing import Any
 
+from core.records import Record, replace
 from depsolve.errors import RepositoryError
 
 # Every arch an RPM may be built for → the `$basearch` of repository URLs.
@@ -93,8 +92,7 @@ def _as_list(value: Any) -> tuple[str, ...]:
     return tuple(str(v) for v in value if v)
 
 
-@dataclass(frozen=True)
-class Repository:
+class Repository(Record, frozen=True):
     """One RPM repository as the depsolver needs it.
 
     Exactly one of `baseurl` (tried in order, like mirrors), `metalink` or `mirrorlist` is the
@@ -228,8 +226,7 @@ _METALINK_NS = "{http://www.metalinker.org/}"
 _USABLE_SCHEMES = ("https", "http", "file", "ftp")
 
 
-@dataclass(frozen=True)
-class Mirrors:
+class Mirrors(Record, frozen=True):
     """Candidate baseurls for a repository, best first, and the repomd.xml checksums to expect.
 
     A metalink lists the checksums of the current repomd.xml; a mirror serving another one is
@@ -242,6 +239,8 @@ class Mirrors:
 
 def parse_metalink(data: bytes, source: str) -> Mirrors:
     """Mirrors of a metalink document: highest preference first, document order among equals."""
+    import xml.etree.ElementTree as ET  # only metalinks need it: not on a warm run's path
+
     try:
         root = ET.fromstring(data)
     except ET.ParseError as exc:

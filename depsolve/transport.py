@@ -13,9 +13,10 @@ import os
 import tempfile
 import time
 import urllib.parse
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from core.records import Record, field
 
 if TYPE_CHECKING:
     import urllib.request
@@ -43,8 +44,7 @@ class TransportError(Exception):
         return f"{self.url}: {self.reason}"
 
 
-@dataclass(frozen=True)
-class FetchOptions:
+class FetchOptions(Record, frozen=True):
     """How to reach one repository's servers."""
 
     proxy: str | None = None

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from pathlib import Path
 
@@ -10,10 +9,11 @@ import pytest
 
 from core import config as config_mod
 from core.config import Config, ConfigError, load
+from core.records import fields
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "conf" / "celery-composer.toml"
-FIELDS = [f.name for f in dataclasses.fields(Config)]
+FIELDS = list(fields(Config))
 
 
 def write(tmp_path: Path, text: str) -> Path:

@@ -175,3 +175,25 @@ def test_every_system_repository_definition_is_understood():
                 count += 1
     if count == 0:
         pytest.skip("no repositories/*.json in this checkout")
+
+
+def test_glob_excludes_name_what_libsolv_selection_names(shared_repodata, tmp_path):
+    """Exclude globs are matched with a name Dataiterator instead of a selection (faster);
+    both must name the same packages, disabled (not considered) ones included."""
+    import solv
+
+    from depsolve import _prepare
+    from depsolve.metadata import MetadataCache
+    from depsolve.solver_solv import loaded_pool
+
+    repos = _prepare(shared_repos(shared_repodata), "x86_64", "9")
+    pool = loaded_pool(repos, arch="x86_64", cache=MetadataCache(tmp_path))
+    pool._consider(pool.visible[::2])  # as after an earlier transaction: half disabled
+    selection = solv.Selection
+    flags = (selection.SELECTION_NAME | selection.SELECTION_GLOB
+             | selection.SELECTION_WITH_DISABLED | selection.SELECTION_WITH_BADARCH
+             | selection.SELECTION_WITH_SOURCE)
+    for pattern in ("langpacks-*", "*-firmware", "python3-?ib*", "[a-c]*", "glibc-langpack-e?"):
+        expected = {s.id for s in pool.pool.select(pattern, flags).solvables()}
+        assert expected, pattern
+        assert pool._excluded([pattern]) == expected, pattern
