@@ -75,7 +75,8 @@ def images_changes(manifest: dict) -> dict:
       `rd.blacklist=nouveau` (the modprobe blacklist stays);
     - the tar image's archive keeps numeric owners (`pkg/image/archive.go`: NumericOwner);
     - the grub2 stage asks for `compat_version` 2 (`pkg/osbuild/grub2_stage.go` NewGrub2StageOptions);
-    - the ESP of the default EL 9 table is labelled `ESP` (rhel-9 `default_partition_table_part_efi`).
+    - the ESP of the default EL 9 table is labelled `ESP` (rhel-9 `default_partition_table_part_efi`);
+    - rpm stages of ostree commit trees turn dracut off (`pkg/manifest/os.go`: rpm-ostree runs it).
     """
     import copy as copymod
 
@@ -105,6 +106,8 @@ def images_changes(manifest: dict) -> dict:
                 st["options"]["numeric-owner"] = True
             if st["type"] == "org.osbuild.rpm" and "gpgkeys" in st.get("options", {}):
                 st["options"]["gpgkeys"] = sorted(set(st["options"]["gpgkeys"]))
+            if st["type"] == "org.osbuild.rpm" and st.get("options", {}).get("ostree_booted"):
+                st["options"]["disable_dracut"] = True
             partitions = [d for d in (st.get("devices") or {}).values()
                           if d.get("type") == "org.osbuild.loopback" and "start" in d.get("options", {})]
             if not partitions:          # only stages on a partitioned disk image

@@ -48,7 +48,10 @@ def os_package_chain(ctx: ManifestContext, spec: dict[str, Any]) -> list[dict[st
     base: list[str] = []
     exclude: list[str] = []
     today = ctx.distro.follows == "images"
-    if ctx.image_type.bootable or ctx.partition_table is not None:
+    # images puts the platform's packages and the kernel into every OS tree (OS.getPackageSetChain):
+    # an ostree commit is booted later, from a deployment, so it carries them too
+    commit_tree = today and bool(spec.get("ostree"))
+    if ctx.image_type.bootable or ctx.partition_table is not None or commit_tree:
         base += list(plat.get("packages") or [])
     if today and ctx.partition_table is not None and not ctx.distro.host_build_root:
         # images installs the table's tools into the image too (OS.getPackageSetChain); the
@@ -59,7 +62,7 @@ def os_package_chain(ctx: ManifestContext, spec: dict[str, Any]) -> list[dict[st
     for pset in (ctx.data.get("package_sets") or {}).get(spec["name"], []):
         base += list(pset.get("include") or [])
         exclude += list(pset.get("exclude") or [])
-    if o.kernel_name and (ctx.image_type.bootable or o.kernel_name != "kernel"):
+    if o.kernel_name and (ctx.image_type.bootable or commit_tree or o.kernel_name != "kernel"):
         base.append(o.kernel_name)
     extra: list[str] = []
     if o.chrony is not None:
@@ -99,7 +102,7 @@ def images_os_build_packages(ctx: ManifestContext, spec: dict[str, Any]) -> list
     """What an OS tree needs in the build root, in osbuild/images' order (`OS.getBuildPackages`)."""
     o = ctx.os
     plat = platform(ctx)
-    bootable = ctx.image_type.bootable or ctx.partition_table is not None
+    bootable = ctx.image_type.bootable or ctx.partition_table is not None or bool(spec.get("ostree"))
     pkgs = list(plat.get("build_packages") or []) if bootable else []
     if ctx.partition_table is not None:
         pkgs += ctx.partition_table.build_packages()
@@ -258,6 +261,10 @@ class OSTree(PipelineKind):
             rpm_options["kernel_install_env"] = {"boot_root": esp_mountpoint(pt)}
         if spec.get("ostree"):
             rpm_options.update({"dbpath": "/usr/share/rpm", "ostree_booted": True})
+            if ctx.distro.follows == "images":
+                # rpm-ostree runs dracut itself when it composes the commit, and a second kernel
+                # (dracut-config-rescue's) would break it: images turns dracut off here
+                rpm_options["disable_dracut"] = True
             parents = [CommitSpec.from_dict(c) for c in ctx.options.ostree_commits.get(name) or []]
             if parents:
                 # keep the parent commit's uid/gid allocations
