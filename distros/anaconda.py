@@ -649,14 +649,16 @@ def installer_build_packages(*, ostree_payload: bool, tar_payload: bool, arch: s
 def anaconda_boot_packages(arch: str, *, syslinux: bool = True) -> list[str]:
     """Packages the anaconda tree needs to boot the ISO (joins the installer package set); isolinux
     only where the ISO boots BIOS machines with it (images' anacondaBootPackageSet)."""
-    packages = ["grub2-tools", "grub2-tools-extra", "grub2-tools-minimal", "efibootmgr"] + _BOOT_PACKAGES.get(arch, [])
+    if arch == "s390x":
+        return ["s390utils-core"]          # zipl boots the ISO: no grub2 tools
+    packages = ["grub2-tools", "grub2-tools-extra", "grub2-tools-minimal"] + _BOOT_PACKAGES.get(arch, [])
     return [p for p in packages if syslinux or not p.startswith("syslinux")]
 
 
 _BOOT_PACKAGES = {
     "x86_64": [
-        "grub2-efi-x64", "grub2-efi-x64-cdboot", "grub2-pc", "grub2-pc-modules", "shim-x64", "syslinux",
+        "efibootmgr", "grub2-efi-x64", "grub2-efi-x64-cdboot", "grub2-pc", "grub2-pc-modules", "shim-x64", "syslinux",
         "syslinux-nonlinux",
     ],
-    "aarch64": ["grub2-efi-aa64-cdboot", "grub2-efi-aa64", "shim-aa64"],
+    "aarch64": ["efibootmgr", "grub2-efi-aa64-cdboot", "grub2-efi-aa64", "shim-aa64"],
 }  # fmt: skip

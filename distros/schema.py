@@ -211,6 +211,14 @@ def _check(spec: Spec, node: Any, filename: str, path: str) -> None:
         _fail(filename, path, f"expected a mapping, got {type(node).__name__} {node!r}")
     if isinstance(spec, MapOf):
         for key, value in node.items():
+            if key == "conditions":
+                # a map's conditions merge (or append) entries of the map's value type
+                _check_conditions(Record({}, extra=lambda _node: None), value, filename, _join(path, key))
+                for i, cond in enumerate(value):
+                    for verb in ("merge", "append"):
+                        for k, v in ((cond or {}).get(verb) or {}).items():
+                            _check(spec.value, v, filename, f"{path}.conditions[{i}].{verb}.{k}")
+                continue
             _check(spec.value, value, filename, _join(path, key))
         return
     _check_record(spec, node, filename, path)

@@ -276,8 +276,14 @@ def kernel_of(ctx: ManifestContext, pipeline: str) -> str:
 class AnacondaTree(PipelineKind):
     def package_sets(self, ctx: ManifestContext, spec: dict[str, Any]) -> list[dict[str, Any]] | None:
         extra = anaconda.anaconda_boot_packages(ctx.arch, syslinux=iso_syslinux(ctx))
+        if follows_images(ctx):
+            # images' AnacondaInstaller.getPackageSetChain: the (installer) platform's packages
+            # join the boot packages, and the live tree is relabelled with the targeted policy
+            extra += list(platform(ctx).get("packages") or [])
         if ctx.arch == "x86_64":
             extra.append("biosdevname")
+        if follows_images(ctx) and installer_config(ctx).get("live"):
+            extra.append("selinux-policy-targeted")
         chain = data_package_chain(ctx, spec["name"], extra)
         if follows_images(ctx) and not installer_config(ctx).get("live"):
             # images' InstallerCustomizations.InstallWeakDeps: only where the installer config asks
@@ -584,13 +590,27 @@ def make_simplified(ctx: ManifestContext) -> simplified.SimplifiedInstaller:
     )
 
 
+def coi_boot_packages(ctx: ManifestContext) -> list[str]:
+    """What the coreos-installer tree boots with; on releases following images also the platform's
+    packages and biosdevname on x86_64 (images' CoreOSInstaller.getBootPackages)."""
+    pkgs = anaconda.anaconda_boot_packages(ctx.arch)
+    if follows_images(ctx):
+        pkgs += list(platform(ctx).get("packages") or [])
+        if ctx.arch == "x86_64":
+            pkgs.append("biosdevname")
+    return pkgs
+
+
 @pipeline_kind("coi-tree")
 class CoreOSInstallerTree(PipelineKind):
     def package_sets(self, ctx: ManifestContext, spec: dict[str, Any]) -> list[dict[str, Any]] | None:
-        return data_package_chain(ctx, spec["name"], anaconda.anaconda_boot_packages(ctx.arch))
+        return data_package_chain(ctx, spec["name"], coi_boot_packages(ctx))
 
     def build_needs(self, ctx: ManifestContext, spec: dict[str, Any]) -> tuple[list[str], dict[str, str]]:
-        return anaconda.anaconda_boot_packages(ctx.arch) + ["rpm", "lorax-templates-generic"], {}
+        pkgs = coi_boot_packages(ctx) + ["rpm", "lorax-templates-generic"]
+        if follows_images(ctx) and ctx.distro.rpmkeys.get("binary_path"):
+            pkgs.append("pqrpm")
+        return pkgs, {}
 
     def serialize(self, ctx: ManifestContext, spec: dict[str, Any]) -> dict[str, Any]:
         name = spec["name"]
