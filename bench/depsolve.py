@@ -385,10 +385,11 @@ def in_process(repos: list[dict], request: dict, rounds: int = ROUNDS) -> tuple[
 
 
 def _wait_for_solver_caches(cache: str, count: int, timeout: float = 300) -> None:
-    """The CLI writes its .solv caches in a child after answering; a user's next run comes
-    later than the benchmark's would, so wait for them before timing warm runs."""
+    """The CLI writes its .solv caches in a child after answering, the lean ones (what its
+    next run loads) last; a user's next run comes later than the benchmark's would, so wait
+    for them before timing warm runs."""
     deadline = time.monotonic() + timeout
-    while len(list(Path(cache).glob("rpmmd/*/*.solv"))) < count:
+    while len(list(Path(cache).glob("rpmmd/*/*.lean.solv"))) < count:
         if time.monotonic() > deadline:
             raise RuntimeError(f"the CLI left no solver caches in {cache}")
         time.sleep(0.1)

@@ -7,6 +7,7 @@ Layout under `<cache_dir>/rpmmd/<repository cache key>/`:
     repomd.xml                 as served
     <checksum>-primary.xml.gz  each document under its own (checksummed) name, verified
     <repomd sha256>.solv       the solver's own cache of primary + filelists (see solver_solv)
+    <repomd sha256>.lean.solv  the same without descriptions, file lists, …: a one-shot depsolve loads it
 
 Readers take no lock: every file is written to a temporary name and renamed into place, and
 documents are named by checksum, so a reader sees either the old set or the new one.  A refresh
@@ -94,6 +95,11 @@ class RepoMetadata(Record, frozen=True):
     @property
     def solv_path(self) -> Path:
         return self.directory / f"{self.repomd_checksum}.solv"
+
+    @property
+    def lean_solv_path(self) -> Path:
+        """The solver-only cache: the .solv without what only search reads (see solver_solv)."""
+        return self.directory / f"{self.repomd_checksum}.lean.solv"
 
     def derived_path(self, suffix: str) -> Path:
         """Where a parsed form of this metadata (comps, modules) is cached."""

@@ -3,7 +3,11 @@
 Loading is the expensive part, so it is cached twice.  On disk, each repository's primary and
 filelists become one `.solv` file next to its metadata, stored together with the file provides
 the pool needed (`REPOSITORY_ADDEDFILEPROVIDES`): without them a warm start would rescan every
-file list.  In memory, a process keeps its last few loaded pools keyed by the repositories and
+file list.  A one-shot process (the CLI) loads a lean copy instead, `.lean.solv`, which leaves
+out what only search and info read (summaries, descriptions, URLs, licenses, sizes, build
+data) and the file lists (their file provides are stored): a sixth less loading for the same
+transaction.  Its writer child makes it after the full
+one; repomd.xml's checksum names both, so new metadata means new files.  In memory, a process keeps its last few loaded pools keyed by the repositories and
 their repomd.xml checksums, so a worker or an API solver process answers repeated requests from
 a warm pool; a changed repomd.xml is a new key.
 
@@ -53,6 +57,18 @@ _NAME_FLAGS = (_SEL.SELECTION_NAME | _SEL.SELECTION_GLOB | _SEL.SELECTION_DOTARC
 _PROVIDES_FLAGS = _SEL.SELECTION_PROVIDES | _SEL.SELECTION_REL
 _FILE_FLAGS = _SEL.SELECTION_FILELIST | _SEL.SELECTION_GLOB
 _NATIVE_COMPRESSION = (".gz", ".xml", ".solv")
+# What a lean cache leaves out: read by search and info (projects), never by the solver or by
+# the package entries a depsolve returns (location, media base and checksum stay).  File lists
+# go too: the file provides the pool needed are stored with the cache, and a depsolve that
+# needs more (a new repository's file requires) or names a path loads the full caches.
+_DESCRIPTIVE_KEYS = (
+    solv.SOLVABLE_SUMMARY, solv.SOLVABLE_DESCRIPTION, solv.SOLVABLE_URL, solv.SOLVABLE_LICENSE,
+    solv.SOLVABLE_BUILDTIME, solv.SOLVABLE_BUILDHOST, solv.SOLVABLE_PACKAGER, solv.SOLVABLE_GROUP,
+    solv.SOLVABLE_SOURCENAME, solv.SOLVABLE_SOURCEEVR, solv.SOLVABLE_SOURCEARCH,
+    solv.SOLVABLE_HEADEREND, solv.SOLVABLE_INSTALLSIZE, solv.SOLVABLE_DOWNLOADSIZE,
+    solv.SOLVABLE_CHANGELOG_AUTHOR, solv.SOLVABLE_CHANGELOG_TEXT, solv.SOLVABLE_CHANGELOG_TIME,
+    solv.SOLVABLE_FILELIST,
+)
 
 
 def _xfopen(path: Path, stack: contextlib.ExitStack):
@@ -93,6 +109,15 @@ def _epoch_version_release(evr: str) -> tuple[int, str, str]:
     return epoch, version, release
 
 
+def _stored_file_provides(handle, added: list[int]) -> bool:
+    """Whether a loaded repository's cache already holds all the file provides `added` names."""
+    data = handle.first_repodata()
+    if data is None:
+        return True  # an empty repository: nothing to store
+    stored = data.lookup_idarray(solv.SOLVID_META, solv.REPOSITORY_ADDEDFILEPROVIDES)
+    return set(added) <= set(stored)
+
+
 class _Source(Record):
     meta: RepoMetadata
     handle: Any  # solv.Repo
@@ -101,21 +126,25 @@ class _Source(Record):
 class LoadedPool:
     """A libsolv pool with a set of repositories loaded, plus what dnf adds on top of it."""
 
-    def __init__(self, metadata: list[RepoMetadata], arch: str) -> None:
+    def __init__(self, metadata: list[RepoMetadata], arch: str, *, lean: bool = False) -> None:
+        """`lean`: load the lean caches when there are (a pool that only depsolves)."""
         started = time.monotonic()
         self.arch = arch
-        self.pool = solv.Pool()
-        self.pool.setarch(arch)
-        self.sources: dict[str, _Source] = {}
-        warm = []
-        for meta in metadata:
-            handle = self.pool.add_repo(meta.repo.id)
-            warm.append(self._load(handle, meta))
-            self.sources[meta.repo.id] = _Source(meta, handle)
-        added = self.pool.addfileprovides_queue()
+        self.lean = lean
+        loaded_from, added = self._load_all(metadata, lean)
+        if lean and any(kind == "lean" and not _stored_file_provides(source.handle, added)
+                        for source, kind in zip(self.sources.values(), loaded_from, strict=True)):
+            # These repositories need file provides a lean cache did not store, and it has no
+            # file lists to find them in: load the full caches (the lean ones get rewritten).
+            loaded_from, added = self._load_all(metadata, False)
         self.pool.createwhatprovides()
-        self._pending = [(source, added, loaded_from_cache)
-                         for source, loaded_from_cache in zip(self.sources.values(), warm, strict=True)]
+        # What is left to write: a cache without all the file provides this pool needed, a
+        # missing lean one (only made in a writer child, see write_caches).
+        self._pending = [(source, added, kind)
+                         for source, kind in zip(self.sources.values(), loaded_from, strict=True)
+                         if kind == "xml" or not _stored_file_provides(source.handle, added)
+                         or lean and kind != "lean"]
+        warm = [kind != "xml" for kind in loaded_from]
         if not _defer_cache_writes():
             self.write_caches()
         self.comps = Comps.from_files(
@@ -141,16 +170,34 @@ class LoadedPool:
 
     # -- loading -------------------------------------------------------------------------------
 
-    def _load(self, handle, meta: RepoMetadata) -> bool:
-        """Load one repository, from its .solv cache when there is one; True if it was."""
-        path = meta.solv_path
-        if path.exists():
+    def _load_all(self, metadata: list[RepoMetadata], lean_caches: bool
+                  ) -> tuple[list[str], list[int]]:
+        """A new pool with these repositories; what each was loaded from (see _load) and the
+        file provides the pool added."""
+        self.pool = solv.Pool()
+        self.pool.setarch(self.arch)
+        self.sources: dict[str, _Source] = {}
+        loaded_from = []
+        for meta in metadata:
+            handle = self.pool.add_repo(meta.repo.id)
+            loaded_from.append(self._load(handle, meta, lean_caches))
+            self.sources[meta.repo.id] = _Source(meta, handle)
+        return loaded_from, self.pool.addfileprovides_queue()
+
+    def _load(self, handle, meta: RepoMetadata, lean_caches: bool) -> str:
+        """Load one repository, from a .solv cache when there is one.  Says from what: "lean"
+        (its lean cache, when `lean_caches`), "full" (the .solv) or "xml" (the metadata)."""
+        caches = [("lean", meta.lean_solv_path)] if lean_caches else []
+        caches.append(("full", meta.solv_path))
+        for kind, path in caches:
+            if not path.exists():
+                continue
             with contextlib.ExitStack() as stack:
                 fp = _xfopen(path, stack)
                 ok = handle.add_solv(fp, 0)
                 fp.close()
             if ok:
-                return True
+                return kind
             log.warning("repository %s: unreadable solver cache %s, reloading", meta.repo.id, path)
             handle.empty()
         try:
@@ -173,13 +220,28 @@ class LoadedPool:
             raise RepositoryError(f"repository '{meta.repo.id}': primary metadata lists no "
                                   f"packages ({meta.baseurl})", meta.repo.id, meta.baseurl)
         handle.internalize()
-        return False
+        return "xml"
 
-    def write_caches(self) -> None:
-        """Write the .solv caches this pool's loading left to write (once)."""
+    def write_caches(self, *, lean: bool = False) -> None:
+        """Write the .solv caches this pool's loading left to write (once).
+
+        With `lean` (a lean pool's writer child) the lean caches too: made by stripping the
+        descriptive data out of this very pool, so only a process that is done with the pool
+        may ask for them.
+        """
         pending, self._pending = self._pending, []
-        for source, added, loaded_from_cache in pending:
-            self._store(source, added, loaded_from_cache)
+        for source, added, kind in pending:
+            if kind != "lean":
+                self._store(source, added, source.meta.solv_path, kind == "full")
+        if not (lean and self.lean):
+            return
+        for source, added, kind in pending:
+            if kind != "lean":
+                for s in source.handle.solvables_iter():
+                    for key in _DESCRIPTIVE_KEYS:
+                        s.unset(key)
+                source.handle.internalize()
+            self._store(source, added, source.meta.lean_solv_path, kind == "lean")
 
     def write_caches_in_background(self) -> None:
         """Hand the .solv writing to a forked child, so a one-shot process answers first.
@@ -202,21 +264,27 @@ class LoadedPool:
             for fd in (0, 1, 2):
                 os.dup2(devnull, fd)
             os.setsid()
-            self.write_caches()
+            self.write_caches(lean=True)
         finally:
             os._exit(0)
 
-    def _store(self, source: _Source, added: list[int], loaded_from_cache: bool) -> None:
-        """Write the .solv cache, with the file provides this pool needed, when it lacks them."""
+    def _store(self, source: _Source, added: list[int], path: Path,
+               loaded_from_it: bool) -> None:
+        """Write a .solv cache, with the file provides this pool needed, unless the pool was
+        loaded from that very file and it has them all."""
         data = source.handle.first_repodata()
         if data is None:
             return
         stored = set(data.lookup_idarray(solv.SOLVID_META, solv.REPOSITORY_ADDEDFILEPROVIDES))
-        if loaded_from_cache and set(added) <= stored:
+        if loaded_from_it and set(added) <= stored:
             return
-        for ident in sorted(set(added) - stored):
-            data.add_idarray(solv.SOLVID_META, solv.REPOSITORY_ADDEDFILEPROVIDES, ident)
-        data.internalize()
+        if not set(added) <= stored:
+            # The whole set, in one go: ids added to a loaded cache's array after it was
+            # internalized replace the stored ones instead of joining them.
+            data.unset(solv.SOLVID_META, solv.REPOSITORY_ADDEDFILEPROVIDES)
+            for ident in sorted(stored | set(added)):
+                data.add_idarray(solv.SOLVID_META, solv.REPOSITORY_ADDEDFILEPROVIDES, ident)
+            data.internalize()
         import tempfile
 
         meta = source.meta
@@ -229,7 +297,7 @@ class LoadedPool:
                     os.close(fd)
                     source.handle.write(fp)
                     fp.close()
-                    os.replace(tmp, meta.solv_path)
+                    os.replace(tmp, path)
                 except BaseException:
                     with contextlib.suppress(FileNotFoundError):
                         os.unlink(tmp)
@@ -737,19 +805,23 @@ def _describe(problems) -> str:
 _POOLS: "OrderedDict[tuple, LoadedPool]" = OrderedDict()
 
 
-def _pool_key(metadata: list[RepoMetadata], arch: str) -> tuple:
-    return (arch,) + tuple((m.repo, m.repomd_checksum, m.baseurl) for m in metadata)
+def _pool_key(metadata: list[RepoMetadata], arch: str, lean: bool) -> tuple:
+    return (arch, lean) + tuple((m.repo, m.repomd_checksum, m.baseurl) for m in metadata)
 
 
-def loaded_pool(repositories: list[Repository], *, arch: str, cache: MetadataCache) -> LoadedPool:
-    """A warm pool for these repositories if this process has one, else a freshly loaded one."""
+def loaded_pool(repositories: list[Repository], *, arch: str, cache: MetadataCache,
+                lean: bool = False) -> LoadedPool:
+    """A warm pool for these repositories if this process has one, else a freshly loaded one.
+
+    `lean`: a pool for depsolving only, loaded from the lean caches (search needs a full one).
+    """
     metadata = [cache.ensure(repo) for repo in repositories]
-    key = _pool_key(metadata, arch)
+    key = _pool_key(metadata, arch, lean)
     pool = _POOLS.get(key)
     if pool is not None:
         _POOLS.move_to_end(key)
         return pool
-    pool = LoadedPool(metadata, arch)
+    pool = LoadedPool(metadata, arch, lean=lean)
     _POOLS[key] = pool
     while len(_POOLS) > MAX_POOLS:
         _POOLS.popitem(last=False)
@@ -757,10 +829,11 @@ def loaded_pool(repositories: list[Repository], *, arch: str, cache: MetadataCac
 
 
 @contextlib.contextmanager
-def _pool_for(repositories: list[Repository], *, arch: str, cache: MetadataCache) -> Iterator[LoadedPool]:
+def _pool_for(repositories: list[Repository], *, arch: str, cache: MetadataCache,
+              lean: bool = False) -> Iterator[LoadedPool]:
     """loaded_pool for one query; the .solv caches its loading left are written after the
     answer (in a child when deferred), so every query pays for them off its own path."""
-    pool = loaded_pool(repositories, arch=arch, cache=cache)
+    pool = loaded_pool(repositories, arch=arch, cache=cache, lean=lean)
     try:
         yield pool
     finally:
@@ -786,7 +859,12 @@ def depsolve(chain: list[PackageSet], repositories: list[Repository], *, arch: s
     # URLs are already substituted; only default module streams are active, so the platform
     # id (which decides which streams *may* be enabled) changes nothing here.
     del releasever, module_platform_id
-    with _pool_for(repositories, arch=arch, cache=cache) as pool:
+    # A one-shot process loads the lean caches; a long-lived one keeps one full pool in memory
+    # for depsolve and search alike (two would load twice and hold twice the memory).  A path
+    # to install is looked up in the file lists, which the lean caches leave out.
+    lean = _defer_cache_writes() and not any(spec.startswith("/") for package_set in chain
+                                             for spec in package_set.include)
+    with _pool_for(repositories, arch=arch, cache=cache, lean=lean) as pool:
         return pool.depsolve(chain)
 
 
