@@ -287,7 +287,8 @@ class ImageTypeDef:
                                  options=OSTreeOptions.from_request(opts.ostree),
                                  customizations=bp_customizations(bp),
                                  has_containers=bool(bp.get("containers")), distro_name=self.distro.name,
-                                 rules=RequestRules.from_data(self.data.get("request_rules")))
+                                 rules=RequestRules.from_data(self.data.get("request_rules")),
+                                 today=self.distro.follows == "images")
         # mountpoint and path policies, partitioning (distros.errors.RequestError subclasses)
         self._prepare_disk(self.context(bp, options, seed=0))
         return warnings

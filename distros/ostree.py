@@ -18,6 +18,7 @@ from typing import Any
 
 from distros.errors import RequestError
 from distros.kickstart import KickstartError, KickstartSettings
+from distros.stages import path_escape
 
 # osbuild's name for the subscription-manager secrets of an ostree remote
 RHSM_SECRETS = "org.osbuild.rhsm.consumer"
@@ -201,11 +202,14 @@ def check_options(
     has_containers: bool = False,
     distro_name: str = "",
     rules: RequestRules | None = None,
+    today: bool = False,
 ) -> list[str]:
     """Reject what osbuild-composer rejects for this image type; return its warnings.
 
     `customizations` is the blueprint's customizations table with Weldr keys (user, group, kernel,
-    filesystem, fdo, ignition, installation_device, openscap, ...).
+    filesystem, fdo, ignition, installation_device, openscap, ...).  With `today` (releases that
+    follow osbuild/images' current definitions) custom mountpoints are refused only where the
+    type's `allowed` list (images' supported options) leaves them out.
     """
     rules = rules or RequestRules()
     cust = dict(customizations or {})
@@ -260,7 +264,8 @@ def check_options(
     kernel = cust.get("kernel") or {}
     if rpm_ostree and kernel.get("append") and not rules.kernel_append:
         raise OSTreeOptionsError("kernel boot parameter customizations are not supported for ostree types")
-    if rpm_ostree and cust.get("filesystem"):
+    mountpoints_allowed = today and rules.allowed is not None and "Filesystem" in rules.allowed
+    if rpm_ostree and cust.get("filesystem") and not mountpoints_allowed:
         raise OSTreeOptionsError("Custom mountpoints are not supported for ostree types")
     if rpm_ostree and cust.get("openscap"):
         raise OSTreeOptionsError("OpenSCAP customizations are not supported for ostree types")
@@ -288,6 +293,7 @@ _CUSTOMIZATION_NAMES = {
     "repositories": "Repositories",
     "fips": "FIPS",
     "installer": "Installer",
+    "disk": "Disk",
 }
 
 
@@ -504,6 +510,15 @@ class Deployment:
     extra_stages: list[dict[str, Any]] = field(default_factory=list)  # directories/files, mounted below
     enabled_services: list[str] = field(default_factory=list)
     disabled_services: list[str] = field(default_factory=list)
+    # today's definitions (images' OSTreeDeployment): root is locked only when the image config
+    # says so, the remote is configured only when the type uses the request's URL, and
+    # blueprint mountpoints get a unit that recreates them after an ostree upgrade
+    today: bool = False
+    lock_root_user: bool = False
+    use_remotes: bool = True
+    custom_filesystems: list[str] = field(default_factory=list)
+    fips_stages: list[dict[str, Any]] = field(default_factory=list)  # files, crypto policy, dracut conf
+    fips_kernel_opts: list[str] = field(default_factory=list)  # after ignition's
 
 
 def deployment_mount(os_name: str, ref: str) -> dict[str, Any]:
@@ -521,10 +536,12 @@ def deployment_kernel_opts(dep: Deployment) -> list[str]:
     elif dep.ignition:
         # no live ISO to configure networking: keep initrd connections out of the system
         opts += ["coreos.no_persist_ip", "ignition.platform.id=metal", "$ignition_firstboot"]
-    return opts
+    return opts + list(dep.fips_kernel_opts)
 
 
 def deployment_pipeline(commit: CommitSpec, dep: Deployment, name: str = "ostree-deployment") -> dict[str, Any]:
+    if dep.today:
+        return today_deployment_pipeline(commit, dep, name)
     repo = "/ostree/repo"
     mount = deployment_mount(dep.os_name, commit.ref)
 
@@ -611,6 +628,106 @@ def deployment_pipeline(commit: CommitSpec, dep: Deployment, name: str = "ostree
     stages.append(
         {"type": "org.osbuild.ostree.selinux", "options": {"deployment": {"osname": dep.os_name, "ref": commit.ref}}}
     )
+    return {"name": name, "build": "name:build", "stages": stages}
+
+
+MOUNTPOINTS_SERVICE = "osbuild-ostree-mountpoints.service"
+
+
+def mountpoints_unit(mountpoints: list[str]) -> dict[str, Any]:
+    """A oneshot unit recreating the blueprint's mountpoints before they are mounted: an ostree
+    upgrade deploys a fresh /, without the directories the custom filesystems mount on."""
+    # on composefs the root is not immutable-flagged: only warn there
+    toggle = ("/bin/sh -c \"if grep -Uq composefs /run/ostree-booted; then echo 'Warning: composefs enabled! "
+              "ensure transient rootfs is enabled too.'; else chattr {flag} /; fi\"")
+    return {"type": "org.osbuild.systemd.unit.create", "options": {
+        "filename": MOUNTPOINTS_SERVICE, "unit-type": "system", "unit-path": "etc",
+        "config": {
+            "Unit": {"Description": "Ensure custom filesystem mountpoints exist", "DefaultDependencies": False,
+                     "ConditionPathIsDirectory": ["|!" + m for m in mountpoints],
+                     "After": ["ostree-remount.service"],
+                     "Before": [f"{path_escape(m)}.mount" for m in mountpoints]},
+            "Service": {"Type": "oneshot", "ExecStartPre": [toggle.format(flag="-i")],
+                        "ExecStopPost": [toggle.format(flag="+i")],
+                        "ExecStart": ["mkdir -p " + " ".join(mountpoints)]},
+            "Install": {"WantedBy": ["local-fs.target"]}}}}
+
+
+def today_deployment_pipeline(commit: CommitSpec, dep: Deployment, name: str) -> dict[str, Any]:
+    """The deployment as today's definitions build it (images' OSTreeDeployment stage order)."""
+    repo = "/ostree/repo"
+    mount = deployment_mount(dep.os_name, commit.ref)
+
+    def mounted(stage: dict[str, Any]) -> dict[str, Any]:
+        return {**stage, "mounts": [mount]}
+
+    kernel_opts = deployment_kernel_opts(dep)
+    stages: list[dict[str, Any]] = [
+        {"type": "org.osbuild.ostree.init-fs"},
+        {"type": "org.osbuild.ostree.os-init", "options": {"osname": dep.os_name}},
+        {"type": "org.osbuild.mkdir", "options": {"paths": [{"path": "/boot/efi", "mode": 0o700}]}},
+        pull_stage(repo, source_commit_input(commit), remote=dep.remote_name),
+        {"type": "org.osbuild.ostree.deploy", "options": {
+            "osname": dep.os_name, "ref": commit.ref, "remote": dep.remote_name, "mounts": ["/boot", "/boot/efi"],
+            "rootfs": {"label": "root"}, "kernel_opts": kernel_opts}},
+    ]
+    url = dep.remote_url if dep.use_remotes else ""
+    if url:
+        remote: dict[str, Any] = {"name": dep.remote_name, "url": url}
+        if dep.remote_content_url:
+            remote["contenturl"] = dep.remote_content_url
+        if dep.remote_gpgkey_paths:
+            remote["gpgkeypaths"] = list(dep.remote_gpgkey_paths)
+        stages.append({"type": "org.osbuild.ostree.remotes", "options": {"repo": repo, "remotes": [remote]}})
+    stages.append(
+        {"type": "org.osbuild.ostree.fillvar", "options": {"deployment": {"osname": dep.os_name, "ref": commit.ref}}})
+    stages.append(mounted({"type": "org.osbuild.ostree.config", "options": {
+        "repo": repo, "config": {"sysroot": {"readonly": dep.sysroot_readonly, "bootloader": "none"}}}}))
+    if dep.fstab_options is not None:
+        stages.append(mounted({"type": "org.osbuild.fstab", "options": dep.fstab_options}))
+    if dep.groups_options:
+        stages.append(mounted({"type": "org.osbuild.groups", "options": dep.groups_options}))
+    if dep.users_options:
+        stages.append(mounted({"type": "org.osbuild.users", "options": dep.users_options}))
+    enabled = list(dep.enabled_services)
+    if dep.ignition_platform:
+        # the tree ships /etc/machine-id: tell systemd the real first boot is one, for ignition's presets
+        stages.append({"type": "org.osbuild.ignition",
+                       "options": {"network": ["systemd.firstboot=off", "systemd.condition-first-boot=true"]}})
+        if dep.custom_filesystems:
+            stages.append(mounted(mountpoints_unit(dep.custom_filesystems)))
+            enabled.append(MOUNTPOINTS_SERVICE)
+        if enabled or dep.disabled_services:
+            # systemd may reset enablement on an ignition first boot; presets survive it
+            presets = [{"name": n, "state": "enable"} for n in enabled]
+            presets += [{"name": n, "state": "disable"} for n in dep.disabled_services]
+            stages.append(mounted({"type": "org.osbuild.systemd.preset", "options": {"presets": presets}}))
+    if dep.lock_root_user and not dep.has_root_user:
+        stages.append(mounted({"type": "org.osbuild.users", "options": {"users": {"root": {"password": "!locked"}}}}))
+    if dep.keyboard:
+        stages.append(mounted({"type": "org.osbuild.keymap", "options": {"keymap": dep.keyboard}}))
+    if dep.locale:
+        stages.append(mounted({"type": "org.osbuild.locale", "options": {"language": dep.locale}}))
+    stages.extend(mounted(stage) for stage in dep.fips_stages)
+    if dep.grub2_options is not None:
+        grub = dict(dep.grub2_options)
+        grub["kernel_opts"] = " ".join(kernel_opts)
+        grub["greenboot"] = True
+        grub["write_cmdline"] = False
+        grub["config"] = {"default": "saved", "terminal_output": ["console"], "timeout": 1}
+        if dep.ignition_platform:
+            grub["ignition"] = True
+        stages.append(mounted({"type": "org.osbuild.grub2", "options": _order_grub(grub)}))
+    stages.extend(mounted(stage) for stage in dep.extra_stages)
+    if enabled or dep.disabled_services:
+        options: dict[str, Any] = {}
+        if enabled:
+            options["enabled_services"] = enabled
+        if dep.disabled_services:
+            options["disabled_services"] = list(dep.disabled_services)
+        stages.append(mounted({"type": "org.osbuild.systemd", "options": options}))
+    stages.append(
+        {"type": "org.osbuild.ostree.selinux", "options": {"deployment": {"osname": dep.os_name, "ref": commit.ref}}})
     return {"name": name, "build": "name:build", "stages": stages}
 
 

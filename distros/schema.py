@@ -141,7 +141,7 @@ INSTALLER = Record({"variant": STR, "os_name": STR, "live": BOOL, "netinst": BOO
                     "today": ANY})
 OSTREE = Record({"ignition_platform": STR, "ref": STR, "remote": STR, "remote_url": STR, "remote_content_url": STR,
                  "remote_gpgkey_paths": STRS, "os_name": STR, "keyboard": STR, "locale": STR, "kernel_opts": ANY,
-                 "sysroot_readonly": BOOL, "ignition": BOOL})
+                 "sysroot_readonly": BOOL, "ignition": BOOL, "lock_root_user": BOOL, "use_remotes": BOOL})
 REQUEST_RULES = Record({"allowed": STRS, "kernel_append": BOOL, "requires_url": BOOL, "containers": BOOL,
                         "deprecated_accounts": BOOL, "installation_device": BOOL})
 IMAGE_TYPE = Record({

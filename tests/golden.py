@@ -76,7 +76,12 @@ def images_changes(manifest: dict) -> dict:
     - the tar image's archive keeps numeric owners (`pkg/image/archive.go`: NumericOwner);
     - the grub2 stage asks for `compat_version` 2 (`pkg/osbuild/grub2_stage.go` NewGrub2StageOptions);
     - the ESP of the default EL 9 table is labelled `ESP` (rhel-9 `default_partition_table_part_efi`);
-    - rpm stages of ostree commit trees turn dracut off (`pkg/manifest/os.go`: rpm-ostree runs it).
+    - rpm stages of an ostree commit's tree turn dracut off (`pkg/manifest/os.go`: rpm-ostree
+      builds the initramfs itself);
+    - OCI archives name the architecture as Go does (`pkg/manifest/oci_container.go`: GoArch);
+    - ostree deployments (`pkg/manifest/ostree_deployment.go`): the os is initialised before the
+      pull, under images' `rhel-edge` os name (rhel-9 `ostree_edge`);
+    - the groups stage runs groupadd with `force` (`pkg/osbuild/groups_stage.go`).
     """
     import copy as copymod
 
@@ -86,6 +91,8 @@ def images_changes(manifest: dict) -> dict:
     _kernel_options_and_azure(out, azure="10-rh-enable-for-azure.conf" in json.dumps(manifest))
     for pipeline in out["pipelines"]:
         _dracut_conf_first(pipeline)
+        if pipeline["name"] == "ostree-deployment":
+            _today_deployment(pipeline)
     if any(p["name"] == "ostree-commit" for p in out["pipelines"]):
         _grub_boot_success_dropin(next(p for p in out["pipelines"] if p["name"] == "os"))
     for pipeline in out["pipelines"]:
@@ -104,10 +111,14 @@ def images_changes(manifest: dict) -> dict:
             if st["type"] == "org.osbuild.tar" and pipeline["name"] == "archive" and \
                     st["options"].get("filename") == "root.tar.xz":
                 st["options"]["numeric-owner"] = True
-            if st["type"] == "org.osbuild.rpm" and "gpgkeys" in st.get("options", {}):
-                st["options"]["gpgkeys"] = sorted(set(st["options"]["gpgkeys"]))
             if st["type"] == "org.osbuild.rpm" and st.get("options", {}).get("ostree_booted"):
                 st["options"]["disable_dracut"] = True
+            if st["type"] == "org.osbuild.groups":
+                st["options"] = {**st["options"], "force": True}
+            if st["type"] == "org.osbuild.oci-archive":
+                st["options"]["architecture"] = GO_ARCH.get(st["options"]["architecture"], st["options"]["architecture"])
+            if st["type"] == "org.osbuild.rpm" and "gpgkeys" in st.get("options", {}):
+                st["options"]["gpgkeys"] = sorted(set(st["options"]["gpgkeys"]))
             partitions = [d for d in (st.get("devices") or {}).values()
                           if d.get("type") == "org.osbuild.loopback" and "start" in d.get("options", {})]
             if not partitions:          # only stages on a partitioned disk image
@@ -138,6 +149,7 @@ def images_changes(manifest: dict) -> dict:
     return out
 
 
+GO_ARCH = {"x86_64": "amd64", "aarch64": "arm64"}
 QCOW2_2023 = "console=tty0 console=ttyS0,115200n8 no_timer_check "
 EC2_2023 = "console=ttyS0,115200n8 console=tty0 net.ifnames=0 rd.blacklist=nouveau "
 EC2_TODAY = "console=tty0 console=ttyS0,115200n8 net.ifnames=0 "
@@ -174,6 +186,15 @@ def _kernel_options_and_azure(manifest: dict, azure: bool) -> None:
                 stages.append(blacklist("blacklist-skylake-edac.conf", "skx_edac"))
         if "stages" in pipeline:
             pipeline["stages"] = stages
+
+
+def _today_deployment(pipeline: dict) -> None:
+    stages = pipeline["stages"]
+    early = [st for st in stages if st["type"] in ("org.osbuild.ostree.os-init", "org.osbuild.mkdir")][:2]
+    rest = [st for st in stages if not any(st is e for e in early)]
+    pipeline["stages"] = rest[:1] + early + rest[1:]
+    text = json.dumps(pipeline).replace('"osname": "redhat"', '"osname": "rhel-edge"')
+    pipeline.update(json.loads(text))
 
 
 def _dracut_conf_first(pipeline: dict) -> None:

@@ -31,7 +31,10 @@ class OCIArchive(PipelineKind):
         return ["tar"], {"/usr/bin/tar": INSTALL_EXEC}
 
     def serialize(self, ctx: ManifestContext, spec: dict[str, Any]) -> dict[str, Any]:
-        arch = OCI_ARCH.get(ctx.arch, ctx.arch) if spec.get("oci_arch_names") else ctx.arch
+        # images names the architecture as Go does (GoArch); osbuild-composer's 2023 releases kept
+        # the RPM name unless the type asked otherwise
+        go_names = spec.get("oci_arch_names") or ctx.distro.follows == "images"
+        arch = OCI_ARCH.get(ctx.arch, ctx.arch) if go_names else ctx.arch
         options = {"architecture": arch, "filename": output_filename(ctx, spec["name"]),
                    "config": dict(spec.get("config") or {})}
         return {"name": spec["name"], **build_ref(ctx), "stages": [

@@ -27,7 +27,7 @@ from distros.engine import ManifestContext, PipelineKind, pipeline_kind
 from distros.kickstart import KickstartSettings
 from distros.pipelines.build import INSTALL_EXEC, build_ref
 from distros.pipelines.disk import output_filename
-from distros.pipelines.os_tree import directory_stages, file_stages, platform
+from distros.pipelines.os_tree import FIPS_FILES, directory_stages, file_stages, platform
 from distros.stages import device_name, fstab_stage, stage, tree_mounts
 
 
@@ -475,6 +475,8 @@ class CommitServerTree(PipelineKind):
 
 
 def deployment_spec(ctx: ManifestContext, commit: ostree.CommitSpec) -> ostree.Deployment:
+    if ctx.distro.follows == "images":
+        return today_deployment_spec(ctx)
     data = ostree_data(ctx)
     pt = ctx.partition_table
     opts = compose_ostree_options(ctx)
@@ -513,6 +515,69 @@ def deployment_spec(ctx: ManifestContext, commit: ostree.CommitSpec) -> ostree.D
         # only the blueprint's services: the commit brought the image's own presets
         enabled_services=list((cust.get("services") or {}).get("enabled") or []),
         disabled_services=list((cust.get("services") or {}).get("disabled") or []),
+    )
+
+
+def today_deployment_spec(ctx: ManifestContext) -> ostree.Deployment:
+    """images' ostreeDeploymentCustomizations: the image config's kernel options, then the
+    blueprint's append, then the ignition provisioning URL (metal only); the blueprint's locale
+    and keyboard win over the image config's."""
+    data = ostree_data(ctx)
+    pt = ctx.partition_table
+    opts = compose_ostree_options(ctx)
+    cust = ctx.blueprint.get("customizations") or {}
+    platform_id = str(data.get("ignition_platform") or "")
+    kernel_opts = deployment_partition_kernel_opts(ctx) + list(data.get("kernel_opts") or [])
+    append = (cust.get("kernel") or {}).get("append")
+    if append:
+        kernel_opts.append(append)
+    url = simplified.firstboot_ignition_url(cust.get("ignition"))
+    if url and platform_id == "metal":
+        kernel_opts.append(f"ignition.config.url={url}")
+    fips = bool(cust.get("fips"))
+    fips_stages: list[dict[str, Any]] = []
+    fips_kernel_opts: list[str] = []
+    if fips:
+        fips_kernel_opts = ["fips=1"]
+        boot = pt.find("/boot") if pt is not None else None
+        if boot is not None:
+            fs = boot[0]
+            fips_kernel_opts.append(f"boot=LABEL={fs.label}" if fs.label else f"boot=UUID={fs.uuid}")
+        fips_stages = file_stages(ctx, [FileNode(path=p, data=d, mode="0644", user="root", group="root")
+                                        for p, d in FIPS_FILES.items()])
+        fips_stages += [stage("update-crypto-policies", {"policy": "FIPS"}),
+                        stage("dracut.conf", {"filename": "40-fips.conf", "config": {"add_dracutmodules": ["fips"]}})]
+    fstab = grub = None
+    if pt is not None:
+        fstab = fstab_stage(pt)["options"]
+        grub = deployment_grub_options(ctx)
+    locale = ctx.os.language if (cust.get("locale") or {}).get("languages") else data.get("locale", "")
+    keyboard = ctx.os.keyboard if (cust.get("locale") or {}).get("keyboard") else data.get("keyboard", "")
+    services = cust.get("services") or {}
+    return ostree.Deployment(
+        os_name=data.get("os_name", "redhat"),
+        remote_name=data.get("remote", ""),
+        remote_url=opts.url if data.get("use_remotes") else "",
+        remote_content_url=opts.content_url if data.get("use_remotes") else "",
+        kernel_opts=kernel_opts,
+        fips_kernel_opts=fips_kernel_opts,
+        ignition_platform=platform_id,
+        sysroot_readonly=bool(data.get("sysroot_readonly", False)),
+        keyboard=keyboard or "",
+        locale=locale or "",
+        fstab_options=fstab,
+        grub2_options=grub,
+        users_options={"users": ctx.os.users} if ctx.os.users else None,
+        groups_options={"groups": ctx.os.groups, "force": True} if ctx.os.groups else None,
+        has_root_user="root" in ctx.os.users,
+        extra_stages=directory_stages(ctx.os.directories) + file_stages(ctx, ctx.os.files),
+        enabled_services=list(services.get("enabled") or []),
+        disabled_services=list(services.get("disabled") or []),
+        today=True,
+        lock_root_user=bool(data.get("lock_root_user", False)),
+        use_remotes=bool(data.get("use_remotes", False)),
+        custom_filesystems=[str(f["mountpoint"]) for f in (cust.get("filesystem") or []) if f.get("mountpoint")],
+        fips_stages=fips_stages,
     )
 
 

@@ -299,7 +299,11 @@ class OSTree(PipelineKind):
         # an installer's payload gets its users from the kickstart, not in the tree
         in_tree_accounts = not spec.get("installer_payload")
         if o.groups and in_tree_accounts:
-            stages.append(stage("groups", {"groups": o.groups}))
+            options: dict[str, Any] = {"groups": o.groups}
+            if ctx.distro.follows == "images":
+                # groupadd --force: a group the blueprint names may already come from a package
+                options["force"] = True
+            stages.append(stage("groups", options))
         if o.lock_root_user and in_tree_accounts:
             stages.append(stage("users", {"users": {"root": {"password": "!locked"}}}))
         if o.users and in_tree_accounts:

@@ -58,7 +58,7 @@ def test_compose_types_list_installer_and_ostree_types(client):
      "parent ref specified, but no URL to retrieve it"),
     ("edge-raw-image", "edge-host", {"url": "http://127.0.0.1:9/repo"}, "failed to initialize osbuild manifest: "
      'unsupported blueprint customizations found for image type "edge-raw-image": (allowed: Ignition, Kernel, '
-     "User, Group)"),
+     "User, Group, SSHKey, Filesystem, Disk, FIPS, Files, Directories, Locale, Services)"),
     # ostree's ref rule, as osbuild/images applies it (a ref becomes a path on the ostree server)
     ("edge-commit", "edge-bp", {"ref": "../../x"},
      'failed to initialize osbuild manifest: invalid ostree image ref "../../x"'),

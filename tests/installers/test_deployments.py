@@ -53,9 +53,10 @@ def test_edge_raw_image_encrypts_root_and_unlocks_it_by_uuid():
     assert image[-3:] == ["org.osbuild.lvm2.metadata", "org.osbuild.luks2.remove-key", "org.osbuild.grub2.inst"]
     luks_uuid = next(s for s in stages_of(manifest, "image") if s["type"] == "org.osbuild.luks2.format")["options"]["uuid"]
     deploy = next(s for s in stages_of(manifest, "ostree-deployment") if s["type"] == "org.osbuild.ostree.deploy")
+    # images' order: the image config's options, the blueprint's append, the provisioning URL
     assert deploy["options"]["kernel_opts"] == [
-        f"luks.uuid={luks_uuid}", "modprobe.blacklist=vc4", "rw", "ignition.config.url=http://127.0.0.1:9/config.ign",
-        "quiet", "coreos.no_persist_ip", "ignition.platform.id=metal", "$ignition_firstboot"]
+        f"luks.uuid={luks_uuid}", "modprobe.blacklist=vc4", "rw", "coreos.no_persist_ip", "quiet",
+        "ignition.config.url=http://127.0.0.1:9/config.ign", "ignition.platform.id=metal", "$ignition_firstboot"]
     # before 9.2: no ignition, a writable sysroot
     old = build("rhel-9.0", "x86_64", "edge-raw-image")
     config = next(s for s in stages_of(old, "ostree-deployment") if s["type"] == "org.osbuild.ostree.config")
