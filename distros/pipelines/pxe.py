@@ -87,5 +87,6 @@ class PXETree(PipelineKind):
             "/grub.cfg": {"mode": "0644"},
             "/README": {"mode": "0644"},
         }})
-        stages = [copy, squashfs] + file_stages(ctx, files) + [chmod]
+        # one copy stage per file, the menu first (images writes each file on its own)
+        stages = [copy, squashfs] + [st for f in files for st in file_stages(ctx, [f])] + [chmod]
         return {"name": spec["name"], **build_ref(ctx), "stages": stages}
