@@ -21,11 +21,19 @@ from distros.anaconda import (
     Installer,
     buildstamp_stage,
     efiboot_image_stages,
+    efiboot_tree_pipeline,
     pxeboot_copy_stage,
 )
+from distros.isoboot import ISOMenu, grub2_efi_stage
 from distros.ostree import OSTreeOptionsError, tree_input
 
 RAW_IMAGE = "image.raw.xz"
+# the initramfs of today's coreos-installer tree (osbuild/images, after the image type's modules)
+COI_DRACUT_MODULES = [
+    "systemd", "systemd-initrd", "fips", "modsign", "rescue", "i18n", "kernel-modules", "kernel-modules-extra",
+    "network-manager", "network", "drm", "coreos-installer", "fdo", "lvm", "terminfo", "fs-lib",
+    "dracut-systemd", "debug", "shutdown",
+]  # fmt: skip
 FDO_ROOT_CERTS = "/fdo_diun_pub_key_root_certs.pem"
 
 
@@ -102,6 +110,7 @@ class SimplifiedInstaller:
     fdo: FDO | None = None
     ignition_config: str | None = None  # decoded embedded config
     additional_dracut_modules: list[str] = field(default_factory=list)
+    today: bool = False  # osbuild/images' current layout (else osbuild-composer's of 2023)
 
     def kernel_opts(self) -> list[str]:
         label = self.installer.iso_label
@@ -133,10 +142,16 @@ def coi_tree_pipeline(si: SimplifiedInstaller, *, rpm_stages: list[dict[str, Any
         buildstamp_stage(inst),
         {"type": "org.osbuild.locale", "options": {"language": "C.UTF-8"}},
     ]
-    modules = list(BASE_DRACUT_MODULES)
-    if inst.biosdevname:
-        modules.append("biosdevname")
-    modules += list(si.additional_dracut_modules) + ["coreos-installer", "fdo"]
+    if si.today:
+        # images' CoreOSInstaller: the image type's modules first, then its own list
+        modules = list(si.additional_dracut_modules) + list(COI_DRACUT_MODULES)
+        if inst.biosdevname:
+            modules.append("biosdevname")
+    else:
+        modules = list(BASE_DRACUT_MODULES)
+        if inst.biosdevname:
+            modules.append("biosdevname")
+        modules += list(si.additional_dracut_modules) + ["coreos-installer", "fdo"]
     dracut: dict[str, Any] = {"kernel": [kernel_ver], "modules": modules, "install": ["/.buildstamp"]}
     if si.fdo is not None and si.fdo.diun_pub_key_root_certs:
         stages.append(
@@ -177,8 +192,11 @@ def coi_bootiso_tree_pipeline(
                 "options": {"paths": [{"from": f"input://inlinefile/{checksum}", "to": "tree:///ignition_config"}]},
             }
         )
-    stages.append({"type": "org.osbuild.mkdir", "options": {"paths": [{"path": "images"}, {"path": "images/pxeboot"}]}})
-    efiboot = efiboot_image_stages(efiboot_volid)
+    # today's images: absolute paths and its unnamed ("-") loop device for the EFI boot image
+    lead = "/" if si.today else ""
+    stages.append({"type": "org.osbuild.mkdir",
+                   "options": {"paths": [{"path": f"{lead}images"}, {"path": f"{lead}images/pxeboot"}]}})
+    efiboot = efiboot_image_stages(efiboot_volid, mount_name="-" if si.today else "root")
     stages += efiboot[:3]  # truncate, mkfs.fat, copy of the EFI tree into the FAT image
     stages.append(pxeboot_copy_stage("coi-tree", kernel_ver))
     if inst.isolinux:
@@ -200,6 +218,17 @@ def coi_bootiso_tree_pipeline(
         }
     )
     return {"name": "bootiso-tree", "build": "name:build", "stages": stages}
+
+
+def coi_efiboot_tree_pipeline(si: SimplifiedInstaller) -> dict[str, Any]:
+    """The EFI boot tree: today's images writes its grub2 menu with the standard entries (install,
+    test, troubleshooting); osbuild-composer (2023) wrote the coreos kernel options only."""
+    inst = si.installer
+    if not si.today:
+        return efiboot_tree_pipeline(coi_installer(si))
+    menu = ISOMenu(product=inst.product, version=inst.os_version, iso_label=inst.iso_label,
+                   kernel_opts=si.kernel_opts(), uefi_vendor=inst.uefi_vendor)
+    return {"name": "efiboot-tree", "build": "name:build", "stages": [grub2_efi_stage(menu, inst.arch)]}
 
 
 def coi_installer(si: SimplifiedInstaller) -> Installer:

@@ -365,7 +365,7 @@ class EFIBootTree(PipelineKind):
 
     def serialize(self, ctx: ManifestContext, spec: dict[str, Any]) -> dict[str, Any]:
         if spec.get("simplified"):
-            return _with_build(ctx, anaconda.efiboot_tree_pipeline(simplified.coi_installer(make_simplified(ctx))))
+            return _with_build(ctx, simplified.coi_efiboot_tree_pipeline(make_simplified(ctx)))
         return _with_build(ctx, anaconda.efiboot_tree_pipeline(make_installer(ctx)))
 
 
@@ -652,6 +652,7 @@ def make_simplified(ctx: ManifestContext) -> simplified.SimplifiedInstaller:
         fdo=simplified.FDO.from_blueprint(cust.get("fdo")),
         ignition_config=simplified.embedded_ignition(cust.get("ignition")),
         additional_dracut_modules=list(cfg.get("additional_dracut_modules") or []),
+        today=follows_images(ctx),
     )
 
 
