@@ -181,7 +181,11 @@ def test_server_qcow2() -> None:
     assert (it.filename, it.default_size, it.exports) == ("disk.qcow2", 10 * GiB, ["qcow2"])
     include, exclude = os_chain(it)
     assert {"@server-product-environment", "@domain-client", "@guest-agents", "glibc-all-langpacks",
-            "initial-setup", "lvm2", "xfsprogs", "kernel-core"} <= include
+            "initial-setup", "lvm2", "xfsprogs", "kernel"} <= include
+    # images installs the blueprint's kernel and names kernel-core the default kernel only in
+    # /etc/sysconfig/kernel
+    assert "kernel-core" not in include
+    assert stage(manifest(it), "os", "sysconfig") == {"kernel": {"update_default": True, "default_kernel": "kernel-core"}}
     assert {"initial-setup-gui", "plymouth", "*-firmware", "smartmontools"} <= exclude
     assert layout(it.base_partition_table()) == [
         # the volume group partition: its volume plus 1 MiB of LVM metadata
@@ -367,7 +371,7 @@ def test_cloud_qcow2_btrfs_layout(release: str, boot_subvolume: bool) -> None:
     assert subvolumes(table) == expected
     assert table.partitions[-1].type == ROOT_X86
     include, exclude = os_chain(it)
-    assert {"@cloud-server-environment", "btrfs-progs", "qemu-guest-agent", "kernel-core"} <= include
+    assert {"@cloud-server-environment", "btrfs-progs", "qemu-guest-agent", "kernel"} <= include
     assert {"firewalld", "fwupd", "*-firmware"} <= exclude
 
     m = manifest(it)
