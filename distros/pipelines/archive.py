@@ -60,7 +60,12 @@ class OVAArchive(PipelineKind):
 
     def serialize(self, ctx: ManifestContext, spec: dict[str, Any]) -> dict[str, Any]:
         source = spec.get("input", "ovf")
-        options = {"filename": output_filename(ctx, spec["name"]), "format": "oldgnu", "root-node": "omit"}
+        filename = output_filename(ctx, spec["name"])
+        options: dict[str, Any] = {"filename": filename, "format": "oldgnu", "root-node": "omit"}
+        if ctx.distro.follows == "images":
+            # images: a ustar archive naming its members, the .ovf descriptor first as OVA demands
+            stem = filename.rsplit(".", 1)[0]
+            options = {"filename": filename, "format": "ustar", "paths": [f"{stem}.{ext}" for ext in ("ovf", "mf", "vmdk")]}
         return {"name": spec["name"], **build_ref(ctx), "stages": [
             stage("tar", options, inputs={"tree": tree_input(source)})]}
 
@@ -73,11 +78,17 @@ class VagrantBox(PipelineKind):
         from distros.stages import pipeline_file_input
 
         source = spec.get("input", "qcow2")
+        disk = output_filename(ctx, source)
         provider = spec.get("provider", "libvirt")
         options: dict[str, Any] = {"provider": provider}
+        stages = []
         if provider == "virtualbox":
             options["synced_folders"] = {"/vagrant": {"type": "rsync"}}
             # images' virtualboxMacAddress: VirtualBox's OUI and three bytes of the seeded generator
             options["virtualbox"] = {"mac_address": "080027" + ctx.rng.read(3).hex()}
-        return {"name": spec["name"], **build_ref(ctx), "stages": [
-            stage("vagrant", options, inputs={"image": pipeline_file_input(source, output_filename(ctx, source))})]}
+            # VirtualBox imports the box through an OVF descriptor beside the disk
+            stages += [stage("copy", {"paths": [{"from": f"input://vmdk-tree/{disk}", "to": "tree:///"}]},
+                             inputs={"vmdk-tree": tree_input(source)}),
+                       stage("ovf", {"vmdk": disk})]
+        stages.append(stage("vagrant", options, inputs={"image": pipeline_file_input(source, disk)}))
+        return {"name": spec["name"], **build_ref(ctx), "stages": stages}
