@@ -114,8 +114,8 @@ def _terminal_columns() -> int:
 
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
-    """The parser; with `only`, just that subcommand's module is imported (the others' options
-    are not needed to parse its command line, and their imports would slow it down)."""
+    """The parser; with `only`, just that subcommand (the others are not needed to parse its
+    command line, and importing their modules and making their parsers would slow it down)."""
     parser = argparse.ArgumentParser(
         prog="celery-composer",
         description="Image builds through osbuild-composer's Weldr API, as Celery tasks.",
@@ -125,11 +125,12 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
                         help="configuration file (default /etc/celery-composer/celery-composer.toml)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, (module, help_text) in SUBCOMMANDS.items():
+        if only is not None and name != only:
+            continue
         sp = sub.add_parser(name, help=help_text, description=help_text,
                             formatter_class=_HelpFormatter)
         sp.set_defaults(_module=module)
-        if only is None or name == only:
-            module().add_arguments(sp)
+        module().add_arguments(sp)
     return parser
 
 
