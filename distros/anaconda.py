@@ -541,7 +541,7 @@ def _today_bootiso_tree(
     tree = "rootfs-image" if inst.iso.has_rootfs_image else "anaconda-tree"
     stages.append(isoboot.rootfs_stage(inst.iso, arch=inst.arch, live=inst.live, tree=tree, compression="xz"))
     menu = inst.menu()
-    stages += isoboot.bios_boot_stages(inst.iso, menu, data_tree="anaconda-tree")
+    stages += isoboot.bios_boot_stages(inst.iso, menu, data_tree="anaconda-tree", file_stages=file_stages)
     if inst.iso.uefi:
         stages += efiboot_image_stages(efiboot_volid, mount_name="-")
     if commit is not None:

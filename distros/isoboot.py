@@ -22,7 +22,7 @@ This module only builds stage dicts; `distros.anaconda` decides which ISO gets w
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -146,14 +146,81 @@ def rootfs_stage(cfg: ISOConfig, *, arch: str, live: bool, tree: str, compressio
         return {"type": "org.osbuild.erofs", "inputs": {"tree": tree_input(tree)}, "options": options}
     method = compression or "xz"
     comp: dict[str, Any] = {"method": method}
-    if method == "xz" and _BCJ.get(arch):
-        comp["options"] = {"bcj": _BCJ[arch]}
+    if method == "xz":
+        # images always writes the options object; s390x has no branch filter, so it stays empty
+        comp["options"] = {"bcj": _BCJ[arch]} if _BCJ.get(arch) else {}
     options = {"filename": filename, "exclude_paths": list(INSTALLER_BOOT_EXCLUDE_PATHS), "compression": comp}
     return {"type": "org.osbuild.squashfs", "inputs": {"tree": tree_input(tree)}, "options": options}
 
 
-def bios_boot_stages(cfg: ISOConfig, menu: ISOMenu, *, data_tree: str) -> list[dict[str, Any]]:
-    """The BIOS boot loader's stages in the ISO tree, before the EFI boot image."""
+# z/VM and LPAR boot files of s390x ISOs (lorax's, as images ships them): the REXX exec punching
+# kernel, parameters and initrd to the reader, the parameter files and the LPAR .ins load map
+S390_FILES = [
+    ("redhat.exec", "/* */\n'CL RDR'\n'PURGE RDR ALL'\n'SPOOL PUNCH * RDR'\n'PUNCH KERNEL IMG A (NOH'\n"
+                    "'PUNCH GENERIC PRM A (NOH'\n'PUNCH INITRD IMG A (NOH'\n'CH RDR ALL KEEP NOHOLD'\n'I 00C'\n"),
+    ("generic.prm", "ro ramdisk_size=40000 cio_ignore=all,!condev\n"),
+    ("genericdvd.prm", "ro ramdisk_size=40000 cio_ignore=all,!condev rd.cmdline=ask\n"),
+    ("generic.ins", "* minimal lpar ins file\nimages/kernel.img 0x00000000\nimages/initrd.img 0x02000000\n"
+                    "images/genericdvd.prm 0x00010480\nimages/initrd.addrsize 0x00010408\n"),
+]
+
+
+def chrp_bootinfo() -> bytes:
+    """`/ppc/bootinfo.txt`: the CHRP boot descriptor Open Firmware reads to start grub2's core.elf
+    (with the 64x64 icon grub installs: upper half white, lower half black, 3-3-2 colour)."""
+    icon = ["FF"] * 2048 + ["00"] * 2048
+    rows = [" " + " ".join(icon[:15])]
+    rest = icon[15:]
+    full = len(rest) // 25 * 25
+    rows += [" ".join(rest[i:i + 25]) for i in range(0, full, 25)]
+    tail = "".join(t + " " for t in rest[full:])
+    text = ("<chrp-boot>\n<description>grub 2.00</description>\n<os-name>grub 2.00</os-name>\n"
+            "<boot-script>boot &device;:\\boot\\grub\\powerpc-ieee1275\\core.elf</boot-script>\n"
+            "<icon size=64,64 color-space=3,3,2>\n<bitmap>" + "\n".join(rows) + "\n" + tail
+            + "</bitmap> </icon> </chrp-boot>\n")
+    return text.encode()
+
+
+FileStagesFn = Callable[[list[tuple[str, bytes]]], list[dict[str, Any]]]
+
+
+def _no_file_stages(files: list[tuple[str, bytes]]) -> list[dict[str, Any]]:
+    raise ISOConfigError("this ISO boot type writes files into the ISO tree: pass file_stages")
+
+
+def bios_boot_stages(cfg: ISOConfig, menu: ISOMenu, *, data_tree: str,
+                     file_stages: FileStagesFn = _no_file_stages) -> list[dict[str, Any]]:
+    """The BIOS (or ppc64le/s390x) boot loader's stages in the ISO tree, before the EFI boot image;
+    `file_stages` writes files into the tree (one stage list per file, as images writes them)."""
+    if cfg.boot_type == "grub2-ppc64le":
+        # images' Grub2PPC64Boot: grub2 for Open Firmware, found through /ppc/bootinfo.txt
+        ppc: dict[str, Any] = {
+            "grub2dir": "boot/grub",
+            "product": {"name": menu.product, "version": menu.version},
+            "kernel": {"dir": PXEBOOT_DIR, "opts": list(menu.kernel_opts)},
+            "isolabel": menu.iso_label,
+        }
+        flags = _menu_flags(menu)
+        config = flags.pop("config", None)
+        ppc.update(flags)
+        ppc["platform"] = "powerpc-ieee1275"
+        if config is not None:
+            ppc["config"] = config
+        return ([{"type": "org.osbuild.grub2.iso.legacy", "options": ppc},
+                 {"type": "org.osbuild.mkdir", "options": {"paths": [{"path": "/ppc"}]}}]
+                + file_stages([("/ppc/bootinfo.txt", chrp_bootinfo())]))
+    if cfg.boot_type == "s390-iso":
+        # images' S390Boot: the z/VM and LPAR files, then the El Torito image zipl boots from
+        stages: list[dict[str, Any]] = []
+        for name, text in S390_FILES:
+            stages += file_stages([(f"/images/{name}", text.encode())])
+        stages += file_stages([("/images/cdboot.prm", f"ro {' '.join(menu.kernel_opts)}\n".encode())])
+        stages.append({"type": "org.osbuild.createaddrsize",
+                       "options": {"initrd": f"{PXEBOOT_DIR}/initrd.img", "addrsize": "/images/initrd.addrsize"}})
+        stages.append({"type": "org.osbuild.mks390image",
+                       "options": {"kernel": f"{PXEBOOT_DIR}/vmlinuz", "initrd": f"{PXEBOOT_DIR}/initrd.img",
+                                   "config": "/images/cdboot.prm", "image": "/images/cdboot.img"}})
+        return stages
     if cfg.boot_type == "syslinux":
         options: dict[str, Any] = {
             "product": {"name": menu.product, "version": menu.version},
@@ -183,7 +250,7 @@ def bios_boot_stages(cfg: ISOConfig, menu: ISOMenu, *, data_tree: str) -> list[d
 
 
 def xorrisofs_options(cfg: ISOConfig, *, filename: str, volid: str) -> dict[str, Any]:
-    """images' `xorrisofsStageOptions` for the x86_64/aarch64 boot types."""
+    """images' `xorrisofsStageOptions` for every boot type."""
     options: dict[str, Any] = {"filename": filename, "volid": volid, "sysid": "LINUX"}
     if cfg.publisher:
         options["pub"] = cfg.publisher
@@ -195,12 +262,19 @@ def xorrisofs_options(cfg: ISOConfig, *, filename: str, volid: str) -> dict[str,
         options["boot"] = {"image": "isolinux/isolinux.bin", "catalog": "isolinux/boot.cat"}
     elif cfg.boot_type == "grub2":
         options["boot"] = {"image": ELTORITO_IMG, "catalog": "boot.cat"}
-    elif cfg.boot_type != "grub2-uefi":
+    elif cfg.boot_type == "s390-iso":
+        options["boot"] = {"image": "images/cdboot.img", "catalog": "images/boot.cat", "nobootinfo": True}
+    elif cfg.boot_type not in ("grub2-uefi", "grub2-ppc64le"):
         raise ISOConfigError(f"ISO boot type {cfg.boot_type!r} is not built by the engine yet")
-    options["efi"] = EFIBOOT_IMG
+    if cfg.uefi:
+        options["efi"] = EFIBOOT_IMG
     if cfg.boot_type == "syslinux":
         options["isohybridmbr"] = "/usr/share/syslinux/isohdpfx.bin"
     options["isolevel"] = 3
+    if cfg.boot_type == "grub2-ppc64le":
+        # Rock Ridge names and a CHRP-bootable volume for Open Firmware
+        options.update({"rational_rock": True, "untranslated_filenames": True, "full_filenames": True,
+                        "volset": volid, "chrp_boot": True})
     if cfg.boot_type == "grub2":
         options["grub2mbr"] = "/usr/lib/grub/i386-pc/boot_hybrid.img"
     if cfg.exclude_paths:

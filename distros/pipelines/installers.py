@@ -354,7 +354,7 @@ class EFIBootTree(PipelineKind):
     def build_needs(self, ctx: ManifestContext, spec: dict[str, Any]) -> tuple[list[str], dict[str, str]]:
         """images' EFIBootTree.getBuildPackages: the installer platform's build packages
         (`installer.today.platform_build_packages`, else the family platform's)."""
-        if spec.get("simplified") or not follows_images(ctx):
+        if spec.get("simplified") or not follows_images(ctx) or not make_installer(ctx).iso.uefi:
             return [], {}
         today = today_config(ctx)
         if "platform_build_packages" in today:
@@ -363,10 +363,13 @@ class EFIBootTree(PipelineKind):
 
         return list(platform(ctx).get("build_packages") or []), {}
 
-    def serialize(self, ctx: ManifestContext, spec: dict[str, Any]) -> dict[str, Any]:
+    def serialize(self, ctx: ManifestContext, spec: dict[str, Any]) -> dict[str, Any] | None:  # type: ignore[override]
         if spec.get("simplified"):
             return _with_build(ctx, simplified.coi_efiboot_tree_pipeline(make_simplified(ctx)))
-        return _with_build(ctx, anaconda.efiboot_tree_pipeline(make_installer(ctx)))
+        inst = make_installer(ctx)
+        if inst.today and not inst.iso.uefi:
+            return None     # ppc64le and s390x ISOs boot without UEFI: no EFI boot tree
+        return _with_build(ctx, anaconda.efiboot_tree_pipeline(inst))
 
 
 @pipeline_kind("bootiso-tree")

@@ -70,9 +70,8 @@ class PXETree(PipelineKind):
             {"from": f"input://tree/boot/initramfs-{kver}.img", "to": "tree:///initrd.img"},
             {"from": "input://tree/boot/efi/EFI", "to": "tree:///EFI"},
         ]}, inputs={"tree": tree_input(source)})
-        compression: dict[str, Any] = {"method": "xz"}
-        if ctx.arch in BCJ:
-            compression["options"] = {"bcj": BCJ[ctx.arch]}
+        # the options object always (empty where xz has no branch filter for the arch, s390x)
+        compression: dict[str, Any] = {"method": "xz", "options": {"bcj": BCJ[ctx.arch]} if ctx.arch in BCJ else {}}
         squashfs = stage("squashfs", {"filename": "rootfs.img", "compression": compression,
                                       "exclude_paths": list(ROOTFS_EXCLUDES)},
                          inputs={"tree": tree_input(source)})
