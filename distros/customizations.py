@@ -268,8 +268,11 @@ def os_config(image_config: dict[str, Any], blueprint: dict[str, Any], rng: rand
     _apply_repositories(cfg, c)
     _apply_rhsm(cfg, c)
     for pem in (c.get("cacerts") or {}).get("pem_certs") or []:
-        if "-----BEGIN CERTIFICATE-----" not in pem:
-            raise CustomizationError("cacerts: pem_certs must hold PEM certificates")
+        try:
+            if not split_certificates(pem):
+                raise ValueError("no certificate")
+        except (ValueError, IndexError) as e:
+            raise CustomizationError(f"cacerts: failed to parse CA certificates: {e}") from None
         cfg.ca_certs.append(pem)
     import_keys = (c.get("rpm") or {}).get("import_keys") or {}
     cfg.gpgkey_files = list(ic.get("gpgkey_files") or []) + [
@@ -388,3 +391,36 @@ def _apply_rhsm(cfg: OSConfig, c: dict[str, Any]) -> None:
 
 def inline_source(node: FileNode) -> tuple[str, dict[str, str]]:
     return node.checksum, {"encoding": "base64", "data": base64.b64encode(node.data or b"").decode()}
+
+
+def _der_element(data: bytes, at: int) -> tuple[int, int, int]:
+    """(tag, start of content, end of content) of the DER element at `at`."""
+    tag, length = data[at], data[at + 1]
+    at += 2
+    if length & 0x80:
+        count = length & 0x7F
+        length = int.from_bytes(data[at:at + count], "big")
+        at += count
+    return tag, at, at + length
+
+
+def split_certificates(bundle: str) -> list[tuple[str, str]]:
+    """A PEM bundle → (serial number in lowercase hex, PEM of that certificate) per certificate.
+
+    images names each trust anchor after its certificate's serial (big.Int.Text(16)) and writes the
+    certificate re-encoded as PEM (pem.EncodeToMemory): base64 in lines of 64 characters."""
+    import re
+
+    out = []
+    for body in re.findall(r"-----BEGIN CERTIFICATE-----(.*?)-----END CERTIFICATE-----", bundle, re.S):
+        der = base64.b64decode("".join(body.split()))
+        _, cert, _ = _der_element(der, 0)            # Certificate ::= SEQUENCE
+        _, tbs, _ = _der_element(der, cert)           # tbsCertificate ::= SEQUENCE
+        tag, start, end = _der_element(der, tbs)
+        if tag == 0xA0:                               # [0] EXPLICIT version
+            tag, start, end = _der_element(der, end)
+        serial = int.from_bytes(der[start:end], "big", signed=True)
+        text = base64.b64encode(der).decode()
+        lines = "".join(text[i:i + 64] + "\n" for i in range(0, len(text), 64))
+        out.append((format(serial, "x"), f"-----BEGIN CERTIFICATE-----\n{lines}-----END CERTIFICATE-----\n"))
+    return out

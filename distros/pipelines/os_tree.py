@@ -12,7 +12,13 @@ from typing import Any
 
 from distros import ostree
 from distros.containers import ContainerSpec, add_container_sources, skopeo_stages
-from distros.customizations import CONFIG_STAGES, FileNode, blueprint_packages, inline_source
+from distros.customizations import (
+    CONFIG_STAGES,
+    FileNode,
+    blueprint_packages,
+    inline_source,
+    split_certificates,
+)
 from distros.engine import ManifestContext, PipelineKind, pipeline_kind
 from distros.ostree import CommitSpec, add_commit_sources, ostree_first_boot_stage
 from distros.pipelines.build import build_ref
@@ -28,6 +34,8 @@ def _cert_name(pem: str) -> str:
     import hashlib
 
     return hashlib.sha256(pem.strip().encode()).hexdigest()[:16]
+
+
 FIPS_FILES = {
     "/etc/system-fips": b"# FIPS module installation complete\n",
 }
@@ -397,7 +405,15 @@ class OSTree(PipelineKind):
                                         for p, d in FIPS_FILES.items()])
         if o.openscap:
             stages += self._openscap(ctx)
-        if o.ca_certs:
+        if o.ca_certs and ctx.distro.follows == "images":
+            # one anchor per certificate, named after its serial (NewCAFileNodes), each bundle's
+            # files copied on their own, then the trust store rebuilt
+            for bundle in o.ca_certs:
+                stages += file_stages(ctx, [FileNode(path=f"{CA_ANCHORS}/{serial}.pem", data=cert.encode(),
+                                                     user="root", group="root")
+                                            for serial, cert in split_certificates(bundle)])
+            stages.append(stage("pki.update-ca-trust"))
+        elif o.ca_certs:
             # anchors, then the trust store rebuilt from them
             stages += file_stages(ctx, [FileNode(path=f"{CA_ANCHORS}/{_cert_name(pem)}.pem", data=pem.encode(),
                                                  mode="0644", user="root", group="root") for pem in o.ca_certs])

@@ -447,15 +447,18 @@ def test_request_errors_render_as_weldr_errors(toy: dict[str, distros.Distro]) -
 
 def test_ca_certificates_become_trust_anchors(toy: dict[str, distros.Distro]) -> None:
     from distros.customizations import CustomizationError
+    from tests.distros.test_schemas import TEST_CA as pem
 
-    pem = "-----BEGIN CERTIFICATE-----\nMIIBfake\n-----END CERTIFICATE-----\n"
     it = toy["toy-1"].image_type("x86_64", "tarball")
     m = it.manifest({"customizations": {"cacerts": {"pem_certs": [pem]}}}, PACKAGES, REPOS, None, 0)
     os_ = m["pipelines"][1]
     types = stage_types(os_)
     assert types[-3:] == ["chown", "pki.update-ca-trust", "selinux"]
     copy = next(s for s in os_["stages"] if s["type"] == "org.osbuild.copy")
-    assert copy["options"]["paths"][0]["to"].startswith("tree:///etc/pki/ca-trust/source/anchors/")
+    # named after the certificate's serial number, as images names it
+    assert copy["options"]["paths"][0]["to"] == ("tree:///etc/pki/ca-trust/source/anchors/"
+                                                 "27894af897dd2423607045716438a725f28a6d0b.pem")
+    assert "org.osbuild.chmod" not in types and "options" not in os_["stages"][-2]
     with pytest.raises(CustomizationError):
         it.manifest({"customizations": {"cacerts": {"pem_certs": ["nope"]}}}, PACKAGES, REPOS, None, 0)
 

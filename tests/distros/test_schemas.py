@@ -19,6 +19,32 @@ import pytest
 import distros
 from tests.distros.conftest import SCHEMA_DIR
 
+# a real certificate (the test CA of osbuild/images' test configurations; serial 27894af8…)
+TEST_CA = (
+    "-----BEGIN CERTIFICATE-----\n"
+    "MIIDszCCApugAwIBAgIUJ4lK+JfdJCNgcEVxZDinJfKKbQswDQYJKoZIhvcNAQEL\n"
+    "BQAwaDELMAkGA1UEBhMCVVMxFzAVBgNVBAgMDk5vcnRoIENhcm9saW5hMRAwDgYD\n"
+    "VQQHDAdSYWxlaWdoMRAwDgYDVQQKDAdSZWQgSGF0MRwwGgYDVQQDDBNUZXN0IENB\n"
+    "IGZvciBvc2J1aWxkMCAXDTI0MDkwMzEzMjkyMFoYDzIyOTgwNjE4MTMyOTIwWjBo\n"
+    "MQswCQYDVQQGEwJVUzEXMBUGA1UECAwOTm9ydGggQ2Fyb2xpbmExEDAOBgNVBAcM\n"
+    "B1JhbGVpZ2gxEDAOBgNVBAoMB1JlZCBIYXQxHDAaBgNVBAMME1Rlc3QgQ0EgZm9y\n"
+    "IG9zYnVpbGQwggEiMA0GCSqGSIb3DQEBAQUAA4IBDwAwggEKAoIBAQDeA7OcWTrV\n"
+    "gstoBsUaeJKm8nelg7Lc0WNXH6yOTLsr4td4yHs0YOvFGwgSf+ffV3RAG1mgqnMG\n"
+    "MgkD2+z+7QhHbHHs3y0d0zfhA2bg0KVvfCWk7fNRPHY0UOePpXk245Bfw3D0VTpl\n"
+    "F7nePk1I7ZY09snPWUeb2rjKXzYjKjzM0h27+ykV8I8+FbdyPk/pR8whyDqtHLUa\n"
+    "XfFy2TFloDSYMkHKVd38BnL0bj91x5F+KsZkN4HzfbYwxLbCQfOSgy7q6TWce9kq\n"
+    "Lo6tya9vuvpWFm1dye7L+BodAQAq/dI/JMeCfyTb0eFb+tyzfr5aVIoqqDN+p9ft\n"
+    "cw4OefpHbhtNAgMBAAGjUzBRMB0GA1UdDgQWBBRV2A9YmusekPzu5Yf08cV0oPL1\n"
+    "wjAfBgNVHSMEGDAWgBRV2A9YmusekPzu5Yf08cV0oPL1wjAPBgNVHRMBAf8EBTAD\n"
+    "AQH/MA0GCSqGSIb3DQEBCwUAA4IBAQCgQZ2Xfj+NxaKBZgn2KNxS0MTbhzHRz6Rn\n"
+    "qJs+h8OUz2Crmaf6N+RHlmDRZXUrDjSHpxVT2LxFy7ofRrLYIezFDUYfb920VkkV\n"
+    "SVcxh1YDFROJalfMoE6wdyR/LnK4MJZS9fUpeCJJc/A0J+9FK9CwcyUrHgJ8XbJh\n"
+    "MKYyQ+cf6O7wzutuBpMyRqSKS+hVM7BQTmSFvv1eAJlo6klGAmmKiYmAEvcQadH1\n"
+    "djrujsA3Cn5vX2L+0yuiLB5/zoxqx5cEy97TuKUYB8OqMMujAXNzF4L3HJDUNba2\n"
+    "AhEkFozMXwYX73TGbGZ0mawPS5D3v3tYTEmJFf6SnVCmUW1fs57g\n"
+    "-----END CERTIFICATE-----\n"
+)
+
 CUSTOM_BLUEPRINT: dict[str, Any] = {
     "name": "everything",
     "packages": [{"name": "tmux", "version": "*"}],
@@ -46,7 +72,7 @@ CUSTOM_BLUEPRINT: dict[str, Any] = {
         "rhsm": {"config": {"dnf_plugins": {"product_id": {"enabled": True}},
                             "subscription_manager": {"rhsm": {"manage_repos": True},
                                                      "rhsmcertd": {"auto_registration": False}}}},
-        "cacerts": {"pem_certs": ["-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"]},
+        "cacerts": {"pem_certs": [TEST_CA]},
         "rpm": {"import_keys": {"files": ["/etc/pki/rpm-gpg/RPM-GPG-KEY-extra"]}},
     },
 }
