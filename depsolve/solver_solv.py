@@ -126,8 +126,10 @@ class _Source(Record):
 class LoadedPool:
     """A libsolv pool with a set of repositories loaded, plus what dnf adds on top of it."""
 
-    def __init__(self, metadata: list[RepoMetadata], arch: str, *, lean: bool = False) -> None:
-        """`lean`: load the lean caches when there are (a pool that only depsolves)."""
+    def __init__(self, metadata: list[RepoMetadata], arch: str, *, lean: bool = False,
+                 first: list[PackageSet] | None = None) -> None:
+        """`lean`: load the lean caches when there are (a pool that only depsolves); `first`:
+        the chain this pool will be asked to depsolve first (see _look_up_early)."""
         started = time.monotonic()
         self.arch = arch
         self.lean = lean
@@ -137,6 +139,15 @@ class LoadedPool:
             # These repositories need file provides a lean cache did not store, and it has no
             # file lists to find them in: load the full caches (the lean ones get rewritten).
             loaded_from, added = self._load_all(metadata, False)
+        self.comps = Comps.from_files(
+            (m.documents["group"], m.derived_path(".comps.json"))
+            for m in metadata if "group" in m.documents)
+        self.modules = ModuleIndex()
+        for meta in metadata:
+            if "modules" in meta.documents:
+                self.modules.extend(load_modules(meta.documents["modules"],
+                                                 meta.derived_path(".modules.json")))
+        self._string_ids = self._look_up_early(first or [])
         self.pool.createwhatprovides()
         # What is left to write: a cache without all the file provides this pool needed, a
         # missing lean one (only made in a writer child, see write_caches).
@@ -147,14 +158,6 @@ class LoadedPool:
         warm = [kind != "xml" for kind in loaded_from]
         if not _defer_cache_writes():
             self.write_caches()
-        self.comps = Comps.from_files(
-            (m.documents["group"], m.derived_path(".comps.json"))
-            for m in metadata if "group" in m.documents)
-        self.modules = ModuleIndex()
-        for meta in metadata:
-            if "modules" in meta.documents:
-                self.modules.extend(load_modules(meta.documents["modules"],
-                                                 meta.derived_path(".modules.json")))
         self._ids = self._all_ids()
         self._hidden_for: dict[tuple, set[int]] = {}
         self._visible_for: dict[tuple, list[int]] = {}
@@ -169,6 +172,33 @@ class LoadedPool:
                  "warm" if all(warm) else "cold")
 
     # -- loading -------------------------------------------------------------------------------
+
+    def _look_up_early(self, chain: list[PackageSet]) -> dict[str, int]:
+        """The ids of the strings a depsolve of `chain` looks up, looked up now.
+
+        createwhatprovides frees libsolv's string hash, and the next lookup rebuilds it over
+        every string of the pool (~8 ms on CentOS Stream 9, a twentieth of a whole warm CLI
+        run); a lookup before it costs microseconds.  Names, provides and the name-version
+        splits of each spec, group members, exclude names; _string_id falls back to libsolv.
+        """
+        specs: set[str] = set()
+        for package_set in chain:
+            for spec in (*package_set.include, *package_set.exclude):
+                if not spec.startswith("@"):
+                    specs.add(spec)
+                elif ":" not in spec and (expanded := self.comps.expand(spec[1:])) is not None:
+                    specs.update(expanded[0])
+                    specs.update(expanded[1])
+        words = set(specs)
+        for spec in specs:  # what _may_be_name_version looks up
+            parts = spec.split("-")
+            words.update("-".join(parts[:end]) for end in range(1, len(parts)))
+        return {word: self.pool.str2id(word, False) for word in words}
+
+    def _string_id(self, text: str) -> int:
+        """libsolv's id of `text`, 0 if the pool has no such string."""
+        ident = self._string_ids.get(text)
+        return self.pool.str2id(text, False) if ident is None else ident
 
     def _load_all(self, metadata: list[RepoMetadata], lean_caches: bool
                   ) -> tuple[list[str], list[int]]:
@@ -439,17 +469,18 @@ class LoadedPool:
         cached = self._excluded_for.get(key)
         if cached is None:
             cached = set()
-            flags = (_SEL.SELECTION_NAME | _SEL.SELECTION_GLOB | _SEL.SELECTION_WITH_DISABLED
-                     | _SEL.SELECTION_WITH_BADARCH | _SEL.SELECTION_WITH_SOURCE)
             for pattern in key:
                 if any(c in pattern for c in "*?["):
-                    # Every package whose name matches the glob, as the selection below would
-                    # answer with SELECTION_GLOB, but a third of the time for a `langpacks-*`
-                    # (the selection also builds a job per matching name and expands each).
+                    # Every package whose name matches the glob, as a name selection with
+                    # SELECTION_GLOB and WITH_DISABLED/BADARCH/SOURCE answers, in a third of
+                    # the time for a `langpacks-*` (the selection also builds and expands a job
+                    # per matching name).
                     cached.update(match.solvid for match in self.pool.Dataiterator(
                         solv.SOLVABLE_NAME, pattern, solv.Dataiterator.SEARCH_GLOB))
                 else:
-                    cached.update(s.id for s in self.pool.select(pattern, flags).solvables())
+                    # What the selection gives, less source and other-arch packages, which
+                    # are never installable: nothing an exclude changes or reports on.
+                    cached.update(s.id for s in self._named(pattern))
             self._excluded_for[key] = cached
         return cached
 
@@ -514,7 +545,7 @@ class LoadedPool:
         some package has, found through the name's provides without the selection's parsing
         (globs, `.arch`, `-version`): a @core depsolve asks this a few hundred times.
         """
-        ident = self.pool.str2id(name, False)
+        ident = self._string_id(name)
         if not ident:
             return []
         return [s for s in self.pool.whatprovides(ident) if s.nameid == ident]
@@ -551,18 +582,23 @@ class LoadedPool:
         excluded ones and installing those would be reported as a conflict, not as a marking.
         """
         named = self._named(spec)
-        if any(s.installable() for s in named):
-            # A package name: what pool.select(spec, _NAME_FLAGS) answers, without parsing it.
+        if named:
+            # A package name: what pool.select(spec, _NAME_FLAGS) answers (a name match lists
+            # the name's excluded and hidden packages too), without parsing it or a lookup
+            # that rebuilds libsolv's string hash (see _look_up_early).
             candidates, by_name = named, True
         elif spec.startswith("/"):
             candidates, by_name = self.pool.select(spec, _FILE_FLAGS).solvables(), False
-        elif not named and _PLAIN.fullmatch(spec) and not self._may_be_name_version(spec):
+        elif _PLAIN.fullmatch(spec) and not self._may_be_name_version(spec):
             # Not a name and no name-version of one: the name selection would be empty
             # (finding that out costs libsolv ~17 ms the first time: it rebuilds its hashes).
             if names_only:
                 candidates, by_name = [], True
             else:
-                candidates, by_name = self.pool.select(spec, _PROVIDES_FLAGS).solvables(), False
+                # A plain word: its providers, what the provides selection would answer.
+                ident = self._string_id(spec)
+                candidates = list(self.pool.whatprovides(ident)) if ident else []
+                by_name = False
         else:
             selection, by_name = self.pool.select(spec, _NAME_FLAGS), True
             if selection.isempty() and not names_only:
@@ -810,10 +846,11 @@ def _pool_key(metadata: list[RepoMetadata], arch: str, lean: bool) -> tuple:
 
 
 def loaded_pool(repositories: list[Repository], *, arch: str, cache: MetadataCache,
-                lean: bool = False) -> LoadedPool:
+                lean: bool = False, first: list[PackageSet] | None = None) -> LoadedPool:
     """A warm pool for these repositories if this process has one, else a freshly loaded one.
 
     `lean`: a pool for depsolving only, loaded from the lean caches (search needs a full one).
+    `first`: the chain a new pool will depsolve first (its strings are looked up early).
     """
     metadata = [cache.ensure(repo) for repo in repositories]
     key = _pool_key(metadata, arch, lean)
@@ -821,7 +858,7 @@ def loaded_pool(repositories: list[Repository], *, arch: str, cache: MetadataCac
     if pool is not None:
         _POOLS.move_to_end(key)
         return pool
-    pool = LoadedPool(metadata, arch, lean=lean)
+    pool = LoadedPool(metadata, arch, lean=lean, first=first)
     _POOLS[key] = pool
     while len(_POOLS) > MAX_POOLS:
         _POOLS.popitem(last=False)
@@ -830,10 +867,11 @@ def loaded_pool(repositories: list[Repository], *, arch: str, cache: MetadataCac
 
 @contextlib.contextmanager
 def _pool_for(repositories: list[Repository], *, arch: str, cache: MetadataCache,
-              lean: bool = False) -> Iterator[LoadedPool]:
+              lean: bool = False, first: list[PackageSet] | None = None
+              ) -> Iterator[LoadedPool]:
     """loaded_pool for one query; the .solv caches its loading left are written after the
     answer (in a child when deferred), so every query pays for them off its own path."""
-    pool = loaded_pool(repositories, arch=arch, cache=cache, lean=lean)
+    pool = loaded_pool(repositories, arch=arch, cache=cache, lean=lean, first=first)
     try:
         yield pool
     finally:
@@ -864,7 +902,7 @@ def depsolve(chain: list[PackageSet], repositories: list[Repository], *, arch: s
     # to install is looked up in the file lists, which the lean caches leave out.
     lean = _defer_cache_writes() and not any(spec.startswith("/") for package_set in chain
                                              for spec in package_set.include)
-    with _pool_for(repositories, arch=arch, cache=cache, lean=lean) as pool:
+    with _pool_for(repositories, arch=arch, cache=cache, lean=lean, first=chain) as pool:
         return pool.depsolve(chain)
 
 

@@ -158,3 +158,26 @@ def test_cli_makes_lean_caches_and_makes_them_anew_when_repomd_changes(test_repo
     assert new[0] != old[0] and new[1] == old[1]  # named by the new repomd.xml's checksum
     _wait_for(new)
     assert run() == first
+
+
+def test_a_first_depsolve_looks_its_strings_up_before_createwhatprovides(repo_defs, cache_dir,
+                                                                         monkeypatch):
+    """createwhatprovides frees libsolv's string hash; a lookup after it rebuilds the hash over
+    every string (~8 ms on CentOS Stream 9).  The first chain's names, provides and group
+    members are looked up before it, and depsolving that chain asks libsolv for no string."""
+    chain = [PackageSet(["@core", "tmux", "vim-enhanced", "bash-completion"],
+                        ["dracut-config-rescue", "firewalld", "langpacks-*"])]
+    metadata = _metadata(repo_defs, cache_dir)
+    expected = solver_solv.LoadedPool(metadata, "x86_64").depsolve(chain)
+    pool = solver_solv.LoadedPool(metadata, "x86_64", first=chain)
+    asked: list[str] = []
+    for method in ("str2id", "select", "rel2id"):
+        original = getattr(solver_solv.solv.Pool, method)
+
+        def spy(self, *args, _original=original, _method=method, **kwargs):
+            asked.append(f"{_method}{args[:1]}")
+            return _original(self, *args, **kwargs)
+
+        monkeypatch.setattr(solver_solv.solv.Pool, method, spy)
+    assert pool.depsolve(chain) == expected
+    assert asked == []
