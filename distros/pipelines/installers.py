@@ -301,6 +301,8 @@ class AnacondaTree(PipelineKind):
             pkgs.append(str(today_config(ctx)["lorax_template_package"]))
         if cfg.get("live"):
             pkgs += ["policycoreutils", "selinux-policy-targeted"]
+        if ctx.distro.rpmkeys.get("binary_path"):
+            pkgs.append("pqrpm")     # rpmkeys of post-quantum signatures (RHEL 9.7+)
         if payload_in_rootfs(ctx):
             pkgs.append("rpm-ostree")
         return pkgs, {}

@@ -79,9 +79,11 @@ def os_package_chain(ctx: ManifestContext, spec: dict[str, Any]) -> list[dict[st
         extra.append(f"selinux-policy-{o.selinux}")
     if o.openscap:
         extra += ["openscap-scanner", "scap-security-guide", "xz"]
-    if o.users or o.groups or (today and o.lock_root_user):
+    # images puts no accounts into an installer's payload tree (the kickstart creates them)
+    accounts = not (today and spec.get("installer_payload"))
+    if accounts and (o.users or o.groups or (today and o.lock_root_user)):
         extra += ["shadow-utils", "pam", "passwd"]
-    elif o.lock_root_user:
+    elif accounts and o.lock_root_user:
         extra.append("shadow-utils")
     if plat.get("bootloader") == "uki":
         # the kernel's .hmac next to the UKI (older uki-direct does not write it)
@@ -132,7 +134,7 @@ def images_os_build_packages(ctx: ManifestContext, spec: dict[str, Any]) -> list
         pkgs.append("openscap-utils")
     if plat.get("bootloader") == "uki":
         pkgs.append("libkcapi-hmaccalc")
-    if o.users or o.groups or o.lock_root_user:
+    if (o.users or o.groups or o.lock_root_user) and not spec.get("installer_payload"):
         pkgs.append("shadow-utils")
     if ctx.distro.rpmkeys.get("binary_path"):
         pkgs.append("pqrpm")
