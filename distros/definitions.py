@@ -7,7 +7,8 @@ entries that are evaluated for one (distro, arch) before the engine sees the dat
 
 Condition `when` keys (all must hold): `distro` (distro family name such as `rhel`, `centos`,
 `fedora`, or a list of them), `not_distro`, `arch` (name or list), `version_lt`, `version_ge`,
-`version_eq` (dotted versions compared numerically).  Actions: `merge` (shallow dict update),
+`version_eq` (dotted versions compared numerically; for `version_lt`/`version_ge` a release without
+a minor version, such as CentOS Stream 9, counts as newer than every minor release of its major).  Actions: `merge` (shallow dict update),
 `append` (extend the lists of a dict, key by key), `replace` (the whole node is replaced).
 """
 
@@ -51,6 +52,17 @@ def version_tuple(version: str) -> tuple[int, ...]:
     return tuple(int(p) for p in re.findall(r"\d+", str(version)))
 
 
+ROLLING_MINOR = 999
+
+
+def ordering_version(version: str) -> tuple[int, ...]:
+    """The version `version_lt`/`version_ge` compare: a release without a minor version
+    (CentOS Stream 9, ELN 11, Fedora) is rolling, so it sorts after every minor release of its
+    major (osbuild/images compares `centos-9` as 9.999); `version_eq` compares the plain version."""
+    parts = version_tuple(version)
+    return parts + (ROLLING_MINOR,) if len(parts) == 1 else parts
+
+
 @dataclass(frozen=True)
 class Target:
     """What conditions are evaluated against."""
@@ -69,9 +81,9 @@ class Target:
             elif key == "arch":
                 ok = self.arch in wants
             elif key == "version_lt":
-                ok = version_tuple(self.version) < version_tuple(want)
+                ok = ordering_version(self.version) < version_tuple(want)
             elif key == "version_ge":
-                ok = version_tuple(self.version) >= version_tuple(want)
+                ok = ordering_version(self.version) >= version_tuple(want)
             elif key == "version_eq":
                 ok = any(version_tuple(self.version) == version_tuple(w) for w in wants)
             else:

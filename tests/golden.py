@@ -44,9 +44,63 @@ def expected_manifest(data: dict) -> dict:
     import distros
 
     manifest = data["manifest"]
-    if distros.get_distro(data["compose-request"]["distro"]).definition.follows == "images":
+    definition = distros.get_distro(data["compose-request"]["distro"]).definition
+    if definition.follows == "images":
         manifest = images_changes(manifest)
+        if "." not in definition.version:
+            _boot_of_one_gib(manifest)
     return manifest
+
+
+BOOT_2023_SECTORS = 500 * 1024 * 1024 // 512
+BOOT_TODAY_SECTORS = 1024 * 1024 * 1024 // 512
+ROOT_MIN_SECTORS = 3 * 1024 * 1024 * 1024 // 512
+GPT_FOOTER_SECTORS = 33
+
+
+def _boot_of_one_gib(manifest: dict) -> None:
+    """images compares CentOS Stream 9 as 9.999 (`pkg/distro/defs/loader.go`
+    versionStringForVerCmp), so its tables have rhel-9's 1 GiB /boot where osbuild-composer's 2023
+    cases had 500 MiB: the partitions behind /boot move by the difference and the last one (the
+    root) shrinks by it; where that leaves the root below its 3 GiB minimum (`/` and `/usr`), the
+    root keeps the minimum and the disk grows, to a whole MiB behind the GPT footer. Every stage's
+    copy of a partition's geometry follows."""
+    grow = BOOT_TODAY_SECTORS - BOOT_2023_SECTORS
+    moves: dict[tuple[int, int], tuple[int, int]] = {}
+    disk_sizes: dict[str, str] = {}
+    for pipeline in manifest["pipelines"]:
+        for st in pipeline.get("stages") or []:
+            parts = st.get("options", {}).get("partitions") if st["type"] == "org.osbuild.sfdisk" else None
+            if not parts or not any(p.get("size") == BOOT_2023_SECTORS for p in parts):
+                continue
+            at = next(i for i, p in enumerate(parts) if p.get("size") == BOOT_2023_SECTORS)
+            for i, part in enumerate(parts[at:], start=at):
+                old = (part["start"], part["size"])
+                if i == at:
+                    part["size"] += grow
+                else:
+                    part["start"] += grow
+                    if i == len(parts) - 1:
+                        part["size"] -= grow
+                        if part["size"] < ROOT_MIN_SECTORS:
+                            end = -(-(part["start"] + ROOT_MIN_SECTORS + GPT_FOOTER_SECTORS) // 2048) * 2048
+                            part["size"] = end - GPT_FOOTER_SECTORS - part["start"]
+                            disk_sizes[str((old[0] + old[1] + GPT_FOOTER_SECTORS) * 512)] = str(end * 512)
+                moves[old] = (part["start"], part["size"])
+
+    def walk(node: object) -> None:
+        if isinstance(node, dict):
+            if node.get("filename") == "disk.img" and node.get("size") in disk_sizes:
+                node["size"] = disk_sizes[node["size"]]
+            if (node.get("start"), node.get("size")) in moves:
+                node["start"], node["size"] = moves[(node["start"], node["size"])]
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(manifest)
 
 
 def images_changes(manifest: dict) -> dict:

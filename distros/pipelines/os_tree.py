@@ -70,7 +70,10 @@ def os_package_chain(ctx: ManifestContext, spec: dict[str, Any]) -> list[dict[st
     for pset in (ctx.data.get("package_sets") or {}).get(spec["name"], []):
         base += list(pset.get("include") or [])
         exclude += list(pset.get("exclude") or [])
-    if o.kernel_name and (ctx.image_type.bootable or commit_tree or o.kernel_name != "kernel"):
+    # images installs a kernel into bootable and ostree trees only (a kernel name alone, e.g. a
+    # blueprint's on a tar image, adds none); osbuild-composer in 2023 installed any named kernel
+    wants_kernel = ctx.image_type.bootable or commit_tree or (not today and o.kernel_name != "kernel")
+    if o.kernel_name and wants_kernel:
         base.append(o.kernel_name)
     extra: list[str] = []
     if o.chrony is not None:
