@@ -46,9 +46,10 @@ def test_case_list_is_complete(golden_dir: Path) -> None:
 # names the depsolver resolves through a provide (or that 2023's repositories did not have);
 # platform-python: images' EL 9/10 runner asks for it, python3 provides it; grub2: images' EL
 # platforms ask for it, the EFI/PC grub2 packages provide it
-# system-reinstall-bootc: images' EL 9.6+ (and CentOS Stream 9) cloud sets, not in 2023's repositories
+# system-reinstall-bootc: images' EL 9.6+ (and CentOS Stream 9) cloud sets, not in 2023's repositories;
+# azure-vm-utils: images' Azure set of EL 9.8+ (CentOS Stream 9 too), not in 2023's repositories
 PROVIDED = {"dnf-utils", "redhat-release", "redhat-release-eula", "passwd", "dnf-yum", "platform-python", "grub2",
-            "system-reinstall-bootc"}
+            "system-reinstall-bootc", "azure-vm-utils"}
 
 
 @pytest.mark.parametrize("case", CASES + sorted(RETIRED))
