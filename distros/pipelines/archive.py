@@ -45,6 +45,10 @@ class OCIArchive(PipelineKind):
 class OVFDescriptor(PipelineKind):
     """A tree holding a VMDK and its OVF descriptor and manifest (the content of an OVA)."""
 
+    def build_needs(self, ctx: ManifestContext, spec: dict[str, Any]) -> tuple[list[str], dict[str, str]]:
+        # images' OVF pipeline lists qemu-img as its build-root tool (OVF.getBuildPackages)
+        return ["qemu-img"], {}
+
     def serialize(self, ctx: ManifestContext, spec: dict[str, Any]) -> dict[str, Any]:
         source = spec.get("input", "vmdk")
         vmdk = output_filename(ctx, source)
@@ -73,6 +77,10 @@ class OVAArchive(PipelineKind):
 @pipeline_kind("vagrant")
 class VagrantBox(PipelineKind):
     """The tree of a Vagrant box (metadata + disk) for libvirt or VirtualBox; `tar` packs it."""
+
+    def build_needs(self, ctx: ManifestContext, spec: dict[str, Any]) -> tuple[list[str], dict[str, str]]:
+        # images' Vagrant pipeline lists qemu-img as its build-root tool (Vagrant.getBuildPackages)
+        return ["qemu-img"], {}
 
     def serialize(self, ctx: ManifestContext, spec: dict[str, Any]) -> dict[str, Any]:
         from distros.stages import pipeline_file_input

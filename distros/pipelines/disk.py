@@ -33,14 +33,26 @@ def output_filename(ctx: ManifestContext, pipeline: str) -> str:
     raise KeyError(pipeline)
 
 
+def raw_ostree_build_packages(ctx: ManifestContext) -> list[str]:
+    """images' RawOSTreeImage.getBuildPackages: the platform's build and boot packages, the
+    table's tools, rpm-ostree, and dracut-config-generic and efibootmgr again."""
+    plat = platform(ctx)
+    pkgs = list(plat.get("build_packages") or []) + list(plat.get("packages") or [])
+    if ctx.partition_table is not None:
+        pkgs += ctx.partition_table.build_packages()
+    return pkgs + ["rpm-ostree", "dracut-config-generic", "efibootmgr"]
+
+
 @pipeline_kind("disk")
 class RawDisk(PipelineKind):
     """Partition, format, copy the tree in, install the BIOS/PReP/zipl boot code."""
 
     def build_needs(self, ctx: ManifestContext, spec: dict[str, Any]) -> tuple[list[str], dict[str, str]]:
         if ctx.distro.follows == "images":
-            # images' RawImage asks its tree's build packages again (RawImage.getBuildPackages)
             tree = next((p for p in ctx.image_type.pipelines if p["name"] == spec.get("tree", "os")), None)
+            if tree is not None and tree["kind"] == "ostree-deployment":
+                return raw_ostree_build_packages(ctx), {}
+            # images' RawImage asks its tree's build packages again (RawImage.getBuildPackages)
             return (kind_of(tree).build_needs(ctx, tree)[0] if tree is not None else []), {}
         pkgs: list[str] = []
         pt = ctx.partition_table

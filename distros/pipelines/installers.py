@@ -635,7 +635,11 @@ def deployment_grub_options(ctx: ManifestContext) -> dict[str, Any]:
 @pipeline_kind("ostree-deployment")
 class OSTreeDeployment(PipelineKind):
     def build_needs(self, ctx: ManifestContext, spec: dict[str, Any]) -> tuple[list[str], dict[str, str]]:
-        return ["rpm-ostree"], {}
+        # images' OSTreeDeployment.getBuildPackages: shadow-utils for its users stage, which our
+        # deployments always have (the blueprint's users, or root locked when it names no root)
+        if not follows_images(ctx):
+            return ["rpm-ostree"], {}
+        return ["rpm-ostree", "shadow-utils"], {}
 
     def ostree_sources(self, ctx: ManifestContext, spec: dict[str, Any]) -> list[Any]:
         return [payload_source(ctx)]
