@@ -339,7 +339,8 @@ class PartitionTable:
 
     # --- layout -------------------------------------------------------------------------
     def relayout(self, size: int) -> int:
-        start = align_up(max(self.header_size(), self.start_offset), GRAIN)
+        # images' relayout: the start offset comes on top of the header, not instead of it
+        start = align_up(self.header_size() + self.start_offset, GRAIN)
         size = align_up(size, GRAIN)
         root_idx = None
         for idx, part in enumerate(self.partitions):

@@ -135,7 +135,9 @@ def images_changes(manifest: dict) -> dict:
     - OCI archives name the architecture as Go does (`pkg/manifest/oci_container.go`: GoArch);
     - ostree deployments (`pkg/manifest/ostree_deployment.go`): the os is initialised before the
       pull, under images' `rhel-edge` os name (rhel-9 `ostree_edge`);
-    - the groups stage runs groupadd with `force` (`pkg/osbuild/groups_stage.go`).
+    - the groups stage runs groupadd with `force` (`pkg/osbuild/groups_stage.go`);
+    - `/boot` of the default EL 9 table is 1 GiB, not 500 MiB (rhel-9 `default_partition_table_part_boot`):
+      the partitions behind it move and `/` (the last one, filling the disk) gives up the space.
     """
     import copy as copymod
 
@@ -145,6 +147,8 @@ def images_changes(manifest: dict) -> dict:
     _kernel_options_and_azure(out, azure="10-rh-enable-for-azure.conf" in json.dumps(manifest))
     for pipeline in out["pipelines"]:
         _dracut_conf_first(pipeline)
+        if pipeline["name"] == "image":
+            _el9_boot_1gib(pipeline)
         if pipeline["name"] == "ostree-deployment":
             _today_deployment(pipeline)
     if any(p["name"] == "ostree-commit" for p in out["pipelines"]):
@@ -240,6 +244,47 @@ def _kernel_options_and_azure(manifest: dict, azure: bool) -> None:
                 stages.append(blacklist("blacklist-skylake-edac.conf", "skx_edac"))
         if "stages" in pipeline:
             pipeline["stages"] = stages
+
+
+BOOT_2023_SECTORS = 500 * 2048      # 500 MiB in 512-byte sectors
+BOOT_TODAY_SECTORS = 1024 * 2048    # 1 GiB
+# images' default required directory sizes (/ 1 GiB and /usr 2 GiB) both land on /
+ROOT_MIN_SECTORS = 3 * 1024 * 2048
+GPT_FOOTER_SECTORS = 33
+
+
+def _el9_boot_1gib(pipeline: dict) -> None:
+    stages = pipeline["stages"]
+    sfdisk = next((st for st in stages if st["type"] == "org.osbuild.sfdisk"), None)
+    boot_starts = {dev["options"]["start"] for st in stages if st["options"].get("label") == "boot"
+                   for dev in (st.get("devices") or {}).values() if "start" in dev.get("options", {})}
+    if sfdisk is None:
+        return
+    parts = sfdisk["options"]["partitions"]
+    boot = next((i for i, p in enumerate(parts)
+                 if p["start"] in boot_starts and p["size"] == BOOT_2023_SECTORS), None)
+    if boot is None:
+        return
+    delta = BOOT_TODAY_SECTORS - BOOT_2023_SECTORS
+    moved: dict[tuple[int, int], tuple[int, int]] = {}
+    for i, p in enumerate(parts[boot:], start=boot):
+        old = (p["start"], p["size"])
+        p["start"] += delta if i > boot else 0
+        p["size"] += delta if i == boot else (-delta if i == len(parts) - 1 else 0)
+        if i == len(parts) - 1 and p["size"] < ROOT_MIN_SECTORS:
+            # the disk grows (whole MiB) so that / keeps its minimum, GPT's backup header behind it
+            footer = GPT_FOOTER_SECTORS if sfdisk["options"]["label"] == "gpt" else 0
+            end = -(-(p["start"] + ROOT_MIN_SECTORS + footer) // 2048) * 2048
+            p["size"] = end - p["start"] - footer
+            for st in stages:
+                if st["type"] == "org.osbuild.truncate":
+                    st["options"]["size"] = str(end * 512)
+        moved[old] = (p["start"], p["size"])
+    for st in stages:
+        for dev in (st.get("devices") or {}).values():
+            opts = dev.get("options", {})
+            if (opts.get("start"), opts.get("size")) in moved:
+                opts["start"], opts["size"] = moved[(opts["start"], opts["size"])]
 
 
 def _today_deployment(pipeline: dict) -> None:
