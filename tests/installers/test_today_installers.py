@@ -14,7 +14,7 @@ the same image types and configs were identical) and its Go code:
   NewSquashfsStage, NewErofsStage, makeKickstartStages, makeKickstartSudoersPost,
   tarPayloadStages, ostreeCommitStages, ostreeKickstartStages, netinstKickstartStages;
 - pkg/manifest/iso_rootfs.go (ISORootfsImg), efi_boot_tree.go (EFIBootTree.serialize,
-  GetISOBootStages), iso_bootloaders.go (ISOLinuxBoot, Grub2X86Boot), iso.go
+  GetISOBootStages), iso_bootloaders.go (ISOLinuxBoot, Grub2X86Boot, Grub2PPC64Boot, S390Boot), iso.go
   (xorrisofsStageOptions);
 - pkg/image/iso_bootloaders.go (ISOBootloaders.Bootloaders) and
   anaconda_{tar,ostree,net,live}_installer.go (InstantiateManifest: rootfs sizes, kernel options);
@@ -67,6 +67,10 @@ CASES = [
     ("rhel-8.10", "x86_64", "image-installer"),
     ("rhel-10.0", "x86_64", "network-installer"),
     ("centos-10", "aarch64", "network-installer"),
+    # Open Firmware (grub2 found through /ppc/bootinfo.txt) and s390x (cdboot.img) ISOs: no EFI tree
+    ("centos-10", "ppc64le", "network-installer"),
+    ("rhel-9.6", "s390x", "network-installer"),
+    ("fedora-44", "ppc64le", "everything-network-installer"),
     ("rhel-9.4", "x86_64", "edge-installer"),
     ("rhel-8.10", "aarch64", "edge-installer"),
     ("fedora-43", "x86_64", "minimal-installer"),
