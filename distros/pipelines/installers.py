@@ -635,11 +635,12 @@ def deployment_grub_options(ctx: ManifestContext) -> dict[str, Any]:
 @pipeline_kind("ostree-deployment")
 class OSTreeDeployment(PipelineKind):
     def build_needs(self, ctx: ManifestContext, spec: dict[str, Any]) -> tuple[list[str], dict[str, str]]:
-        # images' OSTreeDeployment.getBuildPackages: shadow-utils for its users stage, which our
-        # deployments always have (the blueprint's users, or root locked when it names no root)
+        # images' OSTreeDeployment.getBuildPackages: shadow-utils for a users stage (the
+        # blueprint's users, or root locked where the image config asks)
         if not follows_images(ctx):
             return ["rpm-ostree"], {}
-        return ["rpm-ostree", "shadow-utils"], {}
+        accounts = bool(ctx.os.users) or bool(ostree_data(ctx).get("lock_root_user", False))
+        return ["rpm-ostree"] + (["shadow-utils"] if accounts else []), {}
 
     def ostree_sources(self, ctx: ManifestContext, spec: dict[str, Any]) -> list[Any]:
         return [payload_source(ctx)]
