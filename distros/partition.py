@@ -162,9 +162,6 @@ class PartitionTable:
                 uuid=p.get("uuid", ""), bootable=bool(p.get("bootable", False)),
                 payload=_payload_from_def(p, default_fs_type),
             )
-            if isinstance(part.payload, VolumeGroup):
-                # a volume group's partition holds at least its volumes
-                part.size = max(part.size, align_up(part.payload.used(), GRAIN))
             parts.append(part)
         return cls(type=d.get("type", "gpt"), uuid=str(d.get("uuid", "")), partitions=parts,
                    size=parse_size(d.get("size", 0)), start_offset=parse_size(d.get("start_offset", 0)))
@@ -249,23 +246,39 @@ class PartitionTable:
 
     # --- growth -------------------------------------------------------------------------
     def ensure_size(self, path: list[Any], size: int) -> None:
-        """Grow the entity at the end of `path` (and its containers) to hold `size` bytes."""
-        target = path[-1]
-        if len(path) >= 2 and isinstance(path[-2], BtrfsVolume):
-            # subvolumes share their volume: the partition holds what they all need
-            vol: BtrfsVolume = path[-2]
-            vol.sizes[target.mountpoint] = max(vol.sizes.get(target.mountpoint, 0), size)
-            path[0].size = max(path[0].size, align_up(sum(vol.sizes.values()), GRAIN))
-        elif isinstance(target, LogicalVolume):
-            target.size = max(target.size, align_up(size, LVM_EXTENT))
-            part, vg = path[0], path[-2]
-            luks = LUKS_METADATA if isinstance(path[1], LUKSContainer) else 0
-            part.size = max(part.size, align_up(vg.used() + luks, GRAIN))
-        elif isinstance(target, LUKSContainer):
-            # a filesystem directly in the container: the partition holds it and the LUKS header
-            path[0].size = max(path[0].size, align_up(size + LUKS_METADATA, GRAIN))
-        else:
-            target.size = max(target.size, align_up(size, GRAIN))
+        """Grow the entity at the end of `path` to hold `size` bytes and its containers with it
+        (images' resizeEntityBranch): from the leaf up, a volume group holds its volumes plus its
+        metadata, a btrfs volume its subvolumes, a LUKS container its payload plus the header; the
+        growth stops at the first sized entity (volume, subvolume, partition) that is big enough."""
+        for i in range(len(path) - 1, -1, -1):
+            entity = path[i]
+            if isinstance(entity, VolumeGroup):
+                size = max(size, (sum(lv.size for lv in entity.volumes) or size) + entity.metadata_size())
+            elif isinstance(entity, BtrfsVolume):
+                size = max(size, sum(entity.sizes.values()) or size)
+            elif isinstance(entity, LUKSContainer):
+                size += entity.metadata_size()
+            elif isinstance(entity, LogicalVolume):
+                if size <= entity.size:
+                    return
+                entity.size = align_up(size, LVM_EXTENT)
+            elif isinstance(entity, Filesystem) and i > 0 and isinstance(path[i - 1], BtrfsVolume):
+                vol: BtrfsVolume = path[i - 1]
+                if size <= vol.sizes.get(entity.mountpoint, 0):
+                    return
+                vol.sizes[entity.mountpoint] = size
+            elif isinstance(entity, Partition):
+                if size <= entity.size:
+                    return
+                entity.size = size
+
+    def ensure_customized_size(self, path: list[Any], size: int) -> None:
+        """A blueprint's size for the entity at the end of `path`: aligned for the containers
+        that create mountpoints (a volume group's 4 MiB extents, the table's 1 MiB grain; images'
+        alignEntityBranch), then grown as `ensure_size` does."""
+        if any(isinstance(entity, VolumeGroup) for entity in path):
+            size = align_up(size, LVM_EXTENT)
+        self.ensure_size(path, align_up(size, GRAIN))
 
     def ensure_lvm(self, fs_type: str = NEW_MOUNTPOINT_FS) -> None:
         found = self.find("/")
@@ -282,7 +295,7 @@ class PartitionTable:
         vg = VolumeGroup(name="rootvg", description="created via lvm2 and osbuild")
         vg.volumes.append(LogicalVolume(name="rootlv", size=align_up(part.size, LVM_EXTENT), payload=fs))
         part.payload = vg
-        part.size = align_up(vg.used(), GRAIN)
+        part.size = 0       # the layout fits it to the volume group (images' ensureLVM)
         part.type = LVM_PARTITION_GUID if self.type == "gpt" else LVM_PARTITION_DOS
 
     def _create_boot(self, fs_type: str = NEW_MOUNTPOINT_FS) -> None:
@@ -309,23 +322,25 @@ class PartitionTable:
             name = mountpoint.strip("/")
             sub = vol.add_subvolume(name, mountpoint, BTRFS_DEFAULT_COMPRESSION)
             sub.uuid = vol.uuid
-            self.ensure_size(root_path[:-1] + [sub], size)
+            self.ensure_customized_size(root_path[:-1] + [sub], size)
             return
         if self.has_lvm() and mode != "raw":
             _, path = root
             vg = next((x for x in path if isinstance(x, VolumeGroup)), None)
             if vg is None:
                 raise PartitioningError(f"cannot create {mountpoint}: / is not on LVM")
-            vg.volumes.append(LogicalVolume(name=lv_name(mountpoint, vg),
-                                            size=align_up(size, LVM_EXTENT),
-                                            payload=Filesystem(type=fs_type, mountpoint=mountpoint)))
-            path[0].size = max(path[0].size, align_up(vg.used(), GRAIN))
+            lv = LogicalVolume(name=lv_name(mountpoint, vg), size=0,
+                               payload=Filesystem(type=fs_type, mountpoint=mountpoint))
+            vg.volumes.append(lv)
+            at = path.index(vg)
+            self.ensure_customized_size(path[:at + 1] + [lv], size)
             return
         if self.type == "dos" and len(self.partitions) >= 4:
             raise PartitioningError(f"cannot create {mountpoint}: dos tables hold four partitions")
-        self.partitions.append(Partition(
-            size=align_up(size, GRAIN), type=FILESYSTEM_DATA_GUID if self.type == "gpt" else "",
-            payload=Filesystem(type=fs_type, mountpoint=mountpoint)))
+        part = Partition(size=0, type=FILESYSTEM_DATA_GUID if self.type == "gpt" else "",
+                         payload=Filesystem(type=fs_type, mountpoint=mountpoint))
+        self.partitions.append(part)
+        self.ensure_customized_size([part], size)
 
     def ensure_directory_sizes(self, required: dict[str, int]) -> None:
         totals: dict[str, int] = {}
@@ -419,11 +434,24 @@ def _fs_from_def(d: dict[str, Any], default_fs_type: str) -> Filesystem:
 
 
 def _fit(part: Partition) -> int:
-    """images' Partition.fitTo: a partition holding a volume group is at least its volumes plus
-    the LVM metadata, in whole 4 MiB extents."""
-    if isinstance(part.payload, VolumeGroup):
-        return align_up(max(part.size, part.payload.used()), LVM_EXTENT)
-    return part.size
+    """images' Partition.fitTo: a partition holding a volume container is at least what the
+    container needs for the partition's size (`_min_size`)."""
+    return max(part.size, _min_size(part.payload, part.size))
+
+
+def _min_size(payload: Payload, size: int) -> int:
+    """images' minSize of a volume container asked to fill `size`: a volume group its volumes plus
+    the LVM metadata, at least `size`, in whole 4 MiB extents; a btrfs volume its subvolumes; a
+    LUKS container its 16 MiB header on top of what its payload needs (a volume group in it
+    fills `size`, so the header comes on top of that)."""
+    if isinstance(payload, VolumeGroup):
+        return align_up(max(size, payload.used()), LVM_EXTENT)
+    if isinstance(payload, BtrfsVolume):
+        return max(size, sum(payload.sizes.values()))
+    if isinstance(payload, LUKSContainer):
+        inner = payload.payload
+        return LUKS_METADATA + (_min_size(inner, size) if isinstance(inner, VolumeGroup) else 0)
+    return 0
 
 
 def _holds_root(part: Partition) -> bool:
@@ -583,7 +611,7 @@ def customized(base: PartitionTable, filesystems: list[dict[str, Any]], image_si
             size = clamp_fs_size(mountpoint, size)
         found = pt.find(mountpoint)
         if found is not None:
-            pt.ensure_size(found[1], size)
+            pt.ensure_customized_size(found[1], size)
         else:
             new.append((mountpoint, size))
     if mode == "lvm" or (mode == "auto-lvm" and new):
@@ -591,7 +619,7 @@ def customized(base: PartitionTable, filesystems: list[dict[str, Any]], image_si
     for mountpoint, size in new:
         found = pt.find(mountpoint)      # converting to LVM may have created /boot
         if found is not None:
-            pt.ensure_size(found[1], size)
+            pt.ensure_customized_size(found[1], size)
         else:
             pt.create_mountpoint(mountpoint, size, mode, new_fs_type)
     pt.ensure_directory_sizes(DEFAULT_REQUIRED_SIZES if required_sizes is None else required_sizes)
