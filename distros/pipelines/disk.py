@@ -100,6 +100,13 @@ class RawDisk(PipelineKind):
             from distros.pipelines.installers import ostree_boot_files_stages
 
             stages += ostree_boot_files_stages(ctx, filename)
+        elif platform(ctx).get("boot_files"):
+            # board firmware (e.g. the Raspberry Pi's u-boot) from the tree onto the ESP, as
+            # images' raw image pipeline copies the platform's boot files
+            paths = [{"from": f"input://root-tree{src}", "to": f"mount://{root}{dst}"}
+                     for src, dst in platform(ctx)["boot_files"]]
+            stages.append(stage("copy", {"paths": paths}, inputs={"root-tree": tree_input(spec.get("tree", "os"))},
+                                devices=devices, mounts=mounts))
         for prefix, vg in vgs:
             stages.append(stage("lvm2.metadata", {"vg_name": vg.name},
                                 devices=container_devices(filename, prefix, "device", lock=True)))
