@@ -442,7 +442,9 @@ class OSTree(PipelineKind):
             # images always asks for the highest grub2 stage compatibility (NewGrub2StageOptions)
             opts = {"compat_version": 2, **opts}
         boot = pt.find("/boot")
-        if boot is not None:
+        if boot is not None and len(boot[1]) == 1:
+            # only a /boot filesystem right on a partition (images' FindMountableOnPlain), not a
+            # logical volume, LUKS payload or btrfs subvolume
             opts["boot_fs_uuid"] = boot[0].uuid
         opts["kernel_opts"] = " ".join(kernel_opts)
         if plat.get("bios"):
