@@ -88,9 +88,6 @@ def os_package_chain(ctx: ManifestContext, spec: dict[str, Any]) -> list[dict[st
         extra += ["shadow-utils", "pam", "passwd"]
     elif accounts and o.lock_root_user:
         extra.append("shadow-utils")
-    if plat.get("bootloader") == "uki":
-        # the kernel's .hmac next to the UKI (older uki-direct does not write it)
-        extra.append("libkcapi-hmaccalc")
     if o.versionlock_packages:
         extra += ["dnf", "python3-dnf-plugin-versionlock"] if today else ["python3-dnf-plugin-versionlock"]
     if o.firewall is not None:
