@@ -88,14 +88,6 @@ def _prepare_embedded(config: "Config") -> None:
 
     WAL is a property of the database file, so setting it once here holds for kombu's own engine.
     """
-    state_dir = Path(config.state_dir)
-    state_dir.mkdir(parents=True, exist_ok=True)
-    for name in (BROKER_DB, RESULTS_DB):
-        conn = sqlite3.connect(state_dir / name, timeout=30)
-        try:
-            conn.execute("PRAGMA journal_mode=WAL")
-        finally:
-            conn.close()
     # kombu passes broker_transport_options to SQLAlchemy's create_engine, so the polling interval
     # can only be given to the transport class itself; the same holds for its channel class.
     from kombu.transport import sqlalchemy as sqla_transport
@@ -127,8 +119,25 @@ def prepare_embedded_broker(config: "Config") -> None:
     state_dir.mkdir(parents=True, exist_ok=True)
     with open(state_dir / (BROKER_DB + ".lock"), "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
+        for name in (BROKER_DB, RESULTS_DB):
+            _use_wal(state_dir / name)
         _declare_queues(url)
     _broker_ready.add(url)
+
+
+def _use_wal(path: Path) -> None:
+    """Switch a SQLite file to WAL unless it is there already.
+
+    Changing the journal mode needs the file to itself and SQLite answers "database is locked" at
+    once, without its busy timeout, while another process converts it: done only under the broker
+    lock, and a file already in WAL (the usual case) is only asked, not changed.
+    """
+    conn = sqlite3.connect(path, timeout=30)
+    try:
+        if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+            conn.execute("PRAGMA journal_mode=WAL")
+    finally:
+        conn.close()
 
 
 def _declare_queues(url: str) -> None:
