@@ -328,10 +328,30 @@ def test_container_minimal() -> None:
     assert stage(manifest(it), "container", "oci-archive")["filename"] == "container-minimal.tar"
 
 
-def test_centos_stream_9_has_vagrant_boxes_rhel_only_from_9_6() -> None:
-    assert "vagrant-libvirt" in distros.get_distro("centos-9").image_types("x86_64")
-    assert "vagrant-libvirt" not in distros.get_distro("rhel-9.5").image_types("x86_64")
-    assert "vagrant-libvirt" in distros.get_distro("rhel-9.6").image_types("x86_64")
+def test_every_el9_release_has_vagrant_boxes_and_ec2() -> None:
+    """images' rhel-9 defines vagrant-libvirt/-virtualbox for every release and ec2 for CentOS too."""
+    for name in ("centos-9", "rhel-9.0", "rhel-9.4", "rhel-9.6", "centos-10"):
+        types = distros.get_distro(name).image_types("x86_64")
+        assert {"vagrant-libvirt", "vagrant-virtualbox", "ec2"} <= set(types), name
+
+
+def test_vagrant_sudoers_mode_is_images_decimal_440() -> None:
+    """images writes `mode: 440` (decimal) for the vagrant sudoers file: octal 0670 in its manifests."""
+    m = manifest(distros.get_distro("rhel-9.0").image_type("x86_64", "vagrant-libvirt"))
+    assert stage(m, "os", "chmod") == {"items": {"/etc/sudoers.d/vagrant": {"mode": "0670"}}}
+
+
+def test_el8_wsl_and_minimal_raw_on_rhel_only() -> None:
+    """images' rhel-8 WSL and minimal raw types; CentOS Stream 8 keeps osbuild-composer 2023's list."""
+    for name in ("rhel-8.4", "rhel-8.10"):
+        types = distros.get_distro(name).image_types("aarch64")
+        assert {"wsl", "minimal-raw"} <= set(types), name
+    assert not {"wsl", "minimal-raw"} & set(distros.get_distro("centos-8").image_types("x86_64"))
+    wsl = manifest(distros.get_distro("rhel-8.10").image_type("x86_64", "wsl"))
+    assert stage(wsl, "os", "wsl.conf") == {"boot": {"systemd": True}}
+    assert all(s["type"] != "org.osbuild.selinux" for s in wsl["pipelines"][1]["stages"])
+    raw = manifest(distros.get_distro("rhel-8.10").image_type("x86_64", "minimal-raw"))
+    assert "legacy" not in stage(raw, "os", "grub2")
 
 
 def test_fedora_today_first_boot_and_root_account() -> None:
