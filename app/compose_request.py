@@ -109,11 +109,12 @@ def prepare(body: dict[str, Any], *, config: Any, db: Database, api_version: int
     image_type = image_type_for(distro, arch, compose_type)
 
     from distros.errors import RequestError
-    from distros.inputs import prepare_compose, prepare_containers
+    from distros.inputs import prepare_compose, prepare_containers, prepare_flatpaks
 
-    try:  # the image type's checks, then the ostree commits and containers it needs, resolved now
+    try:  # the image type's checks, then the ostree commits, containers and flatpaks it needs, resolved now
         warnings, ostree_commits = prepare_compose(image_type, blueprint, ostree, test=test_mode != 0)
         containers = prepare_containers(blueprint, arch=arch, test=test_mode != 0)
+        flatpaks = prepare_flatpaks(image_type, blueprint, ostree, test=test_mode != 0)
     except RequestError as exc:  # blueprint/options the image type refuses, unresolvable inputs
         raise WeldrError(exc.api_id, exc.api_message, exc.http_status) from exc
 
@@ -134,6 +135,8 @@ def prepare(body: dict[str, Any], *, config: Any, db: Database, api_version: int
         options["ostree_commits"] = ostree_commits
     if containers:
         options["containers"] = containers
+    if flatpaks:
+        options["flatpaks"] = flatpaks
     return PreparedCompose(
         blueprint=blueprint, compose_type=image_type.name,  # an alias is stored by its type's name
         distro=distro, arch=arch, size=max(size, getattr(image_type, "default_size", 0) or 0),

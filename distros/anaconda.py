@@ -241,10 +241,12 @@ def anaconda_tree_pipeline(
     live_file_stages: list[dict[str, Any]] | None = None,
     file_stages: FileStages = _no_files,
     commit: CommitSpec | None = None,
+    flatpak_stages: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     if inst.today:
         return _today_anaconda_tree(inst, rpm_stages=rpm_stages, kernel_ver=kernel_ver,
-                                    live_file_stages=live_file_stages, commit=commit)
+                                    live_file_stages=live_file_stages, commit=commit,
+                                    flatpak_stages=flatpak_stages or [])
     stages: list[dict[str, Any]] = [
         *rpm_stages,
         buildstamp_stage(inst),
@@ -352,8 +354,11 @@ def _today_anaconda_tree(
     kernel_ver: str,
     live_file_stages: list[dict[str, Any]] | None,
     commit: CommitSpec | None,
+    flatpak_stages: list[dict[str, Any]],
 ) -> dict[str, Any]:
-    """images' AnacondaInstaller.serialize (payloadStages / liveStages)."""
+    """images' AnacondaInstaller.serialize (payloadStages / liveStages). Embedded Flatpaks
+    (`flatpak_stages`, distros.flatpaks) go in only with an ostree payload: anaconda installs them
+    from its rpm-ostree payload setup alone."""
     stages: list[dict[str, Any]] = []
     for rpm_stage in rpm_stages:
         rpm = dict(rpm_stage)
@@ -369,6 +374,8 @@ def _today_anaconda_tree(
         options = kickstart_options(INTERACTIVE_DEFAULTS_PATH, ostree_url="file://" + OSTREE_PAYLOAD,
                                     ostree_ref=commit.ref, os_name=inst.os_name, ostree_remote=inst.ostree_remote)
         stages.append({"type": "org.osbuild.kickstart", "options": options})
+    if commit is not None and not inst.live:
+        stages.extend(flatpak_stages)
     stamp = buildstamp_stage(inst)
     stamp["options"]["final"] = not inst.preview
     stages.append(stamp)

@@ -124,8 +124,9 @@ def run(args: argparse.Namespace, config: Any) -> int:
                                         ("parent", args.ostree_parent)) if v}
             if ostree:
                 options["ostree"] = ostree
-            # what POST /compose does first: check the request, resolve ostree commits and containers
-            from distros.inputs import prepare_compose, prepare_containers
+            # what POST /compose does first: check the request, resolve ostree commits, containers
+            # and the flatpaks an installer embeds
+            from distros.inputs import prepare_compose, prepare_containers, prepare_flatpaks
 
             warnings, commits = prepare_compose(it, blueprint, ostree)
             for warning in warnings:
@@ -135,6 +136,9 @@ def run(args: argparse.Namespace, config: Any) -> int:
             containers = prepare_containers(blueprint, arch=arch)
             if containers:
                 options["containers"] = containers
+            flatpaks = prepare_flatpaks(it, blueprint, ostree)
+            if flatpaks:
+                options["flatpaks"] = flatpaks
             packages = resolve_packages(it, blueprint, repos, arch, distro.release_version,
                                         distro.module_platform_id, cache_dir,
                                         getattr(config, "metadata_expire", None), options)

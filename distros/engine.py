@@ -64,6 +64,10 @@ class PipelineKind:
         """ostree commits (distros.ostree.SourceSpec) the compose must resolve for this pipeline."""
         return []
 
+    def flatpak_sources(self, ctx: "ManifestContext", spec: dict[str, Any]) -> list[Any]:
+        """Flatpak references (distros.flatpaks.FlatpakSource) the compose must resolve for this pipeline."""
+        return []
+
 
 @dataclass
 class ManifestOptions:
@@ -75,6 +79,8 @@ class ManifestOptions:
     ostree: dict[str, Any] = field(default_factory=dict)          # ref/url/parent (installers)
     ostree_commits: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     containers: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    # per pipeline, the resolved Flatpak images (container spec dicts, Go field names)
+    flatpaks: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
     @classmethod
     def from_any(cls, options: "ManifestOptions | dict[str, Any] | None") -> "ManifestOptions":
@@ -300,6 +306,17 @@ class ImageTypeDef:
         out: dict[str, list[Any]] = {}
         for spec in self.pipelines:
             found = kind_of(spec).ostree_sources(ctx, spec)
+            if found:
+                out[spec["name"]] = found
+        return out
+
+    def flatpak_sources(self, blueprint: dict[str, Any] | None, options: Any = None) -> dict[str, list[Any]]:
+        """Per pipeline, the Flatpak references to resolve before `manifest` (pass the resolved
+        container spec dicts back as options `flatpaks`)."""
+        ctx = self.context(blueprint, options, seed=0)
+        out: dict[str, list[Any]] = {}
+        for spec in self.pipelines:
+            found = kind_of(spec).flatpak_sources(ctx, spec)
             if found:
                 out[spec["name"]] = found
         return out

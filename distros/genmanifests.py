@@ -13,7 +13,7 @@ sha1 of a mock manifest (`test/data/manifest-checksums.txt`, here `manifest-chec
   `repositories/<distro>.json` (those without image-type tags plus those tagged with the type) and
   the config's `custom_repos`;
 - the UUIDs come from Go's math/rand seeded like images' `cmdutil.SeedArgFor`
-  (`distros.gorand`); packages, containers and ostree commits from images' mock resolvers
+  (`distros.gorand`); packages, containers, ostree commits and Flatpaks from images' mock resolvers
   (`distros.manifestmock`); blueprint files with a URI point at the file images would write;
 - each manifest is written as Go's `json.MarshalIndent` plus a newline (`distros.gojson`), to
   `<NAME>.json`.
@@ -249,6 +249,10 @@ def make_manifest(entry: Entry, ref: Reference) -> dict[str, Any]:
                for pipeline, sources in it.ostree_sources(blueprint, options).items()}
     if commits:
         options["ostree_commits"] = commits
+    flatpaks = {pipeline: [manifestmock.resolve_flatpak(s.url, s.ref, s.remote_name) for s in sources]
+                for pipeline, sources in it.flatpak_sources(blueprint, options).items()}
+    if flatpaks:
+        options["flatpaks"] = flatpaks
     seed = gorand.manifest_seed(0, entry.distro, entry.arch, config["name"])
     return it.manifest(blueprint, packages, repos, options, seed)
 

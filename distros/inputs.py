@@ -1,9 +1,11 @@
-"""A compose's external inputs, resolved before its manifest: ostree commits and container images.
+"""A compose's external inputs, resolved before its manifest: ostree commits, container images and
+Flatpaks an installer embeds.
 
 osbuild-composer resolves them while handling POST /compose, so that a bad URL, ref or image is
 answered at once (OSTreeOptionsError, ContainerResolveError) instead of failing a queued build;
 the resolved specs are stored with the compose and handed to the engine as manifest options
-(`ostree_commits`, `containers`). Test-mode composes get deterministic stand-ins, no network.
+(`ostree_commits`, `containers`, `flatpaks`). Test-mode composes get deterministic stand-ins, no
+network.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from typing import Any
 from distros.ostree import RHSM_SECRETS, CommitSpec, OSTreeResolveError, SourceSpec, test_commit
 from distros.registry import ContainerResolveError, resolve_container
 
-__all__ = ["ContainerResolveError", "prepare_compose", "prepare_containers", "resolve_commit"]
+__all__ = ["ContainerResolveError", "prepare_compose", "prepare_containers", "prepare_flatpaks", "resolve_commit"]
 
 _REF_RE = re.compile(r"^(?:[\w\d][-._\w\d]*/)*[\w\d][-._\w\d]*$")
 _CHECKSUM_RE = re.compile(r"^[0-9a-f]{64}$")
@@ -114,3 +116,30 @@ def prepare_containers(
         else:
             specs.append(resolve(entry))
     return {"os": specs}
+
+
+def prepare_flatpaks(
+    image_type: Any,
+    blueprint: Mapping[str, Any],
+    ostree_request: Mapping[str, Any] | None,
+    *,
+    test: bool = False,
+    resolver: Any = None,
+) -> dict[str, list[dict[str, Any]]]:
+    """The Flatpaks the image type embeds, resolved per pipeline (manifest option `flatpaks`).
+
+    Each reference is looked up in its registry's Flatpak index and its image resolved
+    (`resolver(sources) -> [spec dict]`, default distros.flatpaks.resolve_all); test-mode composes
+    get stand-ins derived from the reference, as images' mock resolver makes them.
+    """
+    from distros import flatpaks, manifestmock
+
+    options = {"ostree": dict(ostree_request or {})}
+    resolve = resolver or flatpaks.resolve_all
+    out: dict[str, list[dict[str, Any]]] = {}
+    for pipeline, sources in image_type.flatpak_sources(dict(blueprint), options).items():
+        if test:
+            out[pipeline] = [manifestmock.resolve_flatpak(s.url, s.ref, s.remote_name) for s in sources]
+        else:
+            out[pipeline] = list(resolve(sources))
+    return out

@@ -193,3 +193,12 @@ def resolve_commit(url: str, ref: str, rhsm: bool = False) -> dict[str, str]:
         commit["secrets"] = "org.osbuild.rhsm.consumer"
     return commit
 
+
+
+def resolve_flatpak(url: str, ref: str, remote_name: str = "", registry_type: int = 1) -> dict[str, Any]:
+    """images' mock `ResolveFlatpaks` for one OCI registry reference: digests from the registry's
+    type (1: OCI), remote name, URL and the reference; the reference itself is the source and the
+    image has no local name."""
+    base = f"{registry_type}{remote_name}{url}{ref}"
+    return {"Source": ref, "Digest": "sha256:" + _sha256(base + "digest"),
+            "ImageID": "sha256:" + _sha256(base + "imageid")}

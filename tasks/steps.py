@@ -347,7 +347,7 @@ def manifest_options(compose: Any) -> dict[str, Any]:
     options: dict[str, Any] = {"size": int(compose.size or 0), "api_type": "weldr"}
     if compose.ostree:
         options["ostree"] = dict(compose.ostree)
-    for key in ("partitioning_mode", "containers", "ostree_commits"):
+    for key in ("partitioning_mode", "containers", "ostree_commits", "flatpaks"):
         if key in compose.options:
             options[key] = compose.options[key]
     return options

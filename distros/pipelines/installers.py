@@ -20,7 +20,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from distros import anaconda, ostree, simplified
+from distros import anaconda, flatpaks, ostree, simplified
+from distros.containers import ContainerSpec, add_container_sources
 from distros.customizations import FileNode
 from distros.definitions import parse_size
 from distros.engine import ManifestContext, PipelineKind, pipeline_kind
@@ -67,6 +68,34 @@ def payload_source(ctx: ManifestContext) -> ostree.SourceSpec:
 
 def commits_of(ctx: ManifestContext, pipeline: str) -> list[ostree.CommitSpec]:
     return [ostree.CommitSpec.from_dict(c) for c in (ctx.options.ostree_commits.get(pipeline) or [])]
+
+
+def flatpak_sources(ctx: ManifestContext) -> list[flatpaks.FlatpakSource]:
+    """The Flatpaks an installer embeds (today's layout): the data's `installer.today.flatpaks`
+    (references may use `{arch}`, `{family}`, `{major}`, `{version}`), unless the blueprint
+    forces its own list."""
+    if not follows_images(ctx):
+        return []
+    d = ctx.distro
+    found = flatpaks.sources_from_data(today_config(ctx).get("flatpaks"), arch=ctx.arch,
+                                       variables={"family": d.family, "major": d.release_version,
+                                                  "version": d.version})
+    return flatpaks.apply_blueprint(found, ctx.blueprint.get("customizations"), ctx.arch)
+
+
+def flatpak_specs(ctx: ManifestContext, pipeline: str) -> list[ContainerSpec]:
+    """The resolved Flatpak images of the pipeline, registered as skopeo sources (images collects
+    them into the sources even where no stage imports them)."""
+    wanted = flatpak_sources(ctx)
+    if not wanted:
+        return []
+    resolved = ctx.options.flatpaks.get(pipeline) or []
+    if len(resolved) != len(wanted):
+        raise flatpaks.MissingFlatpaks(f"{ctx.image_type.name}: {len(wanted)} flatpaks to embed, "
+                                       f"{len(resolved)} resolved")
+    specs = [flatpaks.spec_from_dict(s) for s in resolved]
+    add_container_sources(ctx, specs)
+    return specs
 
 
 def payload_commit(ctx: ManifestContext, pipeline: str) -> ostree.CommitSpec:
@@ -305,12 +334,17 @@ class AnacondaTree(PipelineKind):
             pkgs.append("pqrpm")     # rpmkeys of post-quantum signatures (RHEL 9.7+)
         if payload_in_rootfs(ctx):
             pkgs.append("rpm-ostree")
+        if flatpak_sources(ctx):
+            pkgs.append("flatpak")
         return pkgs, {}
 
     def ostree_sources(self, ctx: ManifestContext, spec: dict[str, Any]) -> list[Any]:
         if payload_in_rootfs(ctx):
             return [payload_source(ctx)]
         return []
+
+    def flatpak_sources(self, ctx: ManifestContext, spec: dict[str, Any]) -> list[Any]:
+        return list(flatpak_sources(ctx))
 
     def serialize(self, ctx: ManifestContext, spec: dict[str, Any]) -> dict[str, Any]:
         name = spec["name"]
@@ -321,6 +355,7 @@ class AnacondaTree(PipelineKind):
                 commit = payload_commit(ctx, name)
             elif inst.payload_kickstart == "interactive-defaults":
                 commit = payload_commit(ctx, "bootiso-tree")
+        embedded = flatpak_specs(ctx, name)
         live_files = None
         if inst.live:
             node = FileNode(path=anaconda.LIVESYS_PATH, data=anaconda.LIVESYS_DATA, mode="0644", user="root", group="root")
@@ -332,6 +367,7 @@ class AnacondaTree(PipelineKind):
             live_file_stages=live_files,
             file_stages=tree_file_stages(ctx),
             commit=commit,
+            flatpak_stages=flatpaks.import_stages(embedded),
         )
         return _with_build(ctx, pipeline)
 

@@ -176,11 +176,17 @@ def validate_manifest(manifest: dict[str, Any]) -> None:
 
 
 def options_for(it: Any) -> dict[str, Any]:
-    """Resolved inputs an ostree-based type needs (ignored by the others)."""
+    """Resolved inputs an ostree-based type or an installer embedding Flatpaks needs (ignored by the others)."""
     commit = {"ref": "test/ref", "url": "http://example.com/repo",
               "checksum": "d04105393ca0617856b34f897842833d785522e41617e17dca2063bf97e294ef"}
-    return {"ostree": {"ref": "test/ref", "url": "http://example.com/repo"},
-            "ostree_commits": {s["name"]: [commit] for s in it.pipelines}}
+    options: dict[str, Any] = {"ostree": {"ref": "test/ref", "url": "http://example.com/repo"},
+                               "ostree_commits": {s["name"]: [commit] for s in it.pipelines}}
+    # the Flatpaks an Atomic desktop installer embeds, as images' mock resolves them
+    from distros.manifestmock import resolve_flatpak
+
+    options["flatpaks"] = {pipeline: [resolve_flatpak(s.url, s.ref, s.remote_name) for s in sources]
+                           for pipeline, sources in it.flatpak_sources({}, options).items()}
+    return options
 
 
 DISK_BLUEPRINT: dict[str, Any] = {"customizations": {"disk": {"partitions": [

@@ -116,7 +116,8 @@ ALIASES = {
 def test_fedora_today_names_and_aliases(release: str) -> None:
     d = distros.get_distro(release)
     # the Atomic desktop installers exist in images' definitions of Fedora 43 and later
-    atomic = ["budgie-atomic-installer", "cosmic-atomic-installer", "sway-atomic-installer"]
+    atomic = ["budgie-atomic-installer", "cosmic-atomic-installer", "kinoite-installer", "silverblue-installer",
+              "sway-atomic-installer"]
     assert d.image_types("x86_64") == sorted(FEDORA_TODAY_X86_64 + (atomic if release >= "fedora-43" else []))
     for alias, name in ALIASES.items():
         assert d.image_type("x86_64", alias).name == name, alias

@@ -8,12 +8,14 @@ The stored compose then gives the engine the same manifest options the build wor
 from __future__ import annotations
 
 import hashlib
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 
 import distros
 from core.store.composes import ComposeStore
 from tasks.steps import manifest_options
+from tests.conftest import loopback_http
 from tests.databases import database_for
 
 V1 = "/api/v1"
@@ -21,13 +23,19 @@ BP = 'name = "edge-bp"\ndescription = "edge"\nversion = "0.1.0"\ndistro = "cento
      '[[customizations.user]]\nname = "alice"\nkey = "ssh-ed25519 AAAA alice"\ngroups = ["wheel"]\n'
 BP_CONTAINERS = 'name = "edge-containers"\ndescription = "edge"\nversion = "0.1.0"\ndistro = "centos-9"\n' \
                 '[[containers]]\nsource = "127.0.0.1:9/app:1"\nname = "app"\ntls-verify = false\n'
+BP_KINOITE = 'name = "kinoite-bp"\ndescription = "desktop"\nversion = "0.1.0"\ndistro = "fedora-43"\n' \
+             'architecture = "x86_64"\n'
+BP_FLATPAKS = 'name = "kinoite-own"\ndescription = "desktop"\nversion = "0.1.0"\ndistro = "fedora-43"\n' \
+              'architecture = "x86_64"\n[[customizations.installer.payload.flatpaks.force]]\n' \
+              'references = ["app/org.example.App/$arch/stable"]\n' \
+              '[customizations.installer.payload.flatpaks.force.registry]\nurl = "oci+https://127.0.0.1:9"\n'
 BP_HOST = 'name = "edge-host"\ndescription = "edge"\nversion = "0.1.0"\ndistro = "centos-9"\n' \
           '[customizations]\nhostname = "edge1"\n'
 
 
 @pytest.fixture(scope="module")
 def client(weldr_client):
-    for toml in (BP, BP_HOST, BP_CONTAINERS):
+    for toml in (BP, BP_HOST, BP_CONTAINERS, BP_KINOITE, BP_FLATPAKS):
         r = weldr_client.post_toml(f"{V1}/blueprints/new", toml)
         assert r.status == 200, r
     return weldr_client
@@ -136,3 +144,37 @@ def test_blueprint_containers_are_resolved_in_test_mode_and_unreachable_registri
     r = _start(client, "edge-raw-image", "edge-containers", ostree={"url": "http://127.0.0.1:9/repo"})
     assert r.status == 400 and r.json()["errors"][0]["msg"] == (
         "failed to initialize osbuild manifest: embedding containers is not supported for edge-raw-image on centos-9")
+
+
+def test_atomic_desktop_installer_flatpaks_are_resolved_with_the_compose(client, store):
+    fedora = {t["name"] for t in client.get(f"{V1}/compose/types?distro=fedora-43").json()["types"]}
+    assert {"kinoite-installer", "silverblue-installer"} <= fedora
+    ostree = {"url": "http://127.0.0.1:9/repo"}
+    r = _start(client, "kinoite-installer", "kinoite-bp", test="2", ostree=ostree)
+    assert r.status == 200, r
+    compose = store.get(r.json()["build_id"])
+    specs = compose.options["flatpaks"]["anaconda-tree"]
+    assert len(specs) == 12 and specs[0]["Source"] == "runtime/org.fedoraproject.KDE6Platform/x86_64/f43"
+    # the build worker's manifest options carry them into the engine
+    assert manifest_options(compose)["flatpaks"] == compose.options["flatpaks"]
+    # a real compose resolves the commit, then looks the blueprint's own list up in its registry's
+    # Flatpak index (refused here: nothing listens there)
+    with loopback_http(_OSTreeRepo) as port:
+        r = _start(client, "kinoite-installer", "kinoite-own", ostree={"url": f"http://127.0.0.1:{port}/repo"})
+    assert r.status == 500, r
+    error = r.json()["errors"][0]
+    assert error["id"] == "ContainerResolveError" and "https://127.0.0.1:9/index/static" in error["msg"], error
+
+
+class _OSTreeRepo(BaseHTTPRequestHandler):
+    """An ostree repository whose every ref points at one commit."""
+
+    def do_GET(self):  # noqa: N802 (http.server's name)
+        body = ("ab" * 32 + "\n").encode() if "/refs/heads/" in self.path else b""
+        self.send_response(200 if body else 404)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
