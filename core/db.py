@@ -22,8 +22,9 @@ import contextlib
 import functools
 import logging
 import os
+import select
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -122,22 +123,47 @@ def _qmark_text(sql: str) -> tuple[TextClause, tuple[str, ...]]:
 
 
 class Connection:
-    """One connection inside a transaction (or, for reads, in autocommit)."""
+    """One connection inside a transaction (or, for reads, in autocommit).
 
-    def __init__(self, conn: sa.Connection):
+    A pooled connection is not pinged before use (that would be one more round trip to the
+    server per transaction, a third of what a pipeline step costs on PostgreSQL).  Instead, when
+    the first statement finds the connection dead (the server restarted or ended it while it sat
+    in the pool), nothing has happened on the server yet, so the statement is run again on a new
+    connection (`reconnect`).  A connection lost later in a transaction is an error as before:
+    what the transaction wrote is rolled back, and whether a lost COMMIT happened is not known.
+    """
+
+    def __init__(self, conn: sa.Connection,
+                 reconnect: "Callable[[], sa.Connection] | None" = None):
         self.sa = conn
+        self._reconnect = reconnect
 
     def execute(self, statement: str | sa.Executable, params: Sequence[Any] | dict[str, Any] = ()
                 ) -> Result:
         """Run SQL text with `?` (a sequence) or `:name` (a dict) parameters, or a Core statement."""
+        clause: sa.Executable
         if isinstance(statement, str):
             if isinstance(params, dict):
-                return Result(self.sa.execute(sa.text(statement), params))
-            clause, names = _qmark_text(statement)
-            if len(names) != len(params):
-                raise ValueError(f"{len(names)} placeholders but {len(params)} parameters: {statement}")
-            return Result(self.sa.execute(clause, dict(zip(names, params, strict=True))))
-        return Result(self.sa.execute(statement, params or {}))  # type: ignore[arg-type]
+                clause = sa.text(statement)
+            else:
+                clause, names = _qmark_text(statement)
+                if len(names) != len(params):
+                    raise ValueError(
+                        f"{len(names)} placeholders but {len(params)} parameters: {statement}")
+                params = dict(zip(names, params, strict=True))
+        else:
+            clause = statement
+        try:
+            result = self.sa.execute(clause, params or {})  # type: ignore[arg-type]
+        except exc.DBAPIError as err:
+            if self._reconnect is None or not err.connection_invalidated:
+                raise
+            log.info("a pooled connection to the database was dead (%s); reconnecting",
+                     str(err.orig).strip().splitlines()[0] if err.orig else err)
+            self.sa = self._reconnect()
+            result = self.sa.execute(clause, params or {})  # type: ignore[arg-type]
+        self._reconnect = None
+        return Result(result)
 
 
 # Engines by (URL, process): every `Database` handle of a process shares one pool per database,
@@ -172,6 +198,42 @@ def _sqlite_engine(url: URL) -> Engine:
     return engine
 
 
+def _still_open(dbapi_conn: Any) -> bool:
+    """Whether a pooled psycopg connection can still be used, mostly without asking the server.
+
+    An idle connection has nothing to read; one the server ended (restart, pg_terminate_backend)
+    has its farewell message or end-of-file waiting.  A poll() of the socket tells the two apart
+    for free, where SQLAlchemy's pre-ping costs a round trip on every checkout; only when
+    something did arrive does a real query decide.
+    """
+    if dbapi_conn.closed or dbapi_conn.broken:
+        return False
+    try:
+        poller = select.poll()
+        poller.register(dbapi_conn.fileno(), select.POLLIN | select.POLLERR | select.POLLHUP)
+        if not poller.poll(0):
+            return True
+        dbapi_conn.execute("SELECT 1")
+        dbapi_conn.rollback()
+    except Exception:  # noqa: BLE001 - whatever failed, this connection is not to be used
+        return False
+    return True
+
+
+def _postgresql_engine(url: URL) -> Engine:
+    # no pool_pre_ping (a round trip per checkout): `_still_open` at checkout, and a transaction
+    # whose first statement still finds its connection dead reconnects (`Connection`)
+    engine = sa.create_engine(url, pool_size=5, max_overflow=20)
+
+    @event.listens_for(engine, "checkout")
+    def _checkout(dbapi_conn: Any, _record: Any, _proxy: Any) -> None:
+        if not _still_open(dbapi_conn):
+            # the pool drops this connection and checks out another (a new one if need be)
+            raise exc.DisconnectionError("the server closed this pooled connection")
+
+    return engine
+
+
 def engine_for(url: URL) -> Engine:
     key = (url.render_as_string(hide_password=False), os.getpid())
     with _engines_lock:
@@ -180,9 +242,7 @@ def engine_for(url: URL) -> Engine:
             if url.get_backend_name() == "sqlite":
                 engine = _sqlite_engine(url)
             else:
-                # pre_ping: a pooled connection that died with a server restart is replaced
-                # instead of failing the next request
-                engine = sa.create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=20)
+                engine = _postgresql_engine(url)
             _engines[key] = engine
         return engine
 
@@ -259,18 +319,44 @@ class Database:
             yield current
             return
         engine = self.engine
-        with self._errors(), engine.begin() as sa_conn:
-            conn = self._local.tx = Connection(sa_conn)
+
+        def reconnect() -> sa.Connection:
+            conn.sa.close()
+            fresh = engine.connect()
+            fresh.begin()
+            return fresh
+
+        with self._errors():
+            conn = Connection(engine.connect(), reconnect)
             try:
-                yield conn
+                conn.sa.begin()
+                self._local.tx = conn
+                try:
+                    yield conn
+                finally:
+                    self._local.tx = None
+                conn.sa.commit()
             finally:
-                self._local.tx = None
+                conn.sa.close()  # rolls back what was not committed
 
     def execute(self, sql: str | sa.Executable, params: Sequence[Any] | dict[str, Any] = ()
                 ) -> int:
-        """One statement in its own write transaction; returns the rows it changed."""
-        with self.transaction() as conn:
-            return conn.execute(sql, params).rowcount
+        """One write statement, committed; returns the rows it changed.  Inside an open
+        transaction it joins it.
+
+        On its own on PostgreSQL it runs in autocommit: the server commits the statement by
+        itself (as durably as a COMMIT), one round trip instead of three (BEGIN, statement,
+        COMMIT).  Not retried on a dead connection: the statement may have been committed before
+        the connection was lost.  SQLite keeps its `BEGIN IMMEDIATE` transaction, which costs no
+        round trip there.
+        """
+        if getattr(self._local, "tx", None) is not None or self.dialect == "sqlite":
+            with self.transaction() as conn:
+                return conn.execute(sql, params).rowcount
+        engine = self.engine
+        with self._errors(), engine.connect() as sa_conn:
+            return Connection(sa_conn.execution_options(isolation_level="AUTOCOMMIT")).execute(
+                sql, params).rowcount
 
     def query(self, sql: str | sa.Executable, params: Sequence[Any] | dict[str, Any] = ()
               ) -> list[Row]:
@@ -278,9 +364,15 @@ class Database:
         if current is not None:
             return current.execute(sql, params).fetchall()
         engine = self.engine
-        with self._errors(), engine.connect() as sa_conn:
-            return Connection(sa_conn.execution_options(isolation_level="AUTOCOMMIT")).execute(
-                sql, params).fetchall()
+
+        def reconnect() -> sa.Connection:
+            return stack.enter_context(engine.connect()).execution_options(
+                isolation_level="AUTOCOMMIT")
+
+        with self._errors(), contextlib.ExitStack() as stack:
+            sa_conn = stack.enter_context(engine.connect())
+            return Connection(sa_conn.execution_options(isolation_level="AUTOCOMMIT"),
+                              reconnect).execute(sql, params).fetchall()
 
     def query_one(self, sql: str | sa.Executable, params: Sequence[Any] | dict[str, Any] = ()
                   ) -> Row | None:

@@ -107,57 +107,63 @@ class Claim:
 def enqueue(db: Database, compose_id: str, step: Step, now: float | None = None) -> None:
     """Record that a message for this step is (again) on its way; a done step stays done."""
     now = time.time() if now is None else now
-    with db.transaction() as conn:
-        conn.execute(
-            "INSERT INTO pipeline_jobs (compose_id, step, state, enqueued_at) VALUES (?, ?, 'queued', ?)"
-            # the first enqueue time stays: it is what enqueue→start latency is measured from
-            " ON CONFLICT (compose_id, step) DO NOTHING",
-            (compose_id, step.name, now))
+    db.execute(
+        "INSERT INTO pipeline_jobs (compose_id, step, state, enqueued_at) VALUES (?, ?, 'queued', ?)"
+        # the first enqueue time stays: it is what enqueue→start latency is measured from
+        " ON CONFLICT (compose_id, step) DO NOTHING",
+        (compose_id, step.name, now))
 
 
 def claim(db: Database, compose_id: str, step: Step, worker: str, stale_after: float) -> Claim | None:
-    """Take the step for this task run, or None when it is done or another live run has it."""
+    """Take the step for this task run, or None when it is done or another live run has it.
+
+    One statement in the usual case (the job row is there, queued): an UPDATE of the row found
+    by a sub-select that locks it, `FOR UPDATE SKIP LOCKED` on PostgreSQL, so a second delivery
+    of the same message claiming at this moment skips it instead of waiting and then finding it
+    taken (SQLite: the write transaction already serialises claims).  Only when no row was taken
+    does a second statement adopt a message sent before the API recorded its job (or by hand).
+    """
     now = time.time()
+    token = uuid.uuid4().hex
+    c = pipeline_jobs.c
+    takeable = (sa.select(c.step)
+                .where(c.compose_id == compose_id, c.step == step.name,
+                       sa.or_(c.state == QUEUED,
+                              # a running job whose heartbeat stopped: its run is dead
+                              sa.and_(c.state == RUNNING,
+                                      sa.func.coalesce(c.heartbeat, 0) <= now - stale_after)))
+                .with_for_update(skip_locked=True)
+                .scalar_subquery())
     with db.transaction() as conn:
-        # a message sent before the API recorded it (or by hand): adopt it
-        conn.execute("INSERT INTO pipeline_jobs (compose_id, step, enqueued_at) VALUES (?, ?, ?)"
-                     " ON CONFLICT (compose_id, step) DO NOTHING", (compose_id, step.name, now))
-        # the row stays locked until we commit; a second delivery of the same message claiming at
-        # this moment skips it instead of waiting and then claiming it too (SQLite: the write
-        # transaction already serialises claims)
-        row = conn.execute(pipeline_jobs.select()
-                           .where(pipeline_jobs.c.compose_id == compose_id,
-                                  pipeline_jobs.c.step == step.name)
-                           .with_for_update(skip_locked=True)).fetchone()
+        row = conn.execute(
+            pipeline_jobs.update()
+            .where(c.compose_id == compose_id, c.step == takeable)
+            .values(state=RUNNING, token=token, worker=worker, heartbeat=now, started_at=now,
+                    attempt=c.attempt + 1)
+            .returning(c.attempt, c.enqueued_at)).fetchone()
         if row is None:
+            row = conn.execute(
+                "INSERT INTO pipeline_jobs (compose_id, step, state, token, worker, heartbeat,"
+                " started_at, attempt, enqueued_at) VALUES (?, ?, 'running', ?, ?, ?, ?, 1, ?)"
+                " ON CONFLICT (compose_id, step) DO NOTHING RETURNING attempt, enqueued_at",
+                (compose_id, step.name, token, worker, now, now, now)).fetchone()
+        if row is None:  # done, running elsewhere, or locked by a run claiming it right now
             return None
-        if row["state"] == DONE:
-            return None
-        if row["state"] == RUNNING and (row["heartbeat"] or 0) > now - stale_after:
-            return None
-        token = uuid.uuid4().hex
-        conn.execute("UPDATE pipeline_jobs SET state = 'running', token = ?, worker = ?, heartbeat = ?,"
-                     " started_at = ?, attempt = attempt + 1 WHERE compose_id = ? AND step = ?",
-                     (token, worker, now, now, compose_id, step.name))
-    return Claim(compose_id, step, token, row["attempt"] + 1, row["enqueued_at"], now)
+    return Claim(compose_id, step, token, row["attempt"], row["enqueued_at"], now)
 
 
 def beat(db: Database, claim: Claim) -> bool:
     """Heartbeat; False when the job is no longer ours (the reaper gave it to another run)."""
-    with db.transaction() as conn:
-        cur = conn.execute("UPDATE pipeline_jobs SET heartbeat = ? WHERE compose_id = ? AND step = ?"
-                           " AND token = ? AND state = 'running'",
-                           (time.time(), claim.compose_id, claim.step.name, claim.token))
-    return cur.rowcount == 1
+    return db.execute("UPDATE pipeline_jobs SET heartbeat = ? WHERE compose_id = ? AND step = ?"
+                      " AND token = ? AND state = 'running'",
+                      (time.time(), claim.compose_id, claim.step.name, claim.token)) == 1
 
 
 def done(db: Database, claim: Claim) -> bool:
     """Mark the step done if this run still owns it; False means the reaper already moved on."""
-    with db.transaction() as conn:
-        cur = conn.execute("UPDATE pipeline_jobs SET state = 'done', finished_at = ?, token = NULL"
-                           " WHERE compose_id = ? AND step = ? AND token = ?",
-                           (time.time(), claim.compose_id, claim.step.name, claim.token))
-    return cur.rowcount == 1
+    return db.execute("UPDATE pipeline_jobs SET state = 'done', finished_at = ?, token = NULL"
+                      " WHERE compose_id = ? AND step = ? AND token = ?",
+                      (time.time(), claim.compose_id, claim.step.name, claim.token)) == 1
 
 
 def advance(db: Database, claim: Claim, next_steps: list[Step]) -> bool:
@@ -178,37 +184,33 @@ def advance(db: Database, claim: Claim, next_steps: list[Step]) -> bool:
 
 def reset(db: Database, compose_id: str, step: Step) -> None:
     """Queue a step again even if it ran before (an upload scheduled anew)."""
-    with db.transaction() as conn:
-        conn.execute("INSERT INTO pipeline_jobs (compose_id, step, enqueued_at) VALUES (?, ?, ?)"
-                     " ON CONFLICT (compose_id, step) DO UPDATE SET state = 'queued', token = NULL,"
-                     " attempt = 0, enqueued_at = excluded.enqueued_at"
-                     " WHERE pipeline_jobs.state != 'running'",  # bare 'state' is ambiguous on PostgreSQL
-                     (compose_id, step.name, time.time()))
+    db.execute("INSERT INTO pipeline_jobs (compose_id, step, enqueued_at) VALUES (?, ?, ?)"
+               " ON CONFLICT (compose_id, step) DO UPDATE SET state = 'queued', token = NULL,"
+               " attempt = 0, enqueued_at = excluded.enqueued_at"
+               " WHERE pipeline_jobs.state != 'running'",  # bare 'state' is ambiguous on PostgreSQL
+               (compose_id, step.name, time.time()))
 
 
 def mark_done(db: Database, compose_id: str, step: Step | None = None) -> None:
     """Close the steps of a compose that ended another way (failed, cancelled before it ran)."""
-    with db.transaction() as conn:
-        if step is None:
-            conn.execute("UPDATE pipeline_jobs SET state = 'done', token = NULL, finished_at = ?"
-                         " WHERE compose_id = ? AND state != 'done'", (time.time(), compose_id))
-        else:
-            conn.execute("UPDATE pipeline_jobs SET state = 'done', token = NULL, finished_at = ?"
-                         " WHERE compose_id = ? AND step = ?", (time.time(), compose_id, step.name))
+    if step is None:
+        db.execute("UPDATE pipeline_jobs SET state = 'done', token = NULL, finished_at = ?"
+                   " WHERE compose_id = ? AND state != 'done'", (time.time(), compose_id))
+    else:
+        db.execute("UPDATE pipeline_jobs SET state = 'done', token = NULL, finished_at = ?"
+                   " WHERE compose_id = ? AND step = ?", (time.time(), compose_id, step.name))
 
 
 def close_queued(db: Database, compose_id: str) -> None:
     """Close the steps of a compose still waiting for a worker (cancelled): a running step is
     left to its worker, which ends it and closes it itself."""
-    with db.transaction() as conn:
-        conn.execute("UPDATE pipeline_jobs SET state = 'done', token = NULL, finished_at = ?"
-                     " WHERE compose_id = ? AND state = 'queued'", (time.time(), compose_id))
+    db.execute("UPDATE pipeline_jobs SET state = 'done', token = NULL, finished_at = ?"
+               " WHERE compose_id = ? AND state = 'queued'", (time.time(), compose_id))
 
 
 def forget(db: Database, compose_id: str) -> None:
     """A deleted compose leaves no bookkeeping behind."""
-    with db.transaction() as conn:
-        conn.execute("DELETE FROM pipeline_jobs WHERE compose_id = ?", (compose_id,))
+    db.execute("DELETE FROM pipeline_jobs WHERE compose_id = ?", (compose_id,))
 
 
 def stale_jobs(db: Database, stale_after: float) -> list[Row]:
@@ -233,18 +235,14 @@ def _unchanged(row: Row) -> sa.ColumnElement[bool]:
 
 def requeue_stale(db: Database, row: Row) -> bool:
     """Take a stale job away from its dead owner and queue it again (only if nobody beat since)."""
-    with db.transaction() as conn:
-        cur = conn.execute(pipeline_jobs.update().where(_unchanged(row))
-                           .values(state=QUEUED, token=None, enqueued_at=time.time()))
-    return cur.rowcount == 1
+    return db.execute(pipeline_jobs.update().where(_unchanged(row))
+                      .values(state=QUEUED, token=None, enqueued_at=time.time())) == 1
 
 
 def fail_stale(db: Database, row: Row) -> bool:
     """Close a stale job for good (attempts used up); same guard as `requeue_stale`."""
-    with db.transaction() as conn:
-        cur = conn.execute(pipeline_jobs.update().where(_unchanged(row))
-                           .values(state=DONE, token=None, finished_at=time.time()))
-    return cur.rowcount == 1
+    return db.execute(pipeline_jobs.update().where(_unchanged(row))
+                      .values(state=DONE, token=None, finished_at=time.time())) == 1
 
 
 def jobs(db: Database, compose_id: str) -> list[Row]:

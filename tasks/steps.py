@@ -227,10 +227,13 @@ def _begin(ctx: StepContext, compose_id: str, step: Step, *,
 
     with ctx.store.db.transaction():
         claim = _claim(ctx, compose_id, step)
+        if start:
+            started = ctx.store.start(compose_id)
+            if started is not None:
+                return claim, started
         compose = _load(ctx, compose_id)
-        if compose.queue_status == WAITING and not compose.cancel_requested:
-            if not start or ctx.store.mark_running(compose_id):
-                return claim, compose
+        if not start and compose.queue_status == WAITING and not compose.cancel_requested:
+            return claim, compose
     _start_running(ctx, claim, compose)
     return claim, compose
 
@@ -244,8 +247,9 @@ def run_test(config: "Config", compose_id: str) -> str:
     if compose.test_mode == 1:
         raise _fail(ctx, claim, compose_id, "TESTING FAILED compose")
     with ctx.store.db.transaction():
-        ctx.store.mark_finished(compose_id)  # no image; the size shown is the requested one, as OC
         jobs.done(ctx.store.db, claim)
+        # no image; the size shown is the requested one, as OC
+        ctx.store.mark_finished(compose_id, image_size=compose.size)
     return "FINISHED"
 
 

@@ -244,16 +244,17 @@ class ComposeStore:
         }
         image_size = int(size) if status == FINISHED else 0
         with self.db.transaction() as conn:
-            conn.execute(
+            row = conn.execute(
                 "INSERT INTO composes (id, blueprint_name, blueprint_version, compose_type,"
                 " queue_status, job_created, job_started, job_finished, image_size, record)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *",
                 (compose_id, blueprint.get("name", ""), blueprint.get("version", ""), compose_type,
-                 status, now, started, finished, image_size, json.dumps(record)))
+                 status, now, started, finished, image_size, json.dumps(record))).fetchone()
             for req in uploads:
                 self._insert_upload(conn, compose_id, req, now, status=status)
             self._bump(conn)
-        return self.get(compose_id)
+        assert row is not None
+        return self._compose(compose_id, row)
 
     def _insert_upload(self, conn: Any, compose_id: str, req: dict[str, Any], now: float,
                        status: str = WAITING) -> str:
@@ -282,6 +283,10 @@ class ComposeStore:
         row = self.db.query_one("SELECT * FROM composes WHERE id = ?", (compose_id,))
         if row is None:
             raise UnknownCompose(compose_id)
+        return self._compose(compose_id, row)
+
+    @staticmethod
+    def _compose(compose_id: str, row: Row) -> Compose:
         try:
             summary = _summary(row)
             record = json.loads(row["record"])
@@ -346,14 +351,28 @@ class ComposeStore:
 
     def _set_state(self, compose_id: str, allowed_from: tuple[str, ...], status: str,
                    columns: dict[str, Any], record_changes: dict[str, Any] | None = None) -> bool:
+        sets = ["queue_status = ?"] + [f"{k} = ?" for k in columns]
+        params: list[Any] = [status, *columns.values()]
         with self.db.transaction() as conn:
+            if not record_changes:
+                # one conditional UPDATE instead of read-lock-then-write: on PostgreSQL it waits
+                # for a concurrent writer of the row and then checks the state again
+                cur = conn.execute(
+                    f"UPDATE composes SET {', '.join(sets)} WHERE id = ?"
+                    f" AND queue_status IN ({', '.join('?' * len(allowed_from))})",
+                    (*params, compose_id, *allowed_from))
+                if cur.rowcount != 1:
+                    if conn.execute("SELECT 1 FROM composes WHERE id = ?",
+                                    (compose_id,)).fetchone() is None:
+                        raise UnknownCompose(compose_id)
+                    return False
+                self._bump(conn)
+                return True
             row = _locked(conn, compose_id)
             if row is None:
                 raise UnknownCompose(compose_id)
             if row["queue_status"] not in allowed_from:
                 return False
-            sets = ["queue_status = ?"] + [f"{k} = ?" for k in columns]
-            params: list[Any] = [status, *columns.values()]
             if record_changes:
                 try:
                     record = json.loads(row["record"])
@@ -372,6 +391,22 @@ class ComposeStore:
         the caller must then not build it."""
         return self._set_state(compose_id, (WAITING,), RUNNING,
                                {"job_started": time.time() if now is None else now})
+
+    def start(self, compose_id: str, *, now: float | None = None) -> Compose | None:
+        """WAITING → RUNNING unless a cancel was requested, and the compose as it is then; None
+        (nothing changed) for any other case, which the caller sorts out with `get`.
+
+        `mark_running` and `get` in one statement: starting a step is on every compose's path.
+        """
+        with self.db.transaction() as conn:
+            row = conn.execute(
+                "UPDATE composes SET queue_status = ?, job_started = ?"
+                " WHERE id = ? AND queue_status = ? AND cancel_requested = 0 RETURNING *",
+                (RUNNING, time.time() if now is None else now, compose_id, WAITING)).fetchone()
+            if row is None:
+                return None
+            self._bump(conn)
+        return self._compose(compose_id, row)
 
     def mark_finished(self, compose_id: str, *, image_size: int | None = None,
                       now: float | None = None) -> bool:
@@ -449,9 +484,8 @@ class ComposeStore:
 
     def set_progress(self, compose_id: str, progress: dict[str, Any] | None) -> None:
         """Progress is advisory and changes often: no generation bump, listings do not show it."""
-        with self.db.transaction() as conn:
-            conn.execute("UPDATE composes SET progress = ? WHERE id = ?",
-                         (json.dumps(progress) if progress is not None else None, compose_id))
+        self.db.execute("UPDATE composes SET progress = ? WHERE id = ?",
+                        (json.dumps(progress) if progress is not None else None, compose_id))
 
     def progress(self, compose_id: str) -> dict[str, Any] | None:
         row = self.db.query_one("SELECT progress FROM composes WHERE id = ?", (compose_id,))
@@ -619,17 +653,21 @@ class ComposeStore:
     def uploads(self, compose_id: str) -> list[Upload]:
         return self._uploads("WHERE compose_id = ?", (compose_id,))
 
+    UPLOADS_BY_ID = 100  # `uploads_of` more compose ids than this: all uploads, filtered here
+
     def uploads_of(self, compose_ids: Iterable[str] | None = None) -> dict[str, list[Upload]]:
         """Uploads grouped by compose, in one query (listings of thousands of composes)."""
         if compose_ids is None:
             rows = self._uploads("", ())
         else:
             ids = list(compose_ids)
-            rows = []
-            for i in range(0, len(ids), 900):  # SQLite bounds the number of parameters
-                chunk = ids[i:i + 900]
-                rows += self._uploads(f"WHERE compose_id IN ({','.join('?' * len(chunk))})",
-                                      tuple(chunk))
+            if len(ids) > self.UPLOADS_BY_ID:
+                # a listing of thousands: reading every upload once is cheaper than thousands of
+                # parameters (SQLite bounds their number; psycopg parses each statement anew)
+                rows = self._uploads("", (), of=set(ids))
+            else:
+                rows = self._uploads(f"WHERE compose_id IN ({','.join('?' * len(ids))})",
+                                     tuple(ids)) if ids else []
         grouped: dict[str, list[Upload]] = {}
         for u in rows:
             grouped.setdefault(u.compose_id, []).append(u)
@@ -641,10 +679,13 @@ class ComposeStore:
             raise KeyError(upload_id)
         return rows[0]
 
-    def _uploads(self, where: str, params: tuple) -> list[Upload]:
+    def _uploads(self, where: str, params: tuple, of: set[str] | None = None) -> list[Upload]:
+        """The uploads `where` selects (only those of the composes `of`, when given)."""
         out = []
         for r in self.db.query(f"SELECT * FROM compose_uploads {where} ORDER BY created, id",
                                params):
+            if of is not None and r["compose_id"] not in of:
+                continue
             try:
                 out.append(Upload(r["id"], r["compose_id"], r["target"], r["image_name"],
                                   json.loads(self.sealer.open(r["settings"])), r["status"],

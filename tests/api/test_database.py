@@ -67,14 +67,17 @@ def test_migrate_command_applies_and_checks(tmp_path):
     assert run().stdout.strip().endswith(f"already at {db_mod.head_revision()}")
 
 
-def test_concurrent_claims_give_a_step_to_one_worker(tmp_path):
+@pytest.mark.parametrize("enqueued", [True, False], ids=["queued-job", "adopted-message"])
+def test_concurrent_claims_give_a_step_to_one_worker(tmp_path, enqueued):
     """Eight threads, each with its own connection, claim the same step at once: exactly one
-    gets it (row lock), and heartbeats of the loser never touch the winner's claim."""
+    gets it (row lock), and heartbeats of the loser never touch the winner's claim.  Also when
+    no job row was recorded (a message sent by hand): one of them adopts it, the others skip."""
     db = database_for(tmp_path / "state")
     store = ComposeStore(db, tmp_path / "artifacts")
     cid = store.create(blueprint={"name": "bp", "version": "0.0.1"}, compose_type="tar",
                        distro="d", arch="x86_64").id
-    jobs.enqueue(db, cid, jobs.BUILD)
+    if enqueued:
+        jobs.enqueue(db, cid, jobs.BUILD)
     barrier = threading.Barrier(8)
     won: list[jobs.Claim] = []
 
@@ -135,6 +138,61 @@ def test_concurrent_state_changes_lose_no_update(tmp_path):
     assert store.generation() >= 60  # 20 creates + 20 starts + 20 failures, none overwritten
 
 
+def test_finish_and_cancel_race_to_one_outcome(tmp_path):
+    """A step finishing (one conditional UPDATE, no read first) races a cancel on each compose:
+    every compose ends either FINISHED and never cancelled, or FAILED with the cancel recorded;
+    and a start racing a cancel never starts a cancelled compose."""
+    db = database_for(tmp_path / "state")
+    store = ComposeStore(db, tmp_path / "artifacts")
+
+    def create() -> str:
+        return store.create(blueprint={"name": "bp", "version": "0.0.1"}, compose_type="tar",
+                            distro="d", arch="x86_64", size=5).id
+
+    running = [create() for _ in range(20)]
+    waiting = [create() for _ in range(20)]
+    for cid in running:
+        store.mark_running(cid)
+    barrier = threading.Barrier(2)
+    finished: set[str] = set()
+    started: set[str] = set()
+
+    def finish_and_start() -> None:
+        barrier.wait()
+        for a, b in zip(running, waiting, strict=True):
+            if store.mark_finished(a, image_size=5):
+                finished.add(a)
+            if store.start(b) is not None:
+                started.add(b)
+
+    def cancel_all() -> None:
+        barrier.wait()
+        for cid in [c for pair in zip(running, waiting, strict=True) for c in pair]:
+            try:
+                store.request_cancel(cid)
+            except Exception:  # noqa: BLE001 - already FINISHED: the other thread won that one
+                pass
+
+    threads = [threading.Thread(target=finish_and_start), threading.Thread(target=cancel_all)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for cid in running:
+        compose = store.get(cid)
+        if cid in finished:
+            assert (compose.queue_status, compose.cancel_requested) == ("FINISHED", False), cid
+        else:
+            assert (compose.queue_status, compose.cancel_requested) == ("FAILED", True), cid
+    for cid in waiting:
+        compose = store.get(cid)
+        # the cancel ends every one (WAITING and RUNNING are both cancellable); it found RUNNING
+        # exactly those the start took first, and the start took none the cancel had taken
+        assert (compose.queue_status, compose.cancel_requested) == ("FAILED", True), cid
+        expected = "compose cancelled\n" if cid in started else "compose cancelled before it started\n"
+        assert store.read_log(cid) == expected, cid
+
+
 def test_unreachable_database_is_a_weldr_error_naming_it():
     """A PostgreSQL nobody listens on (a closed loopback port): 503 DatabaseError, password hidden."""
     import socket
@@ -153,7 +211,7 @@ def test_unreachable_database_is_a_weldr_error_naming_it():
 @pytest.mark.skipif(not on_postgresql(), reason="a dropped server connection needs PostgreSQL")
 def test_connection_killed_by_the_server_is_replaced(tmp_path):
     """The server ends our pooled connections (as a restart would): the next use reconnects
-    (pool pre-ping) instead of failing."""
+    (the pool notices at checkout, or the first statement reconnects) instead of failing."""
     db = database_for(tmp_path)
     assert db.query_one("SELECT 1 AS one")["one"] == 1
     name = db.url.database
