@@ -92,7 +92,9 @@ def bench_app(config):
 
     @app.get(EMPTY)
     def empty():
-        return json_response({"status": True})
+        response = json_response({"status": True})
+        response.headers["X-Bench-Pid"] = str(os.getpid())  # which worker answered (`warm`)
+        return response
 
     return app
 
@@ -108,11 +110,20 @@ def serve(socket_path: str, state_dir: str, workers: int, database_url: str = ""
 
 # --- load -----------------------------------------------------------------------------------
 
-def _client(args: tuple[str, str, float]) -> list[float]:
-    socket_path, path, seconds = args
+def _get(conn: http.client.HTTPConnection, path: str) -> http.client.HTTPResponse:
     headers = {}
     if path.endswith("#gzip"):  # ask for gzip as Go's HTTP client (composer-cli) always does
         path, headers = path[:-len("#gzip")], {"Accept-Encoding": "gzip"}
+    conn.request("GET", path, headers=headers)
+    resp = conn.getresponse()
+    resp.read()
+    if resp.status != 200:
+        raise RuntimeError(f"{path}: HTTP {resp.status}")
+    return resp
+
+
+def _client(args: tuple[str, str, float]) -> list[float]:
+    socket_path, path, seconds = args
     conn = UnixConnection(socket_path)
     latencies = []
     end = time.perf_counter() + seconds
@@ -120,22 +131,38 @@ def _client(args: tuple[str, str, float]) -> list[float]:
         t0 = time.perf_counter()
         if t0 >= end:
             break
-        conn.request("GET", path, headers=headers)
-        resp = conn.getresponse()
-        resp.read()
-        if resp.status != 200:
-            raise RuntimeError(f"{path}: HTTP {resp.status}")
+        _get(conn, path)
         latencies.append(time.perf_counter() - t0)
     conn.close()
     return latencies
+
+
+def warm(socket_path: str, paths: list[str], workers: int, tries: int = 200) -> int:
+    """Every route once on every server worker: fill each process's caches (the listing cache is
+    per process) and import lazily loaded code, so no first render lands in the figures.  A
+    keep-alive connection stays with the worker that accepted it; connections are opened until
+    each worker has answered one.  Returns how many workers were warmed."""
+    seen: set[str] = set()
+    held = []
+    for _ in range(tries):
+        conn = UnixConnection(socket_path)
+        held.append(conn)  # kept open: the next connection goes to a worker not busy with it
+        pid = _get(conn, EMPTY).getheader("X-Bench-Pid") or ""
+        if pid not in seen:
+            seen.add(pid)
+            for path in paths:
+                _get(conn, path)
+        if len(seen) >= workers:
+            break
+    for conn in held:
+        conn.close()
+    return len(seen)
 
 
 def measure(pool, socket_path: str, routes: list[tuple[str, str]], seconds: float,
             clients: int, rounds: int) -> dict[str, dict]:
     """Routes take turns for `rounds` rounds, so that load from other processes on a shared
     machine spreads over all of them instead of hitting whichever runs at the wrong moment."""
-    for _label, path in routes:
-        _client((socket_path, path, 0.3))  # warm: fill caches, import lazily loaded code
     lat: dict[str, list[float]] = {label: [] for label, _ in routes}
     wall: dict[str, float] = {label: 0.0 for label, _ in routes}
     for _ in range(rounds):
@@ -205,6 +232,9 @@ def run(args: argparse.Namespace, database_url: str) -> int:
                   f"{args.clients} keep-alive clients, {args.seconds:.0f} s per route in "
                   f"{args.rounds} turns, "
                   f"{os.cpu_count()} CPUs\n")
+            warmed = warm(str(sock), [path for _label, path in routes], args.workers)
+            if warmed < args.workers:
+                print(f"(only {warmed} of {args.workers} workers answered the warm-up)")
             with multiprocessing.get_context("spawn").Pool(args.clients) as pool:
                 figures = measure(pool, str(sock), routes, args.seconds, args.clients,
                                   args.rounds)
