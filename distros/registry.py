@@ -53,6 +53,25 @@ class Reference:
     def ref(self) -> str:
         return self.digest or self.tag or "latest"
 
+    @property
+    def name(self) -> str:
+        """The repository's full name without tag or digest, as containers/image's `Name()` gives
+        it (Docker Hub spelled `docker.io`): images and osbuild-composer store this as a spec's
+        source."""
+        domain = "docker.io" if self.registry == DOCKER_HUB else self.registry
+        return f"{domain}/{self.repository}"
+
+    @property
+    def normalized(self) -> str:
+        """The full name with its tag (`latest` when neither tag nor digest is given) and digest,
+        as containers/image's `TagNameOnly(…).String()`: a spec's local name by default."""
+        text = self.name
+        if self.tag or not self.digest:
+            text += ":" + (self.tag or "latest")
+        if self.digest:
+            text += "@" + self.digest
+        return text
+
 
 def parse_reference(source: str) -> Reference:
     """`[registry[:port]/]repo[:tag][@sha256:...]`, Docker Hub when no registry is named."""
@@ -126,7 +145,11 @@ def _digest(body: bytes, headers: Mapping[str, str]) -> str:
 
 
 def resolve_container(entry: Mapping[str, Any], *, arch: str, timeout: float = 30.0) -> dict[str, Any]:
-    """A blueprint `[[containers]]` entry (source, name, tls-verify) → its spec for the manifest."""
+    """A blueprint `[[containers]]` entry (source, name, tls-verify) → its spec for the manifest.
+
+    As images' container resolver (osbuild-composer's): the source is the repository's normalized
+    name, the digest apart; the local name is the blueprint's `name`, else the normalized
+    reference with its tag."""
     source = str(entry["source"])
     tls_verify = entry.get("tls-verify")
     ref = parse_reference(source)
@@ -150,10 +173,10 @@ def resolve_container(entry: Mapping[str, Any], *, arch: str, timeout: float = 3
     if not str(config).startswith("sha256:"):
         raise ContainerResolveError(f"{source}: manifest has no image config")
     spec: dict[str, Any] = {
-        "Source": source,
+        "Source": ref.name,
         "Digest": _digest(body, headers),
         "ImageID": config,
-        "LocalName": entry.get("name") or source,
+        "LocalName": entry.get("name") or ref.normalized,
         "TLSVerify": tls_verify,
     }
     if list_digest:

@@ -79,10 +79,21 @@ def test_parse_reference_defaults_like_container_tools():
         parse_reference("quay.io/Bad Name")
 
 
+def test_references_are_named_as_containers_image_names_them():
+    """images' resolver stores `Name()` as a spec's source and `TagNameOnly(ref).String()` as its
+    default local name: Docker Hub as docker.io, `latest` added only when there is no digest."""
+    digest = "sha256:" + "c" * 64
+    assert parse_reference("fedora").name == "docker.io/library/fedora"
+    assert parse_reference("fedora").normalized == "docker.io/library/fedora:latest"
+    assert parse_reference("quay.io/acme/app:2").normalized == "quay.io/acme/app:2"
+    assert parse_reference(f"localhost:5000/app@{digest}").normalized == f"localhost:5000/app@{digest}"
+    assert parse_reference(f"quay.io/acme/app:2@{digest}").name == "quay.io/acme/app"
+
+
 def test_multi_arch_image_resolves_to_the_arch_manifest_and_the_list(registry):
     entry = {"source": f"{registry}/acme/app:1", "name": "app", "tls-verify": False}
     spec = resolve_container(entry, arch="aarch64")
-    assert spec == {"Source": entry["source"], "Digest": IMAGES["arm64"][1], "ImageID": CONFIG["arm64"],
+    assert spec == {"Source": f"{registry}/acme/app", "Digest": IMAGES["arm64"][1], "ImageID": CONFIG["arm64"],
                     "LocalName": "app", "TLSVerify": False, "ListDigest": INDEX[1]}
     assert resolve_container(entry, arch="x86_64")["ImageID"] == CONFIG["amd64"]
     with pytest.raises(ContainerResolveError, match="no image for architecture s390x"):
@@ -91,7 +102,8 @@ def test_multi_arch_image_resolves_to_the_arch_manifest_and_the_list(registry):
 
 def test_bearer_token_challenge_is_answered(registry):
     spec = resolve_container({"source": f"{registry}/private", "tls-verify": False}, arch="x86_64")
-    assert spec["Digest"] == SINGLE[1] and "ListDigest" not in spec and spec["LocalName"] == spec["Source"]
+    assert spec["Digest"] == SINGLE[1] and "ListDigest" not in spec
+    assert (spec["Source"], spec["LocalName"]) == (f"{registry}/private", f"{registry}/private:latest")
 
 
 def test_errors_name_the_image(registry):
