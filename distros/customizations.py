@@ -143,6 +143,8 @@ class OSConfig:
     # ships an uninitialized machine-id so the first boot runs as systemd's first boot
     lock_root_user: bool = False
     machine_id_uninitialized: bool = False
+    # an ostree commit's tree carries bootupd's update metadata (images' bootupd_gen_metadata)
+    bootupd_gen_metadata: bool = False
     # packages dnf must keep at their installed version (a UKI image's shim, today's EL CVM types)
     versionlock_packages: list[str] = field(default_factory=list)
     # WSL images: /etc/wsl.conf and /etc/wsl-distribution.conf (stage options as osbuild takes them;
@@ -206,6 +208,7 @@ def os_config(image_config: dict[str, Any], blueprint: dict[str, Any], rng: rand
     cfg.shell_init = dict(ic["shell_init"]) if ic.get("shell_init") else None
     cfg.lock_root_user = bool(ic.get("lock_root_user", False))
     cfg.machine_id_uninitialized = bool(ic.get("machine_id_uninitialized", False))
+    cfg.bootupd_gen_metadata = bool(ic.get("bootupd_gen_metadata", False))
     cfg.versionlock_packages = list(ic.get("versionlock_packages") or [])
     cfg.wsl_conf = dict(ic["wsl_conf"]) if ic.get("wsl_conf") else None
     cfg.wsl_distribution_conf = dict(ic["wsl_distribution_conf"]) if ic.get("wsl_distribution_conf") else None

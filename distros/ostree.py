@@ -374,14 +374,17 @@ def init_stage(path: str) -> dict[str, Any]:
 
 
 def passwd_stage(parent: CommitSpec) -> dict[str, Any]:
-    """Carry uid/gid allocations over from the parent commit so file ownership stays stable."""
+    """Carry uid/gid allocations over from the parent commit so file ownership stays stable.
+
+    The stage reads the parent's /usr/etc/passwd and /usr/lib/passwd, so it takes the commit
+    checked out (`org.osbuild.ostree.checkout`, as images' `NewOSTreePasswdStage` does)."""
     return {
         "type": "org.osbuild.ostree.passwd",
         "inputs": {
             "commits": {
-                "type": "org.osbuild.ostree",
+                "type": "org.osbuild.ostree.checkout",
                 "origin": "org.osbuild.source",
-                "references": {parent.checksum: {}},
+                "references": [parent.checksum],
             }
         },
     }
@@ -393,6 +396,13 @@ def journald_persistent_stage() -> dict[str, Any]:
         "type": "org.osbuild.systemd-journald",
         "options": {"filename": "10-persistent.conf", "config": {"Journal": {"Storage": "persistent"}}},
     }
+
+
+def bootupd_gen_metadata_stage() -> dict[str, Any]:
+    """`bootupctl backend generate-update-metadata` in the prepared tree: /usr/lib/ostree-boot
+    becomes the update payload bootupd installs from (images' rhel-9 edge commits from 9.8 on,
+    where greenboot pulls bootupd in)."""
+    return {"type": "org.osbuild.bootupd.gen-metadata"}
 
 
 def preptree_stage(etc_group_members: list[str] | None = None) -> dict[str, Any]:
@@ -759,8 +769,11 @@ def add_commit_sources(ctx: Any, commits: Iterable[CommitSpec]) -> None:
         ctx.extra_sources.setdefault(name, {}).update(section["items"])
 
 
-def ostree_first_boot_stage(users: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
-    """Write users' SSH keys on first boot, into the deployment's /var homes."""
+def ostree_first_boot_stage(users: Mapping[str, Mapping[str, Any]], *, today: bool = True) -> dict[str, Any]:
+    """Write users' SSH keys on first boot, into the deployment's /var homes.
+
+    `today` (releases following osbuild/images): images leaves `wait_for_network` out when it is
+    false (`pkg/osbuild/first_boot_stage.go`, omitempty); osbuild-composer's 2023 output wrote it."""
     var_home, root_home = "/var/home", "/var/roothome"
     commands: list[str] = []
     for name, user in users.items():
@@ -772,7 +785,10 @@ def ostree_first_boot_stage(users: Mapping[str, Mapping[str, Any]]) -> dict[str,
         commands.append(f"sh -c 'echo {_go_quote(key)} >> {_go_quote(ssh_dir + '/authorized_keys')}'")
         commands.append(f"chown {name}:{name} -Rc {ssh_dir}")
     commands += [f"restorecon -rvF {var_home}", f"restorecon -rvF {root_home}"]
-    return {"type": "org.osbuild.first-boot", "options": {"commands": commands, "wait_for_network": False}}
+    options: dict[str, Any] = {"commands": commands}
+    if not today:
+        options["wait_for_network"] = False
+    return {"type": "org.osbuild.first-boot", "options": options}
 
 
 def _go_quote(text: str) -> str:

@@ -92,7 +92,8 @@ IMAGE_CONFIG = Record({
                             "timeout_style": STR, "serial": STR}),
     "enabled_services": STRS, "disabled_services": STRS, "masked_services": STRS, "default_target": STR,
     "selinux": STR, "exclude_docs": BOOL, "install_weak_deps": BOOL, "rhsm_facts": BOOL,
-    "lock_root_user": BOOL, "machine_id_uninitialized": BOOL, "versionlock_packages": STRS,
+    "lock_root_user": BOOL, "machine_id_uninitialized": BOOL, "bootupd_gen_metadata": BOOL,
+    "versionlock_packages": STRS,
     "users": ListOf(USER), "files": ListOf(FILE_NODE), "gpgkey_files": STRS, "oscap_datastream": STR,
 })
 

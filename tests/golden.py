@@ -137,7 +137,11 @@ def images_changes(manifest: dict) -> dict:
       pull, under images' `rhel-edge` os name (rhel-9 `ostree_edge`);
     - the groups stage runs groupadd with `force` (`pkg/osbuild/groups_stage.go`);
     - `/boot` of the default EL 9 table is 1 GiB, not 500 MiB (rhel-9 `default_partition_table_part_boot`):
-      the partitions behind it move and `/` (the last one, filling the disk) gives up the space.
+      the partitions behind it move and `/` (the last one, filling the disk) gives up the space;
+    - an edge commit's tree ends with bootupd's update metadata after the ostree preparation
+      (rhel-9 `edge_commit_image_config` bootupd_gen_metadata, from 9.8 and on CentOS Stream 9,
+      the only golden release with an edge commit; `pkg/image/ostree_archive.go` reads it for
+      the commit archive only, not for the edge container).
     """
     import copy as copymod
 
@@ -153,6 +157,8 @@ def images_changes(manifest: dict) -> dict:
             _today_deployment(pipeline)
     if any(p["name"] == "ostree-commit" for p in out["pipelines"]):
         _grub_boot_success_dropin(next(p for p in out["pipelines"] if p["name"] == "os"))
+    if any(p["name"] == "commit-archive" for p in out["pipelines"]):
+        _bootupd_gen_metadata(next(p for p in out["pipelines"] if p["name"] == "os"))
     for pipeline in out["pipelines"]:
         if "stages" in pipeline:
             pipeline["stages"] = [st for st in pipeline["stages"] if not (
@@ -312,6 +318,11 @@ def _grub_boot_success_dropin(pipeline: dict) -> None:
     pipeline["stages"].insert(at, {"type": "org.osbuild.systemd.unit", "options": {
         "unit": "grub-boot-success.timer", "dropin": "10-disable-if-greenboot.conf",
         "config": {"Unit": {"ConditionPathExists": "!/usr/libexec/greenboot/greenboot"}}, "unit-type": "global"}})
+
+
+def _bootupd_gen_metadata(pipeline: dict) -> None:
+    at = next(i for i, st in enumerate(pipeline["stages"]) if st["type"] == "org.osbuild.ostree.preptree") + 1
+    pipeline["stages"].insert(at, {"type": "org.osbuild.bootupd.gen-metadata"})
 
 
 def assert_golden_manifest(golden_dir: Path, case: str) -> None:

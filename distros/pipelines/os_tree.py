@@ -321,7 +321,7 @@ class OSTree(PipelineKind):
                 # keys are written on first boot: in a commit they would land in the read-only /usr side
                 stages.append(stage("users", {"users": {n: {k: v for k, v in u.items() if k != "key"}
                                                          for n, u in o.users.items()}}))
-                stages.append(ostree_first_boot_stage(o.users))
+                stages.append(ostree_first_boot_stage(o.users, today=ctx.distro.follows == "images"))
             else:
                 stages.append(stage("users", {"users": o.users}))
         if o.firewall is not None:
@@ -428,6 +428,8 @@ class OSTree(PipelineKind):
             stages.append(selinux_stage(o.selinux))
         if spec.get("ostree"):
             stages.append(ostree.preptree_stage(spec.get("etc_group_members")))
+            if o.bootupd_gen_metadata:
+                stages.append(ostree.bootupd_gen_metadata_stage())
         return {"name": name, **build_ref(ctx), "stages": stages}
 
     def _grub2(self, ctx: ManifestContext, plat: dict[str, Any], root_uuid: str,

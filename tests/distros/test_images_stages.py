@@ -6,6 +6,7 @@ no longer defines (Fedora 37-39, CentOS Stream 8) keep osbuild-composer's July-2
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -329,3 +330,41 @@ def test_rhel8_ami_partition_table_is_its_ec2_one(distro: str, arch: str, table:
     (sfdisk,) = stages_of(manifest(distro, arch, "ami"), "sfdisk", "image")
     got = [(p["size"], p["type"]) for p in sfdisk["partitions"]]
     assert got[:-1] == table[:-1] and got[-1][1] == table[-1][1]
+
+
+@pytest.mark.parametrize("distro,arch,image_type,expected", [
+    ("centos-9", "x86_64", "edge-commit", True), ("centos-9", "aarch64", "edge-commit", True),
+    ("rhel-9.8", "x86_64", "edge-commit", True), ("rhel-9.6", "x86_64", "edge-commit", False),
+    ("rhel-8.10", "x86_64", "edge-commit", False), ("centos-9", "x86_64", "edge-container", False)])
+def test_edge_commit_generates_bootupd_metadata_from_9_8(schema_dir: Path, distro: str, arch: str,
+                                                         image_type: str, expected: bool) -> None:
+    """images rhel-9 `edge_commit_image_config` (bootupd_gen_metadata, off below 9.8; CentOS Stream
+    9 counts as 9.999), read by `pkg/image/ostree_archive.go` for the commit archive only; the stage
+    follows ostree.preptree (`pkg/manifest/os.go`) and passes osbuild's schema."""
+    from tests.distros.test_schemas import validate_manifest
+
+    m = manifest(distro, arch, image_type)
+    os_ = next(p for p in m["pipelines"] if p["name"] == "os")
+    types = [s["type"] for s in os_["stages"]]
+    assert ("org.osbuild.bootupd.gen-metadata" in types) is expected
+    if expected:
+        assert types[-2:] == ["org.osbuild.ostree.preptree", "org.osbuild.bootupd.gen-metadata"]
+        assert os_["stages"][-1] == {"type": "org.osbuild.bootupd.gen-metadata"}
+    validate_manifest(m)
+
+
+def test_ostree_parent_commit_is_checked_out_for_passwd_and_keys_come_on_first_boot() -> None:
+    """images `pkg/manifest/os.go`: the passwd stage reads the parent commit checked out
+    (`NewOSTreePasswdStage`: ostree.checkout input); `pkg/osbuild/first_boot_stage.go` omits a false
+    `wait_for_network`."""
+    commit = {"ref": "rhel/9/x86_64/edge", "url": "http://example.com/repo", "checksum": "ab" * 32}
+    bp = {"customizations": {"user": [{"name": "osbuild", "key": "ssh-ed25519 AAAA osbuild"}]}}
+    it = distros.get_distro("rhel-9.6").image_type("x86_64", "edge-commit")
+    options = {"ostree": {"ref": commit["ref"], "url": commit["url"]}, "ostree_commits": {"os": [commit]}}
+    m = it.manifest(bp, fake_packages("x86_64", list(it.package_sets(bp, options))), TWO_REPOS, options, 0)
+    os_ = next(p for p in m["pipelines"] if p["name"] == "os")
+    assert os_["stages"][0] == {"type": "org.osbuild.ostree.passwd", "inputs": {"commits": {
+        "type": "org.osbuild.ostree.checkout", "origin": "org.osbuild.source", "references": ["ab" * 32]}}}
+    (first_boot,) = stages_of(m, "first-boot")
+    assert "wait_for_network" not in first_boot
+    assert first_boot["commands"][0] == "mkdir -p /var/home/osbuild/.ssh"

@@ -118,7 +118,8 @@ def test_commit_pipeline_names_the_parent_by_checksum():
     assert [s["type"] for s in p["stages"]] == ["org.osbuild.ostree.init", "org.osbuild.ostree.commit"]
     assert p["stages"][1]["options"] == {"ref": "a/b", "os_version": "1", "parent": COMMIT.checksum}
     assert p["stages"][1]["inputs"]["tree"]["references"] == ["name:os"]
-    assert O.passwd_stage(COMMIT)["inputs"]["commits"]["references"] == {COMMIT.checksum: {}}
+    assert O.passwd_stage(COMMIT)["inputs"]["commits"] == {
+        "type": "org.osbuild.ostree.checkout", "origin": "org.osbuild.source", "references": [COMMIT.checksum]}
 
 
 def test_commit_server_tree_serves_the_commit_of_the_commit_pipeline():
