@@ -42,7 +42,9 @@ STAGE_ORDER: dict[str, dict[tuple[str, ...], Order]] = {
     "org.osbuild.squashfs": {("options",): ["filename", "exclude_paths", "compression"]},
     "org.osbuild.skopeo": {("inputs", "images", "references"): SORTED},
     "org.osbuild.oscap.autotailor": {
-        ("options", "config"): ["new_profile", "datastream", "profile_id", "selected", "unselected"],
+        # AutotailorKeyValueConfig, or AutotailorJSONConfig (tailored_profile_id, datastream, tailoring_file)
+        ("options", "config"): ["new_profile", "tailored_profile_id", "datastream", "profile_id", "tailoring_file",
+                                "selected", "unselected"],
     },
     "org.osbuild.vagrant": {("options",): ["provider", "virtualbox", "synced_folders"]},
     "org.osbuild.oci-archive": {("options", "config", "Labels"): SORTED},

@@ -130,7 +130,8 @@ def images_os_build_packages(ctx: ManifestContext, spec: dict[str, Any]) -> list
             pkgs.append({"8": "python3-pytoml", "9": "python3-toml"}.get(ctx.distro.version.split(".")[0], "python3-tomli-w")
                         if ctx.distro.family != "fedora" else "python3-tomli-w")
         pkgs.append("skopeo")
-    if o.openscap and (o.openscap.get("tailoring") or {}):
+    if o.openscap and (o.openscap.get("tailoring") or o.openscap.get("json_tailoring")):
+        # any tailoring (rules or a JSON file) runs autotailor from the build root
         pkgs.append("openscap-utils")
     if plat.get("bootloader") == "uki":
         pkgs.append("libkcapi-hmaccalc")
@@ -368,10 +369,10 @@ class OSTree(PipelineKind):
                 stages.insert(0, stage("kernel-cmdline", {"root_fs_uuid": root_uuid,
                                                           "kernel_opts": " ".join(kernel_opts)}))
         if o.rhsm_facts:
-            facts = {"image-builder.osbuild-composer.api-type": ctx.options.api_type}
-            if o.openscap and o.openscap.get("profile_id"):
-                facts["image-builder.insights.compliance-profile-id"] = o.openscap["profile_id"]
-            stages.append(stage("rhsm.facts", {"facts": facts}))
+            # only the API type: images writes the OpenSCAP profile as a fact only when the caller
+            # passes one in its ImageOptions.Facts (osbuild-composer's cloud API for Insights
+            # compliance), never from the blueprint; the Weldr API passes the API type alone
+            stages.append(stage("rhsm.facts", {"facts": {"image-builder.osbuild-composer.api-type": ctx.options.api_type}}))
 
         if spec.get("ostree"):
             stages.append(ostree.journald_persistent_stage())

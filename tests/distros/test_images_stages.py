@@ -257,6 +257,11 @@ def test_openscap_json_tailoring_from_a_file_in_the_tree() -> None:
         ("datastream", "/usr/share/xml/scap/ssg/content/ssg-rhel9-ds.xml"),
         ("profile_id", "xccdf_org.ssgproject.content_profile_cis_osbuild_tailoring"),
         ("tailoring", "/oscap_data/tailoring.xml"), ("compress_results", True)]
+    (tailor,) = stages_of(m, "oscap.autotailor")
+    assert list(tailor["config"]) == ["tailored_profile_id", "datastream", "tailoring_file"]
+    # OS.getBuildPackages: any tailoring config (a JSON file too) needs openscap-utils in the build root
+    sets = distros.get_distro("rhel-9.4").image_type("x86_64", "ami").package_sets(JSON_TAILORING)
+    assert "openscap-utils" in [name for chain in sets["build"] for name in chain.get("include", [])]
     types = [s["type"] for s in next(p for p in m["pipelines"] if p["name"] == "os")["stages"]]
     # the data directory and the file come before remediation
     assert types.index("org.osbuild.mkdir") < types.index("org.osbuild.copy") < types.index("org.osbuild.oscap.autotailor")
@@ -368,3 +373,12 @@ def test_ostree_parent_commit_is_checked_out_for_passwd_and_keys_come_on_first_b
     (first_boot,) = stages_of(m, "first-boot")
     assert "wait_for_network" not in first_boot
     assert first_boot["commands"][0] == "mkdir -p /var/home/osbuild/.ssh"
+
+
+@pytest.mark.parametrize("distro,image_type", [("rhel-9.2", "qcow2"), ("rhel-8.10", "ami"), ("rhel-10.0", "ami")])
+def test_rhsm_facts_name_no_openscap_profile_from_the_blueprint(distro: str, image_type: str) -> None:
+    """images `pkg/manifest/os.go`: the profile fact comes from the caller's ImageOptions.Facts (osbuild-
+    composer's cloud API), never from the blueprint; a Weldr compose passes the API type alone."""
+    bp = {"customizations": {"openscap": {"profile_id": "xccdf_org.ssgproject.content_profile_cis"}}}
+    (facts,) = stages_of(manifest(distro, "x86_64", image_type, bp), "rhsm.facts")
+    assert facts == {"facts": {"image-builder.osbuild-composer.api-type": "weldr"}}
