@@ -46,6 +46,10 @@ CONFIG_STAGES: list[tuple[str, str, bool]] = [
     ("udev_rules", "org.osbuild.udev.rules", False),
 ]
 
+# stages written even with empty options: images' authconfig stage (RHEL 7) runs authconfig with
+# its defaults (an empty `authselect` in the data, by contrast, means "no stage")
+EMPTY_OPTIONS_STAGES = {"authconfig"}
+
 GPG_KEY_DIR = "/etc/pki/rpm-gpg"
 
 
@@ -128,6 +132,8 @@ class OSConfig:
     masked_services: list[str] = field(default_factory=list)
     default_target: str | None = None
     selinux: str | None = None
+    # relabel the whole filesystem on first boot (images' selinux_force_relabel, RHEL 7)
+    selinux_force_relabel: bool = False
     exclude_docs: bool = False
     install_weak_deps: bool = True
     rhsm_facts: bool = False
@@ -192,7 +198,8 @@ def os_config(image_config: dict[str, Any], blueprint: dict[str, Any], rng: rand
     cfg.timezone = ic.get("timezone")
     cfg.chrony = dict(ic["chrony"]) if ic.get("chrony") else None
     cfg.firewall = dict(ic["firewall"]) if ic.get("firewall") else None
-    cfg.stages = {key: ic[key] for key, _, _ in CONFIG_STAGES if ic.get(key)}
+    cfg.stages = {key: ic[key] for key, _, _ in CONFIG_STAGES
+                  if ic.get(key) or (key in EMPTY_OPTIONS_STAGES and ic.get(key) is not None)}
     cfg.kernel_name = ic.get("default_kernel", "kernel")
     cfg.kernel_options = list(ic.get("kernel_options") or [])
     cfg.grub2_config = dict(ic.get("grub2_config") or {})
@@ -201,6 +208,7 @@ def os_config(image_config: dict[str, Any], blueprint: dict[str, Any], rng: rand
     cfg.masked_services = list(ic.get("masked_services") or [])
     cfg.default_target = ic.get("default_target")
     cfg.selinux = ic.get("selinux", "targeted") or None
+    cfg.selinux_force_relabel = bool(ic.get("selinux_force_relabel", False))
     cfg.exclude_docs = bool(ic.get("exclude_docs", False))
     cfg.install_weak_deps = bool(ic.get("install_weak_deps", True))
     cfg.rhsm_facts = bool(ic.get("rhsm_facts", False))

@@ -141,6 +141,8 @@ class DistroDef:
     # (device/mount names, gpgkey order, drop-in shapes): osbuild/images' current code, or the
     # July-2023 osbuild-composer output of releases images no longer defines
     follows: str = "images"
+    # the release's code name (RHEL 7 "Maipo"): legacy grub menu entries name the product with it
+    codename: str = ""
     raw: dict[str, Any] = field(default_factory=dict)
 
 
@@ -190,7 +192,7 @@ def load_distros(defs_dir: Path = DEFS_DIR) -> dict[str, DistroDef]:
                 rpmkeys=dict(e.get("rpmkeys") or {}),
                 image_config=e.get("image_config", {}),
                 host_build_root=bool(e.get("host_build_root", False)),
-                follows=str(e.get("follows", "images")), raw=e,
+                follows=str(e.get("follows", "images")), codename=e.get("codename", ""), raw=e,
             )
             distros[d.name] = d
     return distros

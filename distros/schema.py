@@ -94,6 +94,7 @@ IMAGE_CONFIG = Record({
     "selinux": STR, "exclude_docs": BOOL, "install_weak_deps": BOOL, "rhsm_facts": BOOL,
     "lock_root_user": BOOL, "machine_id_uninitialized": BOOL, "bootupd_gen_metadata": BOOL,
     "versionlock_packages": STRS,
+    "selinux_force_relabel": BOOL,
     "users": ListOf(USER), "files": ListOf(FILE_NODE), "gpgkey_files": STRS, "oscap_datastream": STR,
 })
 
@@ -151,6 +152,7 @@ IMAGE_TYPE = Record({
     "pipelines": ListOf(PIPELINE), "exports": STRS, "package_sets": MapOf(ListOf(PACKAGE_SET)),
     "image_config": IMAGE_CONFIG, "required_sizes": MapOf(SIZE), "iso_label": STR, "mount_configuration": STR,
     "dracut_conf_first": BOOL, "rpm_options": ANY, "no_bls": BOOL, "disabled": BOOL, "rpm_ostree": BOOL,
+    "partitioning_tool": STR,
     "boot_iso": BOOL, "request_rules": REQUEST_RULES, "ostree": OSTREE, "installer": INSTALLER,
     # images' iso_config (distros/isoboot.py reads it)
     "iso": ANY,
@@ -161,7 +163,7 @@ FAMILY_FILE = Record({"platforms": MapOf(PLATFORM), "partition_tables": MapOf(PA
 
 # --- distros.yaml --------------------------------------------------------------------------
 DISTRO_FIELDS: dict[str, Spec] = {
-    "name": STR, "aliases": STRS, "family": STR, "version": Scalar((str, int)), "product": STR,
+    "name": STR, "aliases": STRS, "family": STR, "version": Scalar((str, int)), "product": STR, "codename": STR,
     "os_version": Scalar((str, int)), "release_version": Scalar((str, int)), "module_platform_id": STR,
     "vendor": STR, "runner": STR, "runner_build_packages": STRS, "iso_label": STR, "default_fs_type": STR,
     "arches": STRS, "image_types": STR, "build_packages": STRS, "image_config": IMAGE_CONFIG,

@@ -203,6 +203,25 @@ def sfdisk_stage(pt: PartitionTable, filename: str) -> dict[str, Any]:
                  devices={"device": loopback(filename, lock=True)})
 
 
+def sgdisk_stage(pt: PartitionTable, filename: str) -> dict[str, Any]:
+    """images' org.osbuild.sgdisk options (pkg/osbuild/sgdisk_stage.go): GPT only, the table's
+    and partitions' UUIDs as Go's uuid.UUID writes them (lower case)."""
+    parts = []
+    for p in pt.partitions:
+        d: dict[str, Any] = {}
+        if p.bootable:
+            d["bootable"] = True
+        d["size"] = p.size // SECTOR
+        d["start"] = p.start // SECTOR
+        if p.type:
+            d["type"] = p.type
+        if p.uuid:
+            d["uuid"] = p.uuid.lower()
+        parts.append(d)
+    return stage("sgdisk", {"uuid": pt.uuid.lower(), "partitions": parts},
+                 devices={"device": loopback(filename, lock=True)})
+
+
 def mkfs_stage(pt: PartitionTable, fs: Filesystem, path: list[Any], filename: str) -> dict[str, Any]:
     devices = fs_devices(pt, filename, path, "device", lock=True)
     if fs.type == "swap":

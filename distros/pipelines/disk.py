@@ -19,6 +19,7 @@ from distros.stages import (
     mkfs_stage,
     pipeline_file_input,
     sfdisk_stage,
+    sgdisk_stage,
     stage,
     tree_input,
     tree_mounts,
@@ -52,8 +53,12 @@ class RawDisk(PipelineKind):
             tree = next((p for p in ctx.image_type.pipelines if p["name"] == spec.get("tree", "os")), None)
             if tree is not None and tree["kind"] == "ostree-deployment":
                 return raw_ostree_build_packages(ctx), {}
-            # images' RawImage asks its tree's build packages again (RawImage.getBuildPackages)
-            return (kind_of(tree).build_needs(ctx, tree)[0] if tree is not None else []), {}
+            # images' RawImage asks its tree's build packages again (RawImage.getBuildPackages),
+            # and gdisk when sgdisk partitions the disk
+            tools = kind_of(tree).build_needs(ctx, tree)[0] if tree is not None else []
+            if ctx.data.get("partitioning_tool") == "sgdisk":
+                tools = tools + ["gdisk"]
+            return tools, {}
         pkgs: list[str] = []
         pt = ctx.partition_table
         if pt is not None:
@@ -73,7 +78,9 @@ class RawDisk(PipelineKind):
         if pt is None:
             raise ValueError(f"{ctx.image_type.name}: a disk pipeline needs a partition table")
         filename = output_filename(ctx, spec["name"])
-        stages = [stage("truncate", {"filename": filename, "size": str(pt.size)}), sfdisk_stage(pt, filename)]
+        # sfdisk, or sgdisk where the type asks for it (RHEL 7's sfdisk cannot write GPT)
+        partition = sgdisk_stage if ctx.data.get("partitioning_tool") == "sgdisk" else sfdisk_stage
+        stages = [stage("truncate", {"filename": filename, "size": str(pt.size)}), partition(pt, filename)]
         stages += luks_format_stages(pt, filename)
         vgs = pt.volume_groups()
         for prefix, vg in vgs:

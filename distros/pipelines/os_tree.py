@@ -14,6 +14,7 @@ from distros import ostree
 from distros.containers import ContainerSpec, add_container_sources, skopeo_stages
 from distros.customizations import (
     CONFIG_STAGES,
+    EMPTY_OPTIONS_STAGES,
     FileNode,
     blueprint_packages,
     inline_source,
@@ -25,6 +26,10 @@ from distros.pipelines.build import build_ref
 from distros.stages import fstab_stage, mount_unit_stages, selinux_stage, source_file_input, stage
 
 MACHINE_ID_PLACEHOLDER = "ffffffffffffffffffffffffffffffff"
+# images gives every legacy grub menu entry this fixed id (pkg/manifest/os.go grubStage)
+LEGACY_MENU_ENTRY_ID = "76a22bf4-f153-4541-b6c7-0332c0dfaeac"
+# grub2-mkconfig's GRUB_DISTRIBUTOR as RHEL's /etc/default/grub sets it
+LEGACY_DISTRIBUTOR = "$(sed 's, release .*$,,g' /etc/system-release)"
 OSCAP_DATA_DIR = "/oscap_data"
 CA_ANCHORS = "/etc/pki/ca-trust/source/anchors"
 
@@ -122,7 +127,8 @@ def images_os_build_packages(ctx: ManifestContext, spec: dict[str, Any]) -> list
     if o.selinux:
         pkgs += ["policycoreutils", f"selinux-policy-{o.selinux}"]
     if o.stages.get("cloud_init"):
-        pkgs.append("python3-pyyaml")
+        # EL 7 spells the YAML module's package python3-PyYAML (images' OS.getBuildPackages)
+        pkgs.append("python3-PyYAML" if ctx.distro.version.split(".")[0] == "7" else "python3-pyyaml")
     if o.stages.get("dnf_config") or o.stages.get("rhsm") or o.wsl_conf or o.wsl_distribution_conf:
         pkgs.append("python3-iniparse")
     if ctx.options.containers.get(spec["name"]) or ctx.blueprint.get("containers"):
@@ -329,7 +335,8 @@ class OSTree(PipelineKind):
             stages.append(stage("firewall", o.firewall))
         for key, type_, many in CONFIG_STAGES:
             value = o.stages.get(key)
-            if not value or (key == "dracut_conf" and dracut_first):
+            if value is None or (not value and key not in EMPTY_OPTIONS_STAGES) or (key == "dracut_conf"
+                                                                                  and dracut_first):
                 continue
             for options in (value if many else [value]):
                 stages.append(stage(type_, options))
@@ -361,11 +368,13 @@ class OSTree(PipelineKind):
             loader = plat.get("bootloader", "grub2")
             if loader == "grub2":
                 stages.append(self._grub2(ctx, plat, root_uuid, kernel_opts))
+            elif loader == "grub2-legacy":
+                stages.append(self._grub2_legacy(ctx, plat, root_uuid, kernel_opts))
             elif loader == "zipl":
                 stages.append(stage("zipl", {}))
             elif loader == "uki":
                 stages += uki_boot_stages(ctx, pt, plat)
-            if loader == "zipl" or (loader == "grub2" and not o.kernel_options_bootloader):
+            if loader == "zipl" or (loader in ("grub2", "grub2-legacy") and not o.kernel_options_bootloader):
                 stages.insert(0, stage("kernel-cmdline", {"root_fs_uuid": root_uuid,
                                                           "kernel_opts": " ".join(kernel_opts)}))
         if o.rhsm_facts:
@@ -426,7 +435,7 @@ class OSTree(PipelineKind):
         if o.machine_id_uninitialized:
             stages.append(stage("machine-id", {"first-boot": "yes"}))
         if o.selinux:
-            stages.append(selinux_stage(o.selinux))
+            stages.append(selinux_stage(o.selinux, force_autorelabel=o.selinux_force_relabel))
         if spec.get("ostree"):
             stages.append(ostree.preptree_stage(spec.get("etc_group_members")))
             if o.bootupd_gen_metadata:
@@ -462,6 +471,36 @@ class OSTree(PipelineKind):
         # in the order of osbuild/images' GRUB2Config fields (pkg/osbuild/grub2_stage.go)
         opts["config"] = {k: config[k] for k in sorted(config, key=_GRUB2_CONFIG_ORDER.index)}
         return stage("grub2", opts)
+
+    def _grub2_legacy(self, ctx: ManifestContext, plat: dict[str, Any], root_uuid: str,
+                      kernel_opts: list[str]) -> dict[str, Any]:
+        """Menu entries written into grub.cfg, for grub without BLS support (RHEL 7), as images'
+        grub2.legacy stage options (pkg/osbuild/grub2_legacy_stage.go): one default entry for
+        the installed kernel, a rescue entry when dracut-config-rescue is in the tree."""
+        pt = ctx.partition_table
+        assert pt is not None
+        product = {"name": ctx.distro.product, "version": ctx.distro.os_version}
+        if ctx.distro.codename:
+            product["nick"] = ctx.distro.codename
+        kver = ctx.kernel_version()
+        entries: list[dict[str, Any]] = [{"default": True, "id": LEGACY_MENU_ENTRY_ID, "kernel": kver,
+                                          "product": product}]
+        if any(p["name"] == "dracut-config-rescue" for p in ctx.packages.get("os", [])):
+            entries.append({"id": LEGACY_MENU_ENTRY_ID, "kernel": f"0-rescue-{MACHINE_ID_PLACEHOLDER}",
+                            "product": product})
+        opts: dict[str, Any] = {"rootfs": {"uuid": root_uuid}, "entries": entries}
+        if plat.get("bios"):
+            opts["bios"] = {"platform": plat["bios"]}
+        if plat.get("uefi"):
+            opts["uefi"] = {"vendor": ctx.distro.vendor}
+        boot = pt.find("/boot")
+        if boot is not None:
+            opts["bootfs"] = {"uuid": boot[0].uuid}
+        config = {"distributor": LEGACY_DISTRIBUTOR, **ctx.os.grub2_config}
+        config = {k: config[k] for k in sorted(config, key=_GRUB2_CONFIG_ORDER.index)}
+        config["cmdline"] = " ".join(kernel_opts)
+        opts["config"] = config
+        return stage("grub2.legacy", opts)
 
     def _openscap(self, ctx: ManifestContext) -> list[dict[str, Any]]:
         """Remediation last before labelling; a blueprint tailoring becomes a tailored profile first.

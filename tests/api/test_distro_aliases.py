@@ -35,10 +35,12 @@ def test_every_defined_release_has_repositories_and_is_listed():
 def test_aliases_name_the_newest_minor_and_follow_the_setting():
     aliases = offered.distro_aliases(cfg())
     assert aliases["rhel-8"] == "rhel-8.10" and aliases["rhel-9"] == "rhel-9.9" and aliases["rhel-10"] == "rhel-10.3"
+    assert aliases["rhel-7"] == "rhel-7.9"
     # osbuild-composer's own defaults, configured; an alias to a release not offered drops
     c = cfg(distro_aliases={"rhel-9": "rhel-9.6", "rhel-10": "rhel-10.0", "rhel-7": "rhel-7.9"})
     assert offered.resolve_distro(c, "rhel-9") == "rhel-9.6"
     assert offered.resolve_distro(c, "rhel-10") == "rhel-10.0"
+    assert offered.resolve_distro(c, "rhel-7") == "rhel-7.9"
     assert offered.resolve_distro(c, "rhel-9.4") == "rhel-9.4"
     assert offered.resolve_distro(c, "nonsense-1") == "nonsense-1"
     # a real distro always wins over an alias of the same name

@@ -181,7 +181,9 @@ def test_our_repository_files_are_well_formed():
     for path in files:
         assert path.stem in known, f"{path.name}: no image definitions for this distro"
         data = json.loads(path.read_text())
-        assert "x86_64" in data and "aarch64" in data, path.name
+        # aarch64 too where the release has image types for it (RHEL 7.9 is x86_64 only)
+        arches = set(distros.get_distro(path.stem).arches())
+        assert "x86_64" in data and ("aarch64" in data or "aarch64" not in arches), path.name
         for arch, repos in data.items():
             assert repos, (path.name, arch)
             for repo in repos:
