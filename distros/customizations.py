@@ -225,7 +225,7 @@ def os_config(image_config: dict[str, Any], blueprint: dict[str, Any], rng: rand
     if ic.get("users") or ic.get("files"):
         c = dict(c)
         c["user"] = list(ic.get("users") or []) + list(c.get("user") or [])
-        c["files"] = list(ic.get("files") or []) + list(c.get("files") or [])
+        c["files"] = [_image_config_file(f) for f in ic.get("files") or []] + list(c.get("files") or [])
 
     # --- blueprint ---------------------------------------------------------------------
     if c.get("hostname"):
@@ -289,6 +289,17 @@ def os_config(image_config: dict[str, Any], blueprint: dict[str, Any], rng: rand
     cfg.gpgkey_files = list(ic.get("gpgkey_files") or []) + [
         f for f in import_keys.get("files") or [] if f not in (ic.get("gpgkey_files") or [])]
     return cfg
+
+
+def _image_config_file(node: dict[str, Any]) -> dict[str, Any]:
+    """An image config's file with its mode as the chmod stage spells it.
+
+    images decodes these files through JSON into an `os.FileMode`, so the YAML's number is the mode
+    itself (`mode: 440` is 0o670, not 0o440) and the stage gets it as Go's `%#o` prints it."""
+    mode = node.get("mode")
+    if not isinstance(mode, int):
+        return node
+    return {**node, "mode": ("0" + format(mode, "o")) if mode else "0"}
 
 
 def _apply_users(cfg: OSConfig, c: dict[str, Any], rng: random.Random) -> None:

@@ -77,7 +77,8 @@ _STAGE_OPTION_KEYS = ("sysconfig", "systemd_logind", "cloud_init", "modprobe", "
                       "network_manager", "authconfig", "pwquality", "rhsm", "waagent_config", "udev_rules",
                       "chrony", "firewall", "shell_init", "wsl_conf", "wsl_distribution_conf")
 
-FILE_NODE = Record({"path": STR, "data": STR, "mode": Scalar((str, int)), "user": Scalar((str, int)),
+# an image config's files: `mode` is a number, as images' (an os.FileMode decoded from JSON)
+FILE_NODE = Record({"path": STR, "data": STR, "mode": INT, "user": Scalar((str, int)),
                     "group": Scalar((str, int)), "ensure_parents": BOOL})
 USER = Record({"name": STR, "key": STR, "password": STR, "groups": STRS, "uid": INT, "gid": INT, "home": STR,
                "shell": STR, "description": STR})
