@@ -26,6 +26,8 @@ CONFIG_STAGES: list[tuple[str, str, bool]] = [
     ("modprobe", "org.osbuild.modprobe", True),
     ("dracut_conf", "org.osbuild.dracut.conf", True),
     ("systemd_unit", "org.osbuild.systemd.unit", True),
+    # whole units the image type ships (images' `systemd_unit`; our `systemd_unit` are drop-ins)
+    ("systemd_unit_create", "org.osbuild.systemd.unit.create", True),
     ("authselect", "org.osbuild.authselect", False),
     ("selinux_config", "org.osbuild.selinux.config", False),
     ("tuned", "org.osbuild.tuned", False),

@@ -10,6 +10,8 @@ Condition `when` keys (all must hold): `distro` (distro family name such as `rhe
 `version_eq` (dotted versions compared numerically; for `version_lt`/`version_ge` a release without
 a minor version, such as CentOS Stream 9, counts as newer than every minor release of its major).  Actions: `merge` (shallow dict update),
 `append` (extend the lists of a dict, key by key), `replace` (the whole node is replaced).
+A list inside `conditions` stands for its entries, so one anchored list of conditions can be
+reused and extended (`conditions: [*shared, {when: ...}]`), as images merges its named conditions.
 """
 
 from __future__ import annotations
@@ -93,6 +95,14 @@ class Target:
         return True
 
 
+def flat_conditions(conditions: list[Any]) -> list[Any]:
+    """The conditions of a `conditions` list with nested lists (reused anchors) spliced in."""
+    out: list[Any] = []
+    for cond in conditions:
+        out += flat_conditions(cond) if isinstance(cond, list) else [cond]
+    return out
+
+
 def resolve(node: Any, target: Target) -> Any:
     """Return a deep copy of `node` with every `conditions` list applied for `target`."""
     if isinstance(node, list):
@@ -100,7 +110,7 @@ def resolve(node: Any, target: Target) -> Any:
     if not isinstance(node, dict):
         return node
     result = {k: resolve(v, target) for k, v in node.items() if k != "conditions"}
-    for cond in node.get("conditions") or []:
+    for cond in flat_conditions(node.get("conditions") or []):
         if not target.matches(cond.get("when", {})):
             continue
         if "replace" in cond:

@@ -72,10 +72,11 @@ ANY = Opaque()
 # --- image config ------------------------------------------------------------------------
 # keys osbuild-composer/images name; CONFIG_STAGES values are stage options (Opaque)
 _STAGE_OPTION_KEYS = ("sysconfig", "systemd_logind", "cloud_init", "modprobe", "dracut_conf", "systemd_unit",
-                      "authselect", "selinux_config", "tuned", "tmpfilesd", "pam_limits_conf", "sysctld", "dnf_config",
-                      "dnf_automatic_config", "yum_repos", "yum_config", "gcp_guest_agent_config", "sshd_config",
-                      "network_manager", "authconfig", "pwquality", "rhsm", "waagent_config", "udev_rules",
-                      "chrony", "firewall", "shell_init", "wsl_conf", "wsl_distribution_conf")
+                      "systemd_unit_create", "authselect", "selinux_config", "tuned", "tmpfilesd", "pam_limits_conf",
+                      "sysctld", "dnf_config", "dnf_automatic_config", "yum_repos", "yum_config",
+                      "gcp_guest_agent_config", "sshd_config", "network_manager", "authconfig", "pwquality", "rhsm",
+                      "waagent_config", "udev_rules", "chrony", "firewall", "shell_init", "wsl_conf",
+                      "wsl_distribution_conf")
 
 # an image config's files: `mode` is a number, as images' (an os.FileMode decoded from JSON)
 FILE_NODE = Record({"path": STR, "data": STR, "mode": INT, "user": Scalar((str, int)),
@@ -252,6 +253,9 @@ def _check_conditions(spec: Record, conditions: Any, filename: str, path: str) -
     if not isinstance(conditions, list):
         _fail(filename, path, "expected a list of {when, merge|append|replace}")
     for i, cond in enumerate(conditions):
+        if isinstance(cond, list):  # a reused list of conditions, spliced in by the resolver
+            _check_conditions(spec, cond, filename, f"{path}[{i}]")
+            continue
         here = f"{path}[{i}]"
         if not isinstance(cond, dict):
             _fail(filename, here, "expected a mapping {when, merge|append|replace}")

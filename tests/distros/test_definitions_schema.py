@@ -56,6 +56,16 @@ def test_conditions_are_checked_against_the_node_they_change(tmp_path: Path) -> 
         load_image_types_file("el.yaml", defs_with(tmp_path, "el.yaml", edit2))
 
 
+def test_conditions_in_a_reused_list_are_checked(tmp_path: Path) -> None:
+    def edit(d: dict) -> None:
+        d["image_types"]["vhd"]["image_config"]["conditions"] = [[{"when": {"arch": "x86_64"},
+                                                                    "merge": {"kernel_option": ["ro"]}}]]
+    # (vhd's image config is shared through an anchor: the first type holding it is named)
+    with pytest.raises(DefinitionError, match=r"image_types.[\w-]+.image_config.conditions\[0\]\[0\].merge: "
+                                              r"unknown key 'kernel_option'"):
+        load_image_types_file("el.yaml", defs_with(tmp_path, "el.yaml", edit))
+
+
 def test_wrong_types_are_refused(tmp_path: Path) -> None:
     with pytest.raises(DefinitionError, match=r"image_types.qcow2.bootable: expected bool, got str 'yes'"):
         load_image_types_file("el.yaml", defs_with(tmp_path, "el.yaml",

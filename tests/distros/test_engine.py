@@ -141,6 +141,16 @@ def test_sizes_and_conditions() -> None:
     assert resolve(node, Target("centos", "9", "x86_64")) == {"gone": True}
 
 
+def test_a_reused_list_of_conditions_is_spliced_in() -> None:
+    """`conditions: [*shared, {...}]` (YAML cannot join lists) evaluates the shared ones in place,
+    as images' `<<: *named_conditions` does; the schema checks the nested ones too."""
+    shared = [{"when": {"distro": "rhel"}, "merge": {"a": 2}}, {"when": {"arch": "aarch64"}, "append": {"l": [2]}}]
+    node = {"a": 1, "l": [1], "conditions": [shared, {"when": {"version_ge": "10"}, "merge": {"a": 3}}]}
+    assert resolve(node, Target("rhel", "9.6", "aarch64")) == {"a": 2, "l": [1, 2]}
+    assert resolve(node, Target("rhel", "10.0", "x86_64")) == {"a": 3, "l": [1]}
+    assert resolve(node, Target("centos", "9", "x86_64")) == {"a": 1, "l": [1]}
+
+
 def test_distro_expansion_and_lookup(toy: dict[str, distros.Distro]) -> None:
     assert sorted(toy) == ["toy-1", "toy-2"]
     d = toy["toy-2"]

@@ -382,3 +382,65 @@ def test_rhsm_facts_name_no_openscap_profile_from_the_blueprint(distro: str, ima
     bp = {"customizations": {"openscap": {"profile_id": "xccdf_org.ssgproject.content_profile_cis"}}}
     (facts,) = stages_of(manifest(distro, "x86_64", image_type, bp), "rhsm.facts")
     assert facts == {"facts": {"image-builder.osbuild-composer.api-type": "weldr"}}
+
+
+@pytest.mark.parametrize("distro,warning", [("centos-9", False), ("rhel-9.4", False), ("rhel-9.6", True),
+                                            ("rhel-10.0", True), ("centos-10", True), ("eln-11", False)])
+def test_azure_resource_disk_warning(distro: str, warning: bool) -> None:
+    """images rhel-9 "rhel-9.6+ adds the dataloss warning" (RHEL only), rhel-10's
+    azure_image_config_base (every EL 10; ELN's base has none): the script at the same path and mode,
+    the same unit, enabled last.  The script itself is ours (decided deviation)."""
+    m = manifest(distro, "x86_64", "vhd")
+    script = "/usr/local/sbin/temp-disk-dataloss-warning"
+    units = [u for u in stages_of(m, "systemd.unit.create") if u["filename"] == "temp-disk-dataloss-warning.service"]
+    copied = [p for c in stages_of(m, "copy") for p in c["paths"] if p["to"] == f"tree://{script}"]
+    (systemd,) = stages_of(m, "systemd")
+    assert bool(units) is bool(copied) is warning
+    assert (systemd["enabled_services"][-1] == "temp-disk-dataloss-warning.service") is warning
+    if warning:
+        assert units[0] == {"filename": "temp-disk-dataloss-warning.service", "unit-type": "system",
+                            "unit-path": "etc", "config": {
+                                "Unit": {"Description": "Azure temporary resource disk dataloss warning file creation",
+                                         "After": ["multi-user.target", "cloud-final.service"]},
+                                "Service": {"Type": "oneshot", "ExecStart": [script],
+                                            "StandardOutput": "journal+console"},
+                                "Install": {"WantedBy": ["default.target"]}}}
+        assert {"items": {script: {"mode": "0755"}}} in stages_of(m, "chmod")
+
+
+@pytest.mark.parametrize("distro,locale,zone", [("rhel-9.6", "en_US.UTF-8", "Etc/UTC"),
+                                                ("centos-9", "en_US.UTF-8", "Etc/UTC"),
+                                                ("rhel-10.0", "C.UTF-8", "UTC"), ("eln-11", "C.UTF-8", "UTC")])
+def test_azure_locale_and_time_zone(distro: str, locale: str, zone: str) -> None:
+    """images rhel-9 image_config_vhd sets them; rhel-10's and ELN's Azure config leave the distro's."""
+    m = manifest(distro, "x86_64", "azure-rhui" if distro.startswith("rhel") else "vhd")
+    assert stages_of(m, "locale") == [{"language": locale}]
+    assert stages_of(m, "timezone") == [{"zone": zone}]
+
+
+@pytest.mark.parametrize("distro,keys", [("rhel-9.6", ["/etc/pki/rpm-gpg/RPM-GPG-KEY-redhat-release"]),
+                                         ("rhel-10.0", None)])
+def test_azure_cvm_rhel_key(distro: str, keys: list[str] | None) -> None:
+    """images rhel-9 azure-cvm merges the base conditions (the RHEL key among them); rhel-10's
+    azure-cvm has conditions of its own in their place."""
+    rpm = stages_of(manifest(distro, "x86_64", "azure-cvm"), "rpm")[0]
+    assert rpm.get("gpgkeys.fromtree") == keys
+
+
+@pytest.mark.parametrize("distro,image_type,pinned", [("rhel-8.8", "azure-sap-rhui", True),
+                                                      ("rhel-8.10", "azure-sap-rhui", False),
+                                                      ("rhel-8.8", "ec2-sap", True), ("rhel-8.10", "ec2-sap", False)])
+def test_el8_sap_releasever(distro: str, image_type: str, pinned: bool) -> None:
+    """images rhel-8 sap_image_config: "rhel-8.9 and below needs to set the release ver in dnf config"."""
+    version = distro.removeprefix("rhel-")
+    expected = [{"variables": [{"name": "releasever", "value": version}]}] if pinned else []
+    assert stages_of(manifest(distro, "x86_64", image_type), "dnf.config") == expected
+
+
+@pytest.mark.parametrize("distro,image_type", [("rhel-9.0", "vagrant-libvirt"), ("rhel-10.0", "vagrant-virtualbox"),
+                                               ("fedora-43", "generic-vagrant-libvirt")])
+def test_vagrant_sudoers_mode_as_images_reads_it(distro: str, image_type: str) -> None:
+    """images' YAML says `mode: 440`, a number its loader takes as the mode itself (0o670, written
+    with %#o); we follow it on purpose."""
+    m = manifest(distro, "x86_64", image_type)
+    assert {"items": {"/etc/sudoers.d/vagrant": {"mode": "0670"}}} in stages_of(m, "chmod")
