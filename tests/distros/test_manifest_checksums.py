@@ -9,7 +9,7 @@ from __future__ import annotations
 from distros import genmanifests
 
 # Raise this when an engine fix makes more entries byte-identical to images' manifests.
-PINNED_MATCHES = 1588
+PINNED_MATCHES = 1673
 
 REFERENCE = genmanifests.DEFAULT_REFERENCE
 
