@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import os
 import random
+import stat
+import urllib.parse
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -108,6 +111,8 @@ class FileNode:
     user: str | int | None = None
     group: str | int | None = None
     ensure_parents: bool = False
+    # a file the blueprint names by URI: its path on this host (osbuild fetches it by a `file:` URL)
+    source_path: str | None = None
 
     @property
     def checksum(self) -> str:
@@ -181,12 +186,13 @@ def blueprint_packages(blueprint: dict[str, Any]) -> list[str]:
 
 
 def os_config(image_config: dict[str, Any], blueprint: dict[str, Any], rng: random.Random,
-              follows: str = "images", ostree: bool = False) -> OSConfig:
+              follows: str = "images", ostree: bool = False, local_file_uris: bool = False) -> OSConfig:
     """The OS tree's configuration: the image config, then the blueprint's customizations.
 
     `follows` is the release's DistroDef.follows: where osbuild-composer's July-2023 output and
     osbuild/images' code differ, the release reproduces the one it names; `ostree` types keep
-    the strict path policies."""
+    the strict path policies; `local_file_uris` lets blueprint files name a file of this host by
+    URI (images' tools do; a shared service must not read its host's files for any client)."""
     c = _customizations(blueprint)
     today = follows != "osbuild-composer-2023"
     check_paths(c, strict=ostree or not today)
@@ -275,6 +281,9 @@ def os_config(image_config: dict[str, Any], blueprint: dict[str, Any], rng: rand
         # images creates OpenSCAP's data directory with the blueprint's (generic/images.go)
         cfg.directories.append(FileNode(path=OSCAP_DATA_DIR, ensure_parents=True))
     for f in c.get("files") or []:
+        if f.get("uri"):
+            cfg.files.append(_file_from_uri(f, local_file_uris))
+            continue
         data = f.get("data")
         cfg.files.append(FileNode(path=f["path"], data=(data or "").encode(), mode=f.get("mode"),
                                   user=f.get("user"), group=f.get("group")))
@@ -411,6 +420,33 @@ def _apply_rhsm(cfg: OSConfig, c: dict[str, Any]) -> None:
         opts["subscription-manager"] = sm
     if opts:
         cfg.stages["rhsm"] = opts
+
+
+def _file_from_uri(f: dict[str, Any], allowed: bool) -> FileNode:
+    """A blueprint file whose content is a local file (images' fsnode.NewFileForURI): only `file:`
+    URIs or plain paths; the mode is the local file's unless the blueprint gives one, the owner is
+    not taken from it. The content is read now: the manifest names it by its sha256."""
+    if not allowed:
+        raise CustomizationError(f"file {f['path']}: files from a URI ({f['uri']}) are not supported here")
+    uri = urllib.parse.urlsplit(f["uri"])
+    if uri.scheme not in ("", "file"):
+        raise CustomizationError(f"unsupported scheme for {f['uri']} (try file://)")
+    path = urllib.parse.unquote(uri.path)
+    try:
+        st = os.stat(path)
+        if not stat.S_ISREG(st.st_mode):
+            raise CustomizationError(f"{path} is not a regular file")
+        with open(path, "rb") as fh:
+            data = fh.read()
+    except OSError as e:
+        raise CustomizationError(f"cannot include blueprint file: {e}") from None
+    mode = f.get("mode")
+    if mode is None:
+        # Go's %#o of the file's permission bits, as images writes it
+        perm = stat.S_IMODE(st.st_mode)
+        mode = f"0{perm:o}" if perm else "0"
+    return FileNode(path=f["path"], data=data, mode=mode, user=f.get("user"), group=f.get("group"),
+                    source_path=path)
 
 
 def inline_source(node: FileNode) -> tuple[str, dict[str, str]]:

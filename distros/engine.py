@@ -81,6 +81,9 @@ class ManifestOptions:
     containers: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     # per pipeline, the resolved Flatpak images (container spec dicts, Go field names)
     flatpaks: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    # blueprint files may name a file of this host by URI (images' command-line tools and its
+    # test manifests); off for the service, whose clients must not read the build host's files
+    local_file_uris: bool = False
 
     @classmethod
     def from_any(cls, options: "ManifestOptions | dict[str, Any] | None") -> "ManifestOptions":
@@ -260,7 +263,7 @@ class ImageTypeDef:
         rng = GoRand(seed)
         opts = ManifestOptions.from_any(options)
         os_cfg = os_config(self.image_config(), bp, random.Random(seed), self.distro.follows,
-                           ostree=bool(self.data.get("rpm_ostree")))
+                           ostree=bool(self.data.get("rpm_ostree")), local_file_uris=opts.local_file_uris)
         if ((bp_customizations(bp).get("dnf") or {}).get("config") or {}).get("set_releasever"):
             # the blueprint ties dnf to this minor release (images' DNF customization: UpdateVar)
             dnf = dict(os_cfg.stages.get("dnf_config") or {})
@@ -434,5 +437,7 @@ def sources(ctx: ManifestContext) -> dict[str, Any]:
     if ctx.inline_sources:
         out["org.osbuild.inline"] = {"items": dict(sorted(ctx.inline_sources.items()))}
     for name, items in ctx.extra_sources.items():
-        out[name] = {"items": dict(sorted(items.items()))}
+        # (curl items of local files join the packages')
+        merged = {**(out.get(name) or {}).get("items", {}), **items}
+        out[name] = {"items": dict(sorted(merged.items()))}
     return out

@@ -177,7 +177,8 @@ def mock_bpfile_uris(blueprint: dict[str, Any], rewrites: int = 1, tmpdir: str =
 
     images rewrites the blueprint its jobs share, once per job of the config while collecting the
     jobs, so every job sees the URI after `rewrites` = the number of jobs of that config in the run
-    (18 for the whole checksum list); the file's content is the URI of the step before the last."""
+    (18 for the whole checksum list); the file's content is the URI of the step before the last.
+    The file is written (mode 0600) as images does: the engine reads it like any local file."""
     files = ((blueprint.get("customizations") or {}).get("files")) or []
     if not any(f.get("uri") for f in files):
         return blueprint
@@ -186,15 +187,29 @@ def mock_bpfile_uris(blueprint: dict[str, Any], rewrites: int = 1, tmpdir: str =
         if f.get("uri"):
             uri = f["uri"]
             for _ in range(max(rewrites, 1)):
-                uri = f"file://{tmpdir}/fake-bp-files-with-urls/{hashlib.sha256(uri.encode()).hexdigest()}"
+                path = Path(tmpdir, "fake-bp-files-with-urls", hashlib.sha256(uri.encode()).hexdigest())
+                content, uri = uri, f"file://{path}"
+            _write_private(path, content.encode())
             f["uri"] = uri
     return bp
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    """Write `path` (mode 0600) whole or not at all: parallel workers write the same files."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
+    os.chmod(tmp, 0o600)
+    os.replace(tmp, path)
 
 
 def engine_options(config: dict[str, Any]) -> dict[str, Any]:
     """A config's `options` (images' ImageOptions) → our engine's manifest options."""
     opts = config.get("options") or {}
-    out: dict[str, Any] = {"api_type": TEST_API_TYPE}
+    # blueprint files name local files (written by mock_bpfile_uris)
+    out: dict[str, Any] = {"api_type": TEST_API_TYPE, "local_file_uris": True}
     if opts.get("size"):
         out["size"] = int(opts["size"])
     if opts.get("ostree"):

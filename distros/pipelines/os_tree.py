@@ -200,7 +200,11 @@ def file_stages(ctx: ManifestContext, files: list[FileNode]) -> list[dict[str, A
     paths = []
     for f in files:
         checksum, item = inline_source(f)
-        ctx.inline_sources[checksum] = item
+        if f.source_path is not None:
+            # a local file travels by its `file:` URL (images' GenSources FileRefs)
+            ctx.extra_sources.setdefault("org.osbuild.curl", {})[checksum] = {"url": f"file:{f.source_path}"}
+        else:
+            ctx.inline_sources[checksum] = item
         digest = checksum.split(":", 1)[1]
         name = f"file-{digest}"
         inputs[name] = source_file_input(checksum)

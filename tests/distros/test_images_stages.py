@@ -444,3 +444,41 @@ def test_vagrant_sudoers_mode_as_images_reads_it(distro: str, image_type: str) -
     with %#o); we follow it on purpose."""
     m = manifest(distro, "x86_64", image_type)
     assert {"items": {"/etc/sudoers.d/vagrant": {"mode": "0670"}}} in stages_of(m, "chmod")
+
+
+def test_blueprint_file_from_a_local_uri(tmp_path: Path) -> None:
+    """images `pkg/customizations/fsnode/file.go` (NewFileForURI: the local file's mode unless the
+    blueprint gives one, no owner from it), `pkg/osbuild/fsnode.go` (sha256 of the file's content) and
+    `pkg/osbuild/source.go` (a curl item with the `file:` URL)."""
+    import hashlib
+    import os
+
+    local = tmp_path / "motd"
+    local.write_bytes(b"hello\n")
+    os.chmod(local, 0o640)
+    bp = {"customizations": {"files": [{"path": "/etc/motd", "uri": f"file://{local}"},
+                                       {"path": "/etc/issue", "uri": str(local), "mode": "0644"}]}}
+    it = distros.get_distro("rhel-9.6").image_type("x86_64", "ami")
+    options = {"local_file_uris": True}
+    m = it.manifest(bp, fake_packages("x86_64", list(it.package_sets(bp, options))), TWO_REPOS, options, 0)
+    digest = hashlib.sha256(b"hello\n").hexdigest()
+    (copy,) = stages_of(m, "copy")
+    assert [p["from"] for p in copy["paths"]] == [f"input://file-{digest}/sha256:{digest}"] * 2
+    assert stages_of(m, "chmod")[-1] == {"items": {"/etc/issue": {"mode": "0644"}, "/etc/motd": {"mode": "0640"}}}
+    assert m["sources"]["org.osbuild.curl"]["items"][f"sha256:{digest}"] == {"url": f"file:{local}"}
+    assert f"sha256:{digest}" not in m["sources"].get("org.osbuild.inline", {}).get("items", {})
+
+
+@pytest.mark.parametrize("uri,options,message", [
+    ("file:///etc/hostname", {}, "not supported here"),
+    ("https://example.com/motd", {"local_file_uris": True}, "unsupported scheme"),
+    ("file:///nonexistent/motd", {"local_file_uris": True}, "cannot include blueprint file")])
+def test_blueprint_file_uris_the_service_refuses(uri: str, options: dict[str, Any], message: str) -> None:
+    """The service reads no host file for a client (off unless the caller allows local files, as
+    images' command-line tools do); images takes `file:` URIs of regular files only."""
+    from distros.customizations import CustomizationError
+
+    bp = {"customizations": {"files": [{"path": "/etc/motd", "uri": uri}]}}
+    it = distros.get_distro("rhel-9.6").image_type("x86_64", "ami")
+    with pytest.raises(CustomizationError, match=message):
+        it.manifest(bp, fake_packages("x86_64", list(it.package_sets(bp, options))), TWO_REPOS, options, 0)

@@ -6,6 +6,8 @@ Makes every entry of `../shared/reference/images-test/manifest-checksums.tsv` wi
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from distros import genmanifests
 
 # Raise this when an engine fix makes more entries byte-identical to images' manifests.
@@ -43,3 +45,7 @@ def test_blueprint_file_uris_are_rewritten_once_per_job_of_the_config() -> None:
     assert full[0]["uri"] == ("file:///tmp/gen-manifests-tmpdir/fake-bp-files-with-urls/"
                               "6990c1a8f48eedd178def07c240abf0bec781a594f5af17f1dd7aec14e31a0c8")
     assert full[1] == {"path": "/etc/y"} and bp["customizations"]["files"][0]["uri"] == "file:///etc/os-release"
+    # the file is there, 0600, holding the URI of the step before: its sha256 is its name
+    written = Path(full[0]["uri"][len("file://"):])
+    assert __import__("hashlib").sha256(written.read_bytes()).hexdigest() == written.name
+    assert written.stat().st_mode & 0o777 == 0o600
