@@ -229,11 +229,15 @@ def os_config(image_config: dict[str, Any], blueprint: dict[str, Any], rng: rand
     cfg.wsl_conf = dict(ic["wsl_conf"]) if ic.get("wsl_conf") else None
     cfg.wsl_distribution_conf = dict(ic["wsl_distribution_conf"]) if ic.get("wsl_distribution_conf") else None
 
-    # accounts and files an image type always has (e.g. vagrant's user), blueprint may add more
-    if ic.get("users") or ic.get("files"):
+    # accounts and files an image type always has (e.g. vagrant's user), blueprint may add more;
+    # images writes the type's files after the blueprint's and the custom repositories' keys
+    # (generic/images.go osCustomizations), osbuild-composer in 2023 before them
+    type_files = [_image_config_file(f) for f in ic.get("files") or []]
+    if ic.get("users") or (type_files and not today):
         c = dict(c)
         c["user"] = list(ic.get("users") or []) + list(c.get("user") or [])
-        c["files"] = [_image_config_file(f) for f in ic.get("files") or []] + list(c.get("files") or [])
+        if not today:
+            c["files"] = type_files + list(c.get("files") or [])
 
     # --- blueprint ---------------------------------------------------------------------
     if c.get("hostname"):
@@ -288,6 +292,9 @@ def os_config(image_config: dict[str, Any], blueprint: dict[str, Any], rng: rand
         cfg.files.append(FileNode(path=f["path"], data=(data or "").encode(), mode=f.get("mode"),
                                   user=f.get("user"), group=f.get("group")))
     _apply_repositories(cfg, c)
+    if today:
+        cfg.files += [FileNode(path=f["path"], data=(f.get("data") or "").encode(), mode=f.get("mode"),
+                               user=f.get("user"), group=f.get("group")) for f in type_files]
     _apply_rhsm(cfg, c)
     for pem in (c.get("cacerts") or {}).get("pem_certs") or []:
         try:
