@@ -164,6 +164,9 @@ class OSConfig:
     # `%s` in the OOBE default_name becomes the OS version)
     wsl_conf: dict[str, Any] | None = None
     wsl_distribution_conf: dict[str, Any] | None = None
+    # systemd presets of the image config (`{name, state}`): an ostree commit's first-boot units
+    # are enabled by preset, which survives systemd's preset reset on a deployment's first boot
+    presets: list[dict[str, str]] = field(default_factory=list)
 
 
 def _customizations(blueprint: dict[str, Any]) -> dict[str, Any]:
@@ -228,6 +231,7 @@ def os_config(image_config: dict[str, Any], blueprint: dict[str, Any], rng: rand
     cfg.versionlock_packages = list(ic.get("versionlock_packages") or [])
     cfg.wsl_conf = dict(ic["wsl_conf"]) if ic.get("wsl_conf") else None
     cfg.wsl_distribution_conf = dict(ic["wsl_distribution_conf"]) if ic.get("wsl_distribution_conf") else None
+    cfg.presets = [{"name": p["name"], "state": p["state"]} for p in ic.get("presets") or []]
 
     # accounts and files an image type always has (e.g. vagrant's user), blueprint may add more;
     # images writes the type's files after the blueprint's and the custom repositories' keys

@@ -98,6 +98,8 @@ IMAGE_CONFIG = Record({
     "versionlock_packages": STRS,
     "selinux_force_relabel": BOOL,
     "users": ListOf(USER), "files": ListOf(FILE_NODE), "gpgkey_files": STRS, "oscap_datastream": STR,
+    # systemd presets written into the tree (images' `presets`: units ignition/FDO enable on first boot)
+    "presets": ListOf(Record({"name": STR, "state": STR})),
 })
 
 # --- partition tables ----------------------------------------------------------------------

@@ -490,6 +490,23 @@ class OSTreeCommit(PipelineKind):
         return _with_build(ctx, pipeline)
 
 
+@pipeline_kind("ostree-encapsulate")
+class OSTreeEncapsulate(PipelineKind):
+    """The commit wrapped as an OCI image (ostree-rs-ext's container bridging): a bootable
+    container `bootc` and `rpm-ostree rebase` take, images' iot-bootable-container."""
+
+    def build_needs(self, ctx: ManifestContext, spec: dict[str, Any]) -> tuple[list[str], dict[str, str]]:
+        # images' OSTreeEncapsulate.getBuildPackages
+        return ["rpm-ostree", "python3-pyyaml"], {}
+
+    def serialize(self, ctx: ManifestContext, spec: dict[str, Any]) -> dict[str, Any]:
+        commit = spec.get("input", "ostree-commit")
+        return {"name": spec["name"], **build_ref(ctx), "stages": [stage(
+            "ostree.encapsulate", {"filename": output_filename(ctx, spec["name"])},
+            inputs={"commit": {"type": "org.osbuild.ostree", "origin": "org.osbuild.pipeline",
+                               "references": [f"name:{commit}"]}})]}
+
+
 @pipeline_kind("commit-server-tree")
 class CommitServerTree(PipelineKind):
     """nginx serving the new commit, the content of an edge/iot container."""

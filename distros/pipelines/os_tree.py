@@ -20,6 +20,7 @@ from distros.customizations import (
     inline_source,
     split_certificates,
 )
+from distros.definitions import DefinitionError
 from distros.engine import ManifestContext, PipelineKind, pipeline_kind
 from distros.ostree import CommitSpec, add_commit_sources, ostree_first_boot_stage
 from distros.pipelines.build import build_ref
@@ -133,12 +134,14 @@ def images_os_build_packages(ctx: ManifestContext, spec: dict[str, Any]) -> list
         pkgs.append("python3-iniparse")
     if ctx.options.containers.get(spec["name"]) or ctx.blueprint.get("containers"):
         if spec.get("ostree"):
-            pkgs.append({"8": "python3-pytoml", "9": "python3-toml"}.get(ctx.distro.version.split(".")[0], "python3-tomli-w")
-                        if ctx.distro.family != "fedora" else "python3-tomli-w")
+            pkgs.append(toml_writer_package(ctx))
         pkgs.append("skopeo")
     if o.openscap and (o.openscap.get("tailoring") or o.openscap.get("json_tailoring")):
         # any tailoring (rules or a JSON file) runs autotailor from the build root
         pkgs.append("openscap-utils")
+    if spec.get("bootc_install_config"):
+        # the stage writes TOML
+        pkgs.append(toml_writer_package(ctx))
     if plat.get("bootloader") == "uki":
         pkgs.append("libkcapi-hmaccalc")
     if (o.users or o.groups or o.lock_root_user) and not spec.get("installer_payload"):
@@ -146,6 +149,14 @@ def images_os_build_packages(ctx: ManifestContext, spec: dict[str, Any]) -> list
     if ctx.distro.rpmkeys.get("binary_path"):
         pkgs.append("pqrpm")
     return pkgs
+
+
+def toml_writer_package(ctx: ManifestContext) -> str:
+    """The Python TOML writer of the build root (images' tomlPkgsFor): EL 8/9 their old libraries,
+    later releases tomli-w."""
+    if ctx.distro.family == "fedora":
+        return "python3-tomli-w"
+    return {"8": "python3-pytoml", "9": "python3-toml"}.get(ctx.distro.version.split(".")[0], "python3-tomli-w")
 
 
 def _unique(names: list[str]) -> list[str]:
@@ -218,8 +229,20 @@ _GRUB2_CONFIG_ORDER = ["default", "disable_recovery", "disable_submenu", "distri
                        "terminal_output", "timeout", "timeout_style", "serial"]
 
 
+def bootc_install_config_stage(ctx: ManifestContext, cfg: dict[str, Any]) -> dict[str, Any]:
+    """`bootc install`'s defaults inside the image: /usr/lib/bootc/install/20-<distro>.toml naming
+    the root filesystem type (images' bootable containers: `20-fedora.toml`, ext4)."""
+    filename = str(cfg.get("filename", "20-{family}.toml")).format(family=ctx.distro.family)
+    return stage("bootc.install.config", {"filename": filename, "config": {
+        "install": {"filesystem": {"root": {"type": cfg["root_fs_type"]}}}}})
+
+
 @pipeline_kind("os")
 class OSTree(PipelineKind):
+    # `bootc_install_config`: {filename, root_fs_type} of the bootc install configuration a bootable
+    # container carries
+    spec_keys = frozenset({"bootc_install_config"})
+
     def package_sets(self, ctx: ManifestContext, spec: dict[str, Any]) -> list[dict[str, Any]] | None:
         return os_package_chain(ctx, spec)
 
@@ -421,6 +444,8 @@ class OSTree(PipelineKind):
                                         for p, d in FIPS_FILES.items()])
         if o.openscap:
             stages += self._openscap(ctx)
+        if o.presets:
+            stages.append(stage("systemd.preset", {"presets": [dict(p) for p in o.presets]}))
         if o.ca_certs and ctx.distro.follows == "images":
             # one anchor per certificate, named after its serial (NewCAFileNodes), each bundle's
             # files copied on their own, then the trust store rebuilt
@@ -442,8 +467,15 @@ class OSTree(PipelineKind):
             stages.append(selinux_stage(o.selinux, force_autorelabel=o.selinux_force_relabel))
         if spec.get("ostree"):
             stages.append(ostree.preptree_stage(spec.get("etc_group_members")))
-            if o.bootupd_gen_metadata:
+            if o.bootupd_gen_metadata or spec.get("bootc_install_config"):
+                # a bootable container always carries bootupd's metadata: `bootc install` updates
+                # the bootloader through it
                 stages.append(ostree.bootupd_gen_metadata_stage())
+            bootc = spec.get("bootc_install_config")
+            if bootc:
+                stages.append(bootc_install_config_stage(ctx, bootc))
+        elif spec.get("bootc_install_config"):
+            raise DefinitionError(f"pipeline {name}: bootc_install_config needs an ostree tree")
         return {"name": name, **build_ref(ctx), "stages": stages}
 
     def _grub2(self, ctx: ManifestContext, plat: dict[str, Any], root_uuid: str,

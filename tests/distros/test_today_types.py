@@ -97,7 +97,8 @@ FEDORA_TODAY_X86_64 = [
     "silverblue-qcow2", "silverblue-raw-xz", "generic-container", "generic-oci", "generic-openstack", "generic-ova", "generic-qcow2",
     "everything-network-installer", "generic-vagrant-libvirt", "generic-vagrant-virtualbox", "generic-vhd",
     "generic-vmdk", "generic-wsl",
-    "iot-commit", "iot-container", "iot-installer", "iot-qcow2", "iot-raw-xz", "iot-simplified-installer",
+    "iot-bootable-container", "iot-commit", "iot-container", "iot-installer", "iot-qcow2", "iot-raw-xz",
+    "iot-simplified-installer",
     "minimal-installer",
     "minimal-raw-xz", "minimal-raw-zst", "pxe-tar-xz", "server-network-installer", "server-qcow2",
     "workstation-live-installer"]
