@@ -154,6 +154,12 @@ def resolve_entries(checksums: dict[str, str], ref: Reference) -> list[Entry]:
                 else:
                     e.image_type = canonical
         entries.append(e)
+    # images collects a job for every entry of its run and rewrites the config's shared blueprint
+    # for each (`mock_bpfile_uris`); the checksum list is one whole run, so every entry is made
+    # with its config's count over the whole list, also when only a few entries are selected
+    jobs = Counter(e.config for e in entries)
+    for e in entries:
+        e.config_jobs = jobs[e.config]
     return entries
 
 
@@ -333,9 +339,6 @@ def run(args: argparse.Namespace, config: Any) -> int:
     entries = select(resolve_entries(read_checksums(ref.checksums), ref),  # type: ignore[arg-type]
                      _split(args.distro), _split(args.arch), _split(args.image_type), config_names)
     args.output.mkdir(parents=True, exist_ok=True)
-    jobs = Counter(e.config for e in entries)       # images collects a job for every selected entry
-    for e in entries:
-        e.config_jobs = jobs[e.config]
     todo = [e for e in entries if not e.unsupported]
     results = generate(todo, ref, str(args.output), args.workers)
     elapsed = time.monotonic() - started

@@ -11,7 +11,7 @@ from pathlib import Path
 from distros import genmanifests
 
 # Raise this when an engine fix makes more entries byte-identical to images' manifests.
-PINNED_MATCHES = 1721
+PINNED_MATCHES = 1739
 
 REFERENCE = genmanifests.DEFAULT_REFERENCE
 
