@@ -39,6 +39,7 @@ import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -100,16 +101,17 @@ def submit_via_store(config, n: int) -> list[str]:
     from tasks import pipeline
 
     store = ComposeStore.from_config(config)
-    ids = [store.create(blueprint={"name": "bench", "version": "0.0.1"}, compose_type="tar",
-                        distro="test-distro-1", arch="x86_64", test_mode=2, queued=True).id
-           for _ in range(n)]
+    composes = [store.create(blueprint={"name": "bench", "version": "0.0.1"},
+                             compose_type="tar", distro="test-distro-1", arch="x86_64",
+                             test_mode=2, queued=True)
+                for _ in range(n)]
 
-    def send(cid: str) -> bool:
-        return pipeline.submit(config, cid)
+    def send(compose: Any) -> bool:
+        return pipeline.submit(config, compose)  # as the API does: the compose create returned
 
     with ThreadPoolExecutor(8) as pool:
-        list(pool.map(send, ids))
-    return ids
+        list(pool.map(send, composes))
+    return [c.id for c in composes]
 
 
 def osbuild_repeat(command: list[str], image_type: str, checkpoint_images: bool = False) -> int:

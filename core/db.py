@@ -358,6 +358,19 @@ class Database:
             return Connection(sa_conn.execution_options(isolation_level="AUTOCOMMIT")).execute(
                 sql, params).rowcount
 
+    def execute_returning(self, sql: str | sa.Executable,
+                          params: Sequence[Any] | dict[str, Any] = ()) -> list[Row]:
+        """`execute` for a statement that returns rows (`RETURNING`, or a PostgreSQL `WITH`
+        whose parts write): committed on its own (autocommit on PostgreSQL, one round trip),
+        or joining the open transaction.  Not retried on a dead connection either."""
+        if getattr(self._local, "tx", None) is not None or self.dialect == "sqlite":
+            with self.transaction() as conn:
+                return conn.execute(sql, params).fetchall()
+        engine = self.engine
+        with self._errors(), engine.connect() as sa_conn:
+            return Connection(sa_conn.execution_options(isolation_level="AUTOCOMMIT")).execute(
+                sql, params).fetchall()
+
     def query(self, sql: str | sa.Executable, params: Sequence[Any] | dict[str, Any] = ()
               ) -> list[Row]:
         current = getattr(self._local, "tx", None)

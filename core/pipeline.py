@@ -9,7 +9,10 @@ None and its composes stay WAITING until a pipeline process picks them up throug
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from core.store.composes import Compose
 
 
 @dataclass(frozen=True)
@@ -25,8 +28,9 @@ class Pipeline(Protocol):
     """The pipeline as the API sees it.  Every method is safe to call for any compose id; none
     raises for a broker outage (the store holds the truth and the recovery loop re-sends)."""
 
-    def submit(self, compose_id: str) -> bool:
-        """Queue a freshly stored WAITING compose; False when the broker could not be reached."""
+    def submit(self, compose: str | Compose) -> bool:
+        """Queue a freshly stored WAITING compose, given as its id or as `ComposeStore.create`
+        returned it (saves reading it back); False when the broker could not be reached."""
 
     def wait_depsolve(self, compose_id: str, timeout: float) -> DepsolveOutcome | None:
         """The outcome of the compose's depsolve step once over (at most `timeout` s), else None."""

@@ -19,6 +19,7 @@ from core.jobs import Step
 if TYPE_CHECKING:
     from core.config import Config
     from core.pipeline import DepsolveOutcome
+    from core.store.composes import Compose
 
 log = logging.getLogger(__name__)
 
@@ -63,8 +64,10 @@ def send(config: "Config", compose_id: str, step: Step, upload_targets: list[str
         return False
 
 
-def submit(config: "Config", compose_id: str) -> bool:
-    """Queue a freshly stored WAITING compose.  Never raises for a broker outage.
+def submit(config: "Config", compose: "str | Compose") -> bool:
+    """Queue a freshly stored WAITING compose, given as its id or as the store returned it (the
+    API passes what `ComposeStore.create` gave back: no read of the row it just wrote).  Never
+    raises for a broker outage.
 
     The job row is written before the message is sent, so a compose whose message never reached
     the broker is still known to the recovery loop, which sends it again.
@@ -72,12 +75,12 @@ def submit(config: "Config", compose_id: str) -> bool:
     from core import jobs
 
     store = _store(config)
-    compose = store.get(compose_id)
-    step = first_step(compose)
-    jobs.enqueue(store.db, compose_id, step)
+    stored = store.get(compose) if isinstance(compose, str) else compose
+    step = first_step(stored)
+    jobs.enqueue(store.db, stored.id, step)
     targets = sorted({(u.get("provider") or u.get("target") or "")
-                      for u in compose.upload_requests} - {""})
-    return send(config, compose_id, step, targets)
+                      for u in stored.upload_requests} - {""})
+    return send(config, stored.id, step, targets)
 
 
 def wait_depsolve(config: "Config", compose_id: str, timeout: float,
@@ -198,8 +201,8 @@ class CeleryPipeline:
     def __init__(self, config: "Config"):
         self.config = config
 
-    def submit(self, compose_id: str) -> bool:
-        return submit(self.config, compose_id)
+    def submit(self, compose: "str | Compose") -> bool:
+        return submit(self.config, compose)
 
     def wait_depsolve(self, compose_id: str, timeout: float) -> "DepsolveOutcome | None":
         return wait_depsolve(self.config, compose_id, timeout)

@@ -540,7 +540,7 @@ def compose_start() -> Response:
     compose = _store().create(**prepared.store_arguments(), queued=pipeline is not None)
     if pipeline is not None:
         try:
-            pipeline.submit(compose.id)
+            pipeline.submit(compose)
         except Exception:  # noqa: BLE001 - stored and acknowledged: the recovery loop sends it
             log.exception("compose %s stored WAITING but not handed to the pipeline", compose.id)
     if test_mode == 0:
