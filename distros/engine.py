@@ -306,20 +306,19 @@ class ImageTypeDef:
         """Per pipeline, the ostree commits to resolve before `manifest` (pass the resolved
         CommitSpec dicts back as options `ostree_commits`)."""
         ctx = self.context(blueprint, options, seed=0)
-        out: dict[str, list[Any]] = {}
-        for spec in self.pipelines:
-            found = kind_of(spec).ostree_sources(ctx, spec)
-            if found:
-                out[spec["name"]] = found
-        return out
+        return self._per_pipeline(lambda spec: kind_of(spec).ostree_sources(ctx, spec))
 
     def flatpak_sources(self, blueprint: dict[str, Any] | None, options: Any = None) -> dict[str, list[Any]]:
         """Per pipeline, the Flatpak references to resolve before `manifest` (pass the resolved
         container spec dicts back as options `flatpaks`)."""
         ctx = self.context(blueprint, options, seed=0)
+        return self._per_pipeline(lambda spec: kind_of(spec).flatpak_sources(ctx, spec))
+
+    def _per_pipeline(self, sources: Callable[[dict[str, Any]], list[Any]]) -> dict[str, list[Any]]:
+        """What `sources` finds for each pipeline spec, keyed by pipeline name; empty ones left out."""
         out: dict[str, list[Any]] = {}
         for spec in self.pipelines:
-            found = kind_of(spec).flatpak_sources(ctx, spec)
+            found = sources(spec)
             if found:
                 out[spec["name"]] = found
         return out

@@ -186,7 +186,8 @@ def luks_finish_stages(pt: PartitionTable, filename: str) -> list[dict[str, Any]
             for part, luks in pt.luks_containers() if luks.clevis and luks.clevis.get("remove_passphrase")]
 
 
-def sfdisk_stage(pt: PartitionTable, filename: str) -> dict[str, Any]:
+def _partition_entries(pt: PartitionTable, lower_uuids: bool = False) -> list[dict[str, Any]]:
+    """The partitions as sfdisk and sgdisk take them (sectors; the same keys in both stages)."""
     parts = []
     for p in pt.partitions:
         d: dict[str, Any] = {}
@@ -197,28 +198,20 @@ def sfdisk_stage(pt: PartitionTable, filename: str) -> dict[str, Any]:
         if p.type:
             d["type"] = p.type
         if p.uuid:
-            d["uuid"] = p.uuid
+            d["uuid"] = p.uuid.lower() if lower_uuids else p.uuid
         parts.append(d)
-    return stage("sfdisk", {"label": pt.type, "uuid": pt.uuid, "partitions": parts},
+    return parts
+
+
+def sfdisk_stage(pt: PartitionTable, filename: str) -> dict[str, Any]:
+    return stage("sfdisk", {"label": pt.type, "uuid": pt.uuid, "partitions": _partition_entries(pt)},
                  devices={"device": loopback(filename, lock=True)})
 
 
 def sgdisk_stage(pt: PartitionTable, filename: str) -> dict[str, Any]:
     """images' org.osbuild.sgdisk options (pkg/osbuild/sgdisk_stage.go): GPT only, the table's
     and partitions' UUIDs as Go's uuid.UUID writes them (lower case)."""
-    parts = []
-    for p in pt.partitions:
-        d: dict[str, Any] = {}
-        if p.bootable:
-            d["bootable"] = True
-        d["size"] = p.size // SECTOR
-        d["start"] = p.start // SECTOR
-        if p.type:
-            d["type"] = p.type
-        if p.uuid:
-            d["uuid"] = p.uuid.lower()
-        parts.append(d)
-    return stage("sgdisk", {"uuid": pt.uuid.lower(), "partitions": parts},
+    return stage("sgdisk", {"uuid": pt.uuid.lower(), "partitions": _partition_entries(pt, lower_uuids=True)},
                  devices={"device": loopback(filename, lock=True)})
 
 
